@@ -1,0 +1,310 @@
+//! The command line: clap commands over the store. Printing lives in [`print`].
+
+mod bench;
+mod print;
+
+pub use bench::{peak_rss_mib, sample_content};
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::delta::DeltaBatch;
+use crate::playbook::DEFAULT_SECTIONS;
+use crate::playbook::format::{self, Format};
+use crate::store::{ApplyOptions, ApplyOutcome, LATEST_VERSION, SectionPolicy, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "ace", version, about = "A workbench for ACE (Agentic Context Engineering) playbooks")]
+pub struct Cli {
+    /// Database file [default: the platform data dir, e.g. ~/.local/share/ace/ace.db]
+    #[arg(long, global = true, env = "ACE_DB")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, show, import and export playbooks
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
+    /// Apply a delta batch (JSON) to a playbook
+    #[command(subcommand)]
+    Delta(DeltaCmd),
+    /// Browse and revert the history of changes
+    #[command(subcommand)]
+    Revisions(RevisionsCmd),
+    /// Schema migrations
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Measure store speed and memory on a scratch database (see docs/BENCHMARKS.md)
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCmd {
+    /// List playbooks
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an empty playbook (with the paper's default sections unless --empty)
+    Create {
+        name: String,
+        /// Create it without sections
+        #[arg(long)]
+        empty: bool,
+    },
+    /// Show a playbook, now or as it stood after revision N
+    Show {
+        name: Option<String>,
+        /// Show the playbook as it stood right after this revision
+        #[arg(long, value_name = "N")]
+        at: Option<i64>,
+        /// Include removed bullets
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a playbook file (ACE text, skillbook JSON or ace JSON; detected from content)
+    Import {
+        file: PathBuf,
+        /// Name of the new playbook [default: the file name without extension]
+        #[arg(long)]
+        name: Option<String>,
+        /// Force a format: ace, json or skillbook
+        #[arg(long)]
+        format: Option<Format>,
+    },
+    /// Export a playbook: ace, json, skillbook or markdown
+    Export {
+        name: String,
+        #[arg(long, default_value = "ace")]
+        format: Format,
+        /// Write to this file instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeltaCmd {
+    /// Apply a batch file: {"id", "source", "reason", "operations": [...]} (see docs/DELTAS.md)
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        playbook: String,
+        /// What to do when an op names a section the playbook lacks
+        #[arg(long, value_enum, default_value = "reject")]
+        new_sections: NewSections,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NewSections {
+    Create,
+    Reject,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RevisionsCmd {
+    /// List revisions, newest first
+    List {
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one revision as a diff
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert a revision with a new revision that applies its exact inverse
+    Revert {
+        id: i64,
+        /// Revert even if later revisions changed the same bullets
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Migrate the schema to the latest version
+    Migrate,
+    /// Roll the schema back to version N (drops what later versions added)
+    Rollback {
+        #[arg(long)]
+        to: u32,
+    },
+    /// Show the schema version
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Bullets to add (in batches of 100)
+    #[arg(long, default_value_t = 100_000)]
+    pub bullets: usize,
+    /// TAG ops to apply for the throughput figure (in batches of 100)
+    #[arg(long, default_value_t = 20_000)]
+    pub tags: usize,
+}
+
+/// The default database: `ace.db` in the platform data directory.
+pub fn default_db_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "ace")
+        .map(|d| d.data_dir().join("ace.db"))
+        .unwrap_or_else(|| PathBuf::from("ace.db"))
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let db = cli.db.clone().unwrap_or_else(default_db_path);
+    let out = &mut std::io::stdout().lock();
+    match cli.command {
+        None => overview(&db, out),
+        Some(Command::Playbook(cmd)) => playbook(&db, cmd, out),
+        Some(Command::Delta(DeltaCmd::Apply { file, playbook, new_sections })) => {
+            let text = read_file(&file)?;
+            let batch = DeltaBatch::from_json(&text).with_context(|| format!("{} is not a valid delta batch", file.display()))?;
+            let sections = match new_sections {
+                NewSections::Create => SectionPolicy::Create,
+                NewSections::Reject => SectionPolicy::Reject,
+            };
+            let mut store = Store::open(&db)?;
+            let outcome = store.apply(&playbook, &batch, &ApplyOptions { sections })?;
+            print::outcome(out, &batch.id, &outcome)
+        }
+        Some(Command::Revisions(cmd)) => revisions(&db, cmd, out),
+        Some(Command::Db(cmd)) => database(&db, cmd, out),
+        Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
+    }
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
+    let store = Store::open(db)?;
+    writeln!(out, "ace — ACE playbook workbench (database: {})\n", db.display())?;
+    print::playbook_list(out, &store.playbooks()?)?;
+    writeln!(
+        out,
+        "\ncommands:\n  ace playbook list|create|show|import|export\n  ace delta apply FILE --playbook NAME\n  \
+         ace revisions list|show N|revert N\n  ace db migrate|rollback --to N|status\n  ace --help for everything"
+    )?;
+    Ok(())
+}
+
+fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        PlaybookCmd::List { json } => {
+            let list = Store::open(db)?.playbooks()?;
+            if json { print::json(out, &list) } else { print::playbook_list(out, &list) }
+        }
+        PlaybookCmd::Create { name, empty } => {
+            let sections: &[&str] = if empty { &[] } else { DEFAULT_SECTIONS };
+            Store::open(db)?.create_playbook(&name, sections)?;
+            writeln!(out, "created playbook '{name}' with {} sections", sections.len())?;
+            Ok(())
+        }
+        PlaybookCmd::Show { name, at, all, json } => {
+            let store = Store::open(db)?;
+            let playbook = match at {
+                Some(rev) => store.playbook_at(rev)?,
+                None => store.load_playbook(&store.resolve_playbook(name.as_deref())?)?,
+            };
+            if let (Some(_), Some(name)) = (at, &name)
+                && &playbook.name != name
+            {
+                bail!("revision {} belongs to playbook '{}', not '{name}'", at.unwrap_or_default(), playbook.name);
+            }
+            if json { print::json(out, &playbook) } else { print::playbook(out, &playbook, all) }
+        }
+        PlaybookCmd::Import { file, name, format } => {
+            let text = read_file(&file)?;
+            let format = format.unwrap_or_else(|| Format::detect(&text));
+            let label = file.display().to_string();
+            let parsed = format::parse(format, &text, &label)?;
+            let name = match name {
+                Some(n) => n,
+                None => file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into()),
+            };
+            let batch = format::import_batch(&parsed, &format!("import:{label}"));
+            let mut store = Store::open(db)?;
+            let outcome = store.import_playbook(&name, &batch, parsed.next_bullet_number)?;
+            writeln!(
+                out,
+                "imported {} bullets in {} sections from {label} into playbook '{name}' (revision {})",
+                parsed.bullets.len(),
+                parsed.sections.len(),
+                outcome.revision()
+            )?;
+            Ok(())
+        }
+        PlaybookCmd::Export { name, format, output } => {
+            let playbook = Store::open(db)?.load_playbook(&name)?;
+            let text = format::export(format, &playbook);
+            match output {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                None => out.write_all(text.as_bytes())?,
+            }
+            Ok(())
+        }
+    }
+}
+
+fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        RevisionsCmd::List { playbook, limit, json } => {
+            let list = Store::open(db)?.revisions(playbook.as_deref(), limit)?;
+            if json { print::json(out, &list) } else { print::revision_list(out, &list) }
+        }
+        RevisionsCmd::Show { id, json } => {
+            let detail = Store::open(db)?.revision(id)?;
+            if json { print::json(out, &detail) } else { print::revision(out, &detail) }
+        }
+        RevisionsCmd::Revert { id, force } => {
+            let mut store = Store::open(db)?;
+            let author = std::env::var("USER").ok();
+            let outcome = store.revert(id, force, author.as_deref())?;
+            if let ApplyOutcome::Applied { revision, summary, .. } = outcome {
+                writeln!(out, "reverted revision {id} as revision {revision} ({summary})")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()> {
+    let mut store = Store::open_unmigrated(db)?;
+    let from = store.schema_version()?;
+    match cmd {
+        DbCmd::Status => writeln!(out, "schema version {from} (this binary writes version {LATEST_VERSION})")?,
+        DbCmd::Migrate => {
+            let done = store.migrate_to(LATEST_VERSION)?;
+            if done.is_empty() {
+                writeln!(out, "already at schema version {from}")?;
+            } else {
+                writeln!(out, "migrated from version {from} to {LATEST_VERSION}")?;
+            }
+        }
+        DbCmd::Rollback { to } => {
+            if to > from {
+                bail!("the database is at version {from}; rollback only goes down (use `ace db migrate` to go up)");
+            }
+            store.migrate_to(to)?;
+            writeln!(out, "rolled back from version {from} to {to}")?;
+        }
+    }
+    Ok(())
+}

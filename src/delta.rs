@@ -1,0 +1,512 @@
+//! Deltas: the only way a playbook changes.
+//!
+//! A [`DeltaBatch`] is a list of [`DeltaOp`]s with an idempotency key (`id`), a [`Source`] and an
+//! optional reason. The store applies a batch in one transaction and records one revision. This module
+//! holds the types and the checks that need no database (shape, sizes); the store checks the rest
+//! (unknown or removed bullet ids, unknown sections) against the playbook.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::playbook::{Bullet, BulletStatus, Section, is_valid_bullet_id};
+
+/// Longest bullet content accepted, in characters. The longest bullet in the published ACE playbooks
+/// is about 700 characters; 4000 leaves room for code snippets without letting one bullet eat a prompt.
+pub const MAX_CONTENT_CHARS: usize = 4000;
+/// Longest section name accepted, in characters.
+pub const MAX_SECTION_CHARS: usize = 200;
+/// Largest metadata object accepted, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Largest single counter increment in a TAG.
+pub const MAX_TAG_INCREMENT: u64 = 1_000_000;
+/// Most operations in one batch.
+pub const MAX_BATCH_OPS: usize = 100_000;
+
+/// Who or what produced a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    #[default]
+    Human,
+    Curator,
+    Import,
+    Revert,
+    Policy,
+    AutoPolicy,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Human => "human",
+            Source::Curator => "curator",
+            Source::Import => "import",
+            Source::Revert => "revert",
+            Source::Policy => "policy",
+            Source::AutoPolicy => "auto-policy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+}
+
+/// ADD a bullet to a section. `id`, the counters, `status` and the timestamps are only accepted from
+/// source `import`, which must keep the ids and counters of the file it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddOp {
+    pub section: String,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helpful: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harmful: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BulletStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+impl AddOp {
+    pub fn new(section: impl Into<String>, content: impl Into<String>) -> Self {
+        AddOp {
+            section: section.into(),
+            content: content.into(),
+            metadata: None,
+            id: None,
+            helpful: None,
+            harmful: None,
+            neutral: None,
+            status: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    fn import_only_field(&self) -> Option<&'static str> {
+        [
+            (self.id.is_some(), "id"),
+            (self.helpful.is_some(), "helpful"),
+            (self.harmful.is_some(), "harmful"),
+            (self.neutral.is_some(), "neutral"),
+            (self.status.is_some(), "status"),
+            (self.created_at.is_some(), "created_at"),
+            (self.updated_at.is_some(), "updated_at"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
+}
+
+/// UPDATE a bullet's content, section (a move) and/or metadata (shallow merge; a `null` value deletes
+/// the key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateOp {
+    pub bullet_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// TAG a bullet: add to its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagOp {
+    pub bullet_id: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub helpful: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub harmful: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub neutral: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One change to a playbook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeltaOp {
+    #[serde(alias = "add")]
+    Add(AddOp),
+    #[serde(alias = "update")]
+    Update(UpdateOp),
+    #[serde(alias = "tag")]
+    Tag(TagOp),
+    /// Soft remove: the bullet's status becomes `removed`; its content stays for history.
+    #[serde(alias = "remove")]
+    Remove { bullet_id: String },
+    /// Create an empty section (appended after the existing ones).
+    #[serde(alias = "add_section")]
+    AddSection {
+        section: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slug: Option<String>,
+    },
+}
+
+impl DeltaOp {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DeltaOp::Add(_) => "ADD",
+            DeltaOp::Update(_) => "UPDATE",
+            DeltaOp::Tag(_) => "TAG",
+            DeltaOp::Remove { .. } => "REMOVE",
+            DeltaOp::AddSection { .. } => "ADD_SECTION",
+        }
+    }
+
+    /// The bullet this op targets, if it names one.
+    pub fn bullet_id(&self) -> Option<&str> {
+        match self {
+            DeltaOp::Add(a) => a.id.as_deref(),
+            DeltaOp::Update(u) => Some(&u.bullet_id),
+            DeltaOp::Tag(t) => Some(&t.bullet_id),
+            DeltaOp::Remove { bullet_id } => Some(bullet_id),
+            DeltaOp::AddSection { .. } => None,
+        }
+    }
+
+    /// A one-line description for error messages: kind, target and a content preview.
+    pub fn describe(&self) -> String {
+        let preview = |s: &str| {
+            let mut p: String = s.chars().take(40).collect();
+            if s.chars().count() > 40 {
+                p.push('…');
+            }
+            p
+        };
+        match self {
+            DeltaOp::Add(a) => format!("ADD to '{}': \"{}\"", a.section, preview(&a.content)),
+            DeltaOp::Update(u) => format!("UPDATE {}", u.bullet_id),
+            DeltaOp::Tag(t) => {
+                format!("TAG {} helpful+{} harmful+{} neutral+{}", t.bullet_id, t.helpful, t.harmful, t.neutral)
+            }
+            DeltaOp::Remove { bullet_id } => format!("REMOVE {bullet_id}"),
+            DeltaOp::AddSection { section, .. } => format!("ADD_SECTION '{section}'"),
+        }
+    }
+}
+
+/// A batch of ops applied together as one revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaBatch {
+    /// Idempotency key: a batch id already applied to the playbook is not applied again.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who decided (a user name, `auto-policy`, …); recorded on the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub operations: Vec<DeltaOp>,
+}
+
+impl DeltaBatch {
+    pub fn new(id: impl Into<String>, source: Source, operations: Vec<DeltaOp>) -> Self {
+        DeltaBatch { id: id.into(), source, reason: None, author: None, operations }
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Parses the JSON batch format. A batch without an `id` gets one derived from its content, so
+    /// applying the same file twice is still a no-op.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let mut batch: DeltaBatch = serde_json::from_str(text)?;
+        if batch.id.trim().is_empty() {
+            batch.id = batch.content_id();
+        }
+        Ok(batch)
+    }
+
+    /// A stable id derived from source and operations (FNV-1a over their JSON).
+    pub fn content_id(&self) -> String {
+        let json = serde_json::to_string(&(&self.source, &self.operations)).unwrap_or_default();
+        format!("auto-{:016x}", fnv1a(json.as_bytes()))
+    }
+
+    /// Checks everything that needs no database. The store checks ids and sections when applying.
+    pub fn validate_shape(&self) -> Result<(), DeltaError> {
+        if self.id.trim().is_empty() || self.id.len() > 200 {
+            return Err(DeltaError::Batch("the batch id must be 1 to 200 characters".into()));
+        }
+        if self.operations.is_empty() {
+            return Err(DeltaError::Batch(format!("batch '{}' has no operations", self.id)));
+        }
+        if self.operations.len() > MAX_BATCH_OPS {
+            return Err(DeltaError::Batch(format!(
+                "batch '{}' has {} operations; at most {MAX_BATCH_OPS} are accepted",
+                self.id,
+                self.operations.len()
+            )));
+        }
+        for (index, op) in self.operations.iter().enumerate() {
+            validate_op(op, self.source).map_err(|reason| DeltaError::op(index, op, reason))?;
+        }
+        Ok(())
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Why a batch was rejected. Nothing of a rejected batch is written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeltaError {
+    #[error("operations[{index}] ({op}): {reason}")]
+    Op { index: usize, op: String, reason: String },
+    #[error("{0}")]
+    Batch(String),
+}
+
+impl DeltaError {
+    pub fn op(index: usize, op: &DeltaOp, reason: impl Into<String>) -> Self {
+        DeltaError::Op { index, op: op.describe(), reason: reason.into() }
+    }
+}
+
+fn validate_content(content: &str) -> Result<(), String> {
+    if content.trim().is_empty() {
+        return Err("content is empty".into());
+    }
+    let chars = content.chars().count();
+    if chars > MAX_CONTENT_CHARS {
+        return Err(format!("content has {chars} characters; the limit is {MAX_CONTENT_CHARS}"));
+    }
+    Ok(())
+}
+
+fn validate_section_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("section name is empty".into());
+    }
+    if name.chars().count() > MAX_SECTION_CHARS {
+        return Err(format!("section name is longer than {MAX_SECTION_CHARS} characters"));
+    }
+    if name.contains('\n') {
+        return Err("section name contains a line break".into());
+    }
+    Ok(())
+}
+
+fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), String> {
+    let size = serde_json::to_string(metadata).map(|s| s.len()).unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"));
+    }
+    Ok(())
+}
+
+fn validate_bullet_ref(id: &str) -> Result<(), String> {
+    if is_valid_bullet_id(id) { Ok(()) } else { Err(format!("'{id}' is not a valid bullet id")) }
+}
+
+fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
+    match op {
+        DeltaOp::Add(add) => {
+            validate_section_name(&add.section)?;
+            validate_content(&add.content)?;
+            if let Some(m) = &add.metadata {
+                validate_metadata(m)?;
+            }
+            if let Some(field) = add.import_only_field()
+                && source != Source::Import
+            {
+                return Err(format!("field '{field}' on ADD is only accepted from source 'import'"));
+            }
+            if let Some(id) = &add.id {
+                validate_bullet_ref(id)?;
+            }
+            Ok(())
+        }
+        DeltaOp::Update(u) => {
+            validate_bullet_ref(&u.bullet_id)?;
+            if u.content.is_none() && u.section.is_none() && u.metadata.is_none() {
+                return Err("UPDATE changes nothing: give content, section or metadata".into());
+            }
+            if let Some(c) = &u.content {
+                validate_content(c)?;
+            }
+            if let Some(s) = &u.section {
+                validate_section_name(s)?;
+            }
+            if let Some(m) = &u.metadata {
+                validate_metadata(m)?;
+            }
+            Ok(())
+        }
+        DeltaOp::Tag(t) => {
+            validate_bullet_ref(&t.bullet_id)?;
+            if t.helpful == 0 && t.harmful == 0 && t.neutral == 0 {
+                return Err("TAG adds nothing: give helpful, harmful or neutral".into());
+            }
+            if [t.helpful, t.harmful, t.neutral].iter().any(|n| *n > MAX_TAG_INCREMENT) {
+                return Err(format!("a TAG increment is larger than {MAX_TAG_INCREMENT}"));
+            }
+            Ok(())
+        }
+        DeltaOp::Remove { bullet_id } => validate_bullet_ref(bullet_id),
+        DeltaOp::AddSection { section, slug } => {
+            validate_section_name(section)?;
+            if let Some(slug) = slug
+                && (slug.is_empty() || !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(format!("slug '{slug}' must be letters, digits or '_'"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One recorded effect of a revision: the state of a bullet or section before and after.
+/// `None` means "did not exist". These records make revert and time travel exact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Change {
+    Bullet { id: String, before: Option<Bullet>, after: Option<Bullet> },
+    Section { name: String, before: Option<Section>, after: Option<Section> },
+}
+
+impl Change {
+    pub fn key(&self) -> &str {
+        match self {
+            Change::Bullet { id, .. } => id,
+            Change::Section { name, .. } => name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Bullet { .. } => "bullet",
+            Change::Section { .. } => "section",
+        }
+    }
+}
+
+/// How a revision changed the playbook, counted for summaries like `+3 ~1 -0 tag×5`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub tagged: u64,
+    pub sections: u64,
+}
+
+impl ChangeSummary {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Self {
+        let mut s = ChangeSummary::default();
+        for c in changes {
+            match c {
+                Change::Section { .. } => s.sections += 1,
+                Change::Bullet { before, after, .. } => match (before, after) {
+                    (None, Some(a)) if a.is_active() => s.added += 1,
+                    (Some(b), None) if b.is_active() => s.removed += 1,
+                    (Some(b), Some(a)) if b.is_active() && !a.is_active() => s.removed += 1,
+                    (Some(b), Some(a)) if !b.is_active() && a.is_active() => s.added += 1,
+                    (Some(b), Some(a)) => {
+                        let counters_moved =
+                            (b.helpful, b.harmful, b.neutral) != (a.helpful, a.harmful, a.neutral);
+                        let body_moved = b.content != a.content
+                            || b.section != a.section
+                            || b.metadata != a.metadata
+                            || b.position != a.position;
+                        if body_moved {
+                            s.changed += 1;
+                        } else if counters_moved {
+                            s.tagged += 1;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for ChangeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "+{} ~{} -{} tag×{}", self.added, self.changed, self.removed, self.tagged)?;
+        if self.sections > 0 {
+            write!(f, " §{}", self.sections)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let text = r#"{"id": "b-1", "source": "human", "reason": "why", "operations": [
+            {"type": "ADD", "section": "formulas", "content": "Use ROI = gain / cost"},
+            {"type": "TAG", "bullet_id": "calc-00003", "helpful": 1},
+            {"type": "UPDATE", "bullet_id": "calc-00003", "content": "new"},
+            {"type": "REMOVE", "bullet_id": "calc-00004"}]}"#;
+        let batch = DeltaBatch::from_json(text).unwrap();
+        assert_eq!(batch.id, "b-1");
+        assert_eq!(batch.operations.len(), 4);
+        assert_eq!(batch.operations[1], DeltaOp::Tag(TagOp { bullet_id: "calc-00003".into(), helpful: 1, harmful: 0, neutral: 0 }));
+        batch.validate_shape().unwrap();
+    }
+
+    #[test]
+    fn missing_id_is_derived_from_content_and_stable() {
+        let text = r#"{"operations": [{"type": "ADD", "section": "s", "content": "c"}]}"#;
+        let a = DeltaBatch::from_json(text).unwrap();
+        let b = DeltaBatch::from_json(text).unwrap();
+        assert!(a.id.starts_with("auto-"));
+        assert_eq!(a.id, b.id);
+    }
+
+    #[test]
+    fn shape_errors_name_index_op_and_reason() {
+        let batch = DeltaBatch::new(
+            "b",
+            Source::Human,
+            vec![DeltaOp::Add(AddOp::new("s", "ok")), DeltaOp::Add(AddOp::new("s", "   "))],
+        );
+        let err = batch.validate_shape().unwrap_err().to_string();
+        assert_eq!(err, "operations[1] (ADD to 's': \"   \"): content is empty");
+
+        let long = "x".repeat(MAX_CONTENT_CHARS + 1);
+        let batch = DeltaBatch::new("b", Source::Human, vec![DeltaOp::Add(AddOp::new("s", long))]);
+        assert!(batch.validate_shape().unwrap_err().to_string().contains("the limit is 4000"));
+
+        let mut add = AddOp::new("s", "c");
+        add.id = Some("x-00001".into());
+        let batch = DeltaBatch::new("b", Source::Curator, vec![DeltaOp::Add(add)]);
+        assert!(batch.validate_shape().unwrap_err().to_string().contains("only accepted from source 'import'"));
+
+        let batch = DeltaBatch::new("b", Source::Human, vec![DeltaOp::Tag(TagOp { bullet_id: "a-1".into(), helpful: 0, harmful: 0, neutral: 0 })]);
+        assert!(batch.validate_shape().unwrap_err().to_string().contains("TAG adds nothing"));
+    }
+
+    #[test]
+    fn negative_tag_is_a_parse_error() {
+        let text = r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "a-00001", "helpful": -1}]}"#;
+        assert!(DeltaBatch::from_json(text).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! `ace`: a workbench for ACE (Agentic Context Engineering) playbooks.
+//!
+//! The core names the paper's concepts: [`playbook`] (bullets in sections) and [`delta`] (the only
+//! way a playbook changes). [`store`] keeps playbooks in SQLite with every change as a revertible
+//! revision; [`cli`] is the command line on top.
+
+pub mod cli;
+pub mod delta;
+pub mod playbook;
+pub mod store;

@@ -1,0 +1,3 @@
+DROP TABLE bullets;
+DROP TABLE sections;
+DROP TABLE playbooks;

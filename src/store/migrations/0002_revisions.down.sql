@@ -1,0 +1,3 @@
+ALTER TABLE bullets DROP COLUMN last_revision;
+DROP TABLE revision_ops;
+DROP TABLE revisions;

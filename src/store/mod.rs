@@ -1,0 +1,198 @@
+//! The SQLite store: playbooks, revisions, and (later) queue, runs and transcripts.
+//!
+//! Every change to a playbook goes through [`Store::apply`] (or [`Store::revert`], which builds on the
+//! same machinery): one `BEGIN IMMEDIATE` transaction that validates each op against the current state,
+//! writes it, and records a revision with each bullet's state before and after.
+
+mod apply;
+pub mod migrations;
+mod read;
+mod revert;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+pub use apply::{ApplyOptions, ApplyOutcome, SectionPolicy};
+pub use migrations::{LATEST_VERSION, MIGRATIONS};
+pub use read::{PlaybookSummary, Revision, RevisionDetail};
+
+use crate::delta::DeltaError;
+
+/// How long a writer waits for another writer's transaction before giving up.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("the database is not an ace database or is corrupt ({0}); restore it from a backup or point --db / ACE_DB elsewhere")]
+    Corrupt(String),
+    #[error("the database is locked by another writer and stayed locked past the busy timeout; try again when the other process has finished")]
+    Locked,
+    #[error("the database has schema version {found}, newer than this ace binary supports ({supported}); upgrade ace (it is never downgraded silently)")]
+    TooNew { found: u32, supported: u32 },
+    #[error("the database has schema version {found}; run `ace db migrate` to bring it to version {latest}")]
+    TooOld { found: u32, latest: u32 },
+    #[error("{0}")]
+    Migration(String),
+    #[error("no playbook named '{name}' (playbooks: {available})")]
+    UnknownPlaybook { name: String, available: String },
+    #[error("a playbook named '{0}' already exists")]
+    PlaybookExists(String),
+    #[error("invalid playbook name '{0}': use 1 to 100 characters without line breaks")]
+    InvalidName(String),
+    #[error("no revision {0}")]
+    UnknownRevision(i64),
+    #[error("batch '{batch}' rejected, nothing was written: {error}")]
+    Rejected { batch: String, error: DeltaError },
+    #[error("cannot revert revision {revision}: {detail}")]
+    RevertConflict { revision: i64, detail: String },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("stored JSON could not be read: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Maps SQLite errors a user can act on to clear variants.
+pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        classify(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection to one database file.
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut store = Self::open_unmigrated(path)?;
+        store.ensure_latest()?;
+        Ok(store)
+    }
+
+    /// Opens without touching the schema (for `ace db …`). Refuses a database newer than this binary.
+    pub fn open_unmigrated(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                detail: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), detail: e.to_string() })?;
+        let store = Store { conn, path: Some(path.to_path_buf()) };
+        store.configure()?;
+        store.check_not_newer()?;
+        Ok(store)
+    }
+
+    /// A private in-memory database at the latest schema (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store { conn, path: None };
+        store.configure()?;
+        store.ensure_latest()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Sets how long a writer waits for a lock held by another process.
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        self.conn.busy_timeout(timeout).map_err(classify)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(classify)?;
+        // journal_mode is the first statement that reads the file, so a non-database fails here.
+        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(classify)?;
+        if mode != "wal" && mode != "memory" {
+            return Err(StoreError::Open { path: self.describe(), detail: format!("cannot enable WAL (got {mode})") });
+        }
+        // NORMAL in WAL mode: a commit survives a killed process; only power loss may drop the last ones.
+        // A 32 MiB page cache keeps a 100k-bullet playbook off the read syscalls (mmap would too, but
+        // counts the mapped file in RSS); a larger autocheckpoint batches the WAL copy-back and its fsync.
+        self.conn
+            .execute_batch(
+                "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
+                 PRAGMA wal_autocheckpoint=4000; PRAGMA temp_store=MEMORY;",
+            )
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.path.as_ref().map_or_else(|| ":memory:".into(), |p| p.display().to_string())
+    }
+
+    fn check_not_newer(&self) -> Result<()> {
+        let found = migrations::schema_version(&self.conn)?;
+        if found > LATEST_VERSION {
+            return Err(StoreError::TooNew { found, supported: LATEST_VERSION });
+        }
+        Ok(())
+    }
+
+    fn ensure_latest(&mut self) -> Result<()> {
+        if migrations::schema_version(&self.conn)? < LATEST_VERSION {
+            migrations::migrate_to(&mut self.conn, LATEST_VERSION)?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        migrations::schema_version(&self.conn)
+    }
+
+    /// Moves the schema to `target` (see [`migrations::migrate_to`]).
+    pub fn migrate_to(&mut self, target: u32) -> Result<Vec<u32>> {
+        migrations::migrate_to(&mut self.conn, target)
+    }
+
+    /// Errors unless the schema is at the version this binary writes.
+    fn require_latest(&self) -> Result<()> {
+        let found = self.schema_version()?;
+        match found.cmp(&LATEST_VERSION) {
+            std::cmp::Ordering::Less => Err(StoreError::TooOld { found, latest: LATEST_VERSION }),
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { found, supported: LATEST_VERSION }),
+            std::cmp::Ordering::Equal => Ok(()),
+        }
+    }
+
+    /// Raw access for tests and diagnostics (schema checks). Writes must go through `apply`.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds, from SQLite's clock.
+pub(crate) fn now(conn: &Connection) -> Result<String> {
+    conn.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| r.get(0)).map_err(classify)
+}
+
+pub(crate) fn validate_playbook_name(name: &str) -> Result<()> {
+    let n = name.chars().count();
+    if n == 0 || n > 100 || name.trim() != name || name.chars().any(char::is_control) {
+        return Err(StoreError::InvalidName(name.to_string()));
+    }
+    Ok(())
+}

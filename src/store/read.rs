@@ -1,0 +1,256 @@
+//! Reading playbooks and revisions, and the playbook as it stood after any revision.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::apply::{BULLET_ROW_COLUMNS, bullet_from_row};
+use super::{Result, Store, StoreError};
+use crate::delta::{Change, ChangeSummary};
+use crate::playbook::{Bullet, Playbook, Section};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlaybookSummary {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    pub sections: u64,
+    pub active_bullets: u64,
+    pub removed_bullets: u64,
+    pub revisions: u64,
+    pub next_bullet_number: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Revision {
+    pub id: i64,
+    pub playbook: String,
+    pub parent: Option<i64>,
+    pub batch_id: String,
+    pub source: String,
+    pub author: Option<String>,
+    pub reason: Option<String>,
+    pub reverts: Option<i64>,
+    pub created_at: String,
+    pub summary: ChangeSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevisionDetail {
+    #[serde(flatten)]
+    pub revision: Revision,
+    pub changes: Vec<Change>,
+}
+
+pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
+    let id = conn.query_row("SELECT id FROM playbooks WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+    match id {
+        Some(id) => Ok(id),
+        None => {
+            let mut stmt = conn.prepare("SELECT name FROM playbooks ORDER BY name")?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let available = if names.is_empty() { "none yet".to_string() } else { names.join(", ") };
+            Err(StoreError::UnknownPlaybook { name: name.to_string(), available })
+        }
+    }
+}
+
+const REVISION_COLUMNS: &str = "r.id, p.name, r.parent_id, r.batch_id, r.source, r.author, r.reason, r.reverts, \
+     r.created_at, r.n_added, r.n_changed, r.n_removed, r.n_tagged, r.n_sections";
+
+fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
+    Ok(Revision {
+        id: r.get(0)?,
+        playbook: r.get(1)?,
+        parent: r.get(2)?,
+        batch_id: r.get(3)?,
+        source: r.get(4)?,
+        author: r.get(5)?,
+        reason: r.get(6)?,
+        reverts: r.get(7)?,
+        created_at: r.get(8)?,
+        summary: ChangeSummary {
+            added: r.get::<_, i64>(9)? as u64,
+            changed: r.get::<_, i64>(10)? as u64,
+            removed: r.get::<_, i64>(11)? as u64,
+            tagged: r.get::<_, i64>(12)? as u64,
+            sections: r.get::<_, i64>(13)? as u64,
+        },
+    })
+}
+
+pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, key, before, after FROM revision_ops WHERE revision_id = ?1 ORDER BY idx")?;
+    let rows = stmt.query_map([revision], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?))
+    })?;
+    let mut changes = Vec::new();
+    for row in rows {
+        let (kind, key, before, after) = row?;
+        changes.push(parse_change(&kind, key, before.as_deref(), after.as_deref())?);
+    }
+    Ok(changes)
+}
+
+fn parse_change(kind: &str, key: String, before: Option<&str>, after: Option<&str>) -> Result<Change> {
+    Ok(if kind == "section" {
+        Change::Section {
+            name: key,
+            before: before.map(serde_json::from_str::<Section>).transpose()?,
+            after: after.map(serde_json::from_str::<Section>).transpose()?,
+        }
+    } else {
+        Change::Bullet {
+            id: key,
+            before: before.map(serde_json::from_str::<Bullet>).transpose()?,
+            after: after.map(serde_json::from_str::<Bullet>).transpose()?,
+        }
+    })
+}
+
+impl Store {
+    pub fn playbooks(&self) -> Result<Vec<PlaybookSummary>> {
+        self.require_latest()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT p.id, p.name, p.created_at, p.next_bullet_number,
+                    (SELECT count(*) FROM sections s WHERE s.playbook_id = p.id),
+                    (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'active'),
+                    (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'removed'),
+                    (SELECT count(*) FROM revisions r WHERE r.playbook_id = p.id)
+             FROM playbooks p ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PlaybookSummary {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                next_bullet_number: r.get::<_, i64>(3)? as u64,
+                sections: r.get::<_, i64>(4)? as u64,
+                active_bullets: r.get::<_, i64>(5)? as u64,
+                removed_bullets: r.get::<_, i64>(6)? as u64,
+                revisions: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Resolves the playbook a command acts on: the given name, or the only playbook if there is one.
+    pub fn resolve_playbook(&self, name: Option<&str>) -> Result<String> {
+        if let Some(name) = name {
+            playbook_id(&self.conn, name)?;
+            return Ok(name.to_string());
+        }
+        let all = self.playbooks()?;
+        match all.as_slice() {
+            [only] => Ok(only.name.clone()),
+            _ => Err(StoreError::UnknownPlaybook {
+                name: "(none given)".into(),
+                available: if all.is_empty() {
+                    "none yet; create one with `ace playbook create NAME` or `ace playbook import FILE`".into()
+                } else {
+                    let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+                    format!("{}; pick one with --playbook", names.join(", "))
+                },
+            }),
+        }
+    }
+
+    /// Loads a whole playbook (sections and all bullets, active and removed) in display order.
+    pub fn load_playbook(&self, name: &str) -> Result<Playbook> {
+        self.require_latest()?;
+        let id = playbook_id(&self.conn, name)?;
+        let next: i64 = self.conn.query_row("SELECT next_bullet_number FROM playbooks WHERE id = ?1", [id], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached("SELECT id, name, slug, position FROM sections WHERE playbook_id = ?1")?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get::<_, i64>(0)?, Section { name: r.get(1)?, slug: r.get(2)?, position: r.get(3)? })))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let names: HashMap<i64, &str> = rows.iter().map(|(id, s)| (*id, s.name.as_str())).collect();
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {BULLET_ROW_COLUMNS} FROM bullets b WHERE b.playbook_id = ?1"))?;
+        let bullets = stmt
+            .query_map([id], |r| {
+                let section_id: i64 = r.get(1)?;
+                let mut b = bullet_from_row(r)?;
+                b.section = names.get(&section_id).map(|n| (*n).to_string()).unwrap_or_default();
+                Ok(b)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let sections = rows.into_iter().map(|(_, s)| s).collect();
+        let mut playbook = Playbook { name: name.to_string(), sections, bullets, next_bullet_number: next as u64 };
+        playbook.sort();
+        Ok(playbook)
+    }
+
+    /// Revisions, newest first; of one playbook or of all.
+    pub fn revisions(&self, playbook: Option<&str>, limit: usize) -> Result<Vec<Revision>> {
+        self.require_latest()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {REVISION_COLUMNS} FROM revisions r JOIN playbooks p ON p.id = r.playbook_id
+             WHERE ?1 IS NULL OR p.name = ?1 ORDER BY r.id DESC LIMIT ?2"
+        );
+        if let Some(name) = playbook {
+            playbook_id(&self.conn, name)?;
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![playbook, limit], revision_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn revision(&self, id: i64) -> Result<RevisionDetail> {
+        self.require_latest()?;
+        let sql = format!("SELECT {REVISION_COLUMNS} FROM revisions r JOIN playbooks p ON p.id = r.playbook_id WHERE r.id = ?1");
+        let revision =
+            self.conn.query_row(&sql, [id], revision_from_row).optional()?.ok_or(StoreError::UnknownRevision(id))?;
+        let changes = load_changes(&self.conn, id)?;
+        Ok(RevisionDetail { revision, changes })
+    }
+
+    /// The playbook as it stood right after revision `id`, rebuilt by replaying the recorded states of
+    /// every earlier revision of the same playbook.
+    pub fn playbook_at(&self, id: i64) -> Result<Playbook> {
+        let target = self.revision(id)?.revision;
+        let mut stmt = self.conn.prepare(
+            "SELECT o.kind, o.key, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = (SELECT playbook_id FROM revisions WHERE id = ?1) AND r.id <= ?1
+             ORDER BY r.id, o.idx",
+        )?;
+        let mut sections: HashMap<String, Section> = HashMap::new();
+        let mut bullets: HashMap<String, Bullet> = HashMap::new();
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+        })?;
+        for row in rows {
+            let (kind, key, after) = row?;
+            match parse_change(&kind, key, None, after.as_deref())? {
+                Change::Section { name, after: Some(s), .. } => {
+                    sections.insert(name, s);
+                }
+                Change::Section { name, after: None, .. } => {
+                    sections.remove(&name);
+                }
+                Change::Bullet { id, after: Some(b), .. } => {
+                    bullets.insert(id, b);
+                }
+                Change::Bullet { id, after: None, .. } => {
+                    bullets.remove(&id);
+                }
+            }
+        }
+        let next_bullet_number = bullets
+            .keys()
+            .filter_map(|id| crate::playbook::parse_bullet_id(id).map(|(_, n)| n + 1))
+            .max()
+            .unwrap_or(1);
+        let mut playbook = Playbook {
+            name: target.playbook,
+            sections: sections.into_values().collect(),
+            bullets: bullets.into_values().collect(),
+            next_bullet_number,
+        };
+        playbook.sort();
+        Ok(playbook)
+    }
+}

@@ -1,0 +1,128 @@
+//! Revert: a new revision that applies the exact inverse of an earlier one.
+//!
+//! Each recorded change is undone in reverse order: a bullet goes back to its `before` state (deleted
+//! if it did not exist), counters move by the inverse of the recorded increment, a created section is
+//! deleted once empty. If a later revision touched the same bullet or section, the revert is refused
+//! with the names of both, unless forced; a forced revert restores content, section and status from
+//! `before` and subtracts only this revision's counter increments, keeping later ones.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::apply::Writer;
+use super::read::load_changes;
+use super::{ApplyOutcome, Result, Store, StoreError, classify};
+use crate::delta::{Change, DeltaBatch, Source};
+use crate::playbook::Bullet;
+
+fn counter(current: u64, before: u64, after: u64) -> u64 {
+    let v = i128::from(current) + i128::from(before) - i128::from(after);
+    v.clamp(0, i128::from(i64::MAX)) as u64
+}
+
+impl Store {
+    /// Reverts revision `id` (see the module docs). `author` is recorded on the new revision.
+    pub fn revert(&mut self, id: i64, force: bool, author: Option<&str>) -> Result<ApplyOutcome> {
+        let tx = self.begin()?;
+        let (playbook_id, previous_reverts): (i64, i64) = tx
+            .query_row(
+                "SELECT playbook_id, (SELECT count(*) FROM revisions x WHERE x.reverts = r.id) FROM revisions r WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(StoreError::UnknownRevision(id))?;
+        let changes = load_changes(&tx, id)?;
+        if !force {
+            let conflicts = later_changes(&tx, playbook_id, id, &changes)?;
+            if !conflicts.is_empty() {
+                return Err(StoreError::RevertConflict {
+                    revision: id,
+                    detail: format!("{}; use --force to revert anyway", conflicts.join("; ")),
+                });
+            }
+        }
+        let mut batch = DeltaBatch::new(format!("revert-{id}-{}", previous_reverts + 1), Source::Revert, Vec::new())
+            .with_reason(format!("revert of revision {id}{}", if force { " (forced)" } else { "" }));
+        batch.author = author.map(str::to_string);
+        let mut writer = Writer::begin(&tx, playbook_id, &batch, Some(id))?;
+        for change in changes.iter().rev() {
+            match change {
+                Change::Bullet { id: bullet_id, before, after } => {
+                    let current = writer.load_bullet(bullet_id)?;
+                    let target = before.as_ref().map(|b| restored(b, current.as_ref(), after.as_ref(), &writer.now));
+                    match &target {
+                        Some(t) => {
+                            writer.ensure_section_for(&t.section)?;
+                            writer.write_bullet(t)?;
+                        }
+                        None => writer.delete_bullet(bullet_id)?,
+                    }
+                    if current != target {
+                        writer.changes.push((None, Change::Bullet { id: bullet_id.clone(), before: current, after: target }));
+                    }
+                }
+                Change::Section { name, before: None, .. } => {
+                    if writer.section_has_bullets(name)? {
+                        if !force {
+                            return Err(StoreError::RevertConflict {
+                                revision: id,
+                                detail: format!("section '{name}' was created by it but holds bullets added later; use --force to keep the section"),
+                            });
+                        }
+                    } else {
+                        writer.delete_section(name)?;
+                    }
+                }
+                Change::Section { name, before: Some(section), .. } => {
+                    if writer.find_section(name).is_none() {
+                        writer.create_section(None, name, Some(&section.slug), Some(section.position))?;
+                    }
+                }
+            }
+        }
+        let (revision, summary) = writer.finish()?;
+        tx.commit().map_err(classify)?;
+        Ok(ApplyOutcome::Applied { revision, added: Vec::new(), summary })
+    }
+}
+
+/// The state a bullet returns to: `before`, with counters moved by the inverse of this revision's
+/// increment (equal to `before` when nothing changed the bullet since).
+fn restored(before: &Bullet, current: Option<&Bullet>, after: Option<&Bullet>, now: &str) -> Bullet {
+    let mut t = before.clone();
+    if let (Some(cur), Some(aft)) = (current, after) {
+        t.helpful = counter(cur.helpful, before.helpful, aft.helpful);
+        t.harmful = counter(cur.harmful, before.harmful, aft.harmful);
+        t.neutral = counter(cur.neutral, before.neutral, aft.neutral);
+    }
+    t.updated_at = now.to_string();
+    t
+}
+
+/// What a later revision did to what revision `id` touched, as messages. Each bullet row carries the
+/// last revision that wrote it; a bullet revision `id` left in place but that is gone now was deleted
+/// by a later revert.
+fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, changes: &[Change]) -> Result<Vec<String>> {
+    let mut last = tx.prepare_cached("SELECT last_revision FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
+    let mut describe = tx.prepare_cached("SELECT source, reverts FROM revisions WHERE id = ?1")?;
+    let mut messages = Vec::new();
+    for change in changes {
+        let Change::Bullet { id: bullet_id, after, .. } = change else { continue };
+        let last_revision: Option<Option<i64>> =
+            last.query_row(params![playbook_id, bullet_id], |r| r.get(0)).optional()?;
+        let later = match (last_revision, after) {
+            (Some(Some(rev)), _) if rev > id => rev,
+            (None, Some(_)) => {
+                messages.push(format!("bullet {bullet_id} was deleted later by a revert"));
+                continue;
+            }
+            _ => continue,
+        };
+        let (source, reverts): (String, Option<i64>) = describe.query_row([later], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if reverts == Some(id) {
+            return Ok(vec![format!("it was already reverted by revision {later}")]);
+        }
+        messages.push(format!("bullet {bullet_id} was changed later by revision {later} ({source})"));
+    }
+    Ok(messages)
+}

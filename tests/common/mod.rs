@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
+use ace::playbook::{Bullet, Playbook};
+use ace::store::{ApplyOptions, ApplyOutcome, Store};
+
+/// The shared reference data (read in place, never copied into the repo).
+pub fn shared_data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
+}
+
+pub fn store_with(name: &str, sections: &[&str]) -> Store {
+    let mut store = Store::open_in_memory().unwrap();
+    store.create_playbook(name, sections).unwrap();
+    store
+}
+
+pub fn add(section: &str, content: &str) -> DeltaOp {
+    DeltaOp::Add(AddOp::new(section, content))
+}
+
+pub fn tag(id: &str, helpful: u64, harmful: u64) -> DeltaOp {
+    DeltaOp::Tag(TagOp { bullet_id: id.into(), helpful, harmful, neutral: 0 })
+}
+
+pub fn update_content(id: &str, content: &str) -> DeltaOp {
+    DeltaOp::Update(UpdateOp { bullet_id: id.into(), content: Some(content.into()), section: None, metadata: None })
+}
+
+pub fn remove(id: &str) -> DeltaOp {
+    DeltaOp::Remove { bullet_id: id.into() }
+}
+
+pub fn batch(id: &str, ops: Vec<DeltaOp>) -> DeltaBatch {
+    DeltaBatch::new(id, Source::Human, ops)
+}
+
+pub fn apply(store: &mut Store, playbook: &str, b: DeltaBatch) -> ApplyOutcome {
+    store.apply(playbook, &b, &ApplyOptions::default()).unwrap()
+}
+
+pub fn added(outcome: &ApplyOutcome) -> Vec<String> {
+    match outcome {
+        ApplyOutcome::Applied { added, .. } => added.clone(),
+        ApplyOutcome::AlreadyApplied { .. } => panic!("expected a new revision"),
+    }
+}
+
+/// What a person sees of a playbook: sections in order, every bullet in order with its content,
+/// counters, metadata and status. Timestamps are left out (a revert is a new change in time).
+pub type View = (Vec<(String, String)>, Vec<(String, String, String, u64, u64, u64, String, &'static str)>);
+
+pub fn view(p: &Playbook) -> View {
+    let sections = p.sections.iter().map(|s| (s.name.clone(), s.slug.clone())).collect();
+    let bullets = p
+        .bullets
+        .iter()
+        .map(|b: &Bullet| {
+            (
+                b.id.clone(),
+                b.section.clone(),
+                b.content.clone(),
+                b.helpful,
+                b.harmful,
+                b.neutral,
+                serde_json::Value::Object(b.metadata.clone()).to_string(),
+                b.status.as_str(),
+            )
+        })
+        .collect();
+    (sections, bullets)
+}
