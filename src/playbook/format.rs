@@ -219,9 +219,11 @@ fn preview(s: &str) -> String {
     if s.chars().count() > 60 { format!("{p}…") } else { p }
 }
 
-/// A section's slug: the most common id prefix among its bullets, else derived from its name.
+/// Section slugs for formats that do not store them (ACE text, skillbook): a section takes the most
+/// common id prefix among its bullets, unless a section with more such bullets claimed that prefix
+/// first (bullets moved between sections keep their ids); otherwise the slug comes from its name.
 fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
-    sections
+    let best: Vec<Option<(String, usize)>> = sections
         .iter()
         .map(|name| {
             let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -230,12 +232,20 @@ fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
                     *counts.entry(slug).or_default() += 1;
                 }
             }
-            counts
-                .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-                .map_or_else(|| section_slug(name), |(s, _)| s.to_string())
+            counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(s, n)| (s.to_string(), n))
         })
-        .collect()
+        .collect();
+    let mut order: Vec<usize> = (0..sections.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(best[*i].as_ref().map_or(0, |(_, n)| *n)));
+    let mut claimed = HashSet::new();
+    let mut slugs = vec![String::new(); sections.len()];
+    for i in order {
+        slugs[i] = match &best[i] {
+            Some((slug, _)) if claimed.insert(slug.clone()) => slug.clone(),
+            _ => section_slug(&sections[i]),
+        };
+    }
+    slugs
 }
 
 fn next_number(bullets: &[Bullet]) -> u64 {
@@ -356,8 +366,13 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
             sections.push(section.clone());
         }
         let status_text = text_field("status").unwrap_or_else(|| "active".into());
-        let mut metadata: Map<String, Value> =
-            skill.iter().filter(|(k, _)| !SKILL_OWN_FIELDS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        // `embedding: null` and `sources: []` are the package's defaults, which export writes back.
+        let is_default = |k: &str, v: &Value| (k == "embedding" && v.is_null()) || (k == "sources" && v == &json!([]));
+        let mut metadata: Map<String, Value> = skill
+            .iter()
+            .filter(|(k, v)| !SKILL_OWN_FIELDS.contains(&k.as_str()) && !is_default(k, v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let status = if status_text == "active" { BulletStatus::Active } else { BulletStatus::Removed };
         if status_text != "active" && status_text != "removed" {
             metadata.insert("skillbook_status".into(), Value::String(status_text));

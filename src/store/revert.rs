@@ -103,8 +103,21 @@ fn restored(before: &Bullet, current: Option<&Bullet>, after: Option<&Bullet>, n
 /// last revision that wrote it; a bullet revision `id` left in place but that is gone now was deleted
 /// by a later revert.
 fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, changes: &[Change]) -> Result<Vec<String>> {
+    // The newest revert of `id`, if it has not been reverted in turn, means `id` is undone already.
+    let undone: Option<i64> = tx
+        .query_row(
+            "SELECT r.id FROM revisions r WHERE r.reverts = ?1
+               AND NOT EXISTS (SELECT 1 FROM revisions x WHERE x.reverts = r.id)
+             ORDER BY r.id DESC LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(rev) = undone {
+        return Ok(vec![format!("it was already reverted by revision {rev}")]);
+    }
     let mut last = tx.prepare_cached("SELECT last_revision FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
-    let mut describe = tx.prepare_cached("SELECT source, reverts FROM revisions WHERE id = ?1")?;
+    let mut describe = tx.prepare_cached("SELECT source FROM revisions WHERE id = ?1")?;
     let mut messages = Vec::new();
     for change in changes {
         let Change::Bullet { id: bullet_id, after, .. } = change else { continue };
@@ -118,10 +131,7 @@ fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, chan
             }
             _ => continue,
         };
-        let (source, reverts): (String, Option<i64>) = describe.query_row([later], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if reverts == Some(id) {
-            return Ok(vec![format!("it was already reverted by revision {later}")]);
-        }
+        let source: String = describe.query_row([later], |r| r.get(0))?;
         messages.push(format!("bullet {bullet_id} was changed later by revision {later} ({source})"));
     }
     Ok(messages)

@@ -1,0 +1,136 @@
+//! The `ace` binary as a user runs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::shared_data;
+
+const ACE: &str = env!("CARGO_BIN_EXE_ace");
+
+fn ace(db: &Path, args: &[&str]) -> Output {
+    Command::new(ACE).env_remove("ACE_DB").arg("--db").arg(db).args(args).output().unwrap()
+}
+
+fn ok(db: &Path, args: &[&str]) -> String {
+    let out = ace(db, args);
+    assert!(out.status.success(), "ace {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(db: &Path, args: &[&str]) -> String {
+    let out = ace(db, args);
+    assert!(!out.status.success(), "ace {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn no_arguments_prints_playbooks_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let out = ok(&db, &[]);
+    assert!(out.contains("no playbooks yet"), "{out}");
+    assert!(out.contains("ace playbook list"), "{out}");
+    ok(&db, &["playbook", "create", "fin"]);
+    let out = ok(&db, &[]);
+    assert!(out.contains("fin") && out.contains("8"), "{out}");
+}
+
+#[test]
+fn env_var_selects_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-env.db");
+    let out = Command::new(ACE).env("ACE_DB", &db).args(["playbook", "create", "x"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(db.exists());
+}
+
+#[test]
+fn a_whole_session_import_apply_revert_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let file = shared_data("playbooks/appworld_initial_playbook.txt");
+    let out = ok(&db, &["playbook", "import", file.to_str().unwrap(), "--name", "appworld"]);
+    assert!(out.contains("imported 8 bullets in 8 sections"), "{out}");
+
+    let delta = dir.path().join("b1.json");
+    std::fs::write(
+        &delta,
+        r#"{"id": "b-1", "source": "human", "reason": "first curation", "operations": [
+            {"type": "ADD", "section": "VERIFICATION CHECKLIST", "content": "Re-read the task before calling complete_task."},
+            {"type": "TAG", "bullet_id": "shr-00001", "helpful": 1},
+            {"type": "UPDATE", "bullet_id": "psw-00002", "content": "Variables persist across code blocks."},
+            {"type": "REMOVE", "bullet_id": "misc-00003"}]}"#,
+    )
+    .unwrap();
+    let out = ok(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "appworld"]);
+    assert!(out.contains("applied batch 'b-1' as revision 2 (+1 ~1 -1 tag×1)"), "{out}");
+    assert!(out.contains("new bullets: vc-00009"), "{out}");
+    let out = ok(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "appworld"]);
+    assert!(out.contains("already applied as revision 2; nothing changed"), "{out}");
+
+    let list: serde_json::Value = serde_json::from_str(&ok(&db, &["revisions", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 1]);
+    let show = ok(&db, &["revisions", "show", "2"]);
+    assert!(show.contains("+ [vc-00009] (VERIFICATION CHECKLIST) Re-read the task"), "{show}");
+    assert!(show.contains("~ [psw-00002] content"), "{show}");
+    assert!(show.contains("- [misc-00003]"), "{show}");
+    assert!(show.contains("[shr-00001] helpful=0 harmful=0 neutral=0 → helpful=1 harmful=0 neutral=0"), "{show}");
+
+    let now = ok(&db, &["playbook", "show", "appworld"]);
+    assert!(now.contains("vc-00009") && !now.contains("misc-00003"));
+    let at1 = ok(&db, &["playbook", "show", "appworld", "--at", "1"]);
+    assert!(!at1.contains("vc-00009") && at1.contains("misc-00003"));
+
+    let out = ok(&db, &["revisions", "revert", "2"]);
+    assert!(out.contains("reverted revision 2 as revision 3"), "{out}");
+    let err = fails(&db, &["revisions", "revert", "2"]);
+    assert!(err.contains("already reverted by revision 3"), "{err}");
+    assert_eq!(ok(&db, &["playbook", "export", "appworld", "--format", "ace"]), ok(&db, &["playbook", "show", "appworld", "--at", "1"]).trim_end().to_string() + "\n");
+
+    let pbs: serde_json::Value = serde_json::from_str(&ok(&db, &["playbook", "list", "--json"])).unwrap();
+    assert_eq!(pbs[0]["name"], "appworld");
+    assert!(pbs[0]["id"].is_i64());
+    for format in ["ace", "json", "skillbook", "markdown"] {
+        assert!(!ok(&db, &["playbook", "export", "appworld", "--format", format]).is_empty());
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_a_failing_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "fin"]);
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "## A\n[a-00001] fine\n[a-00002 oops\n").unwrap();
+    let err = fails(&db, &["playbook", "import", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.txt:3: the bullet id has no closing ']'"), "{err}");
+    let list = ok(&db, &["playbook", "list"]);
+    assert!(!list.contains("bad"), "a bad file imports nothing: {list}");
+
+    let delta = dir.path().join("d.json");
+    std::fs::write(&delta, r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "calc-00404", "helpful": 1}]}"#).unwrap();
+    let err = fails(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "fin"]);
+    assert!(err.contains("operations[0] (TAG calc-00404 helpful+1 harmful+0 neutral+0): bullet calc-00404 does not exist"), "{err}");
+    std::fs::write(&delta, "{not json").unwrap();
+    let err = fails(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "fin"]);
+    assert!(err.contains("is not a valid delta batch"), "{err}");
+    let err = fails(&db, &["revisions", "show", "99"]);
+    assert!(err.contains("no revision 99"), "{err}");
+}
+
+#[test]
+fn db_commands_migrate_and_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    assert!(ok(&db, &["db", "status"]).contains("schema version 0"));
+    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 2"));
+    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 2 to 1"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 1"));
+    let err = fails(&db, &["db", "rollback", "--to", "2"]);
+    assert!(err.contains("rollback only goes down"), "{err}");
+    // an ordinary command brings an older database up to date on open
+    ok(&db, &["playbook", "list"]);
+    assert!(ok(&db, &["db", "status"]).contains("schema version 2"));
+}

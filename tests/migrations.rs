@@ -1,0 +1,122 @@
+//! Schema migrations up and down at every version, and databases the binary must refuse.
+
+mod common;
+
+use std::time::Duration;
+
+use ace::store::{LATEST_VERSION, MIGRATIONS, Store, StoreError};
+use common::*;
+use rusqlite::Connection;
+
+fn tables(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+fn columns(conn: &Connection, table: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).unwrap();
+    stmt.query_map([], |r| r.get(1)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn migrations_are_numbered_from_one_without_gaps() {
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version as usize, i + 1);
+    }
+    assert_eq!(LATEST_VERSION as usize, MIGRATIONS.len());
+}
+
+#[test]
+fn every_version_migrates_up_and_down_keeping_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    let mut store = Store::open_unmigrated(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 0);
+    assert!(tables(store.connection()).is_empty());
+
+    // version 1: playbooks, sections, bullets. Write data at this version by hand.
+    assert_eq!(store.migrate_to(1).unwrap(), vec![1]);
+    assert_eq!(tables(store.connection()), ["bullets", "bullets_section_created", "playbooks", "sections"]);
+    store
+        .connection()
+        .execute_batch(
+            "INSERT INTO playbooks (id, name, created_at, next_bullet_number) VALUES (1, 'old', '2026-01-01T00:00:00Z', 8);
+             INSERT INTO sections (id, playbook_id, name, slug, position) VALUES (1, 1, 'OTHERS', 'misc', 1);
+             INSERT INTO bullets (playbook_id, bullet_id, section_id, position, content, helpful, created_at, updated_at)
+             VALUES (1, 'misc-00007', 1, 2, 'kept across migrations', 4, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+
+    // up to 2: revisions appear, the version-1 data survives and is usable
+    assert_eq!(store.migrate_to(2).unwrap(), vec![2]);
+    assert!(tables(store.connection()).contains(&"revisions".to_string()));
+    assert!(columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
+    let p = store.load_playbook("old").unwrap();
+    assert_eq!((p.bullets[0].content.as_str(), p.bullets[0].helpful), ("kept across migrations", 4));
+    let out = apply(&mut store, "old", batch("b", vec![add("OTHERS", "new"), tag("misc-00007", 1, 0)]));
+    assert_eq!(added(&out), vec!["misc-00008"], "the stored counter carries across versions");
+
+    // down to 1: revisions go, bullets stay (with the counters they had)
+    assert_eq!(store.migrate_to(1).unwrap(), vec![2]);
+    assert_eq!(store.schema_version().unwrap(), 1);
+    assert!(!tables(store.connection()).contains(&"revisions".to_string()));
+    assert!(!columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
+    let n: i64 = store.connection().query_row("SELECT count(*) FROM bullets WHERE helpful = 5", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+    // the store refuses to write through an old schema instead of failing halfway
+    assert!(matches!(store.load_playbook("old"), Err(StoreError::TooOld { found: 1, .. })));
+
+    // and down to 0, then all the way up again
+    store.migrate_to(0).unwrap();
+    assert!(tables(store.connection()).is_empty());
+    store.migrate_to(LATEST_VERSION).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+    drop(store);
+    // a normal open of an old database migrates it
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+}
+
+#[test]
+fn a_database_newer_than_the_binary_is_refused_not_downgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    drop(Store::open(&path).unwrap());
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
+    for result in [Store::open(&path).map(|_| ()), Store::open_unmigrated(&path).map(|_| ())] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer than this ace binary supports"));
+    }
+    let version: u32 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, LATEST_VERSION + 1, "nothing was changed");
+}
+
+#[test]
+fn a_corrupt_file_is_a_clear_error_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    let garbage = b"this is not a database, just some text that happens to be here......".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = Store::open(&path).err().expect("must fail");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("not an ace database or is corrupt"));
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn a_locked_database_is_a_clear_error_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    let mut store = Store::open(&path).unwrap();
+    store.create_playbook("fin", &["OTHERS"]).unwrap();
+    store.set_busy_timeout(Duration::from_millis(100)).unwrap();
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store.apply("fin", &batch("b", vec![add("OTHERS", "x")]), &Default::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked), "{err}");
+    assert!(err.to_string().contains("locked by another writer"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(store.load_playbook("fin").unwrap().bullets.is_empty());
+    apply(&mut store, "fin", batch("b", vec![add("OTHERS", "x")]));
+}
