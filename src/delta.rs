@@ -193,7 +193,10 @@ impl DeltaOp {
             DeltaOp::Add(a) => format!("ADD to '{}': \"{}\"", a.section, preview(&a.content)),
             DeltaOp::Update(u) => format!("UPDATE {}", u.bullet_id),
             DeltaOp::Tag(t) => {
-                format!("TAG {} helpful+{} harmful+{} neutral+{}", t.bullet_id, t.helpful, t.harmful, t.neutral)
+                format!(
+                    "TAG {} helpful+{} harmful+{} neutral+{}",
+                    t.bullet_id, t.helpful, t.harmful, t.neutral
+                )
             }
             DeltaOp::Remove { bullet_id } => format!("REMOVE {bullet_id}"),
             DeltaOp::AddSection { section, .. } => format!("ADD_SECTION '{section}'"),
@@ -219,7 +222,13 @@ pub struct DeltaBatch {
 
 impl DeltaBatch {
     pub fn new(id: impl Into<String>, source: Source, operations: Vec<DeltaOp>) -> Self {
-        DeltaBatch { id: id.into(), source, reason: None, author: None, operations }
+        DeltaBatch {
+            id: id.into(),
+            source,
+            reason: None,
+            author: None,
+            operations,
+        }
     }
 
     pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
@@ -246,10 +255,15 @@ impl DeltaBatch {
     /// Checks everything that needs no database. The store checks ids and sections when applying.
     pub fn validate_shape(&self) -> Result<(), DeltaError> {
         if self.id.trim().is_empty() || self.id.len() > 200 {
-            return Err(DeltaError::Batch("the batch id must be 1 to 200 characters".into()));
+            return Err(DeltaError::Batch(
+                "the batch id must be 1 to 200 characters".into(),
+            ));
         }
         if self.operations.is_empty() {
-            return Err(DeltaError::Batch(format!("batch '{}' has no operations", self.id)));
+            return Err(DeltaError::Batch(format!(
+                "batch '{}' has no operations",
+                self.id
+            )));
         }
         if self.operations.len() > MAX_BATCH_OPS {
             return Err(DeltaError::Batch(format!(
@@ -266,21 +280,31 @@ impl DeltaBatch {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Why a batch was rejected. Nothing of a rejected batch is written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeltaError {
     #[error("operations[{index}] ({op}): {reason}")]
-    Op { index: usize, op: String, reason: String },
+    Op {
+        index: usize,
+        op: String,
+        reason: String,
+    },
     #[error("{0}")]
     Batch(String),
 }
 
 impl DeltaError {
     pub fn op(index: usize, op: &DeltaOp, reason: impl Into<String>) -> Self {
-        DeltaError::Op { index, op: op.describe(), reason: reason.into() }
+        DeltaError::Op {
+            index,
+            op: op.describe(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -290,7 +314,9 @@ fn validate_content(content: &str) -> Result<(), String> {
     }
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
-        return Err(format!("content has {chars} characters; the limit is {MAX_CONTENT_CHARS}"));
+        return Err(format!(
+            "content has {chars} characters; the limit is {MAX_CONTENT_CHARS}"
+        ));
     }
     Ok(())
 }
@@ -300,7 +326,9 @@ fn validate_section_name(name: &str) -> Result<(), String> {
         return Err("section name is empty".into());
     }
     if name.chars().count() > MAX_SECTION_CHARS {
-        return Err(format!("section name is longer than {MAX_SECTION_CHARS} characters"));
+        return Err(format!(
+            "section name is longer than {MAX_SECTION_CHARS} characters"
+        ));
     }
     if name.contains('\n') {
         return Err("section name contains a line break".into());
@@ -309,15 +337,23 @@ fn validate_section_name(name: &str) -> Result<(), String> {
 }
 
 fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), String> {
-    let size = serde_json::to_string(metadata).map(|s| s.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_string(metadata)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"));
+        return Err(format!(
+            "metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"
+        ));
     }
     Ok(())
 }
 
 fn validate_bullet_ref(id: &str) -> Result<(), String> {
-    if is_valid_bullet_id(id) { Ok(()) } else { Err(format!("'{id}' is not a valid bullet id")) }
+    if is_valid_bullet_id(id) {
+        Ok(())
+    } else {
+        Err(format!("'{id}' is not a valid bullet id"))
+    }
 }
 
 fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
@@ -331,7 +367,9 @@ fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
             if let Some(field) = add.import_only_field()
                 && source != Source::Import
             {
-                return Err(format!("field '{field}' on ADD is only accepted from source 'import'"));
+                return Err(format!(
+                    "field '{field}' on ADD is only accepted from source 'import'"
+                ));
             }
             if let Some(id) = &add.id {
                 validate_bullet_ref(id)?;
@@ -359,8 +397,13 @@ fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
             if t.helpful == 0 && t.harmful == 0 && t.neutral == 0 {
                 return Err("TAG adds nothing: give helpful, harmful or neutral".into());
             }
-            if [t.helpful, t.harmful, t.neutral].iter().any(|n| *n > MAX_TAG_INCREMENT) {
-                return Err(format!("a TAG increment is larger than {MAX_TAG_INCREMENT}"));
+            if [t.helpful, t.harmful, t.neutral]
+                .iter()
+                .any(|n| *n > MAX_TAG_INCREMENT)
+            {
+                return Err(format!(
+                    "a TAG increment is larger than {MAX_TAG_INCREMENT}"
+                ));
             }
             Ok(())
         }
@@ -381,9 +424,20 @@ fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
 /// `None` means "did not exist". These records make revert and time travel exact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// Nearly every change is a bullet change; boxing them would add an allocation to the hot write path
+// to save space only on the rare section changes.
+#[allow(clippy::large_enum_variant)]
 pub enum Change {
-    Bullet { id: String, before: Option<Bullet>, after: Option<Bullet> },
-    Section { name: String, before: Option<Section>, after: Option<Section> },
+    Bullet {
+        id: String,
+        before: Option<Bullet>,
+        after: Option<Bullet>,
+    },
+    Section {
+        name: String,
+        before: Option<Section>,
+        after: Option<Section>,
+    },
 }
 
 impl Change {
@@ -446,7 +500,11 @@ impl ChangeSummary {
 
 impl std::fmt::Display for ChangeSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "+{} ~{} -{} tag×{}", self.added, self.changed, self.removed, self.tagged)?;
+        write!(
+            f,
+            "+{} ~{} -{} tag×{}",
+            self.added, self.changed, self.removed, self.tagged
+        )?;
         if self.sections > 0 {
             write!(f, " §{}", self.sections)?;
         }
@@ -468,7 +526,15 @@ mod tests {
         let batch = DeltaBatch::from_json(text).unwrap();
         assert_eq!(batch.id, "b-1");
         assert_eq!(batch.operations.len(), 4);
-        assert_eq!(batch.operations[1], DeltaOp::Tag(TagOp { bullet_id: "calc-00003".into(), helpful: 1, harmful: 0, neutral: 0 }));
+        assert_eq!(
+            batch.operations[1],
+            DeltaOp::Tag(TagOp {
+                bullet_id: "calc-00003".into(),
+                helpful: 1,
+                harmful: 0,
+                neutral: 0
+            })
+        );
         batch.validate_shape().unwrap();
     }
 
@@ -486,22 +552,56 @@ mod tests {
         let batch = DeltaBatch::new(
             "b",
             Source::Human,
-            vec![DeltaOp::Add(AddOp::new("s", "ok")), DeltaOp::Add(AddOp::new("s", "   "))],
+            vec![
+                DeltaOp::Add(AddOp::new("s", "ok")),
+                DeltaOp::Add(AddOp::new("s", "   ")),
+            ],
         );
         let err = batch.validate_shape().unwrap_err().to_string();
         assert_eq!(err, "operations[1] (ADD to 's': \"   \"): content is empty");
 
         let long = "x".repeat(MAX_CONTENT_CHARS + 1);
-        let batch = DeltaBatch::new("b", Source::Human, vec![DeltaOp::Add(AddOp::new("s", long))]);
-        assert!(batch.validate_shape().unwrap_err().to_string().contains("the limit is 4000"));
+        let batch = DeltaBatch::new(
+            "b",
+            Source::Human,
+            vec![DeltaOp::Add(AddOp::new("s", long))],
+        );
+        assert!(
+            batch
+                .validate_shape()
+                .unwrap_err()
+                .to_string()
+                .contains("the limit is 4000")
+        );
 
         let mut add = AddOp::new("s", "c");
         add.id = Some("x-00001".into());
         let batch = DeltaBatch::new("b", Source::Curator, vec![DeltaOp::Add(add)]);
-        assert!(batch.validate_shape().unwrap_err().to_string().contains("only accepted from source 'import'"));
+        assert!(
+            batch
+                .validate_shape()
+                .unwrap_err()
+                .to_string()
+                .contains("only accepted from source 'import'")
+        );
 
-        let batch = DeltaBatch::new("b", Source::Human, vec![DeltaOp::Tag(TagOp { bullet_id: "a-1".into(), helpful: 0, harmful: 0, neutral: 0 })]);
-        assert!(batch.validate_shape().unwrap_err().to_string().contains("TAG adds nothing"));
+        let batch = DeltaBatch::new(
+            "b",
+            Source::Human,
+            vec![DeltaOp::Tag(TagOp {
+                bullet_id: "a-1".into(),
+                helpful: 0,
+                harmful: 0,
+                neutral: 0,
+            })],
+        );
+        assert!(
+            batch
+                .validate_shape()
+                .unwrap_err()
+                .to_string()
+                .contains("TAG adds nothing")
+        );
     }
 
     #[test]

@@ -10,12 +10,22 @@ use common::shared_data;
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
 
 fn ace(db: &Path, args: &[&str]) -> Output {
-    Command::new(ACE).env_remove("ACE_DB").arg("--db").arg(db).args(args).output().unwrap()
+    Command::new(ACE)
+        .env_remove("ACE_DB")
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(db: &Path, args: &[&str]) -> String {
     let out = ace(db, args);
-    assert!(out.status.success(), "ace {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ace {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -41,7 +51,11 @@ fn no_arguments_prints_playbooks_and_help() {
 fn env_var_selects_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("from-env.db");
-    let out = Command::new(ACE).env("ACE_DB", &db).args(["playbook", "create", "x"]).output().unwrap();
+    let out = Command::new(ACE)
+        .env("ACE_DB", &db)
+        .args(["playbook", "create", "x"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(db.exists());
 }
@@ -51,7 +65,16 @@ fn a_whole_session_import_apply_revert_export() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
     let file = shared_data("playbooks/appworld_initial_playbook.txt");
-    let out = ok(&db, &["playbook", "import", file.to_str().unwrap(), "--name", "appworld"]);
+    let out = ok(
+        &db,
+        &[
+            "playbook",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "appworld",
+        ],
+    );
     assert!(out.contains("imported 8 bullets in 8 sections"), "{out}");
 
     let delta = dir.path().join("b1.json");
@@ -64,19 +87,57 @@ fn a_whole_session_import_apply_revert_export() {
             {"type": "REMOVE", "bullet_id": "misc-00003"}]}"#,
     )
     .unwrap();
-    let out = ok(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "appworld"]);
-    assert!(out.contains("applied batch 'b-1' as revision 2 (+1 ~1 -1 tag×1)"), "{out}");
+    let out = ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            delta.to_str().unwrap(),
+            "--playbook",
+            "appworld",
+        ],
+    );
+    assert!(
+        out.contains("applied batch 'b-1' as revision 2 (+1 ~1 -1 tag×1)"),
+        "{out}"
+    );
     assert!(out.contains("new bullets: vc-00009"), "{out}");
-    let out = ok(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "appworld"]);
-    assert!(out.contains("already applied as revision 2; nothing changed"), "{out}");
+    let out = ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            delta.to_str().unwrap(),
+            "--playbook",
+            "appworld",
+        ],
+    );
+    assert!(
+        out.contains("already applied as revision 2; nothing changed"),
+        "{out}"
+    );
 
-    let list: serde_json::Value = serde_json::from_str(&ok(&db, &["revisions", "list", "--json"])).unwrap();
-    assert_eq!(list.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 1]);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["revisions", "list", "--json"])).unwrap();
+    assert_eq!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
     let show = ok(&db, &["revisions", "show", "2"]);
-    assert!(show.contains("+ [vc-00009] (VERIFICATION CHECKLIST) Re-read the task"), "{show}");
+    assert!(
+        show.contains("+ [vc-00009] (VERIFICATION CHECKLIST) Re-read the task"),
+        "{show}"
+    );
     assert!(show.contains("~ [psw-00002] content"), "{show}");
     assert!(show.contains("- [misc-00003]"), "{show}");
-    assert!(show.contains("[shr-00001] helpful=0 harmful=0 neutral=0 → helpful=1 harmful=0 neutral=0"), "{show}");
+    assert!(
+        show.contains("[shr-00001] helpful=0 harmful=0 neutral=0 → helpful=1 harmful=0 neutral=0"),
+        "{show}"
+    );
 
     let now = ok(&db, &["playbook", "show", "appworld"]);
     assert!(now.contains("vc-00009") && !now.contains("misc-00003"));
@@ -87,9 +148,16 @@ fn a_whole_session_import_apply_revert_export() {
     assert!(out.contains("reverted revision 2 as revision 3"), "{out}");
     let err = fails(&db, &["revisions", "revert", "2"]);
     assert!(err.contains("already reverted by revision 3"), "{err}");
-    assert_eq!(ok(&db, &["playbook", "export", "appworld", "--format", "ace"]), ok(&db, &["playbook", "show", "appworld", "--at", "1"]).trim_end().to_string() + "\n");
+    assert_eq!(
+        ok(&db, &["playbook", "export", "appworld", "--format", "ace"]),
+        ok(&db, &["playbook", "show", "appworld", "--at", "1"])
+            .trim_end()
+            .to_string()
+            + "\n"
+    );
 
-    let pbs: serde_json::Value = serde_json::from_str(&ok(&db, &["playbook", "list", "--json"])).unwrap();
+    let pbs: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["playbook", "list", "--json"])).unwrap();
     assert_eq!(pbs[0]["name"], "appworld");
     assert!(pbs[0]["id"].is_i64());
     for format in ["ace", "json", "skillbook", "markdown"] {
@@ -105,16 +173,41 @@ fn bad_input_is_a_clear_error_with_a_failing_exit_code() {
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "## A\n[a-00001] fine\n[a-00002 oops\n").unwrap();
     let err = fails(&db, &["playbook", "import", bad.to_str().unwrap()]);
-    assert!(err.contains("bad.txt:3: the bullet id has no closing ']'"), "{err}");
+    assert!(
+        err.contains("bad.txt:3: the bullet id has no closing ']'"),
+        "{err}"
+    );
     let list = ok(&db, &["playbook", "list"]);
     assert!(!list.contains("bad"), "a bad file imports nothing: {list}");
 
     let delta = dir.path().join("d.json");
-    std::fs::write(&delta, r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "calc-00404", "helpful": 1}]}"#).unwrap();
-    let err = fails(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "fin"]);
+    std::fs::write(
+        &delta,
+        r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "calc-00404", "helpful": 1}]}"#,
+    )
+    .unwrap();
+    let err = fails(
+        &db,
+        &[
+            "delta",
+            "apply",
+            delta.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
     assert!(err.contains("operations[0] (TAG calc-00404 helpful+1 harmful+0 neutral+0): bullet calc-00404 does not exist"), "{err}");
     std::fs::write(&delta, "{not json").unwrap();
-    let err = fails(&db, &["delta", "apply", delta.to_str().unwrap(), "--playbook", "fin"]);
+    let err = fails(
+        &db,
+        &[
+            "delta",
+            "apply",
+            delta.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
     assert!(err.contains("is not a valid delta batch"), "{err}");
     let err = fails(&db, &["revisions", "show", "99"]);
     assert!(err.contains("no revision 99"), "{err}");

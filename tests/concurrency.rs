@@ -15,7 +15,18 @@ fn concurrent_processes_tagging_the_same_bullets_add_up_exactly() {
     let db = dir.path().join("ace.db");
     let mut store = Store::open(&db).unwrap();
     store.create_playbook("pb", &["OTHERS"]).unwrap();
-    apply(&mut store, "pb", batch("seed", vec![add("OTHERS", "one"), add("OTHERS", "two"), add("OTHERS", "three")]));
+    apply(
+        &mut store,
+        "pb",
+        batch(
+            "seed",
+            vec![
+                add("OTHERS", "one"),
+                add("OTHERS", "two"),
+                add("OTHERS", "three"),
+            ],
+        ),
+    );
     drop(store);
 
     const WORKERS: usize = 4;
@@ -37,8 +48,19 @@ fn concurrent_processes_tagging_the_same_bullets_add_up_exactly() {
                         ]
                     });
                     std::fs::write(&file, body.to_string()).unwrap();
-                    let out = Command::new(ACE).arg("--db").arg(&db).args(["delta", "apply"]).arg(&file).args(["--playbook", "pb"]).output().unwrap();
-                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    let out = Command::new(ACE)
+                        .arg("--db")
+                        .arg(&db)
+                        .args(["delta", "apply"])
+                        .arg(&file)
+                        .args(["--playbook", "pb"])
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
             })
         })
@@ -49,7 +71,21 @@ fn concurrent_processes_tagging_the_same_bullets_add_up_exactly() {
     let store = Store::open(&db).unwrap();
     let p = store.load_playbook("pb").unwrap();
     let n = (WORKERS * BATCHES) as u64;
-    let counters: Vec<_> = p.bullets.iter().map(|b| (b.id.as_str(), b.helpful, b.harmful, b.neutral)).collect();
-    assert_eq!(counters, [("misc-00001", n, 0, 0), ("misc-00002", n, 2 * n, 0), ("misc-00003", 0, 0, 3 * n)]);
-    assert_eq!(store.revisions(Some("pb"), 1000).unwrap().len(), 2 + WORKERS * BATCHES);
+    let counters: Vec<_> = p
+        .bullets
+        .iter()
+        .map(|b| (b.id.as_str(), b.helpful, b.harmful, b.neutral))
+        .collect();
+    assert_eq!(
+        counters,
+        [
+            ("misc-00001", n, 0, 0),
+            ("misc-00002", n, 2 * n, 0),
+            ("misc-00003", 0, 0, 3 * n)
+        ]
+    );
+    assert_eq!(
+        store.revisions(Some("pb"), 1000).unwrap().len(),
+        2 + WORKERS * BATCHES
+    );
 }

@@ -13,7 +13,13 @@ fn read(rel: &str) -> String {
 
 fn import(store: &mut Store, name: &str, fmt: Format, text: &str) -> Playbook {
     let parsed = format::parse(fmt, text, name).unwrap();
-    store.import_playbook(name, &format::import_batch(&parsed, "import"), parsed.next_bullet_number).unwrap();
+    store
+        .import_playbook(
+            name,
+            &format::import_batch(&parsed, "import"),
+            parsed.next_bullet_number,
+        )
+        .unwrap();
     store.load_playbook(name).unwrap()
 }
 
@@ -44,13 +50,22 @@ fn the_published_appworld_playbooks_import_with_every_id_section_and_content_in_
         let p = import(&mut store, "pb", Format::Ace, &text);
         let expected = file_bullets(&text);
         assert_eq!(expected.len(), count, "{file}");
-        let got: Vec<_> = p.active_bullets().map(|b| (b.id.clone(), b.section.clone(), b.content.clone())).collect();
+        let got: Vec<_> = p
+            .active_bullets()
+            .map(|b| (b.id.clone(), b.section.clone(), b.content.clone()))
+            .collect();
         assert_eq!(got, expected, "{file}");
         assert_eq!(p.sections.len(), 8, "{file}: empty sections are kept too");
         assert_eq!(p.sections[0].name, "STRATEGIES AND HARD RULES");
         assert_eq!(p.sections[0].slug, "shr");
         // the counter is carried past the highest imported number: a new ADD gets a fresh id
-        let max = p.bullets.iter().filter_map(|b| parse_bullet_id(&b.id)).map(|(_, n)| n).max().unwrap();
+        let max = p
+            .bullets
+            .iter()
+            .filter_map(|b| parse_bullet_id(&b.id))
+            .map(|(_, n)| n)
+            .max()
+            .unwrap();
         let out = apply(&mut store, "pb", batch("next", vec![add("OTHERS", "new")]));
         assert_eq!(added(&out), vec![format!("misc-{:05}", max + 1)], "{file}");
     }
@@ -87,14 +102,27 @@ fn the_ace_framework_skillbook_round_trips_with_its_extra_fields() {
     let first = &p.bullets[0];
     assert_eq!(first.id, "customer_service_structure-00001");
     assert_eq!(first.section, "customer_service_structure");
-    assert!(first.metadata["justification"].as_str().unwrap().starts_with("Atomic, evidence-based"));
+    assert!(
+        first.metadata["justification"]
+            .as_str()
+            .unwrap()
+            .starts_with("Atomic, evidence-based")
+    );
     assert_eq!(first.created_at, "2026-03-18T14:08:22.435257+00:00");
-    let exported: serde_json::Value = serde_json::from_str(&format::export(Format::Skillbook, &p)).unwrap();
-    assert_eq!(exported["skills"], original["skills"], "every skill field comes back");
+    let exported: serde_json::Value =
+        serde_json::from_str(&format::export(Format::Skillbook, &p)).unwrap();
+    assert_eq!(
+        exported["skills"], original["skills"],
+        "every skill field comes back"
+    );
     assert_eq!(exported["sections"], original["sections"]);
     assert_eq!(exported["next_id"], original["next_id"]);
     // a new bullet never collides with the skillbook's ids
-    let out = apply(&mut store, "kayba", batch("n", vec![add("customer_service_closure", "Say goodbye")]));
+    let out = apply(
+        &mut store,
+        "kayba",
+        batch("n", vec![add("customer_service_closure", "Say goodbye")]),
+    );
     assert_eq!(added(&out), vec!["customer_service_closure-00007"]);
 }
 
@@ -105,8 +133,23 @@ fn our_json_export_then_import_is_lossless_including_removed_bullets() {
     meta.insert("origin".into(), "test".into());
     let mut op = ace::delta::AddOp::new("Beta", "with metadata");
     op.metadata = Some(meta);
-    apply(&mut store, "fin", batch("1", vec![add("Alpha", "one"), ace::delta::DeltaOp::Add(op), add("Alpha", "gone")]));
-    apply(&mut store, "fin", batch("2", vec![tag("alph-00001", 3, 1), remove("alph-00003")]));
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "1",
+            vec![
+                add("Alpha", "one"),
+                ace::delta::DeltaOp::Add(op),
+                add("Alpha", "gone"),
+            ],
+        ),
+    );
+    apply(
+        &mut store,
+        "fin",
+        batch("2", vec![tag("alph-00001", 3, 1), remove("alph-00003")]),
+    );
     let p = store.load_playbook("fin").unwrap();
     let json = format::export(Format::Json, &p);
     assert_eq!(Format::detect(&json), Format::Json);
@@ -119,10 +162,17 @@ fn our_json_export_then_import_is_lossless_including_removed_bullets() {
 #[test]
 fn markdown_export_is_readable_and_skips_removed_bullets() {
     let mut store = store_with("fin", &["Alpha", "EMPTY"]);
-    apply(&mut store, "fin", batch("1", vec![add("Alpha", "one"), add("Alpha", "two")]));
+    apply(
+        &mut store,
+        "fin",
+        batch("1", vec![add("Alpha", "one"), add("Alpha", "two")]),
+    );
     apply(&mut store, "fin", batch("2", vec![remove("alph-00002")]));
     let md = format::export(Format::Markdown, &store.load_playbook("fin").unwrap());
-    assert_eq!(md, "# Playbook: fin\n\n## Alpha\n\n- **[alph-00001]** one _(helpful 0, harmful 0)_\n\n");
+    assert_eq!(
+        md,
+        "# Playbook: fin\n\n## Alpha\n\n- **[alph-00001]** one _(helpful 0, harmful 0)_\n\n"
+    );
 }
 
 #[test]
@@ -130,18 +180,31 @@ fn a_bad_file_imports_nothing_and_names_the_line() {
     let mut text = read("playbooks/appworld_initial_playbook.txt");
     text.push_str("[misc-00009 broken line\n");
     let err = format::parse(Format::Ace, &text, "initial.txt").unwrap_err();
-    assert_eq!(err.to_string(), "initial.txt:24: the bullet id has no closing ']'");
-    let err = format::parse(Format::Skillbook, "{\"skills\": {\"a-1\": {\"section\": \"s\"}}}", "sb.json").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "initial.txt:24: the bullet id has no closing ']'"
+    );
+    let err = format::parse(
+        Format::Skillbook,
+        "{\"skills\": {\"a-1\": {\"section\": \"s\"}}}",
+        "sb.json",
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), "sb.json: skill 'a-1' has no content");
     let err = format::parse(Format::Json, "{\n  \"format\": 1,\n", "x.json").unwrap_err();
-    assert!(err.to_string().starts_with("x.json:3: invalid JSON"), "{err}");
+    assert!(
+        err.to_string().starts_with("x.json:3: invalid JSON"),
+        "{err}"
+    );
 }
 
 #[test]
 fn importing_onto_an_existing_name_changes_nothing() {
     let mut store = store_with("fin", &["A"]);
     let parsed = format::parse(Format::Ace, "## B\n[b-00001] x\n", "f").unwrap();
-    let err = store.import_playbook("fin", &format::import_batch(&parsed, "i"), 2).unwrap_err();
+    let err = store
+        .import_playbook("fin", &format::import_batch(&parsed, "i"), 2)
+        .unwrap_err();
     assert_eq!(err.to_string(), "a playbook named 'fin' already exists");
     assert_eq!(store.playbooks().unwrap().len(), 1);
     assert_eq!(store.load_playbook("fin").unwrap().sections.len(), 1);

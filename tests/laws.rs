@@ -9,15 +9,38 @@ use ace::store::{ApplyOptions, Store};
 use common::*;
 use proptest::prelude::*;
 
-const SECTIONS: &[&str] = &["FORMULAS AND CALCULATIONS", "COMMON MISTAKES TO AVOID", "OTHERS"];
+const SECTIONS: &[&str] = &[
+    "FORMULAS AND CALCULATIONS",
+    "COMMON MISTAKES TO AVOID",
+    "OTHERS",
+];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Add { section: usize, content: String, meta: Option<String> },
-    NewSection { name: String, content: String },
-    Update { bullet: usize, content: Option<String>, section: Option<usize>, meta: Option<String> },
-    Tag { bullet: usize, helpful: u64, harmful: u64, neutral: u64 },
-    Remove { bullet: usize },
+    Add {
+        section: usize,
+        content: String,
+        meta: Option<String>,
+    },
+    NewSection {
+        name: String,
+        content: String,
+    },
+    Update {
+        bullet: usize,
+        content: Option<String>,
+        section: Option<usize>,
+        meta: Option<String>,
+    },
+    Tag {
+        bullet: usize,
+        helpful: u64,
+        harmful: u64,
+        neutral: u64,
+    },
+    Remove {
+        bullet: usize,
+    },
 }
 
 fn content() -> impl Strategy<Value = String> {
@@ -52,15 +75,30 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
     let mut removed = std::collections::HashSet::new();
     let mut out = Vec::new();
     for op in ops {
-        let pick = |i: &usize| (!ids.is_empty()).then(|| ids[i % ids.len()].clone()).filter(|b| !removed.contains(b));
+        let pick = |i: &usize| {
+            (!ids.is_empty())
+                .then(|| ids[i % ids.len()].clone())
+                .filter(|b| !removed.contains(b))
+        };
         match op {
-            Op::Add { section, content, meta: m } => {
+            Op::Add {
+                section,
+                content,
+                meta: m,
+            } => {
                 let mut add = AddOp::new(SECTIONS[*section], content.clone());
                 add.metadata = meta(m);
                 out.push(DeltaOp::Add(add));
             }
-            Op::NewSection { name, content } => out.push(DeltaOp::Add(AddOp::new(name.clone(), content.clone()))),
-            Op::Update { bullet, content, section, meta: m } => {
+            Op::NewSection { name, content } => {
+                out.push(DeltaOp::Add(AddOp::new(name.clone(), content.clone())))
+            }
+            Op::Update {
+                bullet,
+                content,
+                section,
+                meta: m,
+            } => {
                 if let Some(id) = pick(bullet)
                     && (content.is_some() || section.is_some() || m.is_some())
                 {
@@ -72,11 +110,21 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
                     }));
                 }
             }
-            Op::Tag { bullet, helpful, harmful, neutral } => {
+            Op::Tag {
+                bullet,
+                helpful,
+                harmful,
+                neutral,
+            } => {
                 if let Some(id) = pick(bullet)
                     && helpful + harmful + neutral > 0
                 {
-                    out.push(DeltaOp::Tag(TagOp { bullet_id: id, helpful: *helpful, harmful: *harmful, neutral: *neutral }));
+                    out.push(DeltaOp::Tag(TagOp {
+                        bullet_id: id,
+                        helpful: *helpful,
+                        harmful: *harmful,
+                        neutral: *neutral,
+                    }));
                 }
             }
             Op::Remove { bullet } => {
@@ -96,7 +144,9 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
 fn seeded(seed_ops: &[Op]) -> Store {
     let mut store = store_with("pb", SECTIONS);
     let b = to_batch(&store, "seed", seed_ops);
-    store.apply("pb", &b, &ApplyOptions::create_sections()).unwrap();
+    store
+        .apply("pb", &b, &ApplyOptions::create_sections())
+        .unwrap();
     store
 }
 

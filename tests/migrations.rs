@@ -10,12 +10,20 @@ use rusqlite::Connection;
 
 fn tables(conn: &Connection) -> Vec<String> {
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn columns(conn: &Connection, table: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).unwrap();
-    stmt.query_map([], |r| r.get(1)).unwrap().map(Result::unwrap).collect()
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap();
+    stmt.query_map([], |r| r.get(1))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[test]
@@ -36,7 +44,15 @@ fn every_version_migrates_up_and_down_keeping_data() {
 
     // version 1: playbooks, sections, bullets. Write data at this version by hand.
     assert_eq!(store.migrate_to(1).unwrap(), vec![1]);
-    assert_eq!(tables(store.connection()), ["bullets", "bullets_section_created", "playbooks", "sections"]);
+    assert_eq!(
+        tables(store.connection()),
+        [
+            "bullets",
+            "bullets_section_created",
+            "playbooks",
+            "sections"
+        ]
+    );
     store
         .connection()
         .execute_batch(
@@ -52,19 +68,38 @@ fn every_version_migrates_up_and_down_keeping_data() {
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     assert!(columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
     let p = store.load_playbook("old").unwrap();
-    assert_eq!((p.bullets[0].content.as_str(), p.bullets[0].helpful), ("kept across migrations", 4));
-    let out = apply(&mut store, "old", batch("b", vec![add("OTHERS", "new"), tag("misc-00007", 1, 0)]));
-    assert_eq!(added(&out), vec!["misc-00008"], "the stored counter carries across versions");
+    assert_eq!(
+        (p.bullets[0].content.as_str(), p.bullets[0].helpful),
+        ("kept across migrations", 4)
+    );
+    let out = apply(
+        &mut store,
+        "old",
+        batch("b", vec![add("OTHERS", "new"), tag("misc-00007", 1, 0)]),
+    );
+    assert_eq!(
+        added(&out),
+        vec!["misc-00008"],
+        "the stored counter carries across versions"
+    );
 
     // down to 1: revisions go, bullets stay (with the counters they had)
     assert_eq!(store.migrate_to(1).unwrap(), vec![2]);
     assert_eq!(store.schema_version().unwrap(), 1);
     assert!(!tables(store.connection()).contains(&"revisions".to_string()));
     assert!(!columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
-    let n: i64 = store.connection().query_row("SELECT count(*) FROM bullets WHERE helpful = 5", [], |r| r.get(0)).unwrap();
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM bullets WHERE helpful = 5", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(n, 1);
     // the store refuses to write through an old schema instead of failing halfway
-    assert!(matches!(store.load_playbook("old"), Err(StoreError::TooOld { found: 1, .. })));
+    assert!(matches!(
+        store.load_playbook("old"),
+        Err(StoreError::TooOld { found: 1, .. })
+    ));
 
     // and down to 0, then all the way up again
     store.migrate_to(0).unwrap();
@@ -82,13 +117,25 @@ fn a_database_newer_than_the_binary_is_refused_not_downgraded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ace.db");
     drop(Store::open(&path).unwrap());
-    Connection::open(&path).unwrap().pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
-    for result in [Store::open(&path).map(|_| ()), Store::open_unmigrated(&path).map(|_| ())] {
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", LATEST_VERSION + 1)
+        .unwrap();
+    for result in [
+        Store::open(&path).map(|_| ()),
+        Store::open_unmigrated(&path).map(|_| ()),
+    ] {
         let err = result.unwrap_err();
         assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
-        assert!(err.to_string().contains("newer than this ace binary supports"));
+        assert!(
+            err.to_string()
+                .contains("newer than this ace binary supports")
+        );
     }
-    let version: u32 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: u32 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, LATEST_VERSION + 1, "nothing was changed");
 }
 
@@ -96,11 +143,15 @@ fn a_database_newer_than_the_binary_is_refused_not_downgraded() {
 fn a_corrupt_file_is_a_clear_error_and_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ace.db");
-    let garbage = b"this is not a database, just some text that happens to be here......".repeat(100);
+    let garbage =
+        b"this is not a database, just some text that happens to be here......".repeat(100);
     std::fs::write(&path, &garbage).unwrap();
     let err = Store::open(&path).err().expect("must fail");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
-    assert!(err.to_string().contains("not an ace database or is corrupt"));
+    assert!(
+        err.to_string()
+            .contains("not an ace database or is corrupt")
+    );
     assert_eq!(std::fs::read(&path).unwrap(), garbage);
 }
 
@@ -113,7 +164,13 @@ fn a_locked_database_is_a_clear_error_and_nothing_is_written() {
     store.set_busy_timeout(Duration::from_millis(100)).unwrap();
     let holder = Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let err = store.apply("fin", &batch("b", vec![add("OTHERS", "x")]), &Default::default()).unwrap_err();
+    let err = store
+        .apply(
+            "fin",
+            &batch("b", vec![add("OTHERS", "x")]),
+            &Default::default(),
+        )
+        .unwrap_err();
     assert!(matches!(err, StoreError::Locked), "{err}");
     assert!(err.to_string().contains("locked by another writer"));
     holder.execute_batch("ROLLBACK").unwrap();

@@ -17,7 +17,11 @@ use crate::playbook::format::{self, Format};
 use crate::store::{ApplyOptions, ApplyOutcome, LATEST_VERSION, SectionPolicy, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "ace", version, about = "A workbench for ACE (Agentic Context Engineering) playbooks")]
+#[command(
+    name = "ace",
+    version,
+    about = "A workbench for ACE (Agentic Context Engineering) playbooks"
+)]
 pub struct Cli {
     /// Database file [default: the platform data dir, e.g. ~/.local/share/ace/ace.db]
     #[arg(long, global = true, env = "ACE_DB")]
@@ -172,9 +176,14 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => overview(&db, out),
         Some(Command::Playbook(cmd)) => playbook(&db, cmd, out),
-        Some(Command::Delta(DeltaCmd::Apply { file, playbook, new_sections })) => {
+        Some(Command::Delta(DeltaCmd::Apply {
+            file,
+            playbook,
+            new_sections,
+        })) => {
             let text = read_file(&file)?;
-            let batch = DeltaBatch::from_json(&text).with_context(|| format!("{} is not a valid delta batch", file.display()))?;
+            let batch = DeltaBatch::from_json(&text)
+                .with_context(|| format!("{} is not a valid delta batch", file.display()))?;
             let sections = match new_sections {
                 NewSections::Create => SectionPolicy::Create,
                 NewSections::Reject => SectionPolicy::Reject,
@@ -195,7 +204,11 @@ fn read_file(path: &Path) -> Result<String> {
 
 fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
     let store = Store::open(db)?;
-    writeln!(out, "ace — ACE playbook workbench (database: {})\n", db.display())?;
+    writeln!(
+        out,
+        "ace — ACE playbook workbench (database: {})\n",
+        db.display()
+    )?;
     print::playbook_list(out, &store.playbooks()?)?;
     writeln!(
         out,
@@ -209,15 +222,28 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
         PlaybookCmd::List { json } => {
             let list = Store::open(db)?.playbooks()?;
-            if json { print::json(out, &list) } else { print::playbook_list(out, &list) }
+            if json {
+                print::json(out, &list)
+            } else {
+                print::playbook_list(out, &list)
+            }
         }
         PlaybookCmd::Create { name, empty } => {
             let sections: &[&str] = if empty { &[] } else { DEFAULT_SECTIONS };
             Store::open(db)?.create_playbook(&name, sections)?;
-            writeln!(out, "created playbook '{name}' with {} sections", sections.len())?;
+            writeln!(
+                out,
+                "created playbook '{name}' with {} sections",
+                sections.len()
+            )?;
             Ok(())
         }
-        PlaybookCmd::Show { name, at, all, json } => {
+        PlaybookCmd::Show {
+            name,
+            at,
+            all,
+            json,
+        } => {
             let store = Store::open(db)?;
             let playbook = match at {
                 Some(rev) => store.playbook_at(rev)?,
@@ -226,9 +252,17 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
             if let (Some(_), Some(name)) = (at, &name)
                 && &playbook.name != name
             {
-                bail!("revision {} belongs to playbook '{}', not '{name}'", at.unwrap_or_default(), playbook.name);
+                bail!(
+                    "revision {} belongs to playbook '{}', not '{name}'",
+                    at.unwrap_or_default(),
+                    playbook.name
+                );
             }
-            if json { print::json(out, &playbook) } else { print::playbook(out, &playbook, all) }
+            if json {
+                print::json(out, &playbook)
+            } else {
+                print::playbook(out, &playbook, all)
+            }
         }
         PlaybookCmd::Import { file, name, format } => {
             let text = read_file(&file)?;
@@ -237,7 +271,10 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
             let parsed = format::parse(format, &text, &label)?;
             let name = match name {
                 Some(n) => n,
-                None => file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into()),
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "imported".into()),
             };
             let batch = format::import_batch(&parsed, &format!("import:{label}"));
             let mut store = Store::open(db)?;
@@ -251,11 +288,16 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
             )?;
             Ok(())
         }
-        PlaybookCmd::Export { name, format, output } => {
+        PlaybookCmd::Export {
+            name,
+            format,
+            output,
+        } => {
             let playbook = Store::open(db)?.load_playbook(&name)?;
             let text = format::export(format, &playbook);
             match output {
-                Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
                 None => out.write_all(text.as_bytes())?,
             }
             Ok(())
@@ -265,20 +307,38 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
 
 fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
-        RevisionsCmd::List { playbook, limit, json } => {
+        RevisionsCmd::List {
+            playbook,
+            limit,
+            json,
+        } => {
             let list = Store::open(db)?.revisions(playbook.as_deref(), limit)?;
-            if json { print::json(out, &list) } else { print::revision_list(out, &list) }
+            if json {
+                print::json(out, &list)
+            } else {
+                print::revision_list(out, &list)
+            }
         }
         RevisionsCmd::Show { id, json } => {
             let detail = Store::open(db)?.revision(id)?;
-            if json { print::json(out, &detail) } else { print::revision(out, &detail) }
+            if json {
+                print::json(out, &detail)
+            } else {
+                print::revision(out, &detail)
+            }
         }
         RevisionsCmd::Revert { id, force } => {
             let mut store = Store::open(db)?;
             let author = std::env::var("USER").ok();
             let outcome = store.revert(id, force, author.as_deref())?;
-            if let ApplyOutcome::Applied { revision, summary, .. } = outcome {
-                writeln!(out, "reverted revision {id} as revision {revision} ({summary})")?;
+            if let ApplyOutcome::Applied {
+                revision, summary, ..
+            } = outcome
+            {
+                writeln!(
+                    out,
+                    "reverted revision {id} as revision {revision} ({summary})"
+                )?;
             }
             Ok(())
         }
@@ -289,7 +349,10 @@ fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()> {
     let mut store = Store::open_unmigrated(db)?;
     let from = store.schema_version()?;
     match cmd {
-        DbCmd::Status => writeln!(out, "schema version {from} (this binary writes version {LATEST_VERSION})")?,
+        DbCmd::Status => writeln!(
+            out,
+            "schema version {from} (this binary writes version {LATEST_VERSION})"
+        )?,
         DbCmd::Migrate => {
             let done = store.migrate_to(LATEST_VERSION)?;
             if done.is_empty() {
@@ -300,7 +363,9 @@ fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()> {
         }
         DbCmd::Rollback { to } => {
             if to > from {
-                bail!("the database is at version {from}; rollback only goes down (use `ace db migrate` to go up)");
+                bail!(
+                    "the database is at version {from}; rollback only goes down (use `ace db migrate` to go up)"
+                );
             }
             store.migrate_to(to)?;
             writeln!(out, "rolled back from version {from} to {to}")?;

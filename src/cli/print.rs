@@ -17,10 +17,17 @@ pub fn json<T: Serialize + ?Sized>(out: &mut impl Write, value: &T) -> Result<()
 
 pub fn playbook_list(out: &mut impl Write, list: &[PlaybookSummary]) -> Result<()> {
     if list.is_empty() {
-        writeln!(out, "no playbooks yet: `ace playbook create NAME` or `ace playbook import FILE`")?;
+        writeln!(
+            out,
+            "no playbooks yet: `ace playbook create NAME` or `ace playbook import FILE`"
+        )?;
         return Ok(());
     }
-    writeln!(out, "{:<28} {:>8} {:>8} {:>8} {:>9}", "PLAYBOOK", "SECTIONS", "BULLETS", "REMOVED", "REVISIONS")?;
+    writeln!(
+        out,
+        "{:<28} {:>8} {:>8} {:>8} {:>9}",
+        "PLAYBOOK", "SECTIONS", "BULLETS", "REMOVED", "REVISIONS"
+    )?;
     for p in list {
         writeln!(
             out,
@@ -34,9 +41,17 @@ pub fn playbook_list(out: &mut impl Write, list: &[PlaybookSummary]) -> Result<(
 pub fn playbook(out: &mut impl Write, playbook: &Playbook, all: bool) -> Result<()> {
     for section in &playbook.sections {
         writeln!(out, "## {}", section.name)?;
-        for b in playbook.bullets.iter().filter(|b| b.section == section.name && (all || b.is_active())) {
+        for b in playbook
+            .bullets
+            .iter()
+            .filter(|b| b.section == section.name && (all || b.is_active()))
+        {
             let removed = if b.is_active() { "" } else { " (removed)" };
-            writeln!(out, "[{}] helpful={} harmful={} :: {}{removed}", b.id, b.helpful, b.harmful, b.content)?;
+            writeln!(
+                out,
+                "[{}] helpful={} harmful={} :: {}{removed}",
+                b.id, b.helpful, b.harmful, b.content
+            )?;
         }
         writeln!(out)?;
     }
@@ -45,14 +60,24 @@ pub fn playbook(out: &mut impl Write, playbook: &Playbook, all: bool) -> Result<
 
 pub fn outcome(out: &mut impl Write, batch: &str, outcome: &ApplyOutcome) -> Result<()> {
     match outcome {
-        ApplyOutcome::Applied { revision, added, summary } => {
-            writeln!(out, "applied batch '{batch}' as revision {revision} ({summary})")?;
+        ApplyOutcome::Applied {
+            revision,
+            added,
+            summary,
+        } => {
+            writeln!(
+                out,
+                "applied batch '{batch}' as revision {revision} ({summary})"
+            )?;
             if !added.is_empty() {
                 writeln!(out, "new bullets: {}", added.join(", "))?;
             }
         }
         ApplyOutcome::AlreadyApplied { revision } => {
-            writeln!(out, "batch '{batch}' was already applied as revision {revision}; nothing changed")?;
+            writeln!(
+                out,
+                "batch '{batch}' was already applied as revision {revision}; nothing changed"
+            )?;
         }
     }
     Ok(())
@@ -63,7 +88,11 @@ pub fn revision_list(out: &mut impl Write, list: &[Revision]) -> Result<()> {
         writeln!(out, "no revisions")?;
         return Ok(());
     }
-    writeln!(out, "{:>5}  {:<24} {:<18} {:<12} {:<22} REASON", "ID", "TIME", "PLAYBOOK", "SOURCE", "CHANGES")?;
+    writeln!(
+        out,
+        "{:>5}  {:<24} {:<18} {:<12} {:<22} REASON",
+        "ID", "TIME", "PLAYBOOK", "SOURCE", "CHANGES"
+    )?;
     for r in list {
         writeln!(
             out,
@@ -80,18 +109,28 @@ pub fn revision_list(out: &mut impl Write, list: &[Revision]) -> Result<()> {
 }
 
 fn counters(b: &Bullet) -> String {
-    format!("helpful={} harmful={} neutral={}", b.helpful, b.harmful, b.neutral)
+    format!(
+        "helpful={} harmful={} neutral={}",
+        b.helpful, b.harmful, b.neutral
+    )
 }
 
 pub fn revision(out: &mut impl Write, d: &RevisionDetail) -> Result<()> {
     let r = &d.revision;
-    writeln!(out, "revision {} of playbook '{}' · {} · source {}", r.id, r.playbook, r.created_at, r.source)?;
+    writeln!(
+        out,
+        "revision {} of playbook '{}' · {} · source {}",
+        r.id, r.playbook, r.created_at, r.source
+    )?;
     writeln!(
         out,
         "batch {} · parent {}{}",
         r.batch_id,
         r.parent.map_or_else(|| "none".into(), |p| p.to_string()),
-        r.author.as_ref().map(|a| format!(" · by {a}")).unwrap_or_default()
+        r.author
+            .as_ref()
+            .map(|a| format!(" · by {a}"))
+            .unwrap_or_default()
     )?;
     if let Some(reason) = &r.reason {
         writeln!(out, "reason: {reason}")?;
@@ -99,17 +138,37 @@ pub fn revision(out: &mut impl Write, d: &RevisionDetail) -> Result<()> {
     writeln!(out, "changes: {}\n", r.summary)?;
     for change in &d.changes {
         match change {
-            Change::Section { name, before: None, .. } => writeln!(out, "+ section '{name}'")?,
-            Change::Section { name, after: None, .. } => writeln!(out, "- section '{name}'")?,
+            Change::Section {
+                name, before: None, ..
+            } => writeln!(out, "+ section '{name}'")?,
+            Change::Section {
+                name, after: None, ..
+            } => writeln!(out, "- section '{name}'")?,
             Change::Section { .. } => {}
-            Change::Bullet { id, before: None, after: Some(a) } => {
+            Change::Bullet {
+                id,
+                before: None,
+                after: Some(a),
+            } => {
                 writeln!(out, "+ [{id}] ({}) {}", a.section, a.content)?;
             }
-            Change::Bullet { id, before: Some(b), after: None } => {
+            Change::Bullet {
+                id,
+                before: Some(b),
+                after: None,
+            } => {
                 writeln!(out, "- [{id}] ({}) {}   (deleted)", b.section, b.content)?;
             }
-            Change::Bullet { id, before: Some(b), after: Some(a) } => bullet_diff(out, id, b, a)?,
-            Change::Bullet { before: None, after: None, .. } => {}
+            Change::Bullet {
+                id,
+                before: Some(b),
+                after: Some(a),
+            } => bullet_diff(out, id, b, a)?,
+            Change::Bullet {
+                before: None,
+                after: None,
+                ..
+            } => {}
         }
     }
     Ok(())
@@ -123,7 +182,11 @@ fn bullet_diff(out: &mut impl Write, id: &str, b: &Bullet, a: &Bullet) -> Result
         writeln!(out, "+ [{id}] ({}) {}   (restored)", a.section, a.content)?;
     }
     if b.content != a.content {
-        writeln!(out, "~ [{id}] content\n    - {}\n    + {}", b.content, a.content)?;
+        writeln!(
+            out,
+            "~ [{id}] content\n    - {}\n    + {}",
+            b.content, a.content
+        )?;
     }
     if b.section != a.section {
         writeln!(out, "~ [{id}] moved: '{}' → '{}'", b.section, a.section)?;

@@ -37,11 +37,19 @@ pub struct FormatError {
 
 impl FormatError {
     fn at(file: &str, line: usize, message: impl Into<String>) -> Self {
-        FormatError { file: file.to_string(), line: Some(line), message: message.into() }
+        FormatError {
+            file: file.to_string(),
+            line: Some(line),
+            message: message.into(),
+        }
     }
 
     fn whole(file: &str, message: impl Into<String>) -> Self {
-        FormatError { file: file.to_string(), line: None, message: message.into() }
+        FormatError {
+            file: file.to_string(),
+            line: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -54,7 +62,9 @@ impl std::str::FromStr for Format {
             "json" => Ok(Format::Json),
             "skillbook" => Ok(Format::Skillbook),
             "markdown" | "md" => Ok(Format::Markdown),
-            other => Err(format!("unknown format '{other}' (use ace, json, skillbook or markdown)")),
+            other => Err(format!(
+                "unknown format '{other}' (use ace, json, skillbook or markdown)"
+            )),
         }
     }
 }
@@ -65,10 +75,10 @@ impl Format {
     pub fn detect(text: &str) -> Format {
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') {
-            if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(trimmed) {
-                if map.contains_key("skills") {
-                    return Format::Skillbook;
-                }
+            if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(trimmed)
+                && map.contains_key("skills")
+            {
+                return Format::Skillbook;
             }
             return Format::Json;
         }
@@ -82,7 +92,12 @@ pub fn parse(format: Format, text: &str, file: &str) -> Result<Playbook, FormatE
         Format::Ace => parse_ace(text, file)?,
         Format::Json => parse_json(text, file)?,
         Format::Skillbook => parse_skillbook(text, file)?,
-        Format::Markdown => return Err(FormatError::whole(file, "markdown is an export-only format")),
+        Format::Markdown => {
+            return Err(FormatError::whole(
+                file,
+                "markdown is an export-only format",
+            ));
+        }
     };
     Ok(playbook)
 }
@@ -107,19 +122,35 @@ struct BulletLine<'a> {
 
 /// Parses `[id] helpful=X harmful=Y [neutral=Z] :: content` or `[id] content`.
 fn parse_bullet_line(line: &str) -> Result<BulletLine<'_>, String> {
-    let rest = line.strip_prefix('[').ok_or("a bullet line starts with '['")?;
-    let (id, rest) = rest.split_once(']').ok_or("the bullet id has no closing ']'")?;
+    let rest = line
+        .strip_prefix('[')
+        .ok_or("a bullet line starts with '['")?;
+    let (id, rest) = rest
+        .split_once(']')
+        .ok_or("the bullet id has no closing ']'")?;
     let id = id.trim();
     if !super::is_valid_bullet_id(id) {
         return Err(format!("'{id}' is not a valid bullet id"));
     }
     let rest = rest.trim_start();
-    let mut out = BulletLine { id, helpful: 0, harmful: 0, neutral: 0, content: rest };
+    let mut out = BulletLine {
+        id,
+        helpful: 0,
+        harmful: 0,
+        neutral: 0,
+        content: rest,
+    };
     if rest.starts_with("helpful=") {
-        let (counters, content) = rest.split_once("::").ok_or("counters must be followed by ' :: content'")?;
+        let (counters, content) = rest
+            .split_once("::")
+            .ok_or("counters must be followed by ' :: content'")?;
         for field in counters.split_whitespace() {
-            let (name, value) = field.split_once('=').ok_or_else(|| format!("'{field}' is not name=value"))?;
-            let value: u64 = value.parse().map_err(|_| format!("counter '{field}' is not a whole number"))?;
+            let (name, value) = field
+                .split_once('=')
+                .ok_or_else(|| format!("'{field}' is not name=value"))?;
+            let value: u64 = value
+                .parse()
+                .map_err(|_| format!("counter '{field}' is not a whole number"))?;
             match name {
                 "helpful" => out.helpful = value,
                 "harmful" => out.harmful = value,
@@ -151,22 +182,39 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
         if let Some(name) = line.strip_prefix("## ") {
             let name = name.trim();
             if name.is_empty() {
-                return Err(FormatError::at(file, line_no, "section header without a name"));
+                return Err(FormatError::at(
+                    file,
+                    line_no,
+                    "section header without a name",
+                ));
             }
             if sections.iter().any(|s| s == name) {
-                return Err(FormatError::at(file, line_no, format!("section '{name}' appears twice")));
+                return Err(FormatError::at(
+                    file,
+                    line_no,
+                    format!("section '{name}' appears twice"),
+                ));
             }
             sections.push(name.to_string());
             continuing = false;
             continue;
         }
         if line.starts_with('[') {
-            let parsed = parse_bullet_line(line.trim()).map_err(|m| FormatError::at(file, line_no, m))?;
+            let parsed =
+                parse_bullet_line(line.trim()).map_err(|m| FormatError::at(file, line_no, m))?;
             let Some(section) = sections.last() else {
-                return Err(FormatError::at(file, line_no, "bullet before any '## SECTION' header"));
+                return Err(FormatError::at(
+                    file,
+                    line_no,
+                    "bullet before any '## SECTION' header",
+                ));
             };
             if let Some(first) = seen.insert(parsed.id.to_string(), line_no) {
-                return Err(FormatError::at(file, line_no, format!("bullet id {} already used on line {first}", parsed.id)));
+                return Err(FormatError::at(
+                    file,
+                    line_no,
+                    format!("bullet id {} already used on line {first}", parsed.id),
+                ));
             }
             bullets.push(Bullet {
                 id: parsed.id.to_string(),
@@ -193,13 +241,19 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
                 return Err(FormatError::at(
                     file,
                     line_no,
-                    format!("expected '## SECTION' or '[id] content', found \"{}\"", preview(line)),
+                    format!(
+                        "expected '## SECTION' or '[id] content', found \"{}\"",
+                        preview(line)
+                    ),
                 ));
             }
         }
     }
     if sections.is_empty() {
-        return Err(FormatError::whole(file, "no '## SECTION' header found; is this an ACE playbook?"));
+        return Err(FormatError::whole(
+            file,
+            "no '## SECTION' header found; is this an ACE playbook?",
+        ));
     }
     let slugs = slugs_from_ids(&sections, &bullets);
     Ok(Playbook {
@@ -207,7 +261,11 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
         sections: sections
             .iter()
             .enumerate()
-            .map(|(i, name)| Section { name: name.clone(), slug: slugs[i].clone(), position: i as i64 })
+            .map(|(i, name)| Section {
+                name: name.clone(),
+                slug: slugs[i].clone(),
+                position: i as i64,
+            })
             .collect(),
         next_bullet_number: next_number(&bullets),
         bullets,
@@ -216,7 +274,11 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
 
 fn preview(s: &str) -> String {
     let p: String = s.chars().take(60).collect();
-    if s.chars().count() > 60 { format!("{p}…") } else { p }
+    if s.chars().count() > 60 {
+        format!("{p}…")
+    } else {
+        p
+    }
 }
 
 /// Section slugs for formats that do not store them (ACE text, skillbook): a section takes the most
@@ -232,7 +294,10 @@ fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
                     *counts.entry(slug).or_default() += 1;
                 }
             }
-            counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(s, n)| (s.to_string(), n))
+            counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+                .map(|(s, n)| (s.to_string(), n))
         })
         .collect();
     let mut order: Vec<usize> = (0..sections.len()).collect();
@@ -249,7 +314,11 @@ fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
 }
 
 fn next_number(bullets: &[Bullet]) -> u64 {
-    bullets.iter().filter_map(|b| parse_bullet_id(&b.id).map(|(_, n)| n + 1)).max().unwrap_or(1)
+    bullets
+        .iter()
+        .filter_map(|b| parse_bullet_id(&b.id).map(|(_, n)| n + 1))
+        .max()
+        .unwrap_or(1)
 }
 
 fn export_ace(playbook: &Playbook) -> String {
@@ -260,7 +329,11 @@ fn export_ace(playbook: &Playbook) -> String {
         }
         let _ = writeln!(out, "## {}", section.name);
         for b in playbook.section_bullets(&section.name) {
-            let _ = writeln!(out, "[{}] helpful={} harmful={} :: {}", b.id, b.helpful, b.harmful, b.content);
+            let _ = writeln!(
+                out,
+                "[{}] helpful={} harmful={} :: {}",
+                b.id, b.helpful, b.harmful, b.content
+            );
         }
     }
     out
@@ -279,7 +352,11 @@ fn export_markdown(playbook: &Playbook) -> String {
         let _ = writeln!(out, "## {}\n", section.name);
         for b in bullets {
             let content = b.content.replace('\n', "\n  ");
-            let _ = writeln!(out, "- **[{}]** {} _(helpful {}, harmful {})_", b.id, content, b.helpful, b.harmful);
+            let _ = writeln!(
+                out,
+                "- **[{}]** {} _(helpful {}, harmful {})_",
+                b.id, content, b.helpful, b.harmful
+            );
         }
         out.push('\n');
     }
@@ -301,18 +378,27 @@ fn parse_json(text: &str, file: &str) -> Result<Playbook, FormatError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FormatError::at(file, e.line(), format!("invalid JSON: {e}")))?;
     if value.get("format").and_then(Value::as_str) != Some(JSON_FORMAT_TAG) {
-        return Err(FormatError::whole(file, format!("not an ace-workbench playbook (expected \"format\": \"{JSON_FORMAT_TAG}\")")));
+        return Err(FormatError::whole(
+            file,
+            format!("not an ace-workbench playbook (expected \"format\": \"{JSON_FORMAT_TAG}\")"),
+        ));
     }
-    let mut playbook: Playbook =
-        serde_json::from_value(value).map_err(|e| FormatError::whole(file, format!("invalid playbook JSON: {e}")))?;
+    let mut playbook: Playbook = serde_json::from_value(value)
+        .map_err(|e| FormatError::whole(file, format!("invalid playbook JSON: {e}")))?;
     let names: HashSet<&str> = playbook.sections.iter().map(|s| s.name.as_str()).collect();
     let mut ids = HashSet::new();
     for b in &playbook.bullets {
         if !names.contains(b.section.as_str()) {
-            return Err(FormatError::whole(file, format!("bullet {} names unknown section '{}'", b.id, b.section)));
+            return Err(FormatError::whole(
+                file,
+                format!("bullet {} names unknown section '{}'", b.id, b.section),
+            ));
         }
         if !ids.insert(b.id.as_str()) {
-            return Err(FormatError::whole(file, format!("bullet id {} appears twice", b.id)));
+            return Err(FormatError::whole(
+                file,
+                format!("bullet id {} appears twice", b.id),
+            ));
         }
     }
     playbook.sort();
@@ -320,7 +406,17 @@ fn parse_json(text: &str, file: &str) -> Result<Playbook, FormatError> {
 }
 
 /// Skillbook fields we map to our own; every other field goes to metadata and back.
-const SKILL_OWN_FIELDS: &[&str] = &["id", "section", "content", "helpful", "harmful", "neutral", "status", "created_at", "updated_at"];
+const SKILL_OWN_FIELDS: &[&str] = &[
+    "id",
+    "section",
+    "content",
+    "helpful",
+    "harmful",
+    "neutral",
+    "status",
+    "created_at",
+    "updated_at",
+];
 
 fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
     let value: Value = serde_json::from_str(text)
@@ -334,7 +430,12 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
     if let Some(map) = value.get("sections").and_then(Value::as_object) {
         for (name, ids) in map {
             sections.push(name.clone());
-            for id in ids.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for id in ids
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if skills.contains_key(id) && !order.iter().any(|o| o == id) {
                     order.push(id.to_string());
                 }
@@ -355,25 +456,38 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
         let count = |name: &str| -> Result<u64, FormatError> {
             match skill.get(name) {
                 None | Some(Value::Null) => Ok(0),
-                Some(v) => v.as_u64().ok_or_else(|| FormatError::whole(file, format!("skill '{key}': '{name}' is not a whole number"))),
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    FormatError::whole(
+                        file,
+                        format!("skill '{key}': '{name}' is not a whole number"),
+                    )
+                }),
             }
         };
         let id = text_field("id").unwrap_or_else(|| key.clone());
-        let section = text_field("section").ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no section")))?;
+        let section = text_field("section")
+            .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no section")))?;
         let content = text_field("content").filter(|c| !c.trim().is_empty());
-        let content = content.ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no content")))?;
+        let content = content
+            .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no content")))?;
         if !sections.contains(&section) {
             sections.push(section.clone());
         }
         let status_text = text_field("status").unwrap_or_else(|| "active".into());
         // `embedding: null` and `sources: []` are the package's defaults, which export writes back.
-        let is_default = |k: &str, v: &Value| (k == "embedding" && v.is_null()) || (k == "sources" && v == &json!([]));
+        let is_default = |k: &str, v: &Value| {
+            (k == "embedding" && v.is_null()) || (k == "sources" && v == &json!([]))
+        };
         let mut metadata: Map<String, Value> = skill
             .iter()
             .filter(|(k, v)| !SKILL_OWN_FIELDS.contains(&k.as_str()) && !is_default(k, v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let status = if status_text == "active" { BulletStatus::Active } else { BulletStatus::Removed };
+        let status = if status_text == "active" {
+            BulletStatus::Active
+        } else {
+            BulletStatus::Removed
+        };
         if status_text != "active" && status_text != "removed" {
             metadata.insert("skillbook_status".into(), Value::String(status_text));
         }
@@ -393,7 +507,10 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
     }
     let mut ids = HashSet::new();
     if let Some(dup) = bullets.iter().find(|b| !ids.insert(b.id.as_str())) {
-        return Err(FormatError::whole(file, format!("skill id {} appears twice", dup.id)));
+        return Err(FormatError::whole(
+            file,
+            format!("skill id {} appears twice", dup.id),
+        ));
     }
     let next_id = value.get("next_id").and_then(Value::as_u64).unwrap_or(0);
     let slugs = slugs_from_ids(&sections, &bullets);
@@ -402,7 +519,11 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
         sections: sections
             .iter()
             .enumerate()
-            .map(|(i, name)| Section { name: name.clone(), slug: slugs[i].clone(), position: i as i64 })
+            .map(|(i, name)| Section {
+                name: name.clone(),
+                slug: slugs[i].clone(),
+                position: i as i64,
+            })
             .collect(),
         next_bullet_number: next_number(&bullets).max(next_id + 1),
         bullets,
@@ -431,15 +552,26 @@ fn export_skillbook(playbook: &Playbook) -> String {
         skill.insert("neutral".into(), json!(b.neutral));
         skill.insert("created_at".into(), json!(b.created_at));
         skill.insert("updated_at".into(), json!(b.updated_at));
-        skill.insert("embedding".into(), extra.remove("embedding").unwrap_or(Value::Null));
+        skill.insert(
+            "embedding".into(),
+            extra.remove("embedding").unwrap_or(Value::Null),
+        );
         skill.insert("status".into(), json!(status));
-        skill.insert("sources".into(), extra.remove("sources").unwrap_or_else(|| json!([])));
+        skill.insert(
+            "sources".into(),
+            extra.remove("sources").unwrap_or_else(|| json!([])),
+        );
         skill.extend(extra);
         skills.insert(b.id.clone(), Value::Object(skill));
     }
     let mut sections = Map::new();
     for s in &playbook.sections {
-        let ids: Vec<&str> = playbook.bullets.iter().filter(|b| b.section == s.name).map(|b| b.id.as_str()).collect();
+        let ids: Vec<&str> = playbook
+            .bullets
+            .iter()
+            .filter(|b| b.section == s.name)
+            .map(|b| b.id.as_str())
+            .collect();
         sections.insert(s.name.clone(), json!(ids));
     }
     let value = json!({
@@ -457,7 +589,10 @@ pub fn import_batch(playbook: &Playbook, batch_id: &str) -> DeltaBatch {
     let mut ops: Vec<DeltaOp> = playbook
         .sections
         .iter()
-        .map(|s| DeltaOp::AddSection { section: s.name.clone(), slug: Some(s.slug.clone()) })
+        .map(|s| DeltaOp::AddSection {
+            section: s.name.clone(),
+            slug: Some(s.slug.clone()),
+        })
         .collect();
     for b in &playbook.bullets {
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -497,15 +632,26 @@ mod tests {
     #[test]
     fn bad_lines_name_file_and_line() {
         let err = parse(Format::Ace, "## A\n[a-00001] ok\n\njunk here\n", "pb.txt").unwrap_err();
-        assert_eq!(err.to_string(), "pb.txt:4: expected '## SECTION' or '[id] content', found \"junk here\"");
+        assert_eq!(
+            err.to_string(),
+            "pb.txt:4: expected '## SECTION' or '[id] content', found \"junk here\""
+        );
         let err = parse(Format::Ace, "## A\n[a-00001 helpful=1\n", "pb.txt").unwrap_err();
         assert_eq!(err.line, Some(2));
-        let err = parse(Format::Ace, "## A\n[a-1] helpful=x harmful=0 :: c\n", "pb.txt").unwrap_err();
+        let err = parse(
+            Format::Ace,
+            "## A\n[a-1] helpful=x harmful=0 :: c\n",
+            "pb.txt",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("pb.txt:2: counter 'helpful=x'"));
         let err = parse(Format::Ace, "[a-1] c\n", "pb.txt").unwrap_err();
         assert!(err.to_string().contains("before any"));
         let err = parse(Format::Ace, "## A\n[a-1] c\n[a-1] d\n", "pb.txt").unwrap_err();
-        assert_eq!(err.to_string(), "pb.txt:3: bullet id a-1 already used on line 2");
+        assert_eq!(
+            err.to_string(),
+            "pb.txt:3: bullet id a-1 already used on line 2"
+        );
     }
 
     #[test]

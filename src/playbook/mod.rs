@@ -94,16 +94,27 @@ impl Playbook {
     }
 
     /// Active bullets of one section, in order.
-    pub fn section_bullets<'a>(&'a self, section: &'a str) -> impl Iterator<Item = &'a Bullet> + 'a {
+    pub fn section_bullets<'a>(
+        &'a self,
+        section: &'a str,
+    ) -> impl Iterator<Item = &'a Bullet> + 'a {
         self.active_bullets().filter(move |b| b.section == section)
     }
 
     /// Sorts sections and bullets into display order (section position, then bullet position).
     pub fn sort(&mut self) {
         self.sections.sort_by_key(|s| s.position);
-        let order: std::collections::HashMap<&str, i64> =
-            self.sections.iter().map(|s| (s.name.as_str(), s.position)).collect();
-        self.bullets.sort_by_cached_key(|b| (order.get(b.section.as_str()).copied().unwrap_or(i64::MAX), b.position));
+        let order: std::collections::HashMap<&str, i64> = self
+            .sections
+            .iter()
+            .map(|s| (s.name.as_str(), s.position))
+            .collect();
+        self.bullets.sort_by_cached_key(|b| {
+            (
+                order.get(b.section.as_str()).copied().unwrap_or(i64::MAX),
+                b.position,
+            )
+        });
     }
 }
 
@@ -138,12 +149,20 @@ const KNOWN_SLUGS: &[(&str, &str)] = &[
     ("general", "gen"),
 ];
 
-const STOP_WORDS: &[&str] = &["and", "or", "the", "a", "an", "of", "to", "for", "in", "on", "with"];
+const STOP_WORDS: &[&str] = &[
+    "and", "or", "the", "a", "an", "of", "to", "for", "in", "on", "with",
+];
 
 /// Normalises a section name for comparison: lowercase, punctuation and `_`/`-` as spaces, single spaces.
 pub fn normalize_section_key(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
         .collect::<String>()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -165,9 +184,17 @@ pub fn section_slug(name: &str) -> String {
     let slug: String = match words.as_slice() {
         [] => String::new(),
         [one] => one.chars().take(4).collect(),
-        many => many.iter().filter_map(|w| w.chars().next()).take(5).collect(),
+        many => many
+            .iter()
+            .filter_map(|w| w.chars().next())
+            .take(5)
+            .collect(),
     };
-    if slug.is_empty() { "sec".to_string() } else { slug }
+    if slug.is_empty() {
+        "sec".to_string()
+    } else {
+        slug
+    }
 }
 
 /// Formats a bullet id in the published form `{slug}-{n:05}`.
@@ -181,7 +208,10 @@ pub fn parse_bullet_id(id: &str) -> Option<(&str, u64)> {
     if slug.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if !slug.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+    if !slug
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
         return None;
     }
     Some((slug, digits.parse().ok()?))
@@ -189,7 +219,11 @@ pub fn parse_bullet_id(id: &str) -> Option<(&str, u64)> {
 
 /// Whether `id` can be used as a bullet id at all: non-empty, no whitespace or brackets.
 pub fn is_valid_bullet_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && !id.chars().any(|c| c.is_whitespace() || c == '[' || c == ']')
+    !id.is_empty()
+        && id.len() <= 200
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c == '[' || c == ']')
 }
 
 #[cfg(test)]
@@ -216,7 +250,10 @@ mod tests {
     fn ids_round_trip() {
         assert_eq!(format_bullet_id("calc", 12), "calc-00012");
         assert_eq!(parse_bullet_id("calc-00012"), Some(("calc", 12)));
-        assert_eq!(parse_bullet_id("customer_service_structure-00001"), Some(("customer_service_structure", 1)));
+        assert_eq!(
+            parse_bullet_id("customer_service_structure-00001"),
+            Some(("customer_service_structure", 1))
+        );
         assert_eq!(parse_bullet_id("x-123456"), Some(("x", 123456)));
         assert_eq!(parse_bullet_id("calc"), None);
         assert_eq!(parse_bullet_id("-00001"), None);

@@ -7,8 +7,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Result, Store, StoreError, classify, now, validate_playbook_name};
-use crate::delta::{AddOp, Change, ChangeSummary, DeltaBatch, DeltaError, DeltaOp, Source, TagOp, UpdateOp};
-use crate::playbook::{Bullet, BulletStatus, Section, format_bullet_id, normalize_section_key, parse_bullet_id, section_slug};
+use crate::delta::{
+    AddOp, Change, ChangeSummary, DeltaBatch, DeltaError, DeltaOp, Source, TagOp, UpdateOp,
+};
+use crate::playbook::{
+    Bullet, BulletStatus, Section, format_bullet_id, normalize_section_key, parse_bullet_id,
+    section_slug,
+};
 
 /// What to do with an ADD or UPDATE naming a section the playbook does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,14 +32,20 @@ pub struct ApplyOptions {
 
 impl ApplyOptions {
     pub fn create_sections() -> Self {
-        ApplyOptions { sections: SectionPolicy::Create }
+        ApplyOptions {
+            sections: SectionPolicy::Create,
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ApplyOutcome {
-    Applied { revision: i64, added: Vec<String>, summary: ChangeSummary },
+    Applied {
+        revision: i64,
+        added: Vec<String>,
+        summary: ChangeSummary,
+    },
     /// The batch id was applied before, as this revision; nothing was written now.
     AlreadyApplied { revision: i64 },
 }
@@ -42,7 +53,9 @@ pub enum ApplyOutcome {
 impl ApplyOutcome {
     pub fn revision(&self) -> i64 {
         match self {
-            ApplyOutcome::Applied { revision, .. } | ApplyOutcome::AlreadyApplied { revision } => *revision,
+            ApplyOutcome::Applied { revision, .. } | ApplyOutcome::AlreadyApplied { revision } => {
+                *revision
+            }
         }
     }
 }
@@ -90,8 +103,16 @@ pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet>
         helpful: r.get::<_, i64>(3)? as u64,
         harmful: r.get::<_, i64>(4)? as u64,
         neutral: r.get::<_, i64>(5)? as u64,
-        metadata: if metadata == b"{}" { Map::new() } else { serde_json::from_slice(metadata).unwrap_or_default() },
-        status: if text(7)? == b"active" { BulletStatus::Active } else { BulletStatus::Removed },
+        metadata: if metadata == b"{}" {
+            Map::new()
+        } else {
+            serde_json::from_slice(metadata).unwrap_or_default()
+        },
+        status: if text(7)? == b"active" {
+            BulletStatus::Active
+        } else {
+            BulletStatus::Removed
+        },
         position: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
@@ -99,22 +120,39 @@ pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet>
 }
 
 impl<'t> Writer<'t> {
-    pub fn begin(tx: &'t Transaction<'t>, playbook_id: i64, batch: &DeltaBatch, reverts: Option<i64>) -> Result<Self> {
+    pub fn begin(
+        tx: &'t Transaction<'t>,
+        playbook_id: i64,
+        batch: &DeltaBatch,
+        reverts: Option<i64>,
+    ) -> Result<Self> {
         let (name, next_number, next_position): (String, i64, i64) = tx.query_row(
             "SELECT name, next_bullet_number, next_position FROM playbooks WHERE id = ?1",
             [playbook_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let mut stmt = tx.prepare_cached("SELECT id, name, slug, position FROM sections WHERE playbook_id = ?1")?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, name, slug, position FROM sections WHERE playbook_id = ?1",
+        )?;
         let sections = stmt
             .query_map([playbook_id], |r| {
-                Ok(SectionRow { id: r.get(0)?, section: Section { name: r.get(1)?, slug: r.get(2)?, position: r.get(3)? } })
+                Ok(SectionRow {
+                    id: r.get(0)?,
+                    section: Section {
+                        name: r.get(1)?,
+                        slug: r.get(2)?,
+                        position: r.get(3)?,
+                    },
+                })
             })?
             .map(|r| r.map(|row| (row.section.name.clone(), row)))
             .collect::<rusqlite::Result<HashMap<_, _>>>()?;
         let now = now(tx)?;
-        let parent: Option<i64> =
-            tx.query_row("SELECT max(id) FROM revisions WHERE playbook_id = ?1", [playbook_id], |r| r.get(0))?;
+        let parent: Option<i64> = tx.query_row(
+            "SELECT max(id) FROM revisions WHERE playbook_id = ?1",
+            [playbook_id],
+            |r| r.get(0),
+        )?;
         tx.execute(
             "INSERT INTO revisions (playbook_id, parent_id, batch_id, source, author, reason, reverts, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -139,7 +177,9 @@ impl<'t> Writer<'t> {
             "SELECT {BULLET_ROW_COLUMNS} FROM bullets b WHERE b.playbook_id = ?1 AND b.bullet_id = ?2"
         ))?;
         let row = stmt
-            .query_row(params![self.playbook_id, id], |r| Ok((r.get::<_, i64>(1)?, bullet_from_row(r)?)))
+            .query_row(params![self.playbook_id, id], |r| {
+                Ok((r.get::<_, i64>(1)?, bullet_from_row(r)?))
+            })
             .optional()?;
         Ok(row.map(|(section_id, mut bullet)| {
             bullet.section = self.section_name(section_id).unwrap_or_default();
@@ -148,7 +188,10 @@ impl<'t> Writer<'t> {
     }
 
     fn section_name(&self, section_id: i64) -> Option<String> {
-        self.sections.values().find(|row| row.id == section_id).map(|row| row.section.name.clone())
+        self.sections
+            .values()
+            .find(|row| row.id == section_id)
+            .map(|row| row.section.name.clone())
     }
 
     /// Finds a section by exact name, else by normalised name (case, punctuation) if that is unique.
@@ -157,7 +200,10 @@ impl<'t> Writer<'t> {
             return Some(row);
         }
         let key = normalize_section_key(name);
-        let mut matches = self.sections.values().filter(|row| normalize_section_key(&row.section.name) == key);
+        let mut matches = self
+            .sections
+            .values()
+            .filter(|row| normalize_section_key(&row.section.name) == key);
         match (matches.next(), matches.next()) {
             (Some(row), None) => Some(row),
             _ => None,
@@ -171,7 +217,13 @@ impl<'t> Writer<'t> {
     }
 
     /// Creates a section (recorded as a change) and returns it.
-    pub fn create_section(&mut self, op_index: Option<usize>, name: &str, slug: Option<&str>, position: Option<i64>) -> Result<Section> {
+    pub fn create_section(
+        &mut self,
+        op_index: Option<usize>,
+        name: &str,
+        slug: Option<&str>,
+        position: Option<i64>,
+    ) -> Result<Section> {
         let position = position.unwrap_or_else(|| self.take_position());
         let section = Section {
             name: name.to_string(),
@@ -180,30 +232,68 @@ impl<'t> Writer<'t> {
         };
         self.tx.execute(
             "INSERT INTO sections (playbook_id, name, slug, position) VALUES (?1, ?2, ?3, ?4)",
-            params![self.playbook_id, section.name, section.slug, section.position],
+            params![
+                self.playbook_id,
+                section.name,
+                section.slug,
+                section.position
+            ],
         )?;
         let id = self.tx.last_insert_rowid();
-        self.sections.insert(section.name.clone(), SectionRow { id, section: section.clone() });
-        self.changes.push((op_index, Change::Section { name: section.name.clone(), before: None, after: Some(section.clone()) }));
+        self.sections.insert(
+            section.name.clone(),
+            SectionRow {
+                id,
+                section: section.clone(),
+            },
+        );
+        self.changes.push((
+            op_index,
+            Change::Section {
+                name: section.name.clone(),
+                before: None,
+                after: Some(section.clone()),
+            },
+        ));
         Ok(section)
     }
 
     /// Deletes an empty section (recorded as a change).
     pub fn delete_section(&mut self, name: &str) -> Result<()> {
         if let Some(row) = self.sections.remove(name) {
-            self.tx.execute("DELETE FROM sections WHERE id = ?1", [row.id])?;
-            self.changes.push((None, Change::Section { name: name.to_string(), before: Some(row.section), after: None }));
+            self.tx
+                .execute("DELETE FROM sections WHERE id = ?1", [row.id])?;
+            self.changes.push((
+                None,
+                Change::Section {
+                    name: name.to_string(),
+                    before: Some(row.section),
+                    after: None,
+                },
+            ));
         }
         Ok(())
     }
 
     pub fn section_has_bullets(&self, name: &str) -> Result<bool> {
-        let Some(row) = self.sections.get(name) else { return Ok(false) };
-        Ok(self.tx.query_row("SELECT EXISTS (SELECT 1 FROM bullets WHERE section_id = ?1)", [row.id], |r| r.get(0))?)
+        let Some(row) = self.sections.get(name) else {
+            return Ok(false);
+        };
+        Ok(self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM bullets WHERE section_id = ?1)",
+            [row.id],
+            |r| r.get(0),
+        )?)
     }
 
     /// Resolves a section for an ADD / UPDATE, creating it if the policy allows.
-    fn resolve_section(&mut self, index: usize, op: &DeltaOp, name: &str, policy: SectionPolicy) -> Result<Section> {
+    fn resolve_section(
+        &mut self,
+        index: usize,
+        op: &DeltaOp,
+        name: &str,
+        policy: SectionPolicy,
+    ) -> Result<Section> {
         if let Some(row) = self.find_section(name) {
             return Ok(row.section.clone());
         }
@@ -211,13 +301,23 @@ impl<'t> Writer<'t> {
             SectionPolicy::Create => self.create_section(Some(index), name, None, None),
             SectionPolicy::Reject => {
                 let known: Vec<&str> = self.sections.keys().map(String::as_str).collect();
-                Err(self.reject(index, op, format!("section '{name}' does not exist (sections: {})", known.join(", "))))
+                Err(self.reject(
+                    index,
+                    op,
+                    format!(
+                        "section '{name}' does not exist (sections: {})",
+                        known.join(", ")
+                    ),
+                ))
             }
         }
     }
 
     fn reject(&self, index: usize, op: &DeltaOp, reason: impl Into<String>) -> StoreError {
-        StoreError::Rejected { batch: String::new(), error: DeltaError::op(index, op, reason) }
+        StoreError::Rejected {
+            batch: String::new(),
+            error: DeltaError::op(index, op, reason),
+        }
     }
 
     /// Writes a bullet's full state: insert, or update if `upsert` and the id exists. Without `upsert`
@@ -229,10 +329,16 @@ impl<'t> Writer<'t> {
     fn store_bullet(&mut self, bullet: &Bullet, upsert: bool) -> Result<()> {
         let section_id = match self.sections.get(&bullet.section) {
             Some(row) => row.id,
-            None => return Err(StoreError::Migration(format!("internal: section '{}' missing", bullet.section))),
+            None => {
+                return Err(StoreError::Migration(format!(
+                    "internal: section '{}' missing",
+                    bullet.section
+                )));
+            }
         };
         let metadata = serde_json::to_string(&bullet.metadata)?;
-        const INSERT: &str = "INSERT INTO bullets (playbook_id, bullet_id, section_id, position, content, helpful, \
+        const INSERT: &str =
+            "INSERT INTO bullets (playbook_id, bullet_id, section_id, position, content, helpful, \
              harmful, neutral, metadata, status, created_at, updated_at, last_revision)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
         const UPSERT: &str = " ON CONFLICT (playbook_id, bullet_id) DO UPDATE SET
@@ -240,8 +346,11 @@ impl<'t> Writer<'t> {
                helpful = excluded.helpful, harmful = excluded.harmful, neutral = excluded.neutral,
                metadata = excluded.metadata, status = excluded.status, created_at = excluded.created_at,
                updated_at = excluded.updated_at, last_revision = excluded.last_revision";
-        let mut stmt =
-            if upsert { self.tx.prepare_cached(&format!("{INSERT}{UPSERT}"))? } else { self.tx.prepare_cached(INSERT)? };
+        let mut stmt = if upsert {
+            self.tx.prepare_cached(&format!("{INSERT}{UPSERT}"))?
+        } else {
+            self.tx.prepare_cached(INSERT)?
+        };
         stmt.execute(params![
             self.playbook_id,
             bullet.id,
@@ -261,7 +370,9 @@ impl<'t> Writer<'t> {
     }
 
     pub fn delete_bullet(&mut self, id: &str) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached("DELETE FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
         stmt.execute(params![self.playbook_id, id])?;
         Ok(())
     }
@@ -274,7 +385,12 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    pub fn apply_op(&mut self, index: usize, op: &DeltaOp, policy: SectionPolicy) -> Result<Option<String>> {
+    pub fn apply_op(
+        &mut self,
+        index: usize,
+        op: &DeltaOp,
+        policy: SectionPolicy,
+    ) -> Result<Option<String>> {
         match op {
             DeltaOp::Add(add) => self.add(index, op, add, policy).map(Some),
             DeltaOp::Update(u) => self.update(index, op, u, policy).map(|_| None),
@@ -288,28 +404,55 @@ impl<'t> Writer<'t> {
             }
             DeltaOp::AddSection { section, slug } => {
                 if self.find_section(section).is_some() {
-                    return Err(self.reject(index, op, format!("section '{section}' already exists")));
+                    return Err(self.reject(
+                        index,
+                        op,
+                        format!("section '{section}' already exists"),
+                    ));
                 }
-                self.create_section(Some(index), section, slug.as_deref(), None).map(|_| None)
+                self.create_section(Some(index), section, slug.as_deref(), None)
+                    .map(|_| None)
             }
         }
     }
 
     fn existing_active(&self, index: usize, op: &DeltaOp, id: &str) -> Result<Bullet> {
         match self.load_bullet(id)? {
-            None => Err(self.reject(index, op, format!("bullet {id} does not exist in playbook '{}'", self.playbook_name))),
-            Some(b) if !b.is_active() => Err(self.reject(index, op, format!("bullet {id} is removed"))),
+            None => Err(self.reject(
+                index,
+                op,
+                format!(
+                    "bullet {id} does not exist in playbook '{}'",
+                    self.playbook_name
+                ),
+            )),
+            Some(b) if !b.is_active() => {
+                Err(self.reject(index, op, format!("bullet {id} is removed")))
+            }
             Some(b) => Ok(b),
         }
     }
 
     fn record_bullet(&mut self, index: usize, before: Bullet, after: Bullet) -> Result<()> {
         self.write_bullet(&after)?;
-        self.changes.push((Some(index), Change::Bullet { id: after.id.clone(), before: Some(before), after: Some(after) }));
+        self.changes.push((
+            Some(index),
+            Change::Bullet {
+                id: after.id.clone(),
+                before: Some(before),
+                after: Some(after),
+            },
+        ));
         Ok(())
     }
 
-    fn add(&mut self, index: usize, op: &DeltaOp, add: &AddOp, policy: SectionPolicy) -> Result<String> {
+    fn add(
+        &mut self,
+        index: usize,
+        op: &DeltaOp,
+        add: &AddOp,
+        policy: SectionPolicy,
+    ) -> Result<String> {
         let section = self.resolve_section(index, op, &add.section, policy)?;
         let id = match &add.id {
             Some(id) => {
@@ -340,14 +483,31 @@ impl<'t> Writer<'t> {
             status: add.status.unwrap_or_default(),
             position: self.take_position(),
             created_at: add.created_at.clone().unwrap_or_else(|| self.now.clone()),
-            updated_at: add.updated_at.clone().or_else(|| add.created_at.clone()).unwrap_or_else(|| self.now.clone()),
+            updated_at: add
+                .updated_at
+                .clone()
+                .or_else(|| add.created_at.clone())
+                .unwrap_or_else(|| self.now.clone()),
         };
         self.store_bullet(&bullet, false)?;
-        self.changes.push((Some(index), Change::Bullet { id: id.clone(), before: None, after: Some(bullet) }));
+        self.changes.push((
+            Some(index),
+            Change::Bullet {
+                id: id.clone(),
+                before: None,
+                after: Some(bullet),
+            },
+        ));
         Ok(id)
     }
 
-    fn update(&mut self, index: usize, op: &DeltaOp, u: &UpdateOp, policy: SectionPolicy) -> Result<()> {
+    fn update(
+        &mut self,
+        index: usize,
+        op: &DeltaOp,
+        u: &UpdateOp,
+        policy: SectionPolicy,
+    ) -> Result<()> {
         let before = self.existing_active(index, op, &u.bullet_id)?;
         let mut after = before.clone();
         if let Some(content) = &u.content {
@@ -371,8 +531,14 @@ impl<'t> Writer<'t> {
         let before = self.existing_active(index, op, &t.bullet_id)?;
         let mut after = before.clone();
         let add = |a: u64, b: u64| a.checked_add(b).filter(|n| *n <= i64::MAX as u64);
-        match (add(before.helpful, t.helpful), add(before.harmful, t.harmful), add(before.neutral, t.neutral)) {
-            (Some(h), Some(x), Some(n)) => (after.helpful, after.harmful, after.neutral) = (h, x, n),
+        match (
+            add(before.helpful, t.helpful),
+            add(before.harmful, t.harmful),
+            add(before.neutral, t.neutral),
+        ) {
+            (Some(h), Some(x), Some(n)) => {
+                (after.helpful, after.harmful, after.neutral) = (h, x, n)
+            }
             _ => return Err(self.reject(index, op, "a counter would overflow")),
         }
         after.updated_at = self.now.clone();
@@ -404,11 +570,23 @@ impl<'t> Writer<'t> {
                 Change::Bullet { before, after, .. } => (to_json(before)?, to_json(after)?),
                 Change::Section { before, after, .. } => (to_json(before)?, to_json(after)?),
             };
-            stmt.execute(params![revision, idx as i64, change.kind(), change.key(), op_index, before, after])?;
+            stmt.execute(params![
+                revision,
+                idx as i64,
+                change.kind(),
+                change.key(),
+                op_index,
+                before,
+                after
+            ])?;
         }
         self.tx.execute(
             "UPDATE playbooks SET next_bullet_number = ?2, next_position = ?3 WHERE id = ?1",
-            params![self.playbook_id, self.next_number as i64, self.next_position],
+            params![
+                self.playbook_id,
+                self.next_number as i64,
+                self.next_position
+            ],
         )?;
         Ok((revision, summary))
     }
@@ -433,7 +611,11 @@ fn added_ids(changes: &[(Option<usize>, Change)]) -> Vec<String> {
     changes
         .iter()
         .filter_map(|(_, c)| match c {
-            Change::Bullet { id, before: None, after: Some(_) } => Some(id.clone()),
+            Change::Bullet {
+                id,
+                before: None,
+                after: Some(_),
+            } => Some(id.clone()),
             _ => None,
         })
         .collect()
@@ -442,13 +624,25 @@ fn added_ids(changes: &[(Option<usize>, Change)]) -> Vec<String> {
 impl Store {
     pub(super) fn begin(&mut self) -> Result<Transaction<'_>> {
         self.require_latest()?;
-        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)
     }
 
     /// Applies a batch to a playbook as one transaction and one revision. On any invalid op nothing is
     /// written and the error names the op. A batch id applied before is a no-op ([`ApplyOutcome::AlreadyApplied`]).
-    pub fn apply(&mut self, playbook: &str, batch: &DeltaBatch, options: &ApplyOptions) -> Result<ApplyOutcome> {
-        batch.validate_shape().map_err(|error| StoreError::Rejected { batch: batch.id.clone(), error })?;
+    pub fn apply(
+        &mut self,
+        playbook: &str,
+        batch: &DeltaBatch,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome> {
+        batch
+            .validate_shape()
+            .map_err(|error| StoreError::Rejected {
+                batch: batch.id.clone(),
+                error,
+            })?;
         let tx = self.begin()?;
         let playbook_id = super::read::playbook_id(&tx, playbook)?;
         let outcome = apply_in(&tx, playbook_id, batch, options)?;
@@ -458,11 +652,22 @@ impl Store {
 
     /// Creates an empty playbook with the given sections (in order), as its first revision.
     pub fn create_playbook(&mut self, name: &str, sections: &[&str]) -> Result<i64> {
-        let ops: Vec<DeltaOp> =
-            sections.iter().map(|s| DeltaOp::AddSection { section: (*s).to_string(), slug: None }).collect();
-        let batch = DeltaBatch::new("create", Source::Human, ops).with_reason(format!("create playbook '{name}'"));
+        let ops: Vec<DeltaOp> = sections
+            .iter()
+            .map(|s| DeltaOp::AddSection {
+                section: (*s).to_string(),
+                slug: None,
+            })
+            .collect();
+        let batch = DeltaBatch::new("create", Source::Human, ops)
+            .with_reason(format!("create playbook '{name}'"));
         if !sections.is_empty() {
-            batch.validate_shape().map_err(|error| StoreError::Rejected { batch: batch.id.clone(), error })?;
+            batch
+                .validate_shape()
+                .map_err(|error| StoreError::Rejected {
+                    batch: batch.id.clone(),
+                    error,
+                })?;
         }
         let tx = self.begin()?;
         let id = insert_playbook(&tx, name)?;
@@ -475,8 +680,18 @@ impl Store {
 
     /// Creates playbook `name` and applies `batch` (source `import`) to it in one transaction: a bad
     /// batch leaves no playbook behind. The id counter ends at least at `next_bullet_number`.
-    pub fn import_playbook(&mut self, name: &str, batch: &DeltaBatch, next_bullet_number: u64) -> Result<ApplyOutcome> {
-        batch.validate_shape().map_err(|error| StoreError::Rejected { batch: batch.id.clone(), error })?;
+    pub fn import_playbook(
+        &mut self,
+        name: &str,
+        batch: &DeltaBatch,
+        next_bullet_number: u64,
+    ) -> Result<ApplyOutcome> {
+        batch
+            .validate_shape()
+            .map_err(|error| StoreError::Rejected {
+                batch: batch.id.clone(),
+                error,
+            })?;
         let tx = self.begin()?;
         let id = insert_playbook(&tx, name)?;
         let outcome = apply_in(&tx, id, batch, &ApplyOptions::create_sections())?;
@@ -491,31 +706,54 @@ impl Store {
 
 fn insert_playbook(tx: &Transaction<'_>, name: &str) -> Result<i64> {
     validate_playbook_name(name)?;
-    let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM playbooks WHERE name = ?1)", [name], |r| r.get(0))?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM playbooks WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
     if exists {
         return Err(StoreError::PlaybookExists(name.to_string()));
     }
-    tx.execute("INSERT INTO playbooks (name, created_at) VALUES (?1, ?2)", params![name, now(tx)?])?;
+    tx.execute(
+        "INSERT INTO playbooks (name, created_at) VALUES (?1, ?2)",
+        params![name, now(tx)?],
+    )?;
     Ok(tx.last_insert_rowid())
 }
 
-fn apply_in(tx: &Transaction<'_>, playbook_id: i64, batch: &DeltaBatch, options: &ApplyOptions) -> Result<ApplyOutcome> {
+fn apply_in(
+    tx: &Transaction<'_>,
+    playbook_id: i64,
+    batch: &DeltaBatch,
+    options: &ApplyOptions,
+) -> Result<ApplyOutcome> {
     let applied: Option<i64> = tx
-        .query_row("SELECT id FROM revisions WHERE playbook_id = ?1 AND batch_id = ?2", params![playbook_id, batch.id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT id FROM revisions WHERE playbook_id = ?1 AND batch_id = ?2",
+            params![playbook_id, batch.id],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(revision) = applied {
         return Ok(ApplyOutcome::AlreadyApplied { revision });
     }
     let mut writer = Writer::begin(tx, playbook_id, batch, None)?;
     for (index, op) in batch.operations.iter().enumerate() {
-        writer.apply_op(index, op, options.sections).map_err(|e| match e {
-            StoreError::Rejected { error, .. } => StoreError::Rejected { batch: batch.id.clone(), error },
-            other => other,
-        })?;
+        writer
+            .apply_op(index, op, options.sections)
+            .map_err(|e| match e {
+                StoreError::Rejected { error, .. } => StoreError::Rejected {
+                    batch: batch.id.clone(),
+                    error,
+                },
+                other => other,
+            })?;
     }
     let added = added_ids(&writer.changes);
     let (revision, summary) = writer.finish()?;
-    Ok(ApplyOutcome::Applied { revision, added, summary })
+    Ok(ApplyOutcome::Applied {
+        revision,
+        added,
+        summary,
+    })
 }

@@ -31,7 +31,8 @@ pub const MIGRATIONS: &[Migration] = &[
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(classify)
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(classify)
 }
 
 /// Moves the schema to `target`, up or down, one migration per transaction. Returns the versions
@@ -44,16 +45,26 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<Vec<u32>, StoreE
         )));
     }
     if current > LATEST_VERSION {
-        return Err(StoreError::TooNew { found: current, supported: LATEST_VERSION });
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: LATEST_VERSION,
+        });
     }
     let mut done = Vec::new();
     if target > current {
-        for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
+        for m in MIGRATIONS
+            .iter()
+            .filter(|m| m.version > current && m.version <= target)
+        {
             run(conn, m.up, m.version, m.name)?;
             done.push(m.version);
         }
     } else {
-        for m in MIGRATIONS.iter().rev().filter(|m| m.version <= current && m.version > target) {
+        for m in MIGRATIONS
+            .iter()
+            .rev()
+            .filter(|m| m.version <= current && m.version > target)
+        {
             run(conn, m.down, m.version - 1, m.name)?;
             done.push(m.version);
         }
@@ -62,9 +73,12 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<Vec<u32>, StoreE
 }
 
 fn run(conn: &mut Connection, sql: &str, new_version: u32, name: &str) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(classify)?;
     tx.execute_batch(sql)
         .map_err(|e| StoreError::Migration(format!("migration '{name}' failed: {e}")))?;
-    tx.pragma_update(None, "user_version", new_version).map_err(classify)?;
+    tx.pragma_update(None, "user_version", new_version)
+        .map_err(classify)?;
     tx.commit().map_err(classify)
 }

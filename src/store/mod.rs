@@ -27,13 +27,21 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StoreError {
     #[error("cannot open database {path}: {detail}")]
     Open { path: String, detail: String },
-    #[error("the database is not an ace database or is corrupt ({0}); restore it from a backup or point --db / ACE_DB elsewhere")]
+    #[error(
+        "the database is not an ace database or is corrupt ({0}); restore it from a backup or point --db / ACE_DB elsewhere"
+    )]
     Corrupt(String),
-    #[error("the database is locked by another writer and stayed locked past the busy timeout; try again when the other process has finished")]
+    #[error(
+        "the database is locked by another writer and stayed locked past the busy timeout; try again when the other process has finished"
+    )]
     Locked,
-    #[error("the database has schema version {found}, newer than this ace binary supports ({supported}); upgrade ace (it is never downgraded silently)")]
+    #[error(
+        "the database has schema version {found}, newer than this ace binary supports ({supported}); upgrade ace (it is never downgraded silently)"
+    )]
     TooNew { found: u32, supported: u32 },
-    #[error("the database has schema version {found}; run `ace db migrate` to bring it to version {latest}")]
+    #[error(
+        "the database has schema version {found}; run `ace db migrate` to bring it to version {latest}"
+    )]
     TooOld { found: u32, latest: u32 },
     #[error("{0}")]
     Migration(String),
@@ -59,7 +67,9 @@ pub enum StoreError {
 pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt(e.to_string()),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt(e.to_string())
+        }
         _ => StoreError::Sqlite(e),
     }
 }
@@ -94,10 +104,17 @@ impl Store {
                 detail: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::Open { path: path.display().to_string(), detail: e.to_string() })?;
-        let store = Store { conn, path: Some(path.to_path_buf()) };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let store = Store {
+            conn,
+            path: Some(path.to_path_buf()),
+        };
         store.configure()?;
         store.check_not_newer()?;
         Ok(store)
@@ -122,11 +139,19 @@ impl Store {
     }
 
     fn configure(&self) -> Result<()> {
-        self.conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(classify)?;
+        self.conn
+            .busy_timeout(DEFAULT_BUSY_TIMEOUT)
+            .map_err(classify)?;
         // journal_mode is the first statement that reads the file, so a non-database fails here.
-        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(classify)?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(classify)?;
         if mode != "wal" && mode != "memory" {
-            return Err(StoreError::Open { path: self.describe(), detail: format!("cannot enable WAL (got {mode})") });
+            return Err(StoreError::Open {
+                path: self.describe(),
+                detail: format!("cannot enable WAL (got {mode})"),
+            });
         }
         // NORMAL in WAL mode: a commit survives a killed process; only power loss may drop the last ones.
         // A 32 MiB page cache keeps a 100k-bullet playbook off the read syscalls (mmap would too, but
@@ -141,13 +166,18 @@ impl Store {
     }
 
     fn describe(&self) -> String {
-        self.path.as_ref().map_or_else(|| ":memory:".into(), |p| p.display().to_string())
+        self.path
+            .as_ref()
+            .map_or_else(|| ":memory:".into(), |p| p.display().to_string())
     }
 
     fn check_not_newer(&self) -> Result<()> {
         let found = migrations::schema_version(&self.conn)?;
         if found > LATEST_VERSION {
-            return Err(StoreError::TooNew { found, supported: LATEST_VERSION });
+            return Err(StoreError::TooNew {
+                found,
+                supported: LATEST_VERSION,
+            });
         }
         Ok(())
     }
@@ -172,8 +202,14 @@ impl Store {
     fn require_latest(&self) -> Result<()> {
         let found = self.schema_version()?;
         match found.cmp(&LATEST_VERSION) {
-            std::cmp::Ordering::Less => Err(StoreError::TooOld { found, latest: LATEST_VERSION }),
-            std::cmp::Ordering::Greater => Err(StoreError::TooNew { found, supported: LATEST_VERSION }),
+            std::cmp::Ordering::Less => Err(StoreError::TooOld {
+                found,
+                latest: LATEST_VERSION,
+            }),
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew {
+                found,
+                supported: LATEST_VERSION,
+            }),
             std::cmp::Ordering::Equal => Ok(()),
         }
     }
@@ -186,7 +222,10 @@ impl Store {
 
 /// The current time as RFC 3339 UTC with milliseconds, from SQLite's clock.
 pub(crate) fn now(conn: &Connection) -> Result<String> {
-    conn.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| r.get(0)).map_err(classify)
+    conn.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| {
+        r.get(0)
+    })
+    .map_err(classify)
 }
 
 pub(crate) fn validate_playbook_name(name: &str) -> Result<()> {

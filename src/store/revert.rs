@@ -41,15 +41,28 @@ impl Store {
                 });
             }
         }
-        let mut batch = DeltaBatch::new(format!("revert-{id}-{}", previous_reverts + 1), Source::Revert, Vec::new())
-            .with_reason(format!("revert of revision {id}{}", if force { " (forced)" } else { "" }));
+        let mut batch = DeltaBatch::new(
+            format!("revert-{id}-{}", previous_reverts + 1),
+            Source::Revert,
+            Vec::new(),
+        )
+        .with_reason(format!(
+            "revert of revision {id}{}",
+            if force { " (forced)" } else { "" }
+        ));
         batch.author = author.map(str::to_string);
         let mut writer = Writer::begin(&tx, playbook_id, &batch, Some(id))?;
         for change in changes.iter().rev() {
             match change {
-                Change::Bullet { id: bullet_id, before, after } => {
+                Change::Bullet {
+                    id: bullet_id,
+                    before,
+                    after,
+                } => {
                     let current = writer.load_bullet(bullet_id)?;
-                    let target = before.as_ref().map(|b| restored(b, current.as_ref(), after.as_ref(), &writer.now));
+                    let target = before
+                        .as_ref()
+                        .map(|b| restored(b, current.as_ref(), after.as_ref(), &writer.now));
                     match &target {
                         Some(t) => {
                             writer.ensure_section_for(&t.section)?;
@@ -58,37 +71,66 @@ impl Store {
                         None => writer.delete_bullet(bullet_id)?,
                     }
                     if current != target {
-                        writer.changes.push((None, Change::Bullet { id: bullet_id.clone(), before: current, after: target }));
+                        writer.changes.push((
+                            None,
+                            Change::Bullet {
+                                id: bullet_id.clone(),
+                                before: current,
+                                after: target,
+                            },
+                        ));
                     }
                 }
-                Change::Section { name, before: None, .. } => {
+                Change::Section {
+                    name, before: None, ..
+                } => {
                     if writer.section_has_bullets(name)? {
                         if !force {
                             return Err(StoreError::RevertConflict {
                                 revision: id,
-                                detail: format!("section '{name}' was created by it but holds bullets added later; use --force to keep the section"),
+                                detail: format!(
+                                    "section '{name}' was created by it but holds bullets added later; use --force to keep the section"
+                                ),
                             });
                         }
                     } else {
                         writer.delete_section(name)?;
                     }
                 }
-                Change::Section { name, before: Some(section), .. } => {
+                Change::Section {
+                    name,
+                    before: Some(section),
+                    ..
+                } => {
                     if writer.find_section(name).is_none() {
-                        writer.create_section(None, name, Some(&section.slug), Some(section.position))?;
+                        writer.create_section(
+                            None,
+                            name,
+                            Some(&section.slug),
+                            Some(section.position),
+                        )?;
                     }
                 }
             }
         }
         let (revision, summary) = writer.finish()?;
         tx.commit().map_err(classify)?;
-        Ok(ApplyOutcome::Applied { revision, added: Vec::new(), summary })
+        Ok(ApplyOutcome::Applied {
+            revision,
+            added: Vec::new(),
+            summary,
+        })
     }
 }
 
 /// The state a bullet returns to: `before`, with counters moved by the inverse of this revision's
 /// increment (equal to `before` when nothing changed the bullet since).
-fn restored(before: &Bullet, current: Option<&Bullet>, after: Option<&Bullet>, now: &str) -> Bullet {
+fn restored(
+    before: &Bullet,
+    current: Option<&Bullet>,
+    after: Option<&Bullet>,
+    now: &str,
+) -> Bullet {
     let mut t = before.clone();
     if let (Some(cur), Some(aft)) = (current, after) {
         t.helpful = counter(cur.helpful, before.helpful, aft.helpful);
@@ -102,7 +144,12 @@ fn restored(before: &Bullet, current: Option<&Bullet>, after: Option<&Bullet>, n
 /// What a later revision did to what revision `id` touched, as messages. Each bullet row carries the
 /// last revision that wrote it; a bullet revision `id` left in place but that is gone now was deleted
 /// by a later revert.
-fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, changes: &[Change]) -> Result<Vec<String>> {
+fn later_changes(
+    tx: &rusqlite::Transaction<'_>,
+    playbook_id: i64,
+    id: i64,
+    changes: &[Change],
+) -> Result<Vec<String>> {
     // The newest revert of `id`, if it has not been reverted in turn, means `id` is undone already.
     let undone: Option<i64> = tx
         .query_row(
@@ -116,13 +163,23 @@ fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, chan
     if let Some(rev) = undone {
         return Ok(vec![format!("it was already reverted by revision {rev}")]);
     }
-    let mut last = tx.prepare_cached("SELECT last_revision FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
+    let mut last = tx.prepare_cached(
+        "SELECT last_revision FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2",
+    )?;
     let mut describe = tx.prepare_cached("SELECT source FROM revisions WHERE id = ?1")?;
     let mut messages = Vec::new();
     for change in changes {
-        let Change::Bullet { id: bullet_id, after, .. } = change else { continue };
-        let last_revision: Option<Option<i64>> =
-            last.query_row(params![playbook_id, bullet_id], |r| r.get(0)).optional()?;
+        let Change::Bullet {
+            id: bullet_id,
+            after,
+            ..
+        } = change
+        else {
+            continue;
+        };
+        let last_revision: Option<Option<i64>> = last
+            .query_row(params![playbook_id, bullet_id], |r| r.get(0))
+            .optional()?;
         let later = match (last_revision, after) {
             (Some(Some(rev)), _) if rev > id => rev,
             (None, Some(_)) => {
@@ -132,7 +189,9 @@ fn later_changes(tx: &rusqlite::Transaction<'_>, playbook_id: i64, id: i64, chan
             _ => continue,
         };
         let source: String = describe.query_row([later], |r| r.get(0))?;
-        messages.push(format!("bullet {bullet_id} was changed later by revision {later} ({source})"));
+        messages.push(format!(
+            "bullet {bullet_id} was changed later by revision {later} ({source})"
+        ));
     }
     Ok(messages)
 }

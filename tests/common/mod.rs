@@ -9,7 +9,9 @@ use ace::store::{ApplyOptions, ApplyOutcome, Store};
 
 /// The shared reference data (read in place, never copied into the repo).
 pub fn shared_data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
 }
 
 pub fn store_with(name: &str, sections: &[&str]) -> Store {
@@ -23,15 +25,27 @@ pub fn add(section: &str, content: &str) -> DeltaOp {
 }
 
 pub fn tag(id: &str, helpful: u64, harmful: u64) -> DeltaOp {
-    DeltaOp::Tag(TagOp { bullet_id: id.into(), helpful, harmful, neutral: 0 })
+    DeltaOp::Tag(TagOp {
+        bullet_id: id.into(),
+        helpful,
+        harmful,
+        neutral: 0,
+    })
 }
 
 pub fn update_content(id: &str, content: &str) -> DeltaOp {
-    DeltaOp::Update(UpdateOp { bullet_id: id.into(), content: Some(content.into()), section: None, metadata: None })
+    DeltaOp::Update(UpdateOp {
+        bullet_id: id.into(),
+        content: Some(content.into()),
+        section: None,
+        metadata: None,
+    })
 }
 
 pub fn remove(id: &str) -> DeltaOp {
-    DeltaOp::Remove { bullet_id: id.into() }
+    DeltaOp::Remove {
+        bullet_id: id.into(),
+    }
 }
 
 pub fn batch(id: &str, ops: Vec<DeltaOp>) -> DeltaBatch {
@@ -51,10 +65,17 @@ pub fn added(outcome: &ApplyOutcome) -> Vec<String> {
 
 /// What a person sees of a playbook: sections in order, every bullet in order with its content,
 /// counters, metadata and status. Timestamps are left out (a revert is a new change in time).
-pub type View = (Vec<(String, String)>, Vec<(String, String, String, u64, u64, u64, String, &'static str)>);
+pub type View = (
+    Vec<(String, String)>,
+    Vec<(String, String, String, u64, u64, u64, String, &'static str)>,
+);
 
 pub fn view(p: &Playbook) -> View {
-    let sections = p.sections.iter().map(|s| (s.name.clone(), s.slug.clone())).collect();
+    let sections = p
+        .sections
+        .iter()
+        .map(|s| (s.name.clone(), s.slug.clone()))
+        .collect();
     let bullets = p
         .bullets
         .iter()
