@@ -105,7 +105,7 @@ fn load_playbook(c: &mut Criterion) {
     let mut group = c.benchmark_group("load");
     group.sample_size(20);
     group.bench_function("100k-bullet playbook", |b| {
-        b.iter(|| black_box(store.load_playbook("bench").unwrap()))
+        b.iter_with_large_drop(|| black_box(store.load_playbook("bench").unwrap()))
     });
     group.finish();
 }
