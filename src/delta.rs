@@ -249,7 +249,7 @@ impl DeltaBatch {
     /// A stable id derived from source and operations (FNV-1a over their JSON).
     pub fn content_id(&self) -> String {
         let json = serde_json::to_string(&(&self.source, &self.operations)).unwrap_or_default();
-        format!("auto-{:016x}", fnv1a(json.as_bytes()))
+        format!("auto-{:016x}", content_hash(json.as_bytes()))
     }
 
     /// Checks everything that needs no database. The store checks ids and sections when applying.
@@ -279,7 +279,8 @@ impl DeltaBatch {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// A stable 64-bit hash (FNV-1a) for idempotency keys and prompt versions; not for security.
+pub fn content_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

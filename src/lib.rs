@@ -6,5 +6,8 @@
 
 pub mod cli;
 pub mod delta;
+pub mod llm;
 pub mod playbook;
+pub mod prompts;
+pub mod roles;
 pub mod store;

@@ -1,0 +1,116 @@
+//! Running totals of model calls per role: calls, failures, tokens, latency and cost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Role, Usage};
+
+/// Price of a model in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// Prices by model name (exact match, else the longest configured prefix, e.g. `gpt-4o` for
+/// `gpt-4o-2024-08-06`). Unknown models cost 0 and are reported as unpriced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceTable(pub HashMap<String, Price>);
+
+impl PriceTable {
+    pub fn price(&self, model: &str) -> Option<Price> {
+        if let Some(p) = self.0.get(model) {
+            return Some(*p);
+        }
+        self.0.iter().filter(|(k, _)| model.starts_with(k.as_str())).max_by_key(|(k, _)| k.len()).map(|(_, p)| *p)
+    }
+
+    pub fn cost(&self, model: &str, usage: Usage) -> f64 {
+        self.price(model).map_or(0.0, |p| {
+            (usage.prompt_tokens as f64 * p.input_per_mtok + usage.completion_tokens as f64 * p.output_per_mtok) / 1e6
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleUsage {
+    pub calls: u64,
+    pub failed: u64,
+    pub retries: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    pub cost_usd: f64,
+}
+
+/// Shared, cheap to clone; every client records into it and callers read snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger(Arc<Mutex<BTreeMap<Role, RoleUsage>>>);
+
+impl Ledger {
+    pub fn record(&self, role: Role, usage: Usage, latency: Duration, attempts: u32, cost_usd: f64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(role).or_default();
+        entry.calls += 1;
+        entry.retries += u64::from(attempts.saturating_sub(1));
+        entry.prompt_tokens += usage.prompt_tokens;
+        entry.completion_tokens += usage.completion_tokens;
+        entry.latency_ms += latency.as_millis() as u64;
+        entry.cost_usd += cost_usd;
+    }
+
+    pub fn record_failure(&self, role: Role) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(role).or_default().failed += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<Role, RoleUsage> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn total(&self) -> RoleUsage {
+        self.snapshot().values().fold(RoleUsage::default(), |mut t, u| {
+            t.calls += u.calls;
+            t.failed += u.failed;
+            t.retries += u.retries;
+            t.prompt_tokens += u.prompt_tokens;
+            t.completion_tokens += u.completion_tokens;
+            t.latency_ms += u.latency_ms;
+            t.cost_usd += u.cost_usd;
+            t
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_match_exactly_or_by_longest_prefix() {
+        let mut t = PriceTable::default();
+        t.0.insert("gpt-4o".into(), Price { input_per_mtok: 2.5, output_per_mtok: 10.0 });
+        t.0.insert("gpt-4o-mini".into(), Price { input_per_mtok: 0.15, output_per_mtok: 0.6 });
+        assert_eq!(t.price("gpt-4o-mini-2024-07-18").unwrap().input_per_mtok, 0.15);
+        assert_eq!(t.price("gpt-4o-2024-08-06").unwrap().input_per_mtok, 2.5);
+        assert!(t.price("llama3").is_none());
+        let cost = t.cost("gpt-4o", Usage { prompt_tokens: 1_000_000, completion_tokens: 500_000 });
+        assert!((cost - 7.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ledger_adds_up_per_role() {
+        let l = Ledger::default();
+        l.record(Role::Generator, Usage { prompt_tokens: 10, completion_tokens: 5 }, Duration::from_millis(30), 2, 0.01);
+        l.record(Role::Generator, Usage { prompt_tokens: 1, completion_tokens: 1 }, Duration::from_millis(10), 1, 0.0);
+        l.record_failure(Role::Curator);
+        let s = l.snapshot();
+        assert_eq!(s[&Role::Generator].calls, 2);
+        assert_eq!(s[&Role::Generator].retries, 1);
+        assert_eq!(s[&Role::Generator].prompt_tokens, 11);
+        assert_eq!(s[&Role::Curator].failed, 1);
+        assert_eq!(l.total().latency_ms, 40);
+    }
+}

@@ -1,0 +1,302 @@
+//! The Curator: turns reflections into small delta operations, normalised and de-duplicated.
+//!
+//! Normalisation: whitespace collapsed, section names mapped to the playbook's own (case and
+//! punctuation ignored). De-duplication of ADDs, against active bullets and earlier ADDs of the same
+//! answer:
+//! - an **exact** duplicate (same words after case and whitespace folding) becomes a `TAG helpful+1` of
+//!   the existing bullet: the curator re-derived the same lesson, which is evidence for it;
+//! - a **near** duplicate — token-set Jaccard similarity ≥ [`NEAR_DUPLICATE`] over lowercased words
+//!   with stop words and a plural `s` removed — is dropped, with the bullet it repeats named in the
+//!   reason. Lexical similarity misses paraphrases (see ../shared/CRATES.md); it only catches rewordings
+//!   of the same sentence, which are the common case in curator output.
+//!
+//! Ops naming unknown or removed bullets, or failing the delta limits, are dropped with a reason; the
+//! rest each get a stable idempotency key.
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{CallRecord, RoleError, Reflection, call_structured, opt_text};
+use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp, content_hash};
+use crate::llm::{LlmClient, TraceIds};
+use crate::playbook::{Playbook, normalize_section_key};
+use crate::prompts;
+
+/// Jaccard similarity at or above which an ADD counts as a near duplicate.
+pub const NEAR_DUPLICATE: f64 = 0.8;
+
+/// A normalised op with its idempotency key (`c-` + hash of the op's JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CuratedOp {
+    pub key: String,
+    pub op: DeltaOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CuratorOutput {
+    pub reasoning: String,
+    pub operations: Vec<CuratedOp>,
+    /// Ops the curator proposed that were dropped, with the reason.
+    pub dropped: Vec<(String, String)>,
+    #[serde(skip)]
+    pub calls: Vec<CallRecord>,
+}
+
+pub struct CuratorInput<'a> {
+    pub playbook: &'a Playbook,
+    /// What each reflected sample was about, and its reflection.
+    pub reflections: &'a [(String, Reflection)],
+    /// Token budget of the playbook, shown to the curator against the current size.
+    pub token_budget: Option<usize>,
+}
+
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const STOP: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "be", "it", "that", "this", "as", "by", "at",
+    "when", "always", "before",
+];
+
+fn tokens(s: &str) -> std::collections::BTreeSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !STOP.contains(&w.as_str()))
+        .map(|w| if w.len() > 3 && w.ends_with('s') { w[..w.len() - 1].to_string() } else { w })
+        .collect()
+}
+
+/// Token-set Jaccard similarity (see the module docs).
+pub fn similarity(a: &str, b: &str) -> f64 {
+    let (a, b) = (tokens(a), tokens(b));
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let common = a.intersection(&b).count() as f64;
+    common / a.union(&b).count() as f64
+}
+
+fn stats(playbook: &Playbook, budget: Option<usize>) -> String {
+    let active: Vec<_> = playbook.active_bullets().collect();
+    let list = |f: &dyn Fn(&&crate::playbook::Bullet) -> bool| {
+        let ids: Vec<&str> = active.iter().filter(|b| f(b)).map(|b| b.id.as_str()).take(30).collect();
+        if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+    };
+    let tokens = prompts::estimate_tokens(&prompts::render_playbook(playbook));
+    let budget = budget.map_or_else(|| "no budget set".to_string(), |b| format!("budget {b}"));
+    format!(
+        "bullets: {}\nhigh-performing (helpful > harmful, helpful >= 2): {}\nproblematic (harmful > helpful): {}\nunused so far (no tags): {}\nsize: about {tokens} tokens ({budget})",
+        active.len(),
+        list(&|b| b.helpful > b.harmful && b.helpful >= 2),
+        list(&|b| b.harmful > b.helpful),
+        list(&|b| b.helpful + b.harmful + b.neutral == 0),
+    )
+}
+
+fn reflections_text(reflections: &[(String, Reflection)]) -> String {
+    reflections
+        .iter()
+        .enumerate()
+        .map(|(i, (about, r))| format!("[{}] task: {}\n{}", i + 1, about.trim(), r.summary()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn count(op: &Value, name: &str) -> Result<u64, String> {
+    match op.get(name) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| format!("\"{name}\" must be a whole number ≥ 0")),
+    }
+}
+
+/// Reads the answer's operations; an op that is not even an object with a known type makes the whole
+/// answer unusable (so the repair request can fix it).
+fn parse(v: &Value) -> Result<(String, Vec<DeltaOp>), String> {
+    let reasoning = opt_text(v, "reasoning")?;
+    let items = match v.get("operations") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => return Err("the field \"operations\" is missing".into()),
+        Some(_) => return Err("\"operations\" must be an array".into()),
+    };
+    let mut ops = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let kind = item.get("type").and_then(Value::as_str).map(|s| s.trim().to_ascii_uppercase());
+        let text = |name: &str| item.get(name).and_then(Value::as_str).map(collapse).filter(|s| !s.is_empty());
+        let id = || text("bullet_id").map(|s| s.trim_matches(|c| c == '[' || c == ']').to_string());
+        let op = match kind.as_deref() {
+            Some("ADD") => DeltaOp::Add(AddOp::new(text("section").unwrap_or_else(|| "OTHERS".into()), text("content").unwrap_or_default())),
+            Some("UPDATE") => DeltaOp::Update(UpdateOp {
+                bullet_id: id().unwrap_or_default(),
+                content: text("content"),
+                section: text("section"),
+                metadata: None,
+            }),
+            Some("TAG") => DeltaOp::Tag(TagOp {
+                bullet_id: id().unwrap_or_default(),
+                helpful: count(item, "helpful")?,
+                harmful: count(item, "harmful")?,
+                neutral: count(item, "neutral")?,
+            }),
+            Some("REMOVE") => DeltaOp::Remove { bullet_id: id().unwrap_or_default() },
+            Some(other) => return Err(format!("operations[{i}] has unknown type '{other}' (use ADD, UPDATE, TAG or REMOVE)")),
+            None => return Err(format!("operations[{i}] has no \"type\"")),
+        };
+        ops.push(op);
+    }
+    Ok((reasoning, ops))
+}
+
+/// Normalises and de-duplicates proposed ops against the playbook (see the module docs).
+pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>, Vec<(String, String)>) {
+    let mut kept: Vec<DeltaOp> = Vec::new();
+    let mut dropped = Vec::new();
+    let section_name = |name: &str| {
+        let key = normalize_section_key(name);
+        playbook.sections.iter().find(|s| normalize_section_key(&s.name) == key).map_or_else(|| name.trim().to_string(), |s| s.name.clone())
+    };
+    for op in proposed {
+        let desc = op.describe();
+        let mut op = op;
+        // Targets must exist and be active.
+        if let Some(id) = op.bullet_id().map(str::to_string)
+            && !matches!(op, DeltaOp::Add(_))
+            && !playbook.bullet(&id).is_some_and(|b| b.is_active())
+        {
+            let reason = if id.is_empty() { "no bullet_id given".to_string() } else { format!("bullet {id} is not in the playbook") };
+            dropped.push((desc, reason));
+            continue;
+        }
+        match &mut op {
+            DeltaOp::Add(add) => {
+                add.content = collapse(&add.content);
+                add.section = section_name(&add.section);
+                let folded = add.content.to_lowercase();
+                if let Some(b) = playbook.active_bullets().find(|b| collapse(&b.content).to_lowercase() == folded) {
+                    let tag = DeltaOp::Tag(TagOp { bullet_id: b.id.clone(), helpful: 1, harmful: 0, neutral: 0 });
+                    if !kept.contains(&tag) {
+                        kept.push(tag);
+                    }
+                    dropped.push((desc, format!("exact duplicate of {}; proposed as TAG helpful+1 instead", b.id)));
+                    continue;
+                }
+                if let Some((b, s)) = playbook
+                    .active_bullets()
+                    .map(|b| (b, similarity(&b.content, &add.content)))
+                    .filter(|(_, s)| *s >= NEAR_DUPLICATE)
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                {
+                    dropped.push((desc, format!("near duplicate of {} (similarity {s:.2})", b.id)));
+                    continue;
+                }
+                let repeat = kept.iter().any(|k| matches!(k, DeltaOp::Add(o) if similarity(&o.content, &add.content) >= NEAR_DUPLICATE));
+                if repeat {
+                    dropped.push((desc, "repeats another ADD of this answer".into()));
+                    continue;
+                }
+            }
+            DeltaOp::Update(u) => {
+                u.content = u.content.as_deref().map(collapse);
+                u.section = u.section.as_deref().map(section_name);
+            }
+            _ => {}
+        }
+        if let Err(e) = DeltaBatch::new("check", Source::Curator, vec![op.clone()]).validate_shape() {
+            let reason = match e {
+                crate::delta::DeltaError::Op { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            dropped.push((desc, reason));
+            continue;
+        }
+        if kept.contains(&op) {
+            dropped.push((desc, "repeats another op of this answer".into()));
+            continue;
+        }
+        kept.push(op);
+    }
+    let ops = kept
+        .into_iter()
+        .map(|op| {
+            let json = serde_json::to_string(&op).unwrap_or_default();
+            CuratedOp { key: format!("c-{:016x}", content_hash(json.as_bytes())), op }
+        })
+        .collect();
+    (ops, dropped)
+}
+
+pub async fn curate(
+    client: &dyn LlmClient,
+    input: &CuratorInput<'_>,
+    trace: &TraceIds,
+    cancel: &CancellationToken,
+) -> Result<CuratorOutput, RoleError> {
+    let prompt = prompts::curator(
+        &prompts::render_playbook(input.playbook),
+        &stats(input.playbook, input.token_budget),
+        &reflections_text(input.reflections),
+    );
+    let ((reasoning, proposed), calls) = call_structured(client, &prompt, trace, cancel, parse).await?;
+    let (operations, dropped) = normalize(input.playbook, proposed);
+    Ok(CuratorOutput { reasoning, operations, dropped, calls })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::{Bullet, BulletStatus, Section};
+
+    fn playbook() -> Playbook {
+        let bullet = |id: &str, content: &str| Bullet {
+            id: id.into(),
+            section: "FORMULAS AND CALCULATIONS".into(),
+            content: content.into(),
+            helpful: 0,
+            harmful: 0,
+            neutral: 0,
+            metadata: Default::default(),
+            status: BulletStatus::Active,
+            position: 0,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        Playbook {
+            name: "p".into(),
+            sections: vec![Section { name: "FORMULAS AND CALCULATIONS".into(), slug: "calc".into(), position: 0 }],
+            bullets: vec![bullet("calc-00001", "Strip thousands separators before dividing numbers.")],
+            next_bullet_number: 2,
+        }
+    }
+
+    #[test]
+    fn similarity_is_jaccard_over_content_words() {
+        assert_eq!(similarity("Strip commas before dividing", "strip commas before dividing."), 1.0);
+        assert!(similarity("Strip thousands separators before dividing numbers.", "Always strip the thousands separators before dividing number") >= NEAR_DUPLICATE);
+        assert!(similarity("Strip thousands separators", "Round the final answer to two decimals") < 0.2);
+    }
+
+    #[test]
+    fn duplicates_unknown_ids_and_sections_are_normalised() {
+        let ops = vec![
+            DeltaOp::Add(AddOp::new("formulas_and_calculations", "  Strip thousands   separators before dividing numbers. ")),
+            DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Always strip the thousands separators before dividing number")),
+            DeltaOp::Add(AddOp::new("Formulas and Calculations", "Round only the final answer to two decimals.")),
+            DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Round only the final answer to two decimals.")),
+            DeltaOp::Tag(TagOp { bullet_id: "calc-00099".into(), helpful: 1, harmful: 0, neutral: 0 }),
+            DeltaOp::Remove { bullet_id: String::new() },
+        ];
+        let (kept, dropped) = normalize(&playbook(), ops);
+        let kinds: Vec<String> = kept.iter().map(|k| k.op.describe()).collect();
+        assert_eq!(kinds, ["TAG calc-00001 helpful+1 harmful+0 neutral+0", "ADD to 'FORMULAS AND CALCULATIONS': \"Round only the final answer to two decim…\""]);
+        assert_eq!(dropped.len(), 5);
+        assert!(dropped[0].1.starts_with("exact duplicate of calc-00001"));
+        assert!(dropped[1].1.starts_with("near duplicate of calc-00001"));
+        assert!(dropped[2].1.contains("repeats another"));
+        assert_eq!(dropped[3].1, "bullet calc-00099 is not in the playbook");
+        assert_eq!(dropped[4].1, "no bullet_id given");
+        // keys are stable
+        let (again, _) = normalize(&playbook(), vec![DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Round only the final answer to two decimals."))]);
+        assert_eq!(again[0].key, kept[1].key);
+    }
+}
