@@ -5,6 +5,7 @@
 //! revision; [`cli`] is the command line on top.
 
 pub mod cli;
+pub mod config;
 pub mod delta;
 pub mod llm;
 pub mod playbook;

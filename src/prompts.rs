@@ -67,13 +67,20 @@ pub fn version(role: Role) -> String {
 /// The JSON schema of a role's answer.
 pub fn schema(role: Role) -> OutputSchema {
     let schema: Value = serde_json::from_str(template(role).schema).unwrap_or(Value::Null);
-    OutputSchema { name: format!("ace_{}", role.as_str()), schema }
+    OutputSchema {
+        name: format!("ace_{}", role.as_str()),
+        schema,
+    }
 }
 
 fn fill(text: &str, values: &[(&str, &str)]) -> String {
     let mut out = text.to_string();
     for (key, value) in values {
         out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    // Optional parts left empty must not leave runs of blank lines behind.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
     }
     out
 }
@@ -116,13 +123,29 @@ fn labelled(label: &str, text: Option<&str>) -> String {
     }
 }
 
-pub fn generator(playbook: &str, question: &str, context: &str, reflection: Option<&str>) -> Prompt {
-    let reflection = labelled("YOUR PREVIOUS ATTEMPT AT THIS TASK WAS WRONG. REFLECTION ON IT", reflection);
-    let context = if context.trim().is_empty() { String::new() } else { format!("\nCONTEXT:\n{}", context.trim()) };
+pub fn generator(
+    playbook: &str,
+    question: &str,
+    context: &str,
+    reflection: Option<&str>,
+) -> Prompt {
+    let reflection = labelled(
+        "YOUR PREVIOUS ATTEMPT AT THIS TASK WAS WRONG. REFLECTION ON IT",
+        reflection,
+    );
+    let context = if context.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\nCONTEXT:\n{}", context.trim())
+    };
     prompt(
         Role::Generator,
         &[("playbook", playbook)],
-        &[("reflection", &reflection), ("question", question.trim()), ("context", &context)],
+        &[
+            ("reflection", &reflection),
+            ("question", question.trim()),
+            ("context", &context),
+        ],
     )
 }
 
@@ -145,7 +168,12 @@ pub fn reflector(p: &ReflectorPrompt<'_>) -> Prompt {
     } else {
         p.used
             .iter()
-            .map(|b| format!("[{}] helpful={} harmful={} :: {}", b.id, b.helpful, b.harmful, b.content))
+            .map(|b| {
+                format!(
+                    "[{}] helpful={} harmful={} :: {}",
+                    b.id, b.helpful, b.harmful, b.content
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -153,7 +181,11 @@ pub fn reflector(p: &ReflectorPrompt<'_>) -> Prompt {
         .previous
         .map(|r| format!("\nYOUR PREVIOUS REFLECTION (refine it: correct mistakes, sharpen the key insight):\n{r}"))
         .unwrap_or_default();
-    let context = if p.context.trim().is_empty() { String::new() } else { format!("CONTEXT:\n{}", p.context.trim()) };
+    let context = if p.context.trim().is_empty() {
+        String::new()
+    } else {
+        format!("CONTEXT:\n{}", p.context.trim())
+    };
     prompt(
         Role::Reflector,
         &[],
@@ -171,7 +203,11 @@ pub fn reflector(p: &ReflectorPrompt<'_>) -> Prompt {
 }
 
 pub fn curator(playbook: &str, stats: &str, reflections: &str) -> Prompt {
-    prompt(Role::Curator, &[("playbook", playbook)], &[("stats", stats), ("reflections", reflections)])
+    prompt(
+        Role::Curator,
+        &[("playbook", playbook)],
+        &[("stats", stats), ("reflections", reflections)],
+    )
 }
 
 /// The follow-up message of the one repair re-ask, quoting why the answer could not be used.
@@ -187,9 +223,16 @@ pub fn estimate_tokens(text: &str) -> usize {
 /// For large playbooks: the `k` bullets most relevant to `query` (BM25 over an in-memory SQLite FTS5
 /// index, `porter unicode61` tokenizer), cut to `token_budget`, returned in playbook order with every
 /// section header kept. Bullets are never reordered, so the rendering stays stable.
-pub fn retrieve(playbook: &Playbook, query: &str, k: usize, token_budget: usize) -> rusqlite::Result<Playbook> {
+pub fn retrieve(
+    playbook: &Playbook,
+    query: &str,
+    k: usize,
+    token_budget: usize,
+) -> rusqlite::Result<Playbook> {
     let conn = rusqlite::Connection::open_in_memory()?;
-    conn.execute_batch("CREATE VIRTUAL TABLE b USING fts5(idx UNINDEXED, content, tokenize = 'porter unicode61')")?;
+    conn.execute_batch(
+        "CREATE VIRTUAL TABLE b USING fts5(idx UNINDEXED, content, tokenize = 'porter unicode61')",
+    )?;
     let active: Vec<&Bullet> = playbook.active_bullets().collect();
     {
         let mut insert = conn.prepare("INSERT INTO b (idx, content) VALUES (?1, ?2)")?;
@@ -205,9 +248,12 @@ pub fn retrieve(playbook: &Playbook, query: &str, k: usize, token_budget: usize)
         .collect();
     let mut chosen: Vec<usize> = Vec::new();
     if !terms.is_empty() {
-        let mut stmt = conn.prepare("SELECT idx FROM b WHERE b MATCH ?1 ORDER BY bm25(b) LIMIT ?2")?;
+        let mut stmt =
+            conn.prepare("SELECT idx FROM b WHERE b MATCH ?1 ORDER BY bm25(b) LIMIT ?2")?;
         let mut used = 0usize;
-        for idx in stmt.query_map(rusqlite::params![terms.join(" OR "), k as i64], |r| r.get::<_, i64>(0))? {
+        for idx in stmt.query_map(rusqlite::params![terms.join(" OR "), k as i64], |r| {
+            r.get::<_, i64>(0)
+        })? {
             let i = idx? as usize;
             let cost = estimate_tokens(&active[i].content) + 8;
             if used + cost > token_budget {
@@ -218,7 +264,10 @@ pub fn retrieve(playbook: &Playbook, query: &str, k: usize, token_budget: usize)
         }
     }
     chosen.sort_unstable();
-    let mut subset = Playbook { bullets: chosen.into_iter().map(|i| active[i].clone()).collect(), ..playbook.clone() };
+    let mut subset = Playbook {
+        bullets: chosen.into_iter().map(|i| active[i].clone()).collect(),
+        ..playbook.clone()
+    };
     subset.bullets.retain(|b| b.is_active());
     Ok(subset)
 }

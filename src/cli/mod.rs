@@ -1,6 +1,7 @@
 //! The command line: clap commands over the store. Printing lives in [`print`].
 
 mod bench;
+mod doctor;
 mod print;
 
 pub use bench::{peak_rss_mib, sample_content};
@@ -46,6 +47,25 @@ pub enum Command {
     Db(DbCmd),
     /// Measure store speed and memory on a scratch database (see docs/BENCHMARKS.md)
     Bench(BenchArgs),
+    /// Show the model configuration (keys masked) and reach each role's endpoint
+    Doctor,
+    /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
+    MockModel(MockModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MockModelArgs {
+    /// Script file (JSON): model name and reply rules
+    #[arg(long)]
+    pub script: PathBuf,
+    /// Extra latency added to every response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Address to listen on (loopback by default)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +215,63 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Revisions(cmd)) => revisions(&db, cmd, out),
         Some(Command::Db(cmd)) => database(&db, cmd, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
+        Some(Command::Doctor) => {
+            let config = crate::config::load(&crate::config::process_env)?;
+            let healthy = runtime()?.block_on(doctor::run(&config, out))?;
+            if !healthy {
+                bail!("some roles cannot reach their model (see above)");
+            }
+            Ok(())
+        }
+        Some(Command::MockModel(args)) => mock_model(args, out),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to stderr, filtered by `ACE_LOG` (e.g. `ACE_LOG=debug`, default `warn`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn mock_model(args: MockModelArgs, out: &mut impl Write) -> Result<()> {
+    use crate::llm::mock::{MockServer, Script};
+    let text = read_file(&args.script)?;
+    let script =
+        Script::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.script.display()))?;
+    let rules = script.rules.len();
+    runtime()?.block_on(async {
+        let addr = std::net::SocketAddr::new(args.host, args.port);
+        let server = MockServer::start(
+            script,
+            addr,
+            std::time::Duration::from_millis(args.latency_ms),
+        )
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+        writeln!(
+            out,
+            "scripted model ({rules} rules) at {} — this is not a real model; Ctrl-C stops it",
+            server.base_url()
+        )?;
+        writeln!(
+            out,
+            "use it with: ACE_BASE_URL={} ACE_MODEL=scripted",
+            server.base_url()
+        )?;
+        out.flush()?;
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    })
 }
 
 fn read_file(path: &Path) -> Result<String> {

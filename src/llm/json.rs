@@ -126,14 +126,31 @@ mod tests {
     #[test]
     fn fences_prose_think_and_trailing_commas() {
         let text = "<think>let me see {not this}</think>Sure! Here it is:\n```json\n{\"a\": [1, 2,], \"b\": \"x,}\",}\n```\nDone.";
-        assert_eq!(extract_object(text).unwrap(), json!({"a": [1, 2], "b": "x,}"}));
-        assert_eq!(extract_object("The answer is {\"a\": {\"b\": 2}} as you see").unwrap(), json!({"a": {"b": 2}}));
+        assert_eq!(
+            extract_object(text).unwrap(),
+            json!({"a": [1, 2], "b": "x,}"})
+        );
+        assert_eq!(
+            extract_object("The answer is {\"a\": {\"b\": 2}} as you see").unwrap(),
+            json!({"a": {"b": 2}})
+        );
     }
 
     #[test]
     fn failures_say_why() {
-        assert_eq!(extract_object("no json here").unwrap_err(), "the reply contains no JSON object");
-        assert!(extract_object(r#"{"a": [1, 2"#).unwrap_err().starts_with("the JSON object is cut off"));
-        assert!(extract_object(r#"{"a": nope}"#).unwrap_err().starts_with("the JSON is invalid"));
+        assert_eq!(
+            extract_object("no json here").unwrap_err(),
+            "the reply contains no JSON object"
+        );
+        assert!(
+            extract_object(r#"{"a": [1, 2"#)
+                .unwrap_err()
+                .starts_with("the JSON object is cut off")
+        );
+        assert!(
+            extract_object(r#"{"a": nope}"#)
+                .unwrap_err()
+                .starts_with("the JSON is invalid")
+        );
     }
 }

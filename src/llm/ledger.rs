@@ -25,12 +25,18 @@ impl PriceTable {
         if let Some(p) = self.0.get(model) {
             return Some(*p);
         }
-        self.0.iter().filter(|(k, _)| model.starts_with(k.as_str())).max_by_key(|(k, _)| k.len()).map(|(_, p)| *p)
+        self.0
+            .iter()
+            .filter(|(k, _)| model.starts_with(k.as_str()))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| *p)
     }
 
     pub fn cost(&self, model: &str, usage: Usage) -> f64 {
         self.price(model).map_or(0.0, |p| {
-            (usage.prompt_tokens as f64 * p.input_per_mtok + usage.completion_tokens as f64 * p.output_per_mtok) / 1e6
+            (usage.prompt_tokens as f64 * p.input_per_mtok
+                + usage.completion_tokens as f64 * p.output_per_mtok)
+                / 1e6
         })
     }
 }
@@ -51,7 +57,14 @@ pub struct RoleUsage {
 pub struct Ledger(Arc<Mutex<BTreeMap<Role, RoleUsage>>>);
 
 impl Ledger {
-    pub fn record(&self, role: Role, usage: Usage, latency: Duration, attempts: u32, cost_usd: f64) {
+    pub fn record(
+        &self,
+        role: Role,
+        usage: Usage,
+        latency: Duration,
+        attempts: u32,
+        cost_usd: f64,
+    ) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(role).or_default();
         entry.calls += 1;
@@ -63,7 +76,12 @@ impl Ledger {
     }
 
     pub fn record_failure(&self, role: Role) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(role).or_default().failed += 1;
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(role)
+            .or_default()
+            .failed += 1;
     }
 
     pub fn snapshot(&self) -> BTreeMap<Role, RoleUsage> {
@@ -71,16 +89,18 @@ impl Ledger {
     }
 
     pub fn total(&self) -> RoleUsage {
-        self.snapshot().values().fold(RoleUsage::default(), |mut t, u| {
-            t.calls += u.calls;
-            t.failed += u.failed;
-            t.retries += u.retries;
-            t.prompt_tokens += u.prompt_tokens;
-            t.completion_tokens += u.completion_tokens;
-            t.latency_ms += u.latency_ms;
-            t.cost_usd += u.cost_usd;
-            t
-        })
+        self.snapshot()
+            .values()
+            .fold(RoleUsage::default(), |mut t, u| {
+                t.calls += u.calls;
+                t.failed += u.failed;
+                t.retries += u.retries;
+                t.prompt_tokens += u.prompt_tokens;
+                t.completion_tokens += u.completion_tokens;
+                t.latency_ms += u.latency_ms;
+                t.cost_usd += u.cost_usd;
+                t
+            })
     }
 }
 
@@ -91,20 +111,59 @@ mod tests {
     #[test]
     fn prices_match_exactly_or_by_longest_prefix() {
         let mut t = PriceTable::default();
-        t.0.insert("gpt-4o".into(), Price { input_per_mtok: 2.5, output_per_mtok: 10.0 });
-        t.0.insert("gpt-4o-mini".into(), Price { input_per_mtok: 0.15, output_per_mtok: 0.6 });
-        assert_eq!(t.price("gpt-4o-mini-2024-07-18").unwrap().input_per_mtok, 0.15);
+        t.0.insert(
+            "gpt-4o".into(),
+            Price {
+                input_per_mtok: 2.5,
+                output_per_mtok: 10.0,
+            },
+        );
+        t.0.insert(
+            "gpt-4o-mini".into(),
+            Price {
+                input_per_mtok: 0.15,
+                output_per_mtok: 0.6,
+            },
+        );
+        assert_eq!(
+            t.price("gpt-4o-mini-2024-07-18").unwrap().input_per_mtok,
+            0.15
+        );
         assert_eq!(t.price("gpt-4o-2024-08-06").unwrap().input_per_mtok, 2.5);
         assert!(t.price("llama3").is_none());
-        let cost = t.cost("gpt-4o", Usage { prompt_tokens: 1_000_000, completion_tokens: 500_000 });
+        let cost = t.cost(
+            "gpt-4o",
+            Usage {
+                prompt_tokens: 1_000_000,
+                completion_tokens: 500_000,
+            },
+        );
         assert!((cost - 7.5).abs() < 1e-9);
     }
 
     #[test]
     fn ledger_adds_up_per_role() {
         let l = Ledger::default();
-        l.record(Role::Generator, Usage { prompt_tokens: 10, completion_tokens: 5 }, Duration::from_millis(30), 2, 0.01);
-        l.record(Role::Generator, Usage { prompt_tokens: 1, completion_tokens: 1 }, Duration::from_millis(10), 1, 0.0);
+        l.record(
+            Role::Generator,
+            Usage {
+                prompt_tokens: 10,
+                completion_tokens: 5,
+            },
+            Duration::from_millis(30),
+            2,
+            0.01,
+        );
+        l.record(
+            Role::Generator,
+            Usage {
+                prompt_tokens: 1,
+                completion_tokens: 1,
+            },
+            Duration::from_millis(10),
+            1,
+            0.0,
+        );
         l.record_failure(Role::Curator);
         let s = l.snapshot();
         assert_eq!(s[&Role::Generator].calls, 2);

@@ -90,7 +90,10 @@ impl Recorded {
     }
 
     pub fn response_format(&self) -> Option<String> {
-        self.body.pointer("/response_format/type").and_then(Value::as_str).map(str::to_string)
+        self.body
+            .pointer("/response_format/type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 }
 
@@ -123,7 +126,11 @@ impl Script {
 
 impl MockServer {
     /// Binds `addr` (use port 0 for any free port) and serves until dropped.
-    pub async fn start(script: Script, addr: SocketAddr, latency: Duration) -> std::io::Result<MockServer> {
+    pub async fn start(
+        script: Script,
+        addr: SocketAddr,
+        latency: Duration,
+    ) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -158,7 +165,12 @@ impl MockServer {
 
     /// Starts on a free loopback port.
     pub async fn start_local(script: Script) -> std::io::Result<MockServer> {
-        Self::start(script, SocketAddr::from(([127, 0, 0, 1], 0)), Duration::ZERO).await
+        Self::start(
+            script,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Duration::ZERO,
+        )
+        .await
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -171,7 +183,11 @@ impl MockServer {
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn shutdown(self) {
@@ -196,9 +212,15 @@ fn messages_text(body: &Value) -> String {
 
 /// The ACE role a request serves, read from its system prompt ("ACE Generator", …).
 pub fn detect_role(body: &Value) -> Option<String> {
-    let system = body["messages"].as_array()?.iter().find(|m| m["role"] == "system")?;
+    let system = body["messages"]
+        .as_array()?
+        .iter()
+        .find(|m| m["role"] == "system")?;
     let text = system["content"].as_str()?.to_ascii_lowercase();
-    ["generator", "reflector", "curator"].into_iter().find(|r| text.contains(&format!("ace {r}"))).map(str::to_string)
+    ["generator", "reflector", "curator"]
+        .into_iter()
+        .find(|r| text.contains(&format!("ace {r}")))
+        .map(str::to_string)
 }
 
 struct Request {
@@ -235,10 +257,21 @@ async fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     }
     let mut body = vec![0; length.min(64 * 1024 * 1024)];
     reader.read_exact(&mut body).await.ok()?;
-    Some(Request { method, path, body, close })
+    Some(Request {
+        method,
+        path,
+        body,
+        close,
+    })
 }
 
-async fn write_response(stream: &mut BufReader<TcpStream>, status: u16, headers: &[(&str, String)], body: &[u8], cut: bool) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut BufReader<TcpStream>,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+    cut: bool,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -250,7 +283,10 @@ async fn write_response(stream: &mut BufReader<TcpStream>, status: u16, headers:
         503 => "Service Unavailable",
         _ => "Status",
     };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -267,7 +303,14 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader).await {
         let reply = answer(&state, &request).await;
-        let result = write_response(&mut reader, reply.status, &reply.headers, reply.body.as_bytes(), reply.cut).await;
+        let result = write_response(
+            &mut reader,
+            reply.status,
+            &reply.headers,
+            reply.body.as_bytes(),
+            reply.cut,
+        )
+        .await;
         if result.is_err() || reply.cut || request.close {
             let _ = reader.get_mut().shutdown().await;
             return;
@@ -283,7 +326,12 @@ struct Reply {
 }
 
 fn error_reply(status: u16, message: &str) -> Reply {
-    Reply { status, headers: Vec::new(), body: json!({"error": {"message": message, "type": "scripted"}}).to_string(), cut: false }
+    Reply {
+        status,
+        headers: Vec::new(),
+        body: json!({"error": {"message": message, "type": "scripted"}}).to_string(),
+        cut: false,
+    }
 }
 
 async fn answer(state: &State, request: &Request) -> Reply {
@@ -295,18 +343,38 @@ async fn answer(state: &State, request: &Request) -> Reply {
         return Reply { status: 200, headers: Vec::new(), body: json!({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "ace mock-model"}]}).to_string(), cut: false };
     }
     if request.method != "POST" || !request.path.ends_with("/chat/completions") {
-        return error_reply(404, &format!("scripted model: no route {} {}", request.method, request.path));
+        return error_reply(
+            404,
+            &format!(
+                "scripted model: no route {} {}",
+                request.method, request.path
+            ),
+        );
     }
     let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
         return error_reply(400, "scripted model: the request body is not JSON");
     };
     let role = detect_role(&body);
-    let format = body.pointer("/response_format/type").and_then(Value::as_str).map(str::to_string);
+    let format = body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if let Some(f) = &format
         && state.script.reject_formats.iter().any(|r| r == f)
     {
-        state.log.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded { role, body, rule: None });
-        return error_reply(400, &format!("response_format type '{f}' is not supported by this server"));
+        state
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Recorded {
+                role,
+                body,
+                rule: None,
+            });
+        return error_reply(
+            400,
+            &format!("response_format type '{f}' is not supported by this server"),
+        );
     }
     let text = messages_text(&body);
     let chosen = {
@@ -319,16 +387,33 @@ async fn answer(state: &State, request: &Request) -> Reply {
             role_ok
                 && rule.times.is_none_or(|t| uses[*i] < t)
                 && rule.when_contains.iter().all(|w| text.contains(w.as_str()))
-                && !rule.unless_contains.iter().any(|w| text.contains(w.as_str()))
+                && !rule
+                    .unless_contains
+                    .iter()
+                    .any(|w| text.contains(w.as_str()))
         });
         if let Some((i, _)) = found {
             uses[i] += 1;
         }
         found.map(|(i, r)| (i, r.clone()))
     };
-    state.log.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded { role: role.clone(), body, rule: chosen.as_ref().map(|(i, _)| *i) });
+    state
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Recorded {
+            role: role.clone(),
+            body,
+            rule: chosen.as_ref().map(|(i, _)| *i),
+        });
     let Some((_, rule)) = chosen else {
-        return error_reply(422, &format!("scripted model: no rule answers this {} request", role.as_deref().unwrap_or("unknown-role")));
+        return error_reply(
+            422,
+            &format!(
+                "scripted model: no rule answers this {} request",
+                role.as_deref().unwrap_or("unknown-role")
+            ),
+        );
     };
     if let Some(ms) = rule.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -338,7 +423,12 @@ async fn answer(state: &State, request: &Request) -> Reply {
         headers.push(("retry-after", after.clone()));
     }
     if let Some(raw) = rule.body {
-        return Reply { status: rule.status.unwrap_or(200), headers, body: raw, cut: rule.truncate };
+        return Reply {
+            status: rule.status.unwrap_or(200),
+            headers,
+            body: raw,
+            cut: rule.truncate,
+        };
     }
     if let Some(status) = rule.status.filter(|s| *s != 200) {
         let mut reply = error_reply(status, &format!("scripted fault: HTTP {status}"));
@@ -350,7 +440,9 @@ async fn answer(state: &State, request: &Request) -> Reply {
         Some(v) => v.to_string(),
         None => String::new(),
     };
-    let n = state.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = state
+        .counter
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let completion = json!({
         "id": format!("chatcmpl-scripted-{n}"),
         "object": "chat.completion",
@@ -359,5 +451,10 @@ async fn answer(state: &State, request: &Request) -> Reply {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": rule.finish_reason.unwrap_or_else(|| "stop".into())}],
         "usage": {"prompt_tokens": text.len().div_ceil(4), "completion_tokens": content.len().div_ceil(4), "total_tokens": text.len().div_ceil(4) + content.len().div_ceil(4)},
     });
-    Reply { status: 200, headers, body: completion.to_string(), cut: rule.truncate }
+    Reply {
+        status: 200,
+        headers,
+        body: completion.to_string(),
+        cut: rule.truncate,
+    }
 }

@@ -53,13 +53,22 @@ pub struct Message {
 
 impl Message {
     pub fn system(content: impl Into<String>) -> Self {
-        Message { role: "system".into(), content: content.into() }
+        Message {
+            role: "system".into(),
+            content: content.into(),
+        }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Message { role: "user".into(), content: content.into() }
+        Message {
+            role: "user".into(),
+            content: content.into(),
+        }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message { role: "assistant".into(), content: content.into() }
+        Message {
+            role: "assistant".into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -117,20 +126,45 @@ pub struct ChatResponse {
 /// Why a model call failed. Messages name the server and say what to do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
-    #[error("the server at {url} rejected the API key (HTTP 401); check OPENAI_API_KEY / ACE_API_KEY")]
+    #[error(
+        "the server at {url} rejected the API key (HTTP 401); check OPENAI_API_KEY / ACE_API_KEY"
+    )]
     Unauthorized { url: String },
     #[error("the server at {url} refused the request (HTTP 403): {message}")]
     Forbidden { url: String, message: String },
     #[error("the server at {url} has no such endpoint or model '{model}' (HTTP 404): {message}")]
-    NotFound { url: String, model: String, message: String },
+    NotFound {
+        url: String,
+        model: String,
+        message: String,
+    },
     #[error("the server at {url} rejected the request (HTTP {status}): {message}")]
-    Rejected { url: String, status: u16, message: String },
-    #[error("the server at {url} kept failing (HTTP {status}) after {attempts} attempts: {message}")]
-    ServerError { url: String, status: u16, attempts: u32, message: String },
+    Rejected {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "the server at {url} kept failing (HTTP {status}) after {attempts} attempts: {message}"
+    )]
+    ServerError {
+        url: String,
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
     #[error("no answer from {url} within {timeout_secs} s, {attempts} attempts")]
-    Timeout { url: String, timeout_secs: f64, attempts: u32 },
+    Timeout {
+        url: String,
+        timeout_secs: f64,
+        attempts: u32,
+    },
     #[error("cannot reach {url} after {attempts} attempts: {detail}")]
-    Connection { url: String, attempts: u32, detail: String },
+    Connection {
+        url: String,
+        attempts: u32,
+        detail: String,
+    },
     #[error("the server at {url} answered with something that is not a chat completion: {detail}")]
     Malformed { url: String, detail: String },
     #[error("the call was cancelled")]
@@ -143,7 +177,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A chat model. Implementations retry what is worth retrying and stop at once when `cancel` fires.
 pub trait LlmClient: Send + Sync {
-    fn chat<'a>(&'a self, request: &'a ChatRequest, cancel: &'a CancellationToken) -> BoxFuture<'a, Result<ChatResponse, LlmError>>;
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>>;
 
     /// Where calls go (for messages and `ace doctor`).
     fn endpoint(&self) -> &EndpointConfig;

@@ -16,7 +16,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{BoxFuture, ChatRequest, ChatResponse, Ledger, LlmClient, LlmError, OutputMode, PriceTable, Usage};
+use super::{
+    BoxFuture, ChatRequest, ChatResponse, Ledger, LlmClient, LlmError, OutputMode, PriceTable,
+    Usage,
+};
 
 /// One endpoint and model. The API key is never printed or serialised.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +81,11 @@ pub fn mask_key(key: &str) -> String {
     if chars.len() <= 8 {
         return "****".into();
     }
-    format!("{}…{}", chars[..3].iter().collect::<String>(), chars[chars.len() - 4..].iter().collect::<String>())
+    format!(
+        "{}…{}",
+        chars[..3].iter().collect::<String>(),
+        chars[chars.len() - 4..].iter().collect::<String>()
+    )
 }
 
 pub struct OpenAiClient {
@@ -95,7 +102,10 @@ enum Attempt {
     Done(ChatResponse),
     /// The server refused the `response_format`; try the next simpler mode.
     FormatRefused,
-    Retry { error: LlmError, retry_after: Option<Duration> },
+    Retry {
+        error: LlmError,
+        retry_after: Option<Duration>,
+    },
     Fatal(LlmError),
 }
 
@@ -154,11 +164,19 @@ fn server_message(body: &str) -> String {
     if text.chars().count() > 300 {
         short.push('…');
     }
-    if short.is_empty() { "(empty body)".into() } else { short }
+    if short.is_empty() {
+        "(empty body)".into()
+    } else {
+        short
+    }
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
@@ -168,11 +186,24 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 fn mentions_format(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    ["response_format", "json_schema", "json_object", "schema", "format", "guided"].iter().any(|k| m.contains(k))
+    [
+        "response_format",
+        "json_schema",
+        "json_object",
+        "schema",
+        "format",
+        "guided",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 impl OpenAiClient {
-    pub fn new(config: EndpointConfig, ledger: Ledger, prices: PriceTable) -> Result<Self, LlmError> {
+    pub fn new(
+        config: EndpointConfig,
+        ledger: Ledger,
+        prices: PriceTable,
+    ) -> Result<Self, LlmError> {
         super::install_crypto_provider();
         if config.base_url.trim().is_empty() {
             return Err(LlmError::Config("the endpoint has no base URL".into()));
@@ -224,7 +255,13 @@ impl OpenAiClient {
         body
     }
 
-    async fn attempt(&self, request: &ChatRequest, mode: OutputMode, started: Instant, attempts: u32) -> Attempt {
+    async fn attempt(
+        &self,
+        request: &ChatRequest,
+        mode: OutputMode,
+        started: Instant,
+        attempts: u32,
+    ) -> Attempt {
         let url = self.config.chat_url();
         let mut builder = self.http.post(&url).json(&self.body(request, mode));
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
@@ -248,19 +285,32 @@ impl OpenAiClient {
             // A cut or garbled body from a proxy or a dying server: worth another try.
             Err(e) => {
                 return Attempt::Retry {
-                    error: LlmError::Malformed { url, detail: format!("the response body is not valid JSON ({e})") },
+                    error: LlmError::Malformed {
+                        url,
+                        detail: format!("the response body is not valid JSON ({e})"),
+                    },
                     retry_after: None,
                 };
             }
         };
         let Some(choice) = completion.choices.into_iter().next() else {
-            return Attempt::Fatal(LlmError::Malformed { url, detail: "the response has no choices".into() });
+            return Attempt::Fatal(LlmError::Malformed {
+                url,
+                detail: "the response has no choices".into(),
+            });
         };
         let usage = completion
             .usage
-            .map(|u| Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens })
+            .map(|u| Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            })
             .unwrap_or_default();
-        let model = if completion.model.is_empty() { self.config.model.clone() } else { completion.model };
+        let model = if completion.model.is_empty() {
+            self.config.model.clone()
+        } else {
+            completion.model
+        };
         let cost_usd = self.prices.cost(&model, usage);
         Attempt::Done(ChatResponse {
             content: choice.message.and_then(|m| m.content).unwrap_or_default(),
@@ -277,7 +327,11 @@ impl OpenAiClient {
     fn transport_error(&self, e: &reqwest::Error, attempts: u32) -> Attempt {
         let url = self.config.chat_url();
         let error = if e.is_timeout() {
-            LlmError::Timeout { url, timeout_secs: self.config.timeout.as_secs_f64(), attempts }
+            LlmError::Timeout {
+                url,
+                timeout_secs: self.config.timeout.as_secs_f64(),
+                attempts,
+            }
         } else {
             let mut detail = e.to_string();
             let mut source = std::error::Error::source(e);
@@ -285,9 +339,16 @@ impl OpenAiClient {
                 detail = format!("{detail}: {s}");
                 source = s.source();
             }
-            LlmError::Connection { url, attempts, detail }
+            LlmError::Connection {
+                url,
+                attempts,
+                detail,
+            }
         };
-        Attempt::Retry { error, retry_after: None }
+        Attempt::Retry {
+            error,
+            retry_after: None,
+        }
     }
 
     fn status_error(
@@ -302,21 +363,42 @@ impl OpenAiClient {
         let url = self.config.chat_url();
         let message = server_message(body);
         match status {
-            400 | 422 if request.schema.is_some() && mode != OutputMode::Plain && mentions_format(&message) => {
+            400 | 422
+                if request.schema.is_some()
+                    && mode != OutputMode::Plain
+                    && mentions_format(&message) =>
+            {
                 Attempt::FormatRefused
             }
             401 => Attempt::Fatal(LlmError::Unauthorized { url }),
             403 => Attempt::Fatal(LlmError::Forbidden { url, message }),
-            404 => Attempt::Fatal(LlmError::NotFound { url, model: self.config.model.clone(), message }),
+            404 => Attempt::Fatal(LlmError::NotFound {
+                url,
+                model: self.config.model.clone(),
+                message,
+            }),
             408 | 429 | 500..=599 => Attempt::Retry {
-                error: LlmError::ServerError { url, status, attempts, message },
+                error: LlmError::ServerError {
+                    url,
+                    status,
+                    attempts,
+                    message,
+                },
                 retry_after: after,
             },
-            _ => Attempt::Fatal(LlmError::Rejected { url, status, message }),
+            _ => Attempt::Fatal(LlmError::Rejected {
+                url,
+                status,
+                message,
+            }),
         }
     }
 
-    async fn run(&self, request: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
+    async fn run(
+        &self,
+        request: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.min_backoff)
@@ -326,7 +408,11 @@ impl OpenAiClient {
             .build();
         let mut attempts = 0u32;
         loop {
-            let mode = if request.schema.is_some() { self.mode() } else { OutputMode::Plain };
+            let mode = if request.schema.is_some() {
+                self.mode()
+            } else {
+                OutputMode::Plain
+            };
             attempts += 1;
             let permit = tokio::select! {
                 p = self.permits.acquire() => p.map_err(|_| LlmError::Cancelled)?,
@@ -349,7 +435,13 @@ impl OpenAiClient {
                         outcome = "ok",
                         "llm call"
                     );
-                    self.ledger.record(request.role, response.usage, response.latency, attempts, response.cost_usd);
+                    self.ledger.record(
+                        request.role,
+                        response.usage,
+                        response.latency,
+                        attempts,
+                        response.cost_usd,
+                    );
                     return Ok(response);
                 }
                 Attempt::FormatRefused => {
@@ -389,15 +481,28 @@ impl OpenAiClient {
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
             builder = builder.bearer_auth(key);
         }
-        let response = builder.send().await.map_err(|e| LlmError::Connection { url: url.clone(), attempts: 1, detail: e.to_string() })?;
+        let response = builder.send().await.map_err(|e| LlmError::Connection {
+            url: url.clone(),
+            attempts: 1,
+            detail: e.to_string(),
+        })?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         match status {
             200..=299 => {}
             401 => return Err(LlmError::Unauthorized { url }),
-            _ => return Err(LlmError::Rejected { url, status, message: server_message(&body) }),
+            _ => {
+                return Err(LlmError::Rejected {
+                    url,
+                    status,
+                    message: server_message(&body),
+                });
+            }
         }
-        let value: Value = serde_json::from_str(&body).map_err(|e| LlmError::Malformed { url, detail: e.to_string() })?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| LlmError::Malformed {
+            url,
+            detail: e.to_string(),
+        })?;
         Ok(value["data"]
             .as_array()
             .into_iter()
@@ -409,15 +514,39 @@ impl OpenAiClient {
 
 fn with_attempts(error: LlmError, attempts: u32) -> LlmError {
     match error {
-        LlmError::ServerError { url, status, message, .. } => LlmError::ServerError { url, status, attempts, message },
-        LlmError::Timeout { url, timeout_secs, .. } => LlmError::Timeout { url, timeout_secs, attempts },
-        LlmError::Connection { url, detail, .. } => LlmError::Connection { url, attempts, detail },
+        LlmError::ServerError {
+            url,
+            status,
+            message,
+            ..
+        } => LlmError::ServerError {
+            url,
+            status,
+            attempts,
+            message,
+        },
+        LlmError::Timeout {
+            url, timeout_secs, ..
+        } => LlmError::Timeout {
+            url,
+            timeout_secs,
+            attempts,
+        },
+        LlmError::Connection { url, detail, .. } => LlmError::Connection {
+            url,
+            attempts,
+            detail,
+        },
         other => other,
     }
 }
 
 impl LlmClient for OpenAiClient {
-    fn chat<'a>(&'a self, request: &'a ChatRequest, cancel: &'a CancellationToken) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         let span = tracing::info_span!(
             "llm",
             role = request.role.as_str(),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallRecord, RoleError, Reflection, call_structured, opt_text};
+use super::{CallRecord, Reflection, RoleError, call_structured, opt_text};
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp, content_hash};
 use crate::llm::{LlmClient, TraceIds};
 use crate::playbook::{Playbook, normalize_section_key};
@@ -56,15 +56,21 @@ fn collapse(s: &str) -> String {
 }
 
 const STOP: &[&str] = &[
-    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "be", "it", "that", "this", "as", "by", "at",
-    "when", "always", "before",
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "be", "it",
+    "that", "this", "as", "by", "at", "when", "always", "before",
 ];
 
 fn tokens(s: &str) -> std::collections::BTreeSet<String> {
     s.split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .filter(|w| !w.is_empty() && !STOP.contains(&w.as_str()))
-        .map(|w| if w.len() > 3 && w.ends_with('s') { w[..w.len() - 1].to_string() } else { w })
+        .map(|w| {
+            if w.len() > 3 && w.ends_with('s') {
+                w[..w.len() - 1].to_string()
+            } else {
+                w
+            }
+        })
         .collect()
 }
 
@@ -81,8 +87,17 @@ pub fn similarity(a: &str, b: &str) -> f64 {
 fn stats(playbook: &Playbook, budget: Option<usize>) -> String {
     let active: Vec<_> = playbook.active_bullets().collect();
     let list = |f: &dyn Fn(&&crate::playbook::Bullet) -> bool| {
-        let ids: Vec<&str> = active.iter().filter(|b| f(b)).map(|b| b.id.as_str()).take(30).collect();
-        if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        let ids: Vec<&str> = active
+            .iter()
+            .filter(|b| f(b))
+            .map(|b| b.id.as_str())
+            .take(30)
+            .collect();
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.join(", ")
+        }
     };
     let tokens = prompts::estimate_tokens(&prompts::render_playbook(playbook));
     let budget = budget.map_or_else(|| "no budget set".to_string(), |b| format!("budget {b}"));
@@ -107,7 +122,9 @@ fn reflections_text(reflections: &[(String, Reflection)]) -> String {
 fn count(op: &Value, name: &str) -> Result<u64, String> {
     match op.get(name) {
         None | Some(Value::Null) => Ok(0),
-        Some(v) => v.as_u64().ok_or_else(|| format!("\"{name}\" must be a whole number ≥ 0")),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("\"{name}\" must be a whole number ≥ 0")),
     }
 }
 
@@ -122,11 +139,22 @@ fn parse(v: &Value) -> Result<(String, Vec<DeltaOp>), String> {
     };
     let mut ops = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let kind = item.get("type").and_then(Value::as_str).map(|s| s.trim().to_ascii_uppercase());
-        let text = |name: &str| item.get(name).and_then(Value::as_str).map(collapse).filter(|s| !s.is_empty());
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_ascii_uppercase());
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(collapse)
+                .filter(|s| !s.is_empty())
+        };
         let id = || text("bullet_id").map(|s| s.trim_matches(|c| c == '[' || c == ']').to_string());
         let op = match kind.as_deref() {
-            Some("ADD") => DeltaOp::Add(AddOp::new(text("section").unwrap_or_else(|| "OTHERS".into()), text("content").unwrap_or_default())),
+            Some("ADD") => DeltaOp::Add(AddOp::new(
+                text("section").unwrap_or_else(|| "OTHERS".into()),
+                text("content").unwrap_or_default(),
+            )),
             Some("UPDATE") => DeltaOp::Update(UpdateOp {
                 bullet_id: id().unwrap_or_default(),
                 content: text("content"),
@@ -139,8 +167,14 @@ fn parse(v: &Value) -> Result<(String, Vec<DeltaOp>), String> {
                 harmful: count(item, "harmful")?,
                 neutral: count(item, "neutral")?,
             }),
-            Some("REMOVE") => DeltaOp::Remove { bullet_id: id().unwrap_or_default() },
-            Some(other) => return Err(format!("operations[{i}] has unknown type '{other}' (use ADD, UPDATE, TAG or REMOVE)")),
+            Some("REMOVE") => DeltaOp::Remove {
+                bullet_id: id().unwrap_or_default(),
+            },
+            Some(other) => {
+                return Err(format!(
+                    "operations[{i}] has unknown type '{other}' (use ADD, UPDATE, TAG or REMOVE)"
+                ));
+            }
             None => return Err(format!("operations[{i}] has no \"type\"")),
         };
         ops.push(op);
@@ -149,12 +183,19 @@ fn parse(v: &Value) -> Result<(String, Vec<DeltaOp>), String> {
 }
 
 /// Normalises and de-duplicates proposed ops against the playbook (see the module docs).
-pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>, Vec<(String, String)>) {
+pub fn normalize(
+    playbook: &Playbook,
+    proposed: Vec<DeltaOp>,
+) -> (Vec<CuratedOp>, Vec<(String, String)>) {
     let mut kept: Vec<DeltaOp> = Vec::new();
     let mut dropped = Vec::new();
     let section_name = |name: &str| {
         let key = normalize_section_key(name);
-        playbook.sections.iter().find(|s| normalize_section_key(&s.name) == key).map_or_else(|| name.trim().to_string(), |s| s.name.clone())
+        playbook
+            .sections
+            .iter()
+            .find(|s| normalize_section_key(&s.name) == key)
+            .map_or_else(|| name.trim().to_string(), |s| s.name.clone())
     };
     for op in proposed {
         let desc = op.describe();
@@ -164,7 +205,11 @@ pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>
             && !matches!(op, DeltaOp::Add(_))
             && !playbook.bullet(&id).is_some_and(|b| b.is_active())
         {
-            let reason = if id.is_empty() { "no bullet_id given".to_string() } else { format!("bullet {id} is not in the playbook") };
+            let reason = if id.is_empty() {
+                "no bullet_id given".to_string()
+            } else {
+                format!("bullet {id} is not in the playbook")
+            };
             dropped.push((desc, reason));
             continue;
         }
@@ -173,12 +218,26 @@ pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>
                 add.content = collapse(&add.content);
                 add.section = section_name(&add.section);
                 let folded = add.content.to_lowercase();
-                if let Some(b) = playbook.active_bullets().find(|b| collapse(&b.content).to_lowercase() == folded) {
-                    let tag = DeltaOp::Tag(TagOp { bullet_id: b.id.clone(), helpful: 1, harmful: 0, neutral: 0 });
+                if let Some(b) = playbook
+                    .active_bullets()
+                    .find(|b| collapse(&b.content).to_lowercase() == folded)
+                {
+                    let tag = DeltaOp::Tag(TagOp {
+                        bullet_id: b.id.clone(),
+                        helpful: 1,
+                        harmful: 0,
+                        neutral: 0,
+                    });
                     if !kept.contains(&tag) {
                         kept.push(tag);
                     }
-                    dropped.push((desc, format!("exact duplicate of {}; proposed as TAG helpful+1 instead", b.id)));
+                    dropped.push((
+                        desc,
+                        format!(
+                            "exact duplicate of {}; proposed as TAG helpful+1 instead",
+                            b.id
+                        ),
+                    ));
                     continue;
                 }
                 if let Some((b, s)) = playbook
@@ -187,7 +246,10 @@ pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>
                     .filter(|(_, s)| *s >= NEAR_DUPLICATE)
                     .max_by(|x, y| x.1.total_cmp(&y.1))
                 {
-                    dropped.push((desc, format!("near duplicate of {} (similarity {s:.2})", b.id)));
+                    dropped.push((
+                        desc,
+                        format!("near duplicate of {} (similarity {s:.2})", b.id),
+                    ));
                     continue;
                 }
                 let repeat = kept.iter().any(|k| matches!(k, DeltaOp::Add(o) if similarity(&o.content, &add.content) >= NEAR_DUPLICATE));
@@ -202,7 +264,8 @@ pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>
             }
             _ => {}
         }
-        if let Err(e) = DeltaBatch::new("check", Source::Curator, vec![op.clone()]).validate_shape() {
+        if let Err(e) = DeltaBatch::new("check", Source::Curator, vec![op.clone()]).validate_shape()
+        {
             let reason = match e {
                 crate::delta::DeltaError::Op { reason, .. } => reason,
                 other => other.to_string(),
@@ -220,7 +283,10 @@ pub fn normalize(playbook: &Playbook, proposed: Vec<DeltaOp>) -> (Vec<CuratedOp>
         .into_iter()
         .map(|op| {
             let json = serde_json::to_string(&op).unwrap_or_default();
-            CuratedOp { key: format!("c-{:016x}", content_hash(json.as_bytes())), op }
+            CuratedOp {
+                key: format!("c-{:016x}", content_hash(json.as_bytes())),
+                op,
+            }
         })
         .collect();
     (ops, dropped)
@@ -237,9 +303,15 @@ pub async fn curate(
         &stats(input.playbook, input.token_budget),
         &reflections_text(input.reflections),
     );
-    let ((reasoning, proposed), calls) = call_structured(client, &prompt, trace, cancel, parse).await?;
+    let ((reasoning, proposed), calls) =
+        call_structured(client, &prompt, trace, cancel, parse).await?;
     let (operations, dropped) = normalize(input.playbook, proposed);
-    Ok(CuratorOutput { reasoning, operations, dropped, calls })
+    Ok(CuratorOutput {
+        reasoning,
+        operations,
+        dropped,
+        calls,
+    })
 }
 
 #[cfg(test)]
@@ -263,32 +335,80 @@ mod tests {
         };
         Playbook {
             name: "p".into(),
-            sections: vec![Section { name: "FORMULAS AND CALCULATIONS".into(), slug: "calc".into(), position: 0 }],
-            bullets: vec![bullet("calc-00001", "Strip thousands separators before dividing numbers.")],
+            sections: vec![Section {
+                name: "FORMULAS AND CALCULATIONS".into(),
+                slug: "calc".into(),
+                position: 0,
+            }],
+            bullets: vec![bullet(
+                "calc-00001",
+                "Strip thousands separators before dividing numbers.",
+            )],
             next_bullet_number: 2,
         }
     }
 
     #[test]
     fn similarity_is_jaccard_over_content_words() {
-        assert_eq!(similarity("Strip commas before dividing", "strip commas before dividing."), 1.0);
-        assert!(similarity("Strip thousands separators before dividing numbers.", "Always strip the thousands separators before dividing number") >= NEAR_DUPLICATE);
-        assert!(similarity("Strip thousands separators", "Round the final answer to two decimals") < 0.2);
+        assert_eq!(
+            similarity(
+                "Strip commas before dividing",
+                "strip commas before dividing."
+            ),
+            1.0
+        );
+        assert!(
+            similarity(
+                "Strip thousands separators before dividing numbers.",
+                "Always strip the thousands separators before dividing number"
+            ) >= NEAR_DUPLICATE
+        );
+        assert!(
+            similarity(
+                "Strip thousands separators",
+                "Round the final answer to two decimals"
+            ) < 0.2
+        );
     }
 
     #[test]
     fn duplicates_unknown_ids_and_sections_are_normalised() {
         let ops = vec![
-            DeltaOp::Add(AddOp::new("formulas_and_calculations", "  Strip thousands   separators before dividing numbers. ")),
-            DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Always strip the thousands separators before dividing number")),
-            DeltaOp::Add(AddOp::new("Formulas and Calculations", "Round only the final answer to two decimals.")),
-            DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Round only the final answer to two decimals.")),
-            DeltaOp::Tag(TagOp { bullet_id: "calc-00099".into(), helpful: 1, harmful: 0, neutral: 0 }),
-            DeltaOp::Remove { bullet_id: String::new() },
+            DeltaOp::Add(AddOp::new(
+                "formulas_and_calculations",
+                "  Strip thousands   separators before dividing numbers. ",
+            )),
+            DeltaOp::Add(AddOp::new(
+                "FORMULAS AND CALCULATIONS",
+                "Always strip the thousands separators before dividing number",
+            )),
+            DeltaOp::Add(AddOp::new(
+                "Formulas and Calculations",
+                "Round only the final answer to two decimals.",
+            )),
+            DeltaOp::Add(AddOp::new(
+                "FORMULAS AND CALCULATIONS",
+                "Round only the final answer to two decimals.",
+            )),
+            DeltaOp::Tag(TagOp {
+                bullet_id: "calc-00099".into(),
+                helpful: 1,
+                harmful: 0,
+                neutral: 0,
+            }),
+            DeltaOp::Remove {
+                bullet_id: String::new(),
+            },
         ];
         let (kept, dropped) = normalize(&playbook(), ops);
         let kinds: Vec<String> = kept.iter().map(|k| k.op.describe()).collect();
-        assert_eq!(kinds, ["TAG calc-00001 helpful+1 harmful+0 neutral+0", "ADD to 'FORMULAS AND CALCULATIONS': \"Round only the final answer to two decim…\""]);
+        assert_eq!(
+            kinds,
+            [
+                "TAG calc-00001 helpful+1 harmful+0 neutral+0",
+                "ADD to 'FORMULAS AND CALCULATIONS': \"Round only the final answer to two decim…\""
+            ]
+        );
         assert_eq!(dropped.len(), 5);
         assert!(dropped[0].1.starts_with("exact duplicate of calc-00001"));
         assert!(dropped[1].1.starts_with("near duplicate of calc-00001"));
@@ -296,7 +416,13 @@ mod tests {
         assert_eq!(dropped[3].1, "bullet calc-00099 is not in the playbook");
         assert_eq!(dropped[4].1, "no bullet_id given");
         // keys are stable
-        let (again, _) = normalize(&playbook(), vec![DeltaOp::Add(AddOp::new("FORMULAS AND CALCULATIONS", "Round only the final answer to two decimals."))]);
+        let (again, _) = normalize(
+            &playbook(),
+            vec![DeltaOp::Add(AddOp::new(
+                "FORMULAS AND CALCULATIONS",
+                "Round only the final answer to two decimals.",
+            ))],
+        );
         assert_eq!(again[0].key, kept[1].key);
     }
 }

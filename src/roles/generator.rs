@@ -52,12 +52,16 @@ fn parse(v: &Value) -> Result<Parsed, String> {
         Some(Value::Array(items)) => {
             for item in items {
                 match item {
-                    Value::String(s) => ids.extend(cited_ids(&format!("[{}]", s.trim_matches(['[', ']'])))),
+                    Value::String(s) => {
+                        ids.extend(cited_ids(&format!("[{}]", s.trim_matches(['[', ']']))))
+                    }
                     _ => return Err("\"bullet_ids\" must be an array of strings".into()),
                 }
             }
         }
-        Some(Value::String(s)) => ids.extend(cited_ids(&format!("[{}]", s.trim_matches(['[', ']'])))),
+        Some(Value::String(s)) => {
+            ids.extend(cited_ids(&format!("[{}]", s.trim_matches(['[', ']']))))
+        }
         None | Some(Value::Null) => {}
         Some(_) => return Err("\"bullet_ids\" must be an array of strings".into()),
     }
@@ -65,7 +69,11 @@ fn parse(v: &Value) -> Result<Parsed, String> {
     ids.extend(cited_ids(&final_answer));
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(id.clone()));
-    Ok(Parsed { reasoning, ids, final_answer: final_answer.trim().to_string() })
+    Ok(Parsed {
+        reasoning,
+        ids,
+        final_answer: final_answer.trim().to_string(),
+    })
 }
 
 pub async fn generate(
@@ -75,15 +83,33 @@ pub async fn generate(
     cancel: &CancellationToken,
 ) -> Result<GeneratorOutput, RoleError> {
     let shown = match input.retrieval {
-        Some(r) => prompts::retrieve(input.playbook, &format!("{} {}", input.question, input.context), r.top_k, r.token_budget)
-            .unwrap_or_else(|_| input.playbook.clone()),
+        Some(r) => prompts::retrieve(
+            input.playbook,
+            &format!("{} {}", input.question, input.context),
+            r.top_k,
+            r.token_budget,
+        )
+        .unwrap_or_else(|_| input.playbook.clone()),
         None => input.playbook.clone(),
     };
-    let prompt = prompts::generator(&prompts::render_playbook(&shown), input.question, input.context, input.reflection);
+    let prompt = prompts::generator(
+        &prompts::render_playbook(&shown),
+        input.question,
+        input.context,
+        input.reflection,
+    );
     let (parsed, calls) = call_structured(client, &prompt, trace, cancel, parse).await?;
-    let (bullet_ids, unknown_ids) =
-        parsed.ids.into_iter().partition(|id| input.playbook.bullet(id).is_some_and(|b| b.is_active()));
-    Ok(GeneratorOutput { reasoning: parsed.reasoning, bullet_ids, unknown_ids, final_answer: parsed.final_answer, calls })
+    let (bullet_ids, unknown_ids) = parsed
+        .ids
+        .into_iter()
+        .partition(|id| input.playbook.bullet(id).is_some_and(|b| b.is_active()));
+    Ok(GeneratorOutput {
+        reasoning: parsed.reasoning,
+        bullet_ids,
+        unknown_ids,
+        final_answer: parsed.final_answer,
+        calls,
+    })
 }
 
 #[cfg(test)]
@@ -96,13 +122,17 @@ mod tests {
         let p = parse(&json!({"reasoning": "use [ab-00002] and [calc-00001]", "bullet_ids": ["calc-00001", "[x-00009]"], "final_answer": 2.5})).unwrap();
         assert_eq!(p.ids, ["calc-00001", "x-00009", "ab-00002"]);
         assert_eq!(p.final_answer, "2.5");
-        let p = parse(&json!({"bullet_ids": "calc-00001, fin-00002", "final_answer": "x"})).unwrap();
+        let p =
+            parse(&json!({"bullet_ids": "calc-00001, fin-00002", "final_answer": "x"})).unwrap();
         assert_eq!(p.ids, ["calc-00001", "fin-00002"]);
     }
 
     #[test]
     fn a_missing_answer_is_an_error() {
-        assert_eq!(parse(&json!({"reasoning": "r"})).err().unwrap(), "the field \"final_answer\" is missing");
+        assert_eq!(
+            parse(&json!({"reasoning": "r"})).err().unwrap(),
+            "the field \"final_answer\" is missing"
+        );
         assert!(parse(&json!({"final_answer": "x", "bullet_ids": [1]})).is_err());
     }
 }

@@ -24,12 +24,22 @@ pub enum RoleError {
     #[error("{role} call failed: {error}")]
     Llm { role: Role, error: LlmError },
     #[error("the {role}'s answer could not be used, even after one repair request: {error}")]
-    Unusable { role: Role, error: String, raw: String },
+    Unusable {
+        role: Role,
+        error: String,
+        raw: String,
+    },
 }
 
 impl RoleError {
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, RoleError::Llm { error: LlmError::Cancelled, .. })
+        matches!(
+            self,
+            RoleError::Llm {
+                error: LlmError::Cancelled,
+                ..
+            }
+        )
     }
 }
 
@@ -64,10 +74,17 @@ pub(crate) async fn call_structured<T>(
             role,
             messages: messages.clone(),
             schema: Some(prompt.schema.clone()),
-            prompt_version: if round == 0 { prompt.version.clone() } else { format!("{}+repair", prompt.version) },
+            prompt_version: if round == 0 {
+                prompt.version.clone()
+            } else {
+                format!("{}+repair", prompt.version)
+            },
             trace: trace.clone(),
         };
-        let response = client.chat(&request, cancel).await.map_err(|error| RoleError::Llm { role, error })?;
+        let response = client
+            .chat(&request, cancel)
+            .await
+            .map_err(|error| RoleError::Llm { role, error })?;
         calls.push(CallRecord {
             role,
             prompt_version: request.prompt_version.clone(),
@@ -95,7 +112,11 @@ pub(crate) async fn call_structured<T>(
         }
     }
     let raw = calls.last().map(|c| c.response.clone()).unwrap_or_default();
-    Err(RoleError::Unusable { role, error: last_error, raw })
+    Err(RoleError::Unusable {
+        role,
+        error: last_error,
+        raw,
+    })
 }
 
 /// A required text field: strings as they are, numbers and booleans as written.
@@ -125,9 +146,15 @@ pub fn cited_ids(text: &str) -> Vec<String> {
         rest = &rest[open + 1..];
         let Some(close) = rest.find(']') else { break };
         // a citation list like [calc-00001, fin-00002] counts too
-        for candidate in rest[..close].split([',', ' ', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+        for candidate in rest[..close]
+            .split([',', ' ', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let candidate = candidate.trim_matches(|c| c == '"' || c == '\'');
-            if crate::playbook::parse_bullet_id(candidate).is_some() && !out.iter().any(|o| o == candidate) {
+            if crate::playbook::parse_bullet_id(candidate).is_some()
+                && !out.iter().any(|o| o == candidate)
+            {
                 out.push(candidate.to_string());
             }
         }
@@ -145,7 +172,14 @@ mod tests {
         let text = "Per [ab-00001] and [calc-00012], also [x-00003]; see [customer_service-00004], [not an id], [a-b], [fin-00001, ctx-00002]";
         assert_eq!(
             cited_ids(text),
-            ["ab-00001", "calc-00012", "x-00003", "customer_service-00004", "fin-00001", "ctx-00002"]
+            [
+                "ab-00001",
+                "calc-00012",
+                "x-00003",
+                "customer_service-00004",
+                "fin-00001",
+                "ctx-00002"
+            ]
         );
     }
 }

@@ -70,11 +70,19 @@ fn parse(v: &Value, used: &[Bullet]) -> Result<Reflection, String> {
         Some(Value::Array(items)) => {
             for item in items {
                 let id = text_field(item, "id").map_err(|e| format!("in bullet_tags: {e}"))?;
-                let tag = match text_field(item, "tag")?.trim().to_ascii_lowercase().as_str() {
+                let tag = match text_field(item, "tag")?
+                    .trim()
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
                     "helpful" => Tag::Helpful,
                     "harmful" => Tag::Harmful,
                     "neutral" => Tag::Neutral,
-                    other => return Err(format!("bullet tag '{other}' must be helpful, harmful or neutral")),
+                    other => {
+                        return Err(format!(
+                            "bullet tag '{other}' must be helpful, harmful or neutral"
+                        ));
+                    }
                 };
                 let id = id.trim().trim_matches(|c| c == '[' || c == ']').to_string();
                 // Only bullets the attempt used can be judged by it; one tag per bullet.
@@ -107,7 +115,9 @@ pub async fn reflect(
     let mut calls = Vec::new();
     let mut current: Option<Reflection> = None;
     for _ in 0..rounds.max(1) {
-        let previous = current.as_ref().map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
+        let previous = current
+            .as_ref()
+            .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
         let prompt = prompts::reflector(&ReflectorPrompt {
             question: input.question,
             context: input.context,
@@ -118,7 +128,8 @@ pub async fn reflect(
             used: input.used,
             previous: previous.as_deref(),
         });
-        let (reflection, mut round_calls) = call_structured(client, &prompt, trace, cancel, |v| parse(v, input.used)).await?;
+        let (reflection, mut round_calls) =
+            call_structured(client, &prompt, trace, cancel, |v| parse(v, input.used)).await?;
         calls.append(&mut round_calls);
         let settled = current.as_ref() == Some(&reflection);
         current = Some(reflection);
