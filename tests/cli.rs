@@ -227,3 +227,87 @@ fn db_commands_migrate_and_roll_back() {
     ok(&db, &["playbook", "list"]);
     assert!(ok(&db, &["db", "status"]).contains("schema version 2"));
 }
+
+#[test]
+fn doctor_reaches_a_mock_model_started_from_the_cli_and_explains_a_missing_one() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.json");
+    std::fs::write(&script, r#"{"model": "cli", "rules": [{"reply": "OK"}]}"#).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(ACE)
+        .args([
+            "mock-model",
+            "--script",
+            script.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("this is not a real model"), "{first}");
+
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = Command::new(ACE)
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("ACE_BASE_URL", &base)
+        .env("ACE_MODEL", "scripted")
+        .env("ACE_API_KEY", "sk-secret-value-123456")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for role in ["generator", "reflector", "curator"] {
+        assert!(
+            text.contains(&format!("{role:<10} ok: scripted:cli answered")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("key sk-…3456") && !text.contains("secret-value"),
+        "keys are masked: {text}"
+    );
+
+    // a config file named by ACE_CONFIG that does not exist is an error, not silently skipped
+    let out = Command::new(ACE)
+        .env_clear()
+        .env("ACE_CONFIG", dir.path().join("none.toml"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("none.toml: no such file")
+            || String::from_utf8_lossy(&out.stderr).contains("none.toml")
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let out = Command::new(ACE)
+        .env_clear()
+        .env("HOME", dir.path())
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no model configured") && text.contains("export OPENAI_API_KEY"),
+        "{text}"
+    );
+}
