@@ -4,9 +4,11 @@
 //! way a playbook changes). [`store`] keeps playbooks in SQLite with every change as a revertible
 //! revision; [`cli`] is the command line on top.
 
+pub mod adaptation;
 pub mod cli;
 pub mod config;
 pub mod delta;
+pub mod environment;
 pub mod llm;
 pub mod playbook;
 pub mod prompts;

@@ -3,6 +3,7 @@
 mod bench;
 mod doctor;
 mod print;
+mod train;
 
 pub use bench::{peak_rss_mib, sample_content};
 
@@ -49,6 +50,17 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show the model configuration (keys masked) and reach each role's endpoint
     Doctor,
+    /// Run the ACE loop over a dataset (offline epochs or online windows)
+    Train(train::TrainArgs),
+    /// Review curator proposals waiting for a decision
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Adaptation runs and their results
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// A bullet's story: origin, counters over time, runs that cited it
+    #[command(subcommand)]
+    Bullet(BulletCmd),
     /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
     MockModel(MockModelArgs),
 }
@@ -161,6 +173,81 @@ pub enum RevisionsCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Queued batches waiting for decisions (oldest first)
+    List {
+        #[arg(long)]
+        playbook: Option<String>,
+        /// Include decided batches
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One queued batch: its ops as a diff, and the samples and reflections behind them
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a whole batch, or some ops of it (--op N, repeatable)
+    Approve {
+        id: i64,
+        #[arg(long = "op")]
+        ops: Vec<usize>,
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+    /// Reject a whole batch, or some ops of it
+    Reject {
+        id: i64,
+        #[arg(long = "op")]
+        ops: Vec<usize>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+    /// Approve an edited version of one op (a JSON op from a file, e.g. {"type": "ADD", ...})
+    Edit {
+        id: i64,
+        #[arg(long = "op")]
+        op: usize,
+        /// JSON file with the replacement op
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accuracy per epoch and split, deltas proposed / approved / rejected, tags, tokens and cost per role
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BulletCmd {
+    /// Where a bullet came from, its counters over time and the runs that cited it
+    Story {
+        id: String,
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DbCmd {
     /// Migrate the schema to the latest version
     Migrate,
@@ -224,6 +311,114 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::MockModel(args)) => mock_model(args, out),
+        Some(Command::Train(args)) => train::run(&db, args, out),
+        Some(Command::Queue(cmd)) => queue(&db, cmd, out),
+        Some(Command::Runs(cmd)) => runs(&db, cmd, out),
+        Some(Command::Bullet(BulletCmd::Story { id, playbook, json })) => {
+            let store = Store::open(&db)?;
+            let name = store.resolve_playbook(playbook.as_deref())?;
+            let story = store.bullet_story(&name, &id)?;
+            if json {
+                print::json(out, &story)
+            } else {
+                print::story(out, &story)
+            }
+        }
+    }
+}
+
+fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
+    use crate::store::Decision;
+    let mut store = Store::open(db)?;
+    match cmd {
+        QueueCmd::List {
+            playbook,
+            all,
+            json,
+        } => {
+            let list = store.queue(playbook.as_deref(), !all)?;
+            if json {
+                print::json(out, &list)
+            } else {
+                print::queue_list(out, &list)
+            }
+        }
+        QueueCmd::Show { id, json } => {
+            let batch = store.pending_batch(id)?;
+            if json {
+                return print::json(out, &batch);
+            }
+            let playbook = store.load_playbook(&batch.playbook)?;
+            print::queued(out, &batch, &playbook)
+        }
+        QueueCmd::Approve { id, ops, author } => {
+            let outcome = if ops.is_empty() {
+                store.decide_all(id, true, None, &author)?
+            } else {
+                store.decide(
+                    id,
+                    &ops.iter()
+                        .map(|i| (*i, Decision::Approve))
+                        .collect::<Vec<_>>(),
+                    &author,
+                )?
+            };
+            print::decided(out, id, &outcome)
+        }
+        QueueCmd::Reject {
+            id,
+            ops,
+            reason,
+            author,
+        } => {
+            let outcome = if ops.is_empty() {
+                store.decide_all(id, false, reason.as_deref(), &author)?
+            } else {
+                let d = Decision::Reject {
+                    reason: reason.clone(),
+                };
+                store.decide(
+                    id,
+                    &ops.iter().map(|i| (*i, d.clone())).collect::<Vec<_>>(),
+                    &author,
+                )?
+            };
+            print::decided(out, id, &outcome)
+        }
+        QueueCmd::Edit {
+            id,
+            op,
+            file,
+            author,
+        } => {
+            let text = read_file(&file)?;
+            let edited: crate::delta::DeltaOp = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a delta op", file.display()))?;
+            let outcome = store.decide(id, &[(op, Decision::Edit(edited))], &author)?;
+            print::decided(out, id, &outcome)
+        }
+    }
+}
+
+fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> {
+    let store = Store::open(db)?;
+    match cmd {
+        RunsCmd::List { json } => {
+            let list = store.runs()?;
+            if json {
+                print::json(out, &list)
+            } else {
+                print::run_list(out, &list)
+            }
+        }
+        RunsCmd::Show { run, json } => {
+            let summary = store.run_summary(&run)?;
+            if json {
+                print::json(out, &summary)
+            } else {
+                print::run_summary(out, &summary)
+            }
+        }
     }
 }
 
@@ -396,12 +591,16 @@ fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> Result<()> {
             }
         }
         RevisionsCmd::Show { id, json } => {
-            let detail = Store::open(db)?.revision(id)?;
+            let store = Store::open(db)?;
+            let detail = store.revision(id)?;
             if json {
-                print::json(out, &detail)
-            } else {
-                print::revision(out, &detail)
+                return print::json(out, &detail);
             }
+            print::revision(out, &detail)?;
+            if let Some(batch) = store.revision_provenance(id)? {
+                print::provenance(out, &batch)?;
+            }
+            Ok(())
         }
         RevisionsCmd::Revert { id, force } => {
             let mut store = Store::open(db)?;

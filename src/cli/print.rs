@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::delta::Change;
 use crate::playbook::{Bullet, Playbook};
-use crate::store::{ApplyOutcome, PlaybookSummary, Revision, RevisionDetail};
+use crate::store::{
+    ApplyOutcome, BulletStory, DecideOutcome, OpStatus, PendingBatch, PlaybookSummary, Revision,
+    RevisionDetail, RunRecord, RunSummary,
+};
 
 pub fn json<T: Serialize + ?Sized>(out: &mut impl Write, value: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
@@ -201,6 +204,264 @@ fn bullet_diff(out: &mut impl Write, id: &str, b: &Bullet, a: &Bullet) -> Result
     }
     if (b.helpful, b.harmful, b.neutral) != (a.helpful, a.harmful, a.neutral) {
         writeln!(out, "  [{id}] {} → {}", counters(b), counters(a))?;
+    }
+    Ok(())
+}
+
+pub fn queue_list(out: &mut impl Write, list: &[PendingBatch]) -> Result<()> {
+    if list.is_empty() {
+        writeln!(out, "the queue is empty")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>5}  {:<18} {:<10} {:<9} {:>4}  OPS",
+        "ID", "PLAYBOOK", "RUN", "STATUS", "N"
+    )?;
+    for b in list {
+        let ops: Vec<String> = b.ops.iter().map(|o| o.op.describe()).collect();
+        let mut preview = ops.join("; ");
+        if preview.chars().count() > 70 {
+            preview = preview.chars().take(69).collect::<String>() + "…";
+        }
+        writeln!(
+            out,
+            "{:>5}  {:<18} {:<10} {:<9} {:>4}  {preview}",
+            b.id,
+            b.playbook,
+            b.run_id.as_deref().unwrap_or("-"),
+            b.status,
+            b.ops.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// A queued batch as a diff against the playbook, with its evidence.
+pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Result<()> {
+    use crate::delta::DeltaOp;
+    writeln!(
+        out,
+        "queued batch {} for playbook '{}' · {} · {}",
+        b.id, b.playbook, b.status, b.created_at
+    )?;
+    if let Some(run) = &b.run_id {
+        writeln!(out, "from run {run}")?;
+    }
+    if let Some(r) = &b.reasoning {
+        writeln!(out, "curator: {r}")?;
+    }
+    writeln!(out)?;
+    for op in &b.ops {
+        let status = match op.status {
+            OpStatus::Pending => "pending",
+            OpStatus::Approved => "approved",
+            OpStatus::Rejected => "rejected",
+            OpStatus::Edited => "edited",
+        };
+        writeln!(out, "[{}] {status}", op.idx)?;
+        match &op.op {
+            DeltaOp::Add(a) => writeln!(out, "  + ({}) {}", a.section, a.content)?,
+            DeltaOp::Update(u) => {
+                if let Some(before) = playbook.bullet(&u.bullet_id) {
+                    if let Some(c) = &u.content {
+                        writeln!(
+                            out,
+                            "  - [{}] {}\n  + [{}] {c}",
+                            u.bullet_id, before.content, u.bullet_id
+                        )?;
+                    }
+                    if let Some(s) = &u.section {
+                        writeln!(
+                            out,
+                            "  ~ [{}] moved '{}' → '{s}'",
+                            u.bullet_id, before.section
+                        )?;
+                    }
+                } else {
+                    writeln!(out, "  ~ {}", op.op.describe())?;
+                }
+            }
+            DeltaOp::Remove { bullet_id } => match playbook.bullet(bullet_id) {
+                Some(b) => writeln!(out, "  - [{bullet_id}] {}", b.content)?,
+                None => writeln!(out, "  - [{bullet_id}]")?,
+            },
+            other => writeln!(out, "  {}", other.describe())?,
+        }
+        if let Some(r) = &op.reason {
+            writeln!(out, "  reason: {r}")?;
+        }
+    }
+    if let Some(samples) = b.provenance.get("samples").and_then(|s| s.as_array()) {
+        writeln!(out, "\nevidence:")?;
+        for s in samples {
+            let verdict = if s["correct"].as_bool() == Some(true) {
+                "right"
+            } else {
+                "wrong"
+            };
+            writeln!(
+                out,
+                "- {} ({verdict}): answer {} · expected {}",
+                s["key"].as_str().unwrap_or(""),
+                s["answer"],
+                s["ground_truth"]
+            )?;
+            if let Some(k) = s
+                .pointer("/reflection/key_insight")
+                .and_then(|k| k.as_str())
+            {
+                writeln!(out, "  insight: {k}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn decided(out: &mut impl Write, id: i64, o: &DecideOutcome) -> Result<()> {
+    match (o.closed, o.revision) {
+        (true, Some(r)) => writeln!(
+            out,
+            "queued batch {id} decided; approved ops applied as revision {r}"
+        )?,
+        (true, None) => writeln!(
+            out,
+            "queued batch {id} decided; nothing was approved, the playbook is unchanged"
+        )?,
+        (false, _) => writeln!(
+            out,
+            "decisions recorded; queued batch {id} still has undecided ops"
+        )?,
+    }
+    Ok(())
+}
+
+pub fn run_list(out: &mut impl Write, list: &[RunRecord]) -> Result<()> {
+    if list.is_empty() {
+        writeln!(
+            out,
+            "no runs yet: `ace train --playbook NAME --dataset FILE`"
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<10} {:<18} {:<8} {:<10} {:<24} FEEDBACK",
+        "RUN", "PLAYBOOK", "KIND", "STATUS", "STARTED"
+    )?;
+    for r in list {
+        writeln!(
+            out,
+            "{:<10} {:<18} {:<8} {:<10} {:<24} {}",
+            r.id, r.playbook, r.kind, r.status, r.created_at, r.feedback_mode
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
+    let r = &s.run;
+    writeln!(
+        out,
+        "{} · playbook '{}' · {} · {} · feedback: {}",
+        r.id, r.playbook, r.kind, r.status, r.feedback_mode
+    )?;
+    if let Some(e) = &r.error {
+        writeln!(out, "error: {e}")?;
+    }
+    for a in &s.accuracy {
+        writeln!(
+            out,
+            "  {:<6} epoch {:>2} batch {:>4}: {:>4}/{:<4} {:>5.1}%{}",
+            a.split,
+            a.epoch,
+            a.step,
+            a.correct,
+            a.total,
+            100.0 * a.correct as f64 / a.total.max(1) as f64,
+            a.revision
+                .map(|r| format!("  (playbook at revision {r})"))
+                .unwrap_or_default()
+        )?;
+    }
+    if let Some(best) = r.best_revision {
+        writeln!(out, "best validation playbook: revision {best}")?;
+    }
+    writeln!(
+        out,
+        "deltas: {} proposed, {} approved, {} rejected, {} pending · tags: helpful {} / harmful {}",
+        s.proposed_ops,
+        s.approved_ops,
+        s.rejected_ops,
+        s.pending_ops,
+        s.helpful_tags,
+        s.harmful_tags
+    )?;
+    for (role, t) in &s.roles {
+        writeln!(
+            out,
+            "  {role:<10} {:>5} calls {:>9} tokens in {:>8} out  ${:.4}",
+            t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd
+        )?;
+    }
+    Ok(())
+}
+
+pub fn story(out: &mut impl Write, s: &BulletStory) -> Result<()> {
+    writeln!(out, "bullet {}", s.bullet_id)?;
+    match (s.origin_revision, s.origin_batch, &s.origin_run) {
+        (Some(rev), Some(batch), Some(run)) => writeln!(
+            out,
+            "added by revision {rev}, from queued batch {batch} of {run} (`ace queue show {batch}`)"
+        )?,
+        (Some(rev), _, _) => writeln!(out, "added by revision {rev}")?,
+        _ => {}
+    }
+    for p in &s.history {
+        writeln!(
+            out,
+            "  revision {:>5} {} {:<12} helpful={} harmful={} neutral={} {}",
+            p.revision, p.created_at, p.source, p.helpful, p.harmful, p.neutral, p.status
+        )?;
+    }
+    if s.cited_by.is_empty() {
+        writeln!(out, "not cited by any run yet")?;
+    }
+    for (run, n) in &s.cited_by {
+        writeln!(out, "cited by {run} in {n} samples")?;
+    }
+    Ok(())
+}
+
+/// "Behind this revision": the queued batch and the samples and reflections that led to it.
+pub fn provenance(out: &mut impl Write, batch: &PendingBatch) -> Result<()> {
+    writeln!(
+        out,
+        "\nbehind it: queued batch {} ({}), decided by {}",
+        batch.id,
+        batch.run_id.as_deref().unwrap_or("no run"),
+        batch.decided_by.as_deref().unwrap_or("?")
+    )?;
+    for s in batch
+        .provenance
+        .get("samples")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+    {
+        writeln!(
+            out,
+            "- sample {} ({}): {}",
+            s["key"].as_str().unwrap_or(""),
+            if s["correct"].as_bool() == Some(true) {
+                "right"
+            } else {
+                "wrong"
+            },
+            s.pointer("/reflection/key_insight")
+                .and_then(|k| k.as_str())
+                .unwrap_or("")
+        )?;
     }
     Ok(())
 }

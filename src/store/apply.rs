@@ -721,7 +721,7 @@ fn insert_playbook(tx: &Transaction<'_>, name: &str) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-fn apply_in(
+pub(super) fn apply_in(
     tx: &Transaction<'_>,
     playbook_id: i64,
     batch: &DeltaBatch,

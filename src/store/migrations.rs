@@ -25,6 +25,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0002_revisions.up.sql"),
         down: include_str!("migrations/0002_revisions.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "runs, transcripts and the pending-delta queue",
+        up: include_str!("migrations/0003_runs_queue.up.sql"),
+        down: include_str!("migrations/0003_runs_queue.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

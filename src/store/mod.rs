@@ -6,8 +6,10 @@
 
 mod apply;
 pub mod migrations;
+mod queue;
 mod read;
 mod revert;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +18,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use apply::{ApplyOptions, ApplyOutcome, SectionPolicy};
 pub use migrations::{LATEST_VERSION, MIGRATIONS};
+pub use queue::{DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp};
 pub use read::{PlaybookSummary, Revision, RevisionDetail};
+pub use runs::{
+    Accuracy, BulletStory, CounterPoint, RoleTotals, RunRecord, RunSummary, SampleRecord,
+};
 
 use crate::delta::DeltaError;
 
@@ -57,6 +63,14 @@ pub enum StoreError {
     Rejected { batch: String, error: DeltaError },
     #[error("cannot revert revision {revision}: {detail}")]
     RevertConflict { revision: i64, detail: String },
+    #[error("no queued batch {0}")]
+    UnknownPending(i64),
+    #[error("{0}")]
+    Queue(String),
+    #[error("no run '{0}'")]
+    UnknownRun(String),
+    #[error("no bullet {id} in the history of playbook '{playbook}'")]
+    UnknownBullet { playbook: String, id: String },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
     #[error("stored JSON could not be read: {0}")]

@@ -1,0 +1,255 @@
+//! The ACE loop: Generator → Environment → Reflector → Curator → pending queue → (decision) → playbook.
+//!
+//! A run is a tokio task ([`run`]) that reports every step as an [`Event`] and obeys [`Control`]s
+//! (pause, resume, step one sample, run to the end of the batch or epoch, cancel). Offline runs go over
+//! a training split in epochs with deterministic shuffling, validate every K batches, mark the best
+//! validation revision and test at the end; online runs take windows of samples in order, answering each
+//! window with the current playbook (that is the score) and then learning from it. After each batch the
+//! reflector's tags are applied by policy (one revision, idempotent), the curator's ops are queued, and —
+//! with `approve: wait` — the run waits until a person has decided them, so the next batch always sees
+//! the approved playbook. A checkpoint after each batch lets `--resume` continue a killed run without
+//! repeating applied ops or counting tags twice.
+
+mod engine;
+mod sample;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use engine::{RunHandle, run, start};
+
+use crate::environment::FieldMap;
+use crate::llm::LlmClient;
+
+/// What happens to the curator's proposals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ApproveMode {
+    /// Queue them and wait until they are decided before the next batch (the default).
+    #[default]
+    Wait,
+    /// Apply everything at once (source `auto-policy`), for unattended runs.
+    Auto,
+    /// Queue them and go on without waiting.
+    Queue,
+}
+
+impl std::str::FromStr for ApproveMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "wait" => Ok(ApproveMode::Wait),
+            "auto" => Ok(ApproveMode::Auto),
+            "queue" => Ok(ApproveMode::Queue),
+            _ => Err(format!(
+                "unknown approve mode '{s}' (use wait, auto or queue)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    #[default]
+    Offline,
+    Online,
+}
+
+/// Field names for datasets of other shapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fields {
+    pub question: Option<String>,
+    pub context: Option<String>,
+    pub answer: Option<String>,
+}
+
+impl Fields {
+    pub fn map(&self) -> FieldMap {
+        FieldMap {
+            question: self.question.clone(),
+            context: self.context.clone(),
+            answer: self.answer.clone(),
+        }
+    }
+}
+
+/// Everything a run needs to start or resume; stored with the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub playbook: String,
+    pub kind: RunKind,
+    /// Training data (offline) or the stream of samples (online; `-` is standard input).
+    pub dataset: PathBuf,
+    pub val: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    /// `exact`, `numeric`, `contains`, `regex:PATTERN`, `json` or `cmd:COMMAND`.
+    pub env: String,
+    pub epochs: u32,
+    /// Samples per batch (offline) or window (online).
+    pub batch_size: usize,
+    /// Samples in flight at once.
+    pub concurrency: usize,
+    pub approve: ApproveMode,
+    /// Attempts per sample: while wrong, regenerate with the reflection (the paper uses up to 5).
+    pub max_rounds: u32,
+    /// Refinement rounds of each reflection.
+    pub reflector_rounds: u32,
+    /// Validate every this many batches (else at the end of each epoch).
+    pub val_every: Option<u64>,
+    pub seed: u64,
+    pub skip_bad: bool,
+    pub fields: Fields,
+    /// Keep the ground truth from the Reflector: it sees only the environment's feedback.
+    pub no_labels: bool,
+    /// Playbook token budget shown to the curator.
+    pub token_budget: Option<usize>,
+    /// How often to look for decisions while waiting (ms).
+    pub poll_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            playbook: "default".into(),
+            kind: RunKind::Offline,
+            dataset: PathBuf::new(),
+            val: None,
+            test: None,
+            env: "exact".into(),
+            epochs: 1,
+            batch_size: 1,
+            concurrency: 4,
+            approve: ApproveMode::Wait,
+            max_rounds: 3,
+            reflector_rounds: 1,
+            val_every: None,
+            seed: 42,
+            skip_bad: false,
+            fields: Fields::default(),
+            no_labels: false,
+            token_budget: None,
+            poll_ms: 200,
+        }
+    }
+}
+
+impl RunConfig {
+    /// What the Reflector was given, said plainly in the run record.
+    pub fn feedback_mode(&self) -> &'static str {
+        if self.no_labels {
+            "execution-feedback-only"
+        } else {
+            "ground-truth"
+        }
+    }
+}
+
+/// The models of the three roles.
+#[derive(Clone)]
+pub struct Models {
+    pub generator: Arc<dyn LlmClient>,
+    pub reflector: Arc<dyn LlmClient>,
+    pub curator: Arc<dyn LlmClient>,
+}
+
+/// Commands a person (or a script) sends to a running loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    /// Process one sample, then pause.
+    Step,
+    /// Finish the current batch, then pause.
+    RunToBatchEnd,
+    /// Finish the current epoch, then pause.
+    RunToEpochEnd,
+    Cancel,
+}
+
+/// What the loop reports, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        run: String,
+        playbook: String,
+        kind: RunKind,
+        feedback_mode: String,
+        train: usize,
+        val: usize,
+        test: usize,
+        resumed: bool,
+    },
+    SampleStarted {
+        key: String,
+        question: String,
+    },
+    Generated {
+        key: String,
+        answer: String,
+        cited: Vec<String>,
+    },
+    Evaluated {
+        key: String,
+        correct: bool,
+        feedback: String,
+    },
+    Reflected {
+        key: String,
+        key_insight: String,
+        rounds: u32,
+    },
+    /// TAG counters applied by policy.
+    TagsApplied {
+        revision: i64,
+        ops: usize,
+    },
+    /// Curator ops queued (pending batch id), and ops dropped as duplicates or invalid.
+    Proposed {
+        pending: Option<i64>,
+        ops: usize,
+        dropped: usize,
+    },
+    Applied {
+        pending: i64,
+        revision: Option<i64>,
+    },
+    WaitingForApproval {
+        pending: i64,
+    },
+    Paused,
+    Resumed,
+    BatchFinished {
+        epoch: u32,
+        step: u64,
+        done: usize,
+        total: usize,
+        correct_so_far: u64,
+        seen_so_far: u64,
+    },
+    EpochFinished {
+        epoch: u32,
+        split: String,
+        correct: u64,
+        total: u64,
+    },
+    Validated {
+        step: u64,
+        correct: u64,
+        total: u64,
+        best: bool,
+    },
+    Warning {
+        message: String,
+    },
+    Failed {
+        error: String,
+    },
+    Finished {
+        run: String,
+        status: String,
+    },
+}

@@ -1,0 +1,234 @@
+//! One sample through Generator → Environment → (Reflector, regenerate while wrong).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, Models, RunConfig};
+use crate::environment::{Environment, Sample};
+use crate::llm::TraceIds;
+use crate::playbook::{Bullet, Playbook};
+use crate::roles::{
+    self, BulletTag, CallRecord, GeneratorInput, Reflection, ReflectorInput, RoleError,
+};
+use crate::store::SampleRecord;
+
+/// Where a sample sits in the run.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub split: &'static str,
+    pub epoch: u32,
+    pub step: u64,
+    pub index: usize,
+}
+
+impl Slot {
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}/{}", self.split, self.epoch, self.step, self.index)
+    }
+}
+
+pub struct Outcome {
+    pub record: SampleRecord,
+    pub calls: Vec<CallRecord>,
+    /// One tag per bullet, from the first reflection that judged it.
+    pub tags: Vec<BulletTag>,
+    pub reflection: Option<Reflection>,
+}
+
+/// Shared by the sample tasks of a run.
+pub struct Ctx {
+    pub run: String,
+    pub models: Models,
+    pub env: Environment,
+    pub config: RunConfig,
+    pub events: UnboundedSender<Event>,
+    pub cancel: CancellationToken,
+}
+
+/// Errors that stop the run (a model unreachable, a broken environment, cancellation). An unusable
+/// model answer does not: the sample is scored wrong or left without a reflection.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoopError {
+    #[error("{0}")]
+    Role(RoleError),
+    #[error("environment: {0}")]
+    Env(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Data(String),
+}
+
+impl From<RoleError> for LoopError {
+    fn from(e: RoleError) -> Self {
+        if e.is_cancelled() {
+            LoopError::Cancelled
+        } else {
+            LoopError::Role(e)
+        }
+    }
+}
+
+fn used_bullets(playbook: &Playbook, ids: &[String]) -> Vec<Bullet> {
+    ids.iter()
+        .filter_map(|id| playbook.bullet(id).cloned())
+        .collect()
+}
+
+/// Runs one sample. With `learn`, reflects and (while wrong, up to `max_rounds` attempts) regenerates
+/// with the reflection; without, only answers and scores (validation, test).
+pub async fn process(
+    ctx: Arc<Ctx>,
+    playbook: Arc<Playbook>,
+    sample: Sample,
+    slot: Slot,
+    learn: bool,
+) -> Result<Outcome, LoopError> {
+    let key = slot.key();
+    let trace = TraceIds {
+        run: Some(ctx.run.clone()),
+        sample: Some(key.clone()),
+    };
+    let _ = ctx.events.send(Event::SampleStarted {
+        key: key.clone(),
+        question: sample.question.clone(),
+    });
+    let mut calls = Vec::new();
+    let mut reflection_text: Option<String> = None;
+    let mut tags: Vec<BulletTag> = Vec::new();
+    let mut last_reflection: Option<Reflection> = None;
+    let mut first_correct = false;
+    let mut cited_all: Vec<String> = Vec::new();
+    let mut rounds = 0;
+    let (mut answer, mut verdict);
+    loop {
+        rounds += 1;
+        let input = GeneratorInput {
+            playbook: &playbook,
+            question: &sample.question,
+            context: &sample.context,
+            reflection: reflection_text.as_deref(),
+            retrieval: None,
+        };
+        let (reasoning, cited) =
+            match roles::generate(ctx.models.generator.as_ref(), &input, &trace, &ctx.cancel).await
+            {
+                Ok(out) => {
+                    calls.extend(out.calls.iter().cloned());
+                    answer = out.final_answer.clone();
+                    (out.reasoning, out.bullet_ids)
+                }
+                Err(RoleError::Unusable { error, raw, .. }) => {
+                    let _ = ctx.events.send(Event::Warning {
+                        message: format!("{key}: generator answer unusable: {error}"),
+                    });
+                    answer = String::new();
+                    (raw, Vec::new())
+                }
+                Err(e) => return Err(e.into()),
+            };
+        for id in &cited {
+            if !cited_all.contains(id) {
+                cited_all.push(id.clone());
+            }
+        }
+        let _ = ctx.events.send(Event::Generated {
+            key: key.clone(),
+            answer: answer.clone(),
+            cited: cited.clone(),
+        });
+        verdict = ctx
+            .env
+            .evaluate(&sample, &answer)
+            .await
+            .map_err(|e| LoopError::Env(e.to_string()))?;
+        if rounds == 1 {
+            first_correct = verdict.correct;
+        }
+        let _ = ctx.events.send(Event::Evaluated {
+            key: key.clone(),
+            correct: verdict.correct,
+            feedback: verdict.feedback.clone(),
+        });
+        if !learn {
+            break;
+        }
+        let used = used_bullets(&playbook, &cited);
+        let input = ReflectorInput {
+            question: &sample.question,
+            context: &sample.context,
+            reasoning: &reasoning,
+            answer: &answer,
+            ground_truth: if ctx.config.no_labels {
+                None
+            } else {
+                sample.ground_truth.as_deref()
+            },
+            feedback: &verdict.feedback,
+            used: &used,
+        };
+        match roles::reflect(
+            ctx.models.reflector.as_ref(),
+            &input,
+            ctx.config.reflector_rounds,
+            &trace,
+            &ctx.cancel,
+        )
+        .await
+        {
+            Ok((reflection, reflect_calls)) => {
+                calls.extend(reflect_calls);
+                for t in &reflection.bullet_tags {
+                    if !tags.iter().any(|x| x.id == t.id) {
+                        tags.push(t.clone());
+                    }
+                }
+                reflection_text = Some(reflection.summary());
+                last_reflection = Some(reflection);
+            }
+            Err(RoleError::Unusable { error, .. }) => {
+                let _ = ctx.events.send(Event::Warning {
+                    message: format!("{key}: reflector answer unusable: {error}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if verdict.correct || rounds >= ctx.config.max_rounds.max(1) || reflection_text.is_none() {
+            break;
+        }
+    }
+    if let Some(r) = &last_reflection {
+        let _ = ctx.events.send(Event::Reflected {
+            key: key.clone(),
+            key_insight: r.key_insight.clone(),
+            rounds,
+        });
+    }
+    let record = SampleRecord {
+        key,
+        split: slot.split.to_string(),
+        epoch: slot.epoch,
+        step: slot.step,
+        sample_id: sample.id.clone(),
+        question: sample.question.clone(),
+        answer,
+        ground_truth: sample.ground_truth.clone(),
+        correct: verdict.correct,
+        first_correct,
+        rounds,
+        feedback: verdict.feedback.clone(),
+        cited: cited_all,
+        reflection: last_reflection.as_ref().map(|r| json!(r)),
+    };
+    Ok(Outcome {
+        record,
+        calls,
+        tags,
+        reflection: last_reflection,
+    })
+}

@@ -1,0 +1,224 @@
+//! `ace train`: the adaptation loop, headless, with a progress bar.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::adaptation::{self, ApproveMode, Event, Fields, Models, RunConfig, RunKind};
+use crate::config;
+use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Playbook to train (created with the paper's default sections if missing)
+    #[arg(long, required_unless_present = "resume")]
+    pub playbook: Option<String>,
+    /// Training data (JSONL); with --online, the stream of samples (`-` for standard input)
+    #[arg(long, required_unless_present = "resume")]
+    pub dataset: Option<PathBuf>,
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// exact | numeric | contains | regex:PATTERN | json | cmd:COMMAND
+    #[arg(long, default_value = "exact")]
+    pub env: String,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u32,
+    /// Samples per batch (1 reproduces the paper)
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Samples in flight at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// wait: pause on each batch until its deltas are decided; auto: apply all; queue: queue and go on
+    #[arg(long, default_value = "wait")]
+    pub approve: ApproveMode,
+    /// Attempts per sample while wrong (the paper uses up to 5)
+    #[arg(long, default_value_t = 3)]
+    pub max_rounds: u32,
+    /// Refinement rounds of each reflection
+    #[arg(long, default_value_t = 1)]
+    pub reflector_rounds: u32,
+    /// Validate every K batches (default: at the end of each epoch)
+    #[arg(long, value_name = "K")]
+    pub val_every: Option<u64>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Skip (and count) bad dataset lines instead of failing
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[arg(long)]
+    pub question_field: Option<String>,
+    #[arg(long)]
+    pub context_field: Option<String>,
+    #[arg(long)]
+    pub answer_field: Option<String>,
+    /// The Reflector sees only the environment's feedback, never the ground truth
+    #[arg(long)]
+    pub no_labels: bool,
+    /// Online adaptation: windows of --window samples, answered then learned from, in order
+    #[arg(long)]
+    pub online: bool,
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Playbook token budget shown to the curator
+    #[arg(long)]
+    pub token_budget: Option<usize>,
+    /// Continue a run that stopped (killed, cancelled, failed) where it left off
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+}
+
+impl TrainArgs {
+    fn config(&self) -> RunConfig {
+        RunConfig {
+            playbook: self.playbook.clone().unwrap_or_default(),
+            kind: if self.online {
+                RunKind::Online
+            } else {
+                RunKind::Offline
+            },
+            dataset: self.dataset.clone().unwrap_or_default(),
+            val: self.val.clone(),
+            test: self.test.clone(),
+            env: self.env.clone(),
+            epochs: self.epochs,
+            batch_size: if self.online {
+                self.window
+            } else {
+                self.batch_size
+            },
+            concurrency: self.concurrency,
+            approve: self.approve,
+            max_rounds: self.max_rounds,
+            reflector_rounds: self.reflector_rounds,
+            val_every: self.val_every,
+            seed: self.seed,
+            skip_bad: self.skip_bad,
+            fields: Fields {
+                question: self.question_field.clone(),
+                context: self.context_field.clone(),
+                answer: self.answer_field.clone(),
+            },
+            no_labels: self.no_labels,
+            token_budget: self.token_budget,
+            poll_ms: 200,
+        }
+    }
+}
+
+/// Builds the three role clients from the configuration, sharing one ledger.
+pub async fn models(ledger: &Ledger) -> Result<Models> {
+    let cfg = config::load(&config::process_env)?;
+    let endpoints = config::resolve(&cfg).await?;
+    let client = |role: Role| -> Result<Arc<dyn LlmClient>> {
+        let endpoint = endpoints[&role].clone();
+        Ok(Arc::new(OpenAiClient::new(
+            endpoint,
+            ledger.clone(),
+            cfg.prices.clone(),
+        )?))
+    };
+    Ok(Models {
+        generator: client(Role::Generator)?,
+        reflector: client(Role::Reflector)?,
+        curator: client(Role::Curator)?,
+    })
+}
+
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}")
+    } else {
+        bar.println(line)
+    }
+}
+
+pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<()> {
+    let store = Store::open(db)?;
+    if let Some(id) = &args.resume {
+        let run = store.run(id)?;
+        if run.status == "finished" {
+            bail!("run {id} has already finished; nothing to resume");
+        }
+    }
+    let store = Arc::new(Mutex::new(store));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ledger = Ledger::default();
+    let result = runtime.block_on(async {
+        let models = models(&ledger).await?;
+        let mut handle = adaptation::start(store.clone(), models, args.config(), args.resume.clone());
+        let bar = ProgressBar::new(0);
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        let cancel = handle.cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+        let (mut epochs, mut run_id) = (args.epochs.max(1) as u64, String::new());
+        while let Some(event) = handle.events.recv().await {
+            let total = ledger.total();
+            let cost = format!("{} tok, ${:.4}", total.prompt_tokens + total.completion_tokens, total.cost_usd);
+            match event {
+                Event::Started { run, train, resumed, feedback_mode, .. } => {
+                    if args.online {
+                        epochs = 1;
+                    }
+                    bar.set_length(train as u64 * epochs);
+                    run_id = run.clone();
+                    say(&bar, format!("{} {run}: {train} training samples, feedback: {feedback_mode}", if resumed { "resuming" } else { "started" }));
+                }
+                Event::BatchFinished { epoch, done, correct_so_far, seen_so_far, .. } => {
+                    bar.set_position((u64::from(epoch) - 1) * bar.length().unwrap_or(0) / epochs + done as u64);
+                    bar.set_message(format!("epoch {epoch} · accuracy {correct_so_far}/{seen_so_far} · {cost}"));
+                }
+                Event::WaitingForApproval { pending } => say(
+                    &bar,
+                    format!("waiting for decisions on queued batch {pending}: `ace queue show {pending}`, then `ace queue approve {pending}` or `ace queue reject {pending}` (or use the workbench)"),
+                ),
+                Event::Applied { pending, revision } => say(&bar, match revision {
+                    Some(r) => format!("queued batch {pending} applied as revision {r}"),
+                    None => format!("queued batch {pending} closed with nothing approved"),
+                }),
+                Event::EpochFinished { epoch, split, correct, total } => {
+                    say(&bar, format!("epoch {epoch} {split} accuracy: {correct}/{total} ({:.1}%)", 100.0 * correct as f64 / total.max(1) as f64))
+                }
+                Event::Validated { step, correct, total, best } => say(
+                    &bar,
+                    format!("validation after batch {step}: {correct}/{total}{}", if best { " (best so far)" } else { "" }),
+                ),
+                Event::Warning { message } => say(&bar, format!("warning: {message}")),
+                Event::Failed { error } => say(&bar, format!("failed: {error}")),
+                Event::Finished { status, .. } => {
+                    bar.finish_and_clear();
+                    say(&bar, format!("{run_id} {status}"));
+                }
+                _ => {}
+            }
+        }
+        let result = handle.task.await.context("the run task panicked")?;
+        anyhow::Ok((result, run_id))
+    });
+    let (result, run_id) = result?;
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
+    if !run_id.is_empty() {
+        super::print::run_summary(out, &store.run_summary(&run_id)?)?;
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if !run_id.is_empty() {
+                writeln!(out, "resume with: ace train --resume {run_id}")?;
+            }
+            Err(anyhow::anyhow!("{e}"))
+        }
+    }
+}

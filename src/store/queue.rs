@@ -1,0 +1,367 @@
+//! The pending-delta queue: curator proposals wait here until a person (or a policy) approves, edits
+//! or rejects each op. When every op of a batch is decided, the approved and edited ops are applied as
+//! one revision; a batch with none approved is closed as rejected.
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::apply::{ApplyOptions, apply_in};
+use super::read::playbook_id;
+use super::{ApplyOutcome, Result, Store, StoreError, classify, now};
+use crate::delta::{DeltaBatch, DeltaOp, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Edited,
+}
+
+impl OpStatus {
+    fn parse(s: &str) -> OpStatus {
+        match s {
+            "approved" => OpStatus::Approved,
+            "rejected" => OpStatus::Rejected,
+            "edited" => OpStatus::Edited,
+            _ => OpStatus::Pending,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "pending",
+            OpStatus::Approved => "approved",
+            OpStatus::Rejected => "rejected",
+            OpStatus::Edited => "edited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingOp {
+    pub idx: usize,
+    pub key: String,
+    pub op: DeltaOp,
+    pub status: OpStatus,
+    pub edited: Option<DeltaOp>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingBatch {
+    pub id: i64,
+    pub playbook: String,
+    pub key: String,
+    pub run_id: Option<String>,
+    /// `pending`, `applied` or `rejected`.
+    pub status: String,
+    pub reasoning: Option<String>,
+    /// What led to it: samples, answers, verdicts, reflections (JSON from the loop).
+    pub provenance: Value,
+    pub created_at: String,
+    pub decided_by: Option<String>,
+    pub revision: Option<i64>,
+    pub ops: Vec<PendingOp>,
+}
+
+/// A decision on one op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Approve,
+    Reject {
+        reason: Option<String>,
+    },
+    /// Approve this op instead of the proposed one.
+    Edit(DeltaOp),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecideOutcome {
+    /// Every op of the batch is now decided.
+    pub closed: bool,
+    /// The revision that applied the approved ops, if the batch closed with any.
+    pub revision: Option<i64>,
+}
+
+fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
+    let row = conn
+        .query_row(
+            "SELECT b.id, p.name, b.key, b.run_id, b.status, b.reasoning, b.provenance, b.created_at, b.decided_by, b.revision_id
+             FROM pending_batches b JOIN playbooks p ON p.id = b.playbook_id WHERE b.id = ?1",
+            [id],
+            |r| {
+                Ok(PendingBatch {
+                    id: r.get(0)?,
+                    playbook: r.get(1)?,
+                    key: r.get(2)?,
+                    run_id: r.get(3)?,
+                    status: r.get(4)?,
+                    reasoning: r.get(5)?,
+                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null),
+                    created_at: r.get(7)?,
+                    decided_by: r.get(8)?,
+                    revision: r.get(9)?,
+                    ops: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let mut batch = row.ok_or(StoreError::UnknownPending(id))?;
+    let mut stmt = conn.prepare_cached("SELECT idx, op_key, op, status, edited_op, reason FROM pending_ops WHERE batch_id = ?1 ORDER BY idx")?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (idx, key, op, status, edited, reason) = row?;
+        batch.ops.push(PendingOp {
+            idx: idx as usize,
+            key,
+            op: serde_json::from_str(&op)?,
+            status: OpStatus::parse(&status),
+            edited: edited.map(|e| serde_json::from_str(&e)).transpose()?,
+            reason,
+        });
+    }
+    Ok(batch)
+}
+
+impl Store {
+    /// Queues curator ops for a playbook. Idempotent by `key`: proposing the same key again returns the
+    /// existing batch (so a resumed run never queues a batch twice). Returns `None` for no ops.
+    pub fn propose(
+        &mut self,
+        playbook: &str,
+        key: &str,
+        run_id: Option<&str>,
+        reasoning: &str,
+        ops: &[(String, DeltaOp)],
+        provenance: &Value,
+    ) -> Result<Option<i64>> {
+        let tx = self.begin()?;
+        let pb = playbook_id(&tx, playbook)?;
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM pending_batches WHERE playbook_id = ?1 AND key = ?2",
+                params![pb, key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if existing.is_some() || ops.is_empty() {
+            return Ok(existing);
+        }
+        tx.execute(
+            "INSERT INTO pending_batches (playbook_id, key, run_id, status, reasoning, provenance, created_at)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
+            params![pb, key, run_id, reasoning, provenance.to_string(), now(&tx)?],
+        )?;
+        let id = tx.last_insert_rowid();
+        for (idx, (op_key, op)) in ops.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO pending_ops (batch_id, idx, op_key, op, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+                params![id, idx as i64, op_key, serde_json::to_string(op)?],
+            )?;
+        }
+        tx.commit().map_err(classify)?;
+        Ok(Some(id))
+    }
+
+    /// Batches waiting for decisions (oldest first), of one playbook or all.
+    pub fn pending(&self, playbook: Option<&str>) -> Result<Vec<PendingBatch>> {
+        self.queue(playbook, true)
+    }
+
+    /// Every queued batch, decided or not (newest first).
+    pub fn queue(&self, playbook: Option<&str>, only_pending: bool) -> Result<Vec<PendingBatch>> {
+        self.require_latest()?;
+        if let Some(name) = playbook {
+            playbook_id(&self.conn, name)?;
+        }
+        let order = if only_pending { "ASC" } else { "DESC" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT b.id FROM pending_batches b JOIN playbooks p ON p.id = b.playbook_id
+             WHERE (?1 IS NULL OR p.name = ?1) AND (?2 = 0 OR b.status = 'pending') ORDER BY b.id {order}"
+        ))?;
+        let ids = stmt
+            .query_map(params![playbook, only_pending], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ids.into_iter()
+            .map(|id| load_batch(&self.conn, id))
+            .collect()
+    }
+
+    pub fn pending_batch(&self, id: i64) -> Result<PendingBatch> {
+        self.require_latest()?;
+        load_batch(&self.conn, id)
+    }
+
+    /// Records decisions on ops of a pending batch. When the last op is decided, the approved and
+    /// edited ops are applied as one revision (source curator, `author` recorded) in the same
+    /// transaction; if applying fails (say, a bullet was removed meanwhile), nothing is recorded and
+    /// the error names the op.
+    pub fn decide(
+        &mut self,
+        id: i64,
+        decisions: &[(usize, Decision)],
+        author: &str,
+    ) -> Result<DecideOutcome> {
+        self.decide_as(id, decisions, author, Source::Curator)
+    }
+
+    /// As [`Store::decide`], recording `source` on the revision (`auto-policy` for unattended runs).
+    pub fn decide_as(
+        &mut self,
+        id: i64,
+        decisions: &[(usize, Decision)],
+        author: &str,
+        source: Source,
+    ) -> Result<DecideOutcome> {
+        let tx = self.begin()?;
+        let batch = load_batch(&tx, id)?;
+        if batch.status != "pending" {
+            return Err(StoreError::Queue(format!(
+                "queued batch {id} was already decided ({})",
+                batch.status
+            )));
+        }
+        let at = now(&tx)?;
+        for (idx, decision) in decisions {
+            if *idx >= batch.ops.len() {
+                return Err(StoreError::Queue(format!(
+                    "queued batch {id} has no op {idx} (it has {})",
+                    batch.ops.len()
+                )));
+            }
+            let (status, edited, reason) = match decision {
+                Decision::Approve => (OpStatus::Approved, None, None),
+                Decision::Reject { reason } => (OpStatus::Rejected, None, reason.clone()),
+                Decision::Edit(op) => {
+                    DeltaBatch::new("edit", Source::Human, vec![op.clone()])
+                        .validate_shape()
+                        .map_err(|error| StoreError::Rejected {
+                            batch: format!("queue {id} op {idx}"),
+                            error,
+                        })?;
+                    (OpStatus::Edited, Some(serde_json::to_string(op)?), None)
+                }
+            };
+            tx.execute(
+                "UPDATE pending_ops SET status = ?3, edited_op = ?4, reason = ?5, decided_by = ?6, decided_at = ?7 WHERE batch_id = ?1 AND idx = ?2",
+                params![id, *idx as i64, status.as_str(), edited, reason, author, at],
+            )?;
+        }
+        let batch = load_batch(&tx, id)?;
+        if batch.ops.iter().any(|o| o.status == OpStatus::Pending) {
+            tx.commit().map_err(classify)?;
+            return Ok(DecideOutcome {
+                closed: false,
+                revision: None,
+            });
+        }
+        let approved: Vec<DeltaOp> = batch
+            .ops
+            .iter()
+            .filter_map(|o| match o.status {
+                OpStatus::Approved => Some(o.op.clone()),
+                OpStatus::Edited => o.edited.clone(),
+                _ => None,
+            })
+            .collect();
+        let mut revision = None;
+        if !approved.is_empty() {
+            let mut delta = DeltaBatch::new(format!("queue-{id}"), source, approved).with_reason(
+                batch
+                    .reasoning
+                    .clone()
+                    .unwrap_or_else(|| format!("queued batch {id}")),
+            );
+            delta.author = Some(author.to_string());
+            delta
+                .validate_shape()
+                .map_err(|error| StoreError::Rejected {
+                    batch: delta.id.clone(),
+                    error,
+                })?;
+            let pb = playbook_id(&tx, &batch.playbook)?;
+            revision =
+                Some(apply_in(&tx, pb, &delta, &ApplyOptions::create_sections())?.revision());
+        }
+        tx.execute(
+            "UPDATE pending_batches SET status = ?2, decided_at = ?3, decided_by = ?4, revision_id = ?5 WHERE id = ?1",
+            params![id, if revision.is_some() { "applied" } else { "rejected" }, at, author, revision],
+        )?;
+        tx.commit().map_err(classify)?;
+        Ok(DecideOutcome {
+            closed: true,
+            revision,
+        })
+    }
+
+    /// Approves or rejects every still-pending op of a batch.
+    pub fn decide_all(
+        &mut self,
+        id: i64,
+        approve: bool,
+        reason: Option<&str>,
+        author: &str,
+    ) -> Result<DecideOutcome> {
+        self.decide_all_as(id, approve, reason, author, Source::Curator)
+    }
+
+    pub fn decide_all_as(
+        &mut self,
+        id: i64,
+        approve: bool,
+        reason: Option<&str>,
+        author: &str,
+        source: Source,
+    ) -> Result<DecideOutcome> {
+        let batch = self.pending_batch(id)?;
+        let decisions: Vec<(usize, Decision)> = batch
+            .ops
+            .iter()
+            .filter(|o| o.status == OpStatus::Pending)
+            .map(|o| {
+                (
+                    o.idx,
+                    if approve {
+                        Decision::Approve
+                    } else {
+                        Decision::Reject {
+                            reason: reason.map(str::to_string),
+                        }
+                    },
+                )
+            })
+            .collect();
+        self.decide_as(id, &decisions, author, source)
+    }
+
+    /// The queued batch a revision applied, if it came from the queue (for "what led to this revision").
+    pub fn revision_provenance(&self, revision: i64) -> Result<Option<PendingBatch>> {
+        self.require_latest()?;
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM pending_batches WHERE revision_id = ?1",
+                [revision],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| load_batch(&self.conn, id)).transpose()
+    }
+}
+
+impl ApplyOutcome {
+    pub fn applied(&self) -> bool {
+        matches!(self, ApplyOutcome::Applied { .. })
+    }
+}

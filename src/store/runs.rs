@@ -1,0 +1,525 @@
+//! Runs, their samples and model calls (transcripts), bullet citations and metrics, and the queries
+//! that follow the causal chain: sample → answer → reflection → queued delta → revision.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::read::playbook_id;
+use super::{Result, Store, StoreError, classify, now};
+use crate::roles::CallRecord;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub playbook: String,
+    pub kind: String,
+    pub status: String,
+    pub config: Value,
+    pub feedback_mode: String,
+    pub checkpoint: Option<Value>,
+    pub best_revision: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One sample's outcome in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Unique in the run: `split/epoch/step/index`.
+    pub key: String,
+    pub split: String,
+    pub epoch: u32,
+    pub step: u64,
+    pub sample_id: String,
+    pub question: String,
+    pub answer: String,
+    pub ground_truth: Option<String>,
+    /// The final attempt was right.
+    pub correct: bool,
+    /// The first attempt (the one accuracy counts) was right.
+    pub first_correct: bool,
+    pub rounds: u32,
+    pub feedback: String,
+    pub cited: Vec<String>,
+    pub reflection: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Accuracy {
+    pub split: String,
+    pub epoch: u32,
+    pub step: u64,
+    pub correct: u64,
+    pub total: u64,
+    pub revision: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RoleTotals {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub run: RunRecord,
+    pub accuracy: Vec<Accuracy>,
+    pub samples: u64,
+    pub proposed_ops: u64,
+    pub approved_ops: u64,
+    pub rejected_ops: u64,
+    pub pending_ops: u64,
+    pub helpful_tags: u64,
+    pub harmful_tags: u64,
+    pub roles: BTreeMap<String, RoleTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CounterPoint {
+    pub revision: i64,
+    pub created_at: String,
+    pub source: String,
+    pub helpful: u64,
+    pub harmful: u64,
+    pub neutral: u64,
+    pub status: String,
+}
+
+/// Where a bullet came from and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulletStory {
+    pub bullet_id: String,
+    pub origin_revision: Option<i64>,
+    /// The queued batch (with its samples and reflections) that proposed it, if it came from a run.
+    pub origin_batch: Option<i64>,
+    pub origin_run: Option<String>,
+    pub history: Vec<CounterPoint>,
+    /// Runs that cited it, with how many samples each.
+    pub cited_by: Vec<(String, u64)>,
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    Ok(RunRecord {
+        id: r.get(0)?,
+        playbook: r.get(1)?,
+        kind: r.get(2)?,
+        status: r.get(3)?,
+        config: json(4)?.unwrap_or(Value::Null),
+        feedback_mode: r.get(5)?,
+        checkpoint: json(6)?,
+        best_revision: r.get(7)?,
+        error: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "r.id, p.name, r.kind, r.status, r.config, r.feedback_mode, r.checkpoint, r.best_revision, r.error, r.created_at, r.updated_at";
+
+impl Store {
+    /// Creates a run and returns its id (`run-N`, numbered in this database).
+    pub fn create_run(
+        &mut self,
+        playbook: &str,
+        kind: &str,
+        config: &Value,
+        feedback_mode: &str,
+    ) -> Result<String> {
+        let tx = self.begin()?;
+        let pb = playbook_id(&tx, playbook)?;
+        let at = now(&tx)?;
+        let n: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+        let mut id = format!("run-{}", n + 1);
+        while tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [&id],
+            |r| r.get::<_, bool>(0),
+        )? {
+            id = format!("{id}x");
+        }
+        tx.execute(
+            "INSERT INTO runs (id, playbook_id, kind, status, config, feedback_mode, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
+            params![id, pb, kind, config.to_string(), feedback_mode, at],
+        )?;
+        tx.commit().map_err(classify)?;
+        Ok(id)
+    }
+
+    /// Updates a run's status and, if given, its checkpoint, best revision and error.
+    pub fn update_run(
+        &mut self,
+        id: &str,
+        status: &str,
+        checkpoint: Option<&Value>,
+        best_revision: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.begin()?;
+        let n = tx.execute(
+            "UPDATE runs SET status = ?2, checkpoint = coalesce(?3, checkpoint), best_revision = coalesce(?4, best_revision),
+                             error = ?5, updated_at = ?6 WHERE id = ?1",
+            params![id, status, checkpoint.map(Value::to_string), best_revision, error, now(&tx)?],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownRun(id.to_string()));
+        }
+        tx.commit().map_err(classify)
+    }
+
+    pub fn run(&self, id: &str) -> Result<RunRecord> {
+        self.require_latest()?;
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN playbooks p ON p.id = r.playbook_id WHERE r.id = ?1"
+        );
+        self.conn
+            .query_row(&sql, [id], run_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownRun(id.to_string()))
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        self.require_latest()?;
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN playbooks p ON p.id = r.playbook_id ORDER BY r.created_at DESC, r.id DESC"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        Ok(stmt
+            .query_map([], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Stores samples with their model calls and citations, in one transaction (upserts by key, so a
+    /// resumed run that repeats a batch overwrites rather than duplicates).
+    pub fn record_samples(
+        &mut self,
+        run: &str,
+        playbook: &str,
+        samples: &[(SampleRecord, Vec<CallRecord>)],
+    ) -> Result<()> {
+        let tx = self.begin()?;
+        let pb = playbook_id(&tx, playbook)?;
+        let at = now(&tx)?;
+        {
+            let mut sample_stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO run_samples (run_id, key, split, epoch, step, sample_id, question, answer, ground_truth,
+                     correct, first_correct, rounds, feedback, cited, reflection, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?;
+            let mut clear_calls =
+                tx.prepare_cached("DELETE FROM llm_calls WHERE run_id = ?1 AND sample_key = ?2")?;
+            let mut call_stmt = tx.prepare_cached(
+                "INSERT INTO llm_calls (run_id, sample_key, role, prompt_version, prompt, response, model, prompt_tokens,
+                     completion_tokens, latency_ms, cost_usd, attempts, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
+            for (s, calls) in samples {
+                sample_stmt.execute(params![
+                    run,
+                    s.key,
+                    s.split,
+                    s.epoch,
+                    s.step as i64,
+                    s.sample_id,
+                    s.question,
+                    s.answer,
+                    s.ground_truth,
+                    s.correct,
+                    s.first_correct,
+                    s.rounds,
+                    s.feedback,
+                    serde_json::to_string(&s.cited)?,
+                    s.reflection.as_ref().map(Value::to_string),
+                    at,
+                ])?;
+                clear_calls.execute(params![run, s.key])?;
+                for c in calls {
+                    call_stmt.execute(params![
+                        run,
+                        s.key,
+                        c.role.as_str(),
+                        c.prompt_version,
+                        serde_json::to_string(&c.messages)?,
+                        c.response,
+                        c.model,
+                        c.usage.prompt_tokens as i64,
+                        c.usage.completion_tokens as i64,
+                        c.latency_ms as i64,
+                        c.cost_usd,
+                        c.attempts,
+                        at,
+                    ])?;
+                }
+                for id in &s.cited {
+                    cite.execute(params![pb, id, run, s.key])?;
+                }
+            }
+        }
+        tx.commit().map_err(classify)
+    }
+
+    /// Stores model calls that belong to no single sample (the curator's, for a batch).
+    pub fn record_calls(&mut self, run: &str, key: &str, calls: &[CallRecord]) -> Result<()> {
+        let record = SampleRecord {
+            key: key.to_string(),
+            split: "curator".into(),
+            epoch: 0,
+            step: 0,
+            sample_id: key.to_string(),
+            question: String::new(),
+            answer: String::new(),
+            ground_truth: None,
+            correct: false,
+            first_correct: false,
+            rounds: 0,
+            feedback: String::new(),
+            cited: Vec::new(),
+            reflection: None,
+        };
+        let playbook = self.run(run)?.playbook;
+        self.record_samples(run, &playbook, &[(record, calls.to_vec())])
+    }
+
+    pub fn record_metric(&mut self, run: &str, a: &Accuracy) -> Result<()> {
+        let tx = self.begin()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO run_metrics (run_id, split, epoch, step, correct, total, revision_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![run, a.split, a.epoch, a.step as i64, a.correct as i64, a.total as i64, a.revision],
+        )?;
+        tx.commit().map_err(classify)
+    }
+
+    /// The newest revision of a playbook.
+    pub fn head_revision(&self, playbook: &str) -> Result<Option<i64>> {
+        let pb = playbook_id(&self.conn, playbook)?;
+        Ok(self.conn.query_row(
+            "SELECT max(id) FROM revisions WHERE playbook_id = ?1",
+            [pb],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection
+             FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(SampleRecord {
+                key: r.get(0)?,
+                split: r.get(1)?,
+                epoch: r.get(2)?,
+                step: r.get::<_, i64>(3)? as u64,
+                sample_id: r.get(4)?,
+                question: r.get(5)?,
+                answer: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                ground_truth: r.get(7)?,
+                correct: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                first_correct: r.get::<_, Option<bool>>(9)?.unwrap_or(false),
+                rounds: r.get::<_, Option<u32>>(10)?.unwrap_or(0),
+                feedback: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                cited: r
+                    .get::<_, Option<String>>(12)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
+                reflection: r
+                    .get::<_, Option<String>>(13)?
+                    .and_then(|t| serde_json::from_str(&t).ok()),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Model calls of a run (all, or one sample's), oldest first.
+    pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT role, prompt_version, prompt, response, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, attempts
+             FROM llm_calls WHERE run_id = ?1 AND (?2 IS NULL OR sample_key = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![run, sample_key], |r| {
+            let role: String = r.get(0)?;
+            Ok(CallRecord {
+                role: serde_json::from_value(Value::String(role))
+                    .unwrap_or(crate::llm::Role::Generator),
+                prompt_version: r.get(1)?,
+                messages: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                response: r.get(3)?,
+                model: r.get(4)?,
+                usage: crate::llm::Usage {
+                    prompt_tokens: r.get::<_, i64>(5)? as u64,
+                    completion_tokens: r.get::<_, i64>(6)? as u64,
+                },
+                latency_ms: r.get::<_, i64>(7)? as u64,
+                cost_usd: r.get(8)?,
+                attempts: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn run_summary(&self, id: &str) -> Result<RunSummary> {
+        let run = self.run(id)?;
+        let mut stmt = self.conn.prepare("SELECT split, epoch, step, correct, total, revision_id FROM run_metrics WHERE run_id = ?1 ORDER BY epoch, step, split")?;
+        let accuracy = stmt
+            .query_map([id], |r| {
+                Ok(Accuracy {
+                    split: r.get(0)?,
+                    epoch: r.get(1)?,
+                    step: r.get::<_, i64>(2)? as u64,
+                    correct: r.get::<_, i64>(3)? as u64,
+                    total: r.get::<_, i64>(4)? as u64,
+                    revision: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let samples: i64 = self.conn.query_row(
+            "SELECT count(*) FROM run_samples WHERE run_id = ?1 AND split = 'train'",
+            [id],
+            |r| r.get(0),
+        )?;
+        let count = |status: &str| -> Result<u64> {
+            Ok(self.conn.query_row(
+                "SELECT count(*) FROM pending_ops o JOIN pending_batches b ON b.id = o.batch_id WHERE b.run_id = ?1 AND (?2 = '' OR o.status = ?2)",
+                params![id, status],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        };
+        // The run's TAG revisions have batch ids `{run}:tags:{batch}`; sum their counter moves.
+        let (helpful, harmful): (i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(json_extract(o.after, '$.helpful') - json_extract(o.before, '$.helpful')), 0),
+                    coalesce(sum(json_extract(o.after, '$.harmful') - json_extract(o.before, '$.harmful')), 0)
+             FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.batch_id >= ?1 AND r.batch_id < ?2 AND o.kind = 'bullet' AND o.before IS NOT NULL AND o.after IS NOT NULL",
+            params![format!("{id}:tags:"), format!("{id}:tags;")],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut roles = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
+        )?;
+        for row in stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                RoleTotals {
+                    calls: r.get::<_, i64>(1)? as u64,
+                    prompt_tokens: r.get::<_, i64>(2)? as u64,
+                    completion_tokens: r.get::<_, i64>(3)? as u64,
+                    cost_usd: r.get(4)?,
+                },
+            ))
+        })? {
+            let (role, totals) = row?;
+            roles.insert(role, totals);
+        }
+        Ok(RunSummary {
+            run,
+            accuracy,
+            samples: samples as u64,
+            proposed_ops: count("")?,
+            approved_ops: count("approved")? + count("edited")?,
+            rejected_ops: count("rejected")?,
+            pending_ops: count("pending")?,
+            helpful_tags: helpful as u64,
+            harmful_tags: harmful as u64,
+            roles,
+        })
+    }
+
+    /// A bullet's story: the revision (and queued batch, run) it came from, its counters after each
+    /// revision that touched it, and the runs that cited it.
+    pub fn bullet_story(&self, playbook: &str, bullet_id: &str) -> Result<BulletStory> {
+        let pb = playbook_id(&self.conn, playbook)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.created_at, r.source, o.before IS NULL, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = ?1 AND o.kind = 'bullet' AND o.key = ?2 ORDER BY r.id, o.idx",
+        )?;
+        let mut origin = None;
+        let mut history: Vec<CounterPoint> = Vec::new();
+        let rows = stmt.query_map(params![pb, bullet_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (revision, created_at, source, created, after) = row?;
+            if created && origin.is_none() {
+                origin = Some(revision);
+            }
+            let after: Option<crate::playbook::Bullet> =
+                after.and_then(|a| serde_json::from_str(&a).ok());
+            let point = match after {
+                Some(b) => CounterPoint {
+                    revision,
+                    created_at,
+                    source,
+                    helpful: b.helpful,
+                    harmful: b.harmful,
+                    neutral: b.neutral,
+                    status: b.status.as_str().into(),
+                },
+                None => CounterPoint {
+                    revision,
+                    created_at,
+                    source,
+                    helpful: 0,
+                    harmful: 0,
+                    neutral: 0,
+                    status: "deleted".into(),
+                },
+            };
+            match history.last_mut() {
+                Some(last) if last.revision == revision => *last = point,
+                _ => history.push(point),
+            }
+        }
+        if history.is_empty() {
+            return Err(StoreError::UnknownBullet {
+                playbook: playbook.to_string(),
+                id: bullet_id.to_string(),
+            });
+        }
+        let (origin_batch, origin_run) = match origin {
+            Some(rev) => self
+                .conn
+                .query_row(
+                    "SELECT id, run_id FROM pending_batches WHERE revision_id = ?1",
+                    [rev],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?
+                .map_or((None, None), |(b, r)| (Some(b), r)),
+            None => (None, None),
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, count(*) FROM bullet_citations WHERE playbook_id = ?1 AND bullet_id = ?2 GROUP BY run_id ORDER BY run_id",
+        )?;
+        let cited_by = stmt
+            .query_map(params![pb, bullet_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(BulletStory {
+            bullet_id: bullet_id.to_string(),
+            origin_revision: origin,
+            origin_batch,
+            origin_run,
+            history,
+            cited_by,
+        })
+    }
+}
