@@ -218,14 +218,14 @@ fn db_commands_migrate_and_roll_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
     assert!(ok(&db, &["db", "status"]).contains("schema version 0"));
-    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 2"));
-    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 2 to 1"));
+    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 3"));
+    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 3 to 1"));
     assert!(ok(&db, &["db", "status"]).contains("schema version 1"));
     let err = fails(&db, &["db", "rollback", "--to", "2"]);
     assert!(err.contains("rollback only goes down"), "{err}");
     // an ordinary command brings an older database up to date on open
     ok(&db, &["playbook", "list"]);
-    assert!(ok(&db, &["db", "status"]).contains("schema version 2"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 3"));
 }
 
 #[test]
@@ -251,9 +251,9 @@ fn doctor_reaches_a_mock_model_started_from_the_cli_and_explains_a_missing_one()
         .spawn()
         .unwrap();
     let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // keep the pipe open for the whole test
+    let mut reader = std::io::BufReader::new(server.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
     assert!(first.contains("this is not a real model"), "{first}");
 
     let base = format!("http://127.0.0.1:{port}/v1");

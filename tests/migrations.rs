@@ -63,10 +63,13 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
 
-    // up to 2: revisions appear, the version-1 data survives and is usable
+    // up to 2: revisions appear, the version-1 data survives
     assert_eq!(store.migrate_to(2).unwrap(), vec![2]);
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     assert!(columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
+    // up to 3: runs and the queue appear; now at the latest version the data is usable
+    assert_eq!(store.migrate_to(3).unwrap(), vec![3]);
+    assert!(tables(store.connection()).contains(&"pending_batches".to_string()));
     let p = store.load_playbook("old").unwrap();
     assert_eq!(
         (p.bullets[0].content.as_str(), p.bullets[0].helpful),
@@ -83,6 +86,26 @@ fn every_version_migrates_up_and_down_keeping_data() {
         "the stored counter carries across versions"
     );
 
+    // a queued proposal at version 3 …
+    store
+        .propose(
+            "old",
+            "k",
+            None,
+            "why",
+            &[(
+                "c-1".into(),
+                ace::delta::DeltaOp::Remove {
+                    bullet_id: "misc-00007".into(),
+                },
+            )],
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    // … down to 2: the queue goes, revisions and bullets stay
+    assert_eq!(store.migrate_to(2).unwrap(), vec![3]);
+    assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
+    assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)
     assert_eq!(store.migrate_to(1).unwrap(), vec![2]);
     assert_eq!(store.schema_version().unwrap(), 1);
@@ -176,4 +199,19 @@ fn a_locked_database_is_a_clear_error_and_nothing_is_written() {
     holder.execute_batch("ROLLBACK").unwrap();
     assert!(store.load_playbook("fin").unwrap().bullets.is_empty());
     apply(&mut store, "fin", batch("b", vec![add("OTHERS", "x")]));
+}
+
+#[test]
+fn processes_opening_a_new_database_at_once_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ace.db");
+    let openers: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version().unwrap()))
+        })
+        .collect();
+    for o in openers {
+        assert_eq!(o.join().unwrap().unwrap(), LATEST_VERSION);
+    }
 }

@@ -404,7 +404,7 @@ impl Loop {
                 });
                 if let Some(k) = cfg.val_every
                     && k > 0
-                    && step % k == 0
+                    && step.is_multiple_of(k)
                 {
                     self.validate(epoch, step).await?;
                 }

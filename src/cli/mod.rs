@@ -33,6 +33,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create, list, show, import and export playbooks
     #[command(subcommand)]
@@ -453,17 +455,14 @@ fn mock_model(args: MockModelArgs, out: &mut impl Write) -> Result<()> {
         )
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-        writeln!(
+        // The server keeps serving even if nobody reads its standard output any more.
+        let url = server.base_url();
+        let _ = writeln!(
             out,
-            "scripted model ({rules} rules) at {} — this is not a real model; Ctrl-C stops it",
-            server.base_url()
-        )?;
-        writeln!(
-            out,
-            "use it with: ACE_BASE_URL={} ACE_MODEL=scripted",
-            server.base_url()
-        )?;
-        out.flush()?;
+            "scripted model ({rules} rules) at {url} — this is not a real model; Ctrl-C stops it"
+        )
+        .and_then(|()| writeln!(out, "use it with: ACE_BASE_URL={url} ACE_MODEL=scripted"))
+        .and_then(|()| out.flush());
         tokio::signal::ctrl_c().await?;
         Ok(())
     })

@@ -42,49 +42,49 @@ pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
 }
 
 /// Moves the schema to `target`, up or down, one migration per transaction. Returns the versions
-/// passed through (e.g. `[1, 2]` going up from 0, `[2]` going down from 2 to 1).
+/// passed through (e.g. `[1, 2]` going up from 0, `[2]` going down from 2 to 1). Each step re-reads the
+/// version inside its own write transaction, so two processes opening a new database at once never run
+/// the same step twice.
 pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<Vec<u32>, StoreError> {
-    let current = schema_version(conn)?;
     if target > LATEST_VERSION {
         return Err(StoreError::Migration(format!(
             "version {target} does not exist; this binary knows versions 0 to {LATEST_VERSION}"
         )));
     }
-    if current > LATEST_VERSION {
-        return Err(StoreError::TooNew {
-            found: current,
-            supported: LATEST_VERSION,
-        });
-    }
     let mut done = Vec::new();
-    if target > current {
-        for m in MIGRATIONS
-            .iter()
-            .filter(|m| m.version > current && m.version <= target)
-        {
-            run(conn, m.up, m.version, m.name)?;
-            done.push(m.version);
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let version = schema_version(&tx)?;
+        if version > LATEST_VERSION {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported: LATEST_VERSION,
+            });
         }
-    } else {
-        for m in MIGRATIONS
-            .iter()
-            .rev()
-            .filter(|m| m.version <= current && m.version > target)
-        {
-            run(conn, m.down, m.version - 1, m.name)?;
-            done.push(m.version);
-        }
+        let step = if target > version {
+            MIGRATIONS
+                .iter()
+                .find(|m| m.version == version + 1)
+                .map(|m| (m.up, m.version, m.name, m.version))
+        } else if target < version {
+            MIGRATIONS
+                .iter()
+                .find(|m| m.version == version)
+                .map(|m| (m.down, m.version - 1, m.name, m.version))
+        } else {
+            None
+        };
+        let Some((sql, new_version, name, passed)) = step else {
+            tx.commit().map_err(classify)?;
+            return Ok(done);
+        };
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration(format!("migration '{name}' failed: {e}")))?;
+        tx.pragma_update(None, "user_version", new_version)
+            .map_err(classify)?;
+        tx.commit().map_err(classify)?;
+        done.push(passed);
     }
-    Ok(done)
-}
-
-fn run(conn: &mut Connection, sql: &str, new_version: u32, name: &str) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(classify)?;
-    tx.execute_batch(sql)
-        .map_err(|e| StoreError::Migration(format!("migration '{name}' failed: {e}")))?;
-    tx.pragma_update(None, "user_version", new_version)
-        .map_err(classify)?;
-    tx.commit().map_err(classify)
 }

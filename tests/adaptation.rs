@@ -1,0 +1,459 @@
+//! The ACE loop end to end against the loopback scripted model.
+
+mod common;
+mod world;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ace::adaptation::{self, ApproveMode, Control, Event, Models, RunConfig};
+use ace::llm::mock::MockServer;
+use ace::llm::{EndpointConfig, Ledger, LlmClient, OpenAiClient, PriceTable};
+use ace::store::Store;
+
+const ACE: &str = env!("CARGO_BIN_EXE_ace");
+
+fn models(server: &MockServer) -> Models {
+    let mut cfg = EndpointConfig::new(server.base_url(), "scripted");
+    cfg.min_backoff = Duration::from_millis(5);
+    let client: Arc<dyn LlmClient> =
+        Arc::new(OpenAiClient::new(cfg, Ledger::default(), PriceTable::default()).unwrap());
+    Models {
+        generator: client.clone(),
+        reflector: client.clone(),
+        curator: client,
+    }
+}
+
+fn config(dataset: &std::path::Path, approve: ApproveMode) -> RunConfig {
+    RunConfig {
+        playbook: "world".into(),
+        dataset: dataset.to_path_buf(),
+        env: "exact".into(),
+        epochs: 2,
+        batch_size: 1,
+        concurrency: 2,
+        approve,
+        max_rounds: 2,
+        poll_ms: 20,
+        ..RunConfig::default()
+    }
+}
+
+/// Decides every queued batch through the `ace` binary (another process) until told to stop.
+fn approver(
+    db: std::path::PathBuf,
+    approve: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut decided = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let out = Command::new(ACE)
+                .arg("--db")
+                .arg(&db)
+                .args(["queue", "list", "--json"])
+                .output()
+                .unwrap();
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for b in list.as_array().into_iter().flatten() {
+                let id = b["id"].to_string();
+                let verb = if approve { "approve" } else { "reject" };
+                let out = Command::new(ACE)
+                    .arg("--db")
+                    .arg(&db)
+                    .args(["queue", verb, &id, "--author", "tester"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                decided += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        decided
+    })
+}
+
+async fn train_with_decisions(approve: bool) -> (Store, String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let decider = approver(db.clone(), approve, stop.clone());
+    let handle = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Wait),
+        None,
+    );
+    let run = tokio::time::timeout(Duration::from_secs(60), handle.task)
+        .await
+        .expect("the run finished in time")
+        .unwrap()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let decided = decider.join().unwrap();
+    drop(store);
+    let store = Store::open(&db).unwrap();
+    std::mem::forget(dir); // keep the files for the assertions below (removed with the temp dir's parent)
+    (store, run, decided)
+}
+
+fn accuracy(store: &Store, run: &str, split: &str, epoch: u32) -> (u64, u64) {
+    let s = store.run_summary(run).unwrap();
+    let a = s
+        .accuracy
+        .iter()
+        .find(|a| a.split == split && a.epoch == epoch)
+        .unwrap_or_else(|| panic!("no {split} epoch {epoch}: {:?}", s.accuracy));
+    (a.correct, a.total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_bullets_are_fed_back_and_the_loop_learns() {
+    let (store, run, decided) = train_with_decisions(true).await;
+    assert_eq!(decided, 2, "one proposal per kind of task");
+    let pb = store.load_playbook("world").unwrap();
+    let contents: Vec<&str> = pb.active_bullets().map(|b| b.content.as_str()).collect();
+    assert!(
+        contents.contains(&world::ZORB) && contents.contains(&world::FLIP),
+        "{contents:?}"
+    );
+    let (c1, t1) = accuracy(&store, &run, "train", 1);
+    let (c2, t2) = accuracy(&store, &run, "train", 2);
+    assert_eq!((t1, t2), (4, 4));
+    assert!(
+        c1 < 4,
+        "the first sample of each kind is answered before its lesson exists"
+    );
+    assert_eq!(c2, 4, "after approval every answer is right");
+    let summary = store.run_summary(&run).unwrap();
+    assert_eq!(
+        (
+            summary.approved_ops,
+            summary.rejected_ops,
+            summary.pending_ops
+        ),
+        (2, 0, 0)
+    );
+    assert!(summary.helpful_tags > 0);
+    // the causal chain: the bullet's origin batch, its run, its evidence
+    let zorb = pb
+        .active_bullets()
+        .find(|b| b.content == world::ZORB)
+        .unwrap();
+    let story = store.bullet_story("world", &zorb.id).unwrap();
+    assert_eq!(story.origin_run.as_deref(), Some(run.as_str()));
+    let batch = store.pending_batch(story.origin_batch.unwrap()).unwrap();
+    assert_eq!(batch.decided_by.as_deref(), Some("tester"));
+    assert!(
+        batch.provenance["samples"][0]["question"]
+            .as_str()
+            .unwrap()
+            .contains("ZORB")
+    );
+    assert!(!story.cited_by.is_empty(), "answers cited it");
+    let rev = store
+        .revision(story.origin_revision.unwrap())
+        .unwrap()
+        .revision;
+    assert_eq!(
+        (rev.source.as_str(), rev.author.as_deref()),
+        ("curator", Some("tester"))
+    );
+    // transcripts: every model call is stored with its prompt version
+    let calls = store.run_calls(&run, None).unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.prompt_version.starts_with("curator-v1-"))
+    );
+    assert!(calls.iter().all(|c| c.model == "scripted:world"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_proposals_never_reach_the_playbook_and_nothing_is_learned() {
+    let (store, run, decided) = train_with_decisions(false).await;
+    assert!(decided >= 2);
+    assert_eq!(
+        store
+            .load_playbook("world")
+            .unwrap()
+            .active_bullets()
+            .count(),
+        0
+    );
+    assert_eq!(accuracy(&store, &run, "train", 2), (0, 4));
+    assert_eq!(store.run_summary(&run).unwrap().approved_ops, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_approval_learns_without_a_person_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let mut handle = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Auto),
+        None,
+    );
+    let mut events = Vec::new();
+    while let Some(e) = handle.events.recv().await {
+        events.push(e);
+    }
+    let run = handle.task.await.unwrap().unwrap();
+    let store = store.lock().unwrap();
+    assert_eq!(accuracy(&store, &run, "train", 2), (4, 4));
+    let revisions = store.revisions(Some("world"), 100).unwrap();
+    assert!(revisions.iter().any(|r| r.source == "auto-policy"));
+    assert!(
+        revisions.iter().any(|r| r.source == "policy"),
+        "tags are applied by policy as revisions"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::WaitingForApproval { .. }))
+    );
+    assert!(matches!(events.first(), Some(Event::Started { .. })));
+    assert!(matches!(events.last(), Some(Event::Finished { status, .. }) if status == "finished"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_processes_one_sample_then_pauses_and_cancel_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Queue);
+    cfg.batch_size = 4;
+    let mut handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    handle.controls.send(Control::Step).unwrap();
+    let mut started = 0;
+    let mut paused_after = None;
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(20), handle.events.recv())
+        .await
+        .unwrap()
+    {
+        match e {
+            Event::SampleStarted { .. } => started += 1,
+            Event::Paused if started > 0 => {
+                paused_after = Some(started);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(paused_after, Some(1), "one step is one sample");
+    handle.controls.send(Control::Cancel).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), handle.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(result.is_err());
+    let store = store.lock().unwrap();
+    let run = store.runs().unwrap()[0].clone();
+    assert_eq!(run.status, "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_dataset_line_fails_before_any_model_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &data,
+        "{\"question\": \"ok\", \"ground_truth\": \"1\"}\n{\"question\": oops}\n",
+    )
+    .unwrap();
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let handle = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Auto),
+        None,
+    );
+    let err = handle.task.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("bad.jsonl:2: not valid JSON"), "{err}");
+    assert!(server.requests().is_empty());
+    assert!(
+        store.lock().unwrap().runs().unwrap().is_empty(),
+        "no run is recorded for data that never loaded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_labels_the_reflector_never_sees_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.no_labels = true;
+    cfg.epochs = 1;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = handle.task.await.unwrap().unwrap();
+    let reflector: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.role.as_deref() == Some("reflector"))
+        .collect();
+    assert!(!reflector.is_empty());
+    assert!(
+        reflector
+            .iter()
+            .all(|r| !r.text().contains("CORRECT ANSWER"))
+    );
+    assert_eq!(
+        store.lock().unwrap().run(&run).unwrap().feedback_mode,
+        "execution-feedback-only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_windows_are_scored_before_learning_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.kind = ace::adaptation::RunKind::Online;
+    cfg.batch_size = 2;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = handle.task.await.unwrap().unwrap();
+    let store = store.lock().unwrap();
+    let s = store.run_summary(&run).unwrap();
+    let windows: Vec<(u64, u64)> = s
+        .accuracy
+        .iter()
+        .filter(|a| a.split == "online")
+        .map(|a| (a.correct, a.total))
+        .collect();
+    // window 1 (zorb 6, flip 12): no lessons yet; window 2 (zorb 10, flip 34): both learned from window 1
+    assert_eq!(windows, [(0, 2), (2, 2)]);
+    assert_eq!(s.run.kind, "online");
+}
+
+fn train_cmd(db: &std::path::Path, home: &std::path::Path, base_url: &str) -> Command {
+    let mut c = Command::new(ACE);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("ACE_BASE_URL", base_url)
+        .env("ACE_MODEL", "scripted")
+        .arg("--db")
+        .arg(db)
+        .arg("train");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_counting_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    // slow answers so the kill lands in the middle of the run
+    let server = MockServer::start_local(world::script(Some(120)))
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let decider = approver(db.clone(), true, stop.clone());
+    let mut child = train_cmd(&db, dir.path(), &server.base_url())
+        .args([
+            "--playbook",
+            "world",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--max-rounds",
+            "2",
+            "--approve",
+            "wait",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("train.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("train.log");
+    let watcher = Store::open(&db).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = watcher
+            .runs()
+            .ok()
+            .and_then(|r| r.first().map(|r| r.id.clone()))
+            .map(|id| watcher.run_samples(&id).unwrap().len())
+            .unwrap_or(0);
+        if done >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run made no progress: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let run = watcher.runs().unwrap()[0].clone();
+    assert_ne!(run.status, "finished", "killed mid-run");
+
+    let out = train_cmd(&db, dir.path(), &server.base_url())
+        .args(["--resume", &run.id])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    decider.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.run(&run.id).unwrap().status, "finished");
+    let samples: Vec<_> = store
+        .run_samples(&run.id)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.split == "train")
+        .collect();
+    assert_eq!(samples.len(), 8, "2 epochs x 4 samples, none twice");
+    // each lesson was added once, and nothing approved was lost
+    let pb = store.load_playbook("world").unwrap();
+    for lesson in [world::ZORB, world::FLIP] {
+        assert_eq!(
+            pb.bullets.iter().filter(|b| b.content == lesson).count(),
+            1,
+            "{lesson}"
+        );
+    }
+    // counters: each sample's tags counted exactly once
+    for b in pb.active_bullets() {
+        let expected = samples
+            .iter()
+            .filter(|s| {
+                s.reflection
+                    .as_ref()
+                    .and_then(|r| r["bullet_tags"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["id"] == b.id.as_str() && t["tag"] == "helpful")
+            })
+            .count() as u64;
+        assert_eq!(b.helpful, expected, "bullet {} helpful counter", b.id);
+    }
+    assert_eq!(accuracy(&store, &run.id, "train", 2), (4, 4));
+}
