@@ -261,7 +261,22 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
         };
         writeln!(out, "[{}] {status}", op.idx)?;
         match &op.op {
-            DeltaOp::Add(a) => writeln!(out, "  + ({}) {}", a.section, a.content)?,
+            DeltaOp::Add(a) => {
+                writeln!(out, "  + ({}) {}", a.section, a.content)?;
+                if let Some(m) = &a.metadata
+                    && let Some(similar) = m.get("similar_to").and_then(|v| v.as_str())
+                {
+                    let other = playbook
+                        .bullet(similar)
+                        .map(|b| b.content.as_str())
+                        .unwrap_or("");
+                    writeln!(
+                        out,
+                        "    similar to [{similar}] ({}): {other}",
+                        m.get("similarity").cloned().unwrap_or_default()
+                    )?;
+                }
+            }
             DeltaOp::Update(u) => {
                 if let Some(before) = playbook.bullet(&u.bullet_id) {
                     if let Some(c) = &u.content {

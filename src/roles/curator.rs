@@ -3,12 +3,14 @@
 //! Normalisation: whitespace collapsed, section names mapped to the playbook's own (case and
 //! punctuation ignored). De-duplication of ADDs, against active bullets and earlier ADDs of the same
 //! answer:
-//! - an **exact** duplicate (same words after case and whitespace folding) becomes a `TAG helpful+1` of
+//! - an **exact** duplicate (same text after case and whitespace folding) becomes a `TAG helpful+1` of
 //!   the existing bullet: the curator re-derived the same lesson, which is evidence for it;
-//! - a **near** duplicate — token-set Jaccard similarity ≥ [`NEAR_DUPLICATE`] over lowercased words
-//!   with stop words and a plural `s` removed — is dropped, with the bullet it repeats named in the
-//!   reason. Lexical similarity misses paraphrases (see ../shared/CRATES.md); it only catches rewordings
-//!   of the same sentence, which are the common case in curator output.
+//! - a **near** duplicate — the same set of content words (lowercased, stop words and a plural `s`
+//!   removed; order, case and punctuation ignored) — is dropped, naming the bullet it repeats;
+//! - a merely **similar** ADD (token-set Jaccard ≥ [`SIMILAR`] over those content words) is kept but
+//!   flagged: its metadata gets `similar_to` and `similarity`, so the reviewer sees the pair. Lexical
+//!   overlap cannot tell a paraphrase from a different rule ("current ratio = …" vs "quick ratio = …"
+//!   share most words; see ../shared/CRATES.md), so it never decides alone.
 //!
 //! Ops naming unknown or removed bullets, or failing the delta limits, are dropped with a reason; the
 //! rest each get a stable idempotency key.
@@ -23,8 +25,8 @@ use crate::llm::{LlmClient, TraceIds};
 use crate::playbook::{Playbook, normalize_section_key};
 use crate::prompts;
 
-/// Jaccard similarity at or above which an ADD counts as a near duplicate.
-pub const NEAR_DUPLICATE: f64 = 0.8;
+/// Jaccard similarity at or above which an ADD is flagged as similar to an existing bullet.
+pub const SIMILAR: f64 = 0.6;
 
 /// A normalised op with its idempotency key (`c-` + hash of the op's JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -240,22 +242,33 @@ pub fn normalize(
                     ));
                     continue;
                 }
-                if let Some((b, s)) = playbook
+                let words = tokens(&add.content);
+                if let Some(b) = playbook
                     .active_bullets()
-                    .map(|b| (b, similarity(&b.content, &add.content)))
-                    .filter(|(_, s)| *s >= NEAR_DUPLICATE)
-                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                    .find(|b| tokens(&b.content) == words)
                 {
                     dropped.push((
                         desc,
-                        format!("near duplicate of {} (similarity {s:.2})", b.id),
+                        format!("near duplicate of {} (same content words)", b.id),
                     ));
                     continue;
                 }
-                let repeat = kept.iter().any(|k| matches!(k, DeltaOp::Add(o) if similarity(&o.content, &add.content) >= NEAR_DUPLICATE));
+                let repeat = kept
+                    .iter()
+                    .any(|k| matches!(k, DeltaOp::Add(o) if tokens(&o.content) == words));
                 if repeat {
                     dropped.push((desc, "repeats another ADD of this answer".into()));
                     continue;
+                }
+                if let Some((b, s)) = playbook
+                    .active_bullets()
+                    .map(|b| (b, similarity(&b.content, &add.content)))
+                    .filter(|(_, s)| *s >= SIMILAR)
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                {
+                    let meta = add.metadata.get_or_insert_with(Default::default);
+                    meta.insert("similar_to".into(), b.id.clone().into());
+                    meta.insert("similarity".into(), ((s * 100.0).round() / 100.0).into());
                 }
             }
             DeltaOp::Update(u) => {
@@ -357,11 +370,19 @@ mod tests {
             ),
             1.0
         );
-        assert!(
+        assert_eq!(
             similarity(
                 "Strip thousands separators before dividing numbers.",
                 "Always strip the thousands separators before dividing number"
-            ) >= NEAR_DUPLICATE
+            ),
+            1.0,
+            "only stop words and a plural differ"
+        );
+        assert!(
+            similarity(
+                "Current ratio = current assets / current liabilities.",
+                "Quick ratio = quick assets / current liabilities."
+            ) < 1.0
         );
         assert!(
             similarity(
@@ -424,5 +445,52 @@ mod tests {
             ))],
         );
         assert_eq!(again[0].key, kept[1].key);
+    }
+}
+
+#[cfg(test)]
+mod similar_tests {
+    use super::*;
+    use crate::playbook::{Bullet, BulletStatus, Section};
+
+    #[test]
+    fn similar_but_different_rules_are_kept_and_flagged_for_the_reviewer() {
+        let bullet = Bullet {
+            id: "f-00001".into(),
+            section: "F".into(),
+            content:
+                "LESSON: Current Ratio - apply the formula as given, then round to two decimals."
+                    .into(),
+            helpful: 0,
+            harmful: 0,
+            neutral: 0,
+            metadata: Default::default(),
+            status: BulletStatus::Active,
+            position: 0,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let pb = Playbook {
+            name: "p".into(),
+            sections: vec![Section {
+                name: "F".into(),
+                slug: "f".into(),
+                position: 0,
+            }],
+            bullets: vec![bullet],
+            next_bullet_number: 2,
+        };
+        let add = AddOp::new(
+            "F",
+            "LESSON: Treynor Ratio - apply the formula as given, then round to two decimals.",
+        );
+        let (kept, dropped) = normalize(&pb, vec![DeltaOp::Add(add)]);
+        assert!(dropped.is_empty(), "{dropped:?}");
+        let DeltaOp::Add(add) = &kept[0].op else {
+            panic!("{kept:?}")
+        };
+        let meta = add.metadata.as_ref().unwrap();
+        assert_eq!(meta["similar_to"], "f-00001");
+        assert!(meta["similarity"].as_f64().unwrap() >= SIMILAR);
     }
 }
