@@ -457,3 +457,35 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
     }
     assert_eq!(accuracy(&store, &run.id, "train", 2), (4, 4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_while_a_run_waits_for_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = train_cmd(&db, dir.path(), &server.base_url())
+        .args(["--playbook", "world", "--dataset", data.to_str().unwrap(), "--approve", "wait", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let watcher = Store::open(&db).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while watcher.pending(None).map(|p| p.is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "nothing was queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ace::llm::install_crypto_provider();
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    for name in ["ace_samples_total", "ace_model_calls_total", "ace_tokens_total", "ace_deltas_total", "ace_queue_length 1", "ace_harmful_bullets"] {
+        assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let decider = approver(db.clone(), true, stop.clone());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    decider.join().unwrap();
+    assert!(status.success());
+}

@@ -335,7 +335,27 @@ fn order(n: usize, seed: u64, epoch: u32, shuffle: bool) -> Vec<usize> {
 
 impl Loop {
     fn emit(&self, e: Event) {
-        let _ = self.ctx.events.send(e);
+        self.ctx.emit(e);
+    }
+
+    /// Metrics after a proposal or decision: deltas by op and decision, queue length, harmful bullets.
+    async fn observe(&self, pending: i64, decided: bool) -> Result<(), LoopError> {
+        let pb = self.ctx.config.playbook.clone();
+        let (batch, queued, harmful) = db(&self.store, move |s| {
+            let batch = s.pending_batch(pending)?;
+            let queued = s.pending(None)?.len();
+            let harmful = s
+                .load_playbook(&pb)?
+                .active_bullets()
+                .filter(|b| b.harmful > b.helpful)
+                .count();
+            Ok((batch, queued, harmful))
+        })
+        .await?;
+        super::metrics::deltas(&batch, decided);
+        super::metrics::queue_length(queued);
+        super::metrics::harmful_bullets(harmful);
+        Ok(())
     }
 
     async fn save(&self, status: &str) -> Result<(), LoopError> {
@@ -739,6 +759,7 @@ impl Loop {
         let Some(pending) = pending else {
             return Ok(None);
         };
+        self.observe(pending, false).await?;
         match self.ctx.config.approve {
             ApproveMode::Auto => {
                 let outcome = db(&self.store, move |s| {
@@ -746,10 +767,13 @@ impl Loop {
                 })
                 .await;
                 match outcome {
-                    Ok(o) => self.emit(Event::Applied {
-                        pending,
-                        revision: o.revision,
-                    }),
+                    Ok(o) => {
+                        self.observe(pending, true).await?;
+                        self.emit(Event::Applied {
+                            pending,
+                            revision: o.revision,
+                        });
+                    }
                     Err(e) => self.emit(Event::Warning {
                         message: format!("queued batch {pending} could not be applied: {e}"),
                     }),
@@ -768,6 +792,7 @@ impl Loop {
         loop {
             let batch = db(&self.store, move |s| s.pending_batch(pending)).await?;
             if batch.status != "pending" {
+                self.observe(pending, true).await?;
                 self.emit(Event::Applied {
                     pending,
                     revision: batch.revision,

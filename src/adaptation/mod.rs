@@ -11,6 +11,7 @@
 //! repeating applied ops or counting tags twice.
 
 mod engine;
+pub mod metrics;
 mod sample;
 
 use std::path::PathBuf;

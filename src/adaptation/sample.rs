@@ -64,6 +64,14 @@ pub enum LoopError {
     Data(String),
 }
 
+impl Ctx {
+    /// Reports an event (and counts it in the metrics).
+    pub fn emit(&self, event: Event) {
+        super::metrics::record(&event);
+        let _ = self.events.send(event);
+    }
+}
+
 impl From<RoleError> for LoopError {
     fn from(e: RoleError) -> Self {
         if e.is_cancelled() {
@@ -94,7 +102,7 @@ pub async fn process(
         run: Some(ctx.run.clone()),
         sample: Some(key.clone()),
     };
-    let _ = ctx.events.send(Event::SampleStarted {
+    ctx.emit(Event::SampleStarted {
         key: key.clone(),
         question: sample.question.clone(),
     });
@@ -124,7 +132,7 @@ pub async fn process(
                     (out.reasoning, out.bullet_ids)
                 }
                 Err(RoleError::Unusable { error, raw, .. }) => {
-                    let _ = ctx.events.send(Event::Warning {
+                    ctx.emit(Event::Warning {
                         message: format!("{key}: generator answer unusable: {error}"),
                     });
                     answer = String::new();
@@ -137,7 +145,7 @@ pub async fn process(
                 cited_all.push(id.clone());
             }
         }
-        let _ = ctx.events.send(Event::Generated {
+        ctx.emit(Event::Generated {
             key: key.clone(),
             answer: answer.clone(),
             cited: cited.clone(),
@@ -150,7 +158,7 @@ pub async fn process(
         if rounds == 1 {
             first_correct = verdict.correct;
         }
-        let _ = ctx.events.send(Event::Evaluated {
+        ctx.emit(Event::Evaluated {
             key: key.clone(),
             correct: verdict.correct,
             feedback: verdict.feedback.clone(),
@@ -192,7 +200,7 @@ pub async fn process(
                 last_reflection = Some(reflection);
             }
             Err(RoleError::Unusable { error, .. }) => {
-                let _ = ctx.events.send(Event::Warning {
+                ctx.emit(Event::Warning {
                     message: format!("{key}: reflector answer unusable: {error}"),
                 });
             }
@@ -203,7 +211,7 @@ pub async fn process(
         }
     }
     if let Some(r) = &last_reflection {
-        let _ = ctx.events.send(Event::Reflected {
+        ctx.emit(Event::Reflected {
             key: key.clone(),
             key_insight: r.key_insight.clone(),
             rounds,

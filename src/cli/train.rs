@@ -72,6 +72,9 @@ pub struct TrainArgs {
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
+    /// Serve Prometheus metrics at this address while the run lasts (e.g. 127.0.0.1:9464; off by default)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl TrainArgs {
@@ -153,6 +156,15 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
         .build()?;
     let ledger = Ledger::default();
     let result = runtime.block_on(async {
+        if let Some(addr) = args.metrics_addr {
+            if !addr.ip().is_loopback() {
+                eprintln!("note: serving metrics on {addr}, which is not a loopback address");
+            }
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .with_http_listener(addr)
+                .install()
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        }
         let models = models(&ledger).await?;
         let mut handle = adaptation::start(store.clone(), models, args.config(), args.resume.clone());
         let bar = ProgressBar::new(0);

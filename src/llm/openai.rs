@@ -442,6 +442,14 @@ impl OpenAiClient {
                         attempts,
                         response.cost_usd,
                     );
+                    let role = request.role.as_str();
+                    metrics::counter!("ace_model_calls_total", "role" => role).increment(1);
+                    metrics::counter!("ace_tokens_total", "role" => role, "direction" => "in")
+                        .increment(response.usage.prompt_tokens);
+                    metrics::counter!("ace_tokens_total", "role" => role, "direction" => "out")
+                        .increment(response.usage.completion_tokens);
+                    metrics::counter!("ace_cost_usd_micros_total", "role" => role)
+                        .increment((response.cost_usd * 1e6).round() as u64);
                     return Ok(response);
                 }
                 Attempt::FormatRefused => {
