@@ -464,9 +464,22 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
     let db = dir.path().join("ace.db");
     let data = world::dataset(dir.path());
     let server = MockServer::start_local(world::script(None)).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = train_cmd(&db, dir.path(), &server.base_url())
-        .args(["--playbook", "world", "--dataset", data.to_str().unwrap(), "--approve", "wait", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--playbook",
+            "world",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--approve",
+            "wait",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -478,13 +491,27 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     ace::llm::install_crypto_provider();
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    for name in ["ace_samples_total", "ace_model_calls_total", "ace_tokens_total", "ace_deltas_total", "ace_queue_length 1", "ace_harmful_bullets"] {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "ace_samples_total",
+        "ace_model_calls_total",
+        "ace_tokens_total",
+        "ace_deltas_total",
+        "ace_queue_length 1",
+        "ace_harmful_bullets",
+    ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
     let stop = Arc::new(AtomicBool::new(false));
     let decider = approver(db.clone(), true, stop.clone());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     decider.join().unwrap();
     assert!(status.success());

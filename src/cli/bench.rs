@@ -137,3 +137,110 @@ fn measure(
     )?;
     Ok(())
 }
+
+/// `ace bench --loop`: one epoch of the full loop (generate, score, reflect, tags by policy, curator,
+/// queue, auto-approval, transcripts) on a scratch database against an in-process scripted model.
+pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::json;
+
+    use crate::adaptation::{self, ApproveMode, Models, RunConfig};
+    use crate::llm::mock::{MockServer, Rule, Script};
+    use crate::llm::{EndpointConfig, Ledger, LlmClient, OpenAiClient, PriceTable};
+
+    let dir = std::env::temp_dir().join(format!("ace-bench-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.join("bench.jsonl");
+    let lines: String = (0..args.samples)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"question": format!("Task {i}: what is one?"), "ground_truth": "1"})
+            )
+        })
+        .collect();
+    std::fs::write(&data, lines)?;
+    let rule = |role: &str, reply: serde_json::Value| Rule {
+        role: Some(role.into()),
+        reply: Some(reply),
+        ..Rule::default()
+    };
+    let script = Script {
+        model: "bench".into(),
+        reject_formats: vec![],
+        rules: vec![
+            rule(
+                "generator",
+                json!({"reasoning": "use [calc-00001]", "bullet_ids": ["calc-00001"], "final_answer": "1"}),
+            ),
+            rule(
+                "reflector",
+                json!({"reasoning": "r", "error_identification": "none", "root_cause_analysis": "none", "correct_approach": "same", "key_insight": "keep answering one", "bullet_tags": [{"id": "calc-00001", "tag": "helpful"}]}),
+            ),
+            rule(
+                "curator",
+                json!({"reasoning": "reinforce", "operations": [{"type": "ADD", "section": "FORMULAS AND CALCULATIONS", "content": "The answer to every bench task is one."}]}),
+            ),
+        ],
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let server = MockServer::start(
+            script,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            std::time::Duration::from_millis(args.latency_ms),
+        )
+        .await?;
+        let mut endpoint = EndpointConfig::new(server.base_url(), "bench");
+        endpoint.concurrency = args.concurrency * 2;
+        let client: Arc<dyn LlmClient> = Arc::new(OpenAiClient::new(
+            endpoint,
+            Ledger::default(),
+            PriceTable::default(),
+        )?);
+        let models = Models {
+            generator: client.clone(),
+            reflector: client.clone(),
+            curator: client,
+        };
+        let store = Arc::new(Mutex::new(Store::open(&dir.join("bench.db"))?));
+        let config = RunConfig {
+            playbook: "bench".into(),
+            dataset: data.clone(),
+            env: "exact".into(),
+            batch_size: args.batch_size,
+            concurrency: args.concurrency,
+            approve: ApproveMode::Auto,
+            max_rounds: 1,
+            ..RunConfig::default()
+        };
+        let start = Instant::now();
+        let handle = adaptation::start(store, models, config, None);
+        handle.task.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let wall = start.elapsed().as_secs_f64();
+        anyhow::Ok((wall, server.requests().len()))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let (wall, calls) = result?;
+    writeln!(
+        out,
+        "loop: {} samples, batch {}, concurrency {}, latency {} ms: {wall:.2} s, {:.0} samples/s, {calls} model calls",
+        args.samples,
+        args.batch_size,
+        args.concurrency,
+        args.latency_ms,
+        args.samples as f64 / wall
+    )?;
+    if args.latency_ms > 0 {
+        let ideal = calls as f64 * args.latency_ms as f64 / 1000.0 / args.concurrency as f64;
+        writeln!(
+            out,
+            "ideal (calls × latency / concurrency): {ideal:.2} s; measured / ideal = {:.3}",
+            wall / ideal
+        )?;
+    }
+    Ok(())
+}

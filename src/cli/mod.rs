@@ -270,6 +270,21 @@ pub struct BenchArgs {
     /// TAG ops to apply for the throughput figure (in batches of 100)
     #[arg(long, default_value_t = 20_000)]
     pub tags: usize,
+    /// Measure the adaptation loop instead (against an in-process scripted model on loopback)
+    #[arg(long = "loop")]
+    pub run_loop: bool,
+    /// Loop: samples in the epoch
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Loop: latency the scripted model adds to every response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Loop: samples in flight at once
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Loop: samples per batch
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
 }
 
 /// The default database: `ace.db` in the platform data directory.
@@ -303,6 +318,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Revisions(cmd)) => revisions(&db, cmd, out),
         Some(Command::Db(cmd)) => database(&db, cmd, out),
+        Some(Command::Bench(args)) if args.run_loop => bench::run_loop(&args, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
         Some(Command::Doctor) => {
             let config = crate::config::load(&crate::config::process_env)?;
