@@ -14,3 +14,4 @@ pub mod playbook;
 pub mod prompts;
 pub mod roles;
 pub mod store;
+pub mod tui;

@@ -2,7 +2,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = ace::cli::Cli::parse();
-    ace::cli::init_logging();
     match ace::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `ace playbook export x | head` is not an error.

@@ -254,3 +254,22 @@ pub enum Event {
         status: String,
     },
 }
+
+/// The three role clients from the model configuration (docs/CONFIGURATION.md), sharing one ledger.
+pub async fn models_from_config(ledger: &crate::llm::Ledger) -> anyhow::Result<Models> {
+    use crate::llm::{OpenAiClient, Role};
+    let cfg = crate::config::load(&crate::config::process_env)?;
+    let endpoints = crate::config::resolve(&cfg).await?;
+    let client = |role: Role| -> anyhow::Result<Arc<dyn LlmClient>> {
+        Ok(Arc::new(OpenAiClient::new(
+            endpoints[&role].clone(),
+            ledger.clone(),
+            cfg.prices.clone(),
+        )?))
+    };
+    Ok(Models {
+        generator: client(Role::Generator)?,
+        reflector: client(Role::Reflector)?,
+        curator: client(Role::Curator)?,
+    })
+}

@@ -65,6 +65,10 @@ pub enum Command {
     Bullet(BulletCmd),
     /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
     MockModel(MockModelArgs),
+    /// Open the workbench (what `ace` with no arguments does on a terminal)
+    Workbench,
+    /// Open the workbench against a bundled scripted demo model on loopback
+    Demo,
 }
 
 #[derive(Debug, Args)]
@@ -295,10 +299,21 @@ pub fn default_db_path() -> PathBuf {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    use std::io::IsTerminal;
     let db = cli.db.clone().unwrap_or_else(default_db_path);
+    let tui = match &cli.command {
+        None => std::io::stdout().is_terminal(),
+        Some(Command::Workbench | Command::Demo) => true,
+        _ => false,
+    };
+    if tui {
+        init_file_logging(&db);
+        return workbench(&db, matches!(cli.command, Some(Command::Demo)));
+    }
+    init_logging();
     let out = &mut std::io::stdout().lock();
     match cli.command {
-        None => overview(&db, out),
+        None | Some(Command::Workbench | Command::Demo) => overview(&db, out),
         Some(Command::Playbook(cmd)) => playbook(&db, cmd, out),
         Some(Command::Delta(DeltaCmd::Apply {
             file,
@@ -444,6 +459,58 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// In the workbench, logs go to `ace.log` beside the database (never over the screen).
+fn init_file_logging(db: &Path) {
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ace.log"))
+    {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("ACE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    }
+}
+
+fn workbench(db: &Path, demo: bool) -> Result<()> {
+    use crate::tui::{DEMO_SCRIPT, ModelSource};
+    let label = format!("database {}", db.display());
+    if !demo {
+        return crate::tui::run(db, ModelSource::Configured, Default::default(), &label);
+    }
+    let script =
+        crate::llm::mock::Script::from_json(DEMO_SCRIPT).map_err(|e| anyhow::anyhow!(e))?;
+    let rt = runtime()?;
+    let server = rt.block_on(crate::llm::mock::MockServer::start(
+        script,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        std::time::Duration::from_millis(150),
+    ))?;
+    let config = crate::adaptation::RunConfig {
+        batch_size: 1,
+        approve: crate::adaptation::ApproveMode::Wait,
+        ..Default::default()
+    };
+    let result = crate::tui::run(
+        db,
+        ModelSource::Demo(server.base_url()),
+        config,
+        &format!("{label} · demo model at {}", server.base_url()),
+    );
+    drop(server);
+    result
 }
 
 /// Logs go to stderr, filtered by `ACE_LOG` (e.g. `ACE_LOG=debug`, default `warn`).

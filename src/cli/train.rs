@@ -7,9 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::adaptation::{self, ApproveMode, Event, Fields, Models, RunConfig, RunKind};
-use crate::config;
-use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
+use crate::adaptation::{self, ApproveMode, Event, Fields, RunConfig, RunKind};
+use crate::llm::Ledger;
 use crate::store::Store;
 
 #[derive(Debug, Args)]
@@ -115,25 +114,6 @@ impl TrainArgs {
     }
 }
 
-/// Builds the three role clients from the configuration, sharing one ledger.
-pub async fn models(ledger: &Ledger) -> Result<Models> {
-    let cfg = config::load(&config::process_env)?;
-    let endpoints = config::resolve(&cfg).await?;
-    let client = |role: Role| -> Result<Arc<dyn LlmClient>> {
-        let endpoint = endpoints[&role].clone();
-        Ok(Arc::new(OpenAiClient::new(
-            endpoint,
-            ledger.clone(),
-            cfg.prices.clone(),
-        )?))
-    };
-    Ok(Models {
-        generator: client(Role::Generator)?,
-        reflector: client(Role::Reflector)?,
-        curator: client(Role::Curator)?,
-    })
-}
-
 fn say(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
         eprintln!("{line}")
@@ -165,7 +145,7 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                 .install()
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         }
-        let models = models(&ledger).await?;
+        let models = adaptation::models_from_config(&ledger).await?;
         let mut handle = adaptation::start(store.clone(), models, args.config(), args.resume.clone());
         let bar = ProgressBar::new(0);
         bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));

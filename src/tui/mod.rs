@@ -1,0 +1,401 @@
+//! The workbench: a ratatui terminal UI over the store and the loop.
+//!
+//! One [`state::State`], one [`state::Action`] enum, a pure [`update::update`] and a pure
+//! [`ui::render`]. This module owns the terminal and the event loop: input arrives from a reader
+//! thread, store work and the adaptation run happen off the render path and report back as actions,
+//! and a frame is drawn once per burst of actions (or on a slow tick).
+
+pub mod state;
+pub mod ui;
+pub mod update;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ratatui::crossterm::event::{self, Event as TermEvent, MouseEventKind};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use crate::adaptation::{self, Control, Models, RunConfig};
+use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
+use crate::playbook::format::{self, Format};
+use crate::store::Store;
+use state::{Action, Effect, Snapshot, State};
+
+/// The bundled sample playbook and dataset (written for this project), loaded on first run.
+pub const SAMPLE_PLAYBOOK: &str = include_str!("../../assets/sample/playbook.txt");
+pub const SAMPLE_DATASET: &str = include_str!("../../assets/sample/dataset.jsonl");
+/// The scripted model of `ace demo`.
+pub const DEMO_SCRIPT: &str = include_str!("../../assets/demo/script.json");
+
+/// How the workbench reaches models.
+pub enum ModelSource {
+    /// From the configuration (docs/CONFIGURATION.md).
+    Configured,
+    /// A scripted model served on loopback at this base URL (`ace demo`).
+    Demo(String),
+}
+
+type Db = Arc<Mutex<Store>>;
+
+/// Loads the sample playbook into an empty database and writes the sample dataset next to it.
+pub fn first_run(store: &mut Store, data_dir: &Path) -> Result<PathBuf> {
+    if store.playbooks()?.is_empty() {
+        let parsed = format::parse(Format::Ace, SAMPLE_PLAYBOOK, "sample playbook")?;
+        store.import_playbook(
+            "sample",
+            &format::import_batch(&parsed, "import:sample"),
+            parsed.next_bullet_number,
+        )?;
+    }
+    let dataset = data_dir.join("sample-dataset.jsonl");
+    if !dataset.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(&dataset, SAMPLE_DATASET)?;
+    }
+    Ok(dataset)
+}
+
+fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store::StoreError> {
+    let playbooks: Vec<String> = store.playbooks()?.into_iter().map(|p| p.name).collect();
+    let name = if playbooks.iter().any(|p| p == playbook) {
+        playbook.to_string()
+    } else {
+        playbooks.first().cloned().unwrap_or_default()
+    };
+    let playbook = if name.is_empty() {
+        Default::default()
+    } else {
+        store.load_playbook(&name)?
+    };
+    let mut queue = store.pending(None)?;
+    queue.extend(
+        store
+            .queue(None, false)?
+            .into_iter()
+            .filter(|b| b.status != "pending")
+            .take(20),
+    );
+    Ok(Snapshot {
+        playbooks,
+        playbook,
+        queue,
+        revisions: if name.is_empty() {
+            Vec::new()
+        } else {
+            store.revisions(Some(&name), 500)?
+        },
+    })
+}
+
+async fn models(source: &ModelSource, ledger: &Ledger) -> Result<Models> {
+    match source {
+        ModelSource::Configured => adaptation::models_from_config(ledger).await,
+        ModelSource::Demo(url) => {
+            let mut endpoint = crate::llm::EndpointConfig::new(url.clone(), "scripted-demo");
+            endpoint.min_backoff = Duration::from_millis(50);
+            let client: Arc<dyn LlmClient> = Arc::new(OpenAiClient::new(
+                endpoint,
+                ledger.clone(),
+                Default::default(),
+            )?);
+            Ok(Models {
+                generator: client.clone(),
+                reflector: client.clone(),
+                curator: client,
+            })
+        }
+    }
+}
+
+/// What the header says about models.
+pub async fn model_label(source: &ModelSource) -> String {
+    match source {
+        ModelSource::Demo(_) => "model: SCRIPTED DEMO (not a real model)".into(),
+        ModelSource::Configured => match crate::config::load(&crate::config::process_env) {
+            Ok(cfg) => match crate::config::resolve(&cfg).await {
+                Ok(endpoints) => {
+                    let g = &endpoints[&Role::Generator];
+                    format!("model: {} at {}", g.model, g.base_url)
+                }
+                Err(_) => {
+                    "no model configured: export OPENAI_API_KEY=… or ACE_BASE_URL=… ACE_MODEL=…"
+                        .into()
+                }
+            },
+            Err(e) => format!("model config error: {e}"),
+        },
+    }
+}
+
+struct Runner {
+    store: Db,
+    tx: UnboundedSender<Action>,
+    source: ModelSource,
+    controls: Option<UnboundedSender<Control>>,
+    playbook: Arc<Mutex<String>>,
+}
+
+impl Runner {
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+        done: impl FnOnce(T) -> Action + Send + 'static,
+    ) {
+        let (store, tx) = (self.store.clone(), self.tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = f(&mut store.lock().unwrap_or_else(|e| e.into_inner()));
+            let _ = tx.send(match result {
+                Ok(v) => done(v),
+                Err(e) => Action::Failed(e.to_string()),
+            });
+        });
+    }
+
+    fn run_effect(&mut self, effect: Effect) {
+        let author = std::env::var("USER").unwrap_or_else(|_| "human".into());
+        match effect {
+            Effect::Refresh => {
+                let name = self.playbook.lock().map(|n| n.clone()).unwrap_or_default();
+                self.blocking(
+                    move |s| snapshot(s, &name),
+                    |snap| Action::Loaded(Box::new(snap)),
+                );
+            }
+            Effect::LoadRevision(id) => self.blocking(
+                move |s| s.revision(id),
+                |d| Action::RevisionLoaded(Box::new(d)),
+            ),
+            Effect::LoadPlaybookAt(id) => self.blocking(
+                move |s| s.playbook_at(id),
+                move |p| Action::PlaybookAt(id, Box::new(p)),
+            ),
+            Effect::Decide { batch, decisions } => {
+                self.blocking(
+                    move |s| s.decide(batch, &decisions, &author),
+                    move |o| Action::Decided {
+                        batch,
+                        revision: o.revision,
+                        closed: o.closed,
+                    },
+                );
+            }
+            Effect::DecideAll { batch, approve } => {
+                self.blocking(
+                    move |s| s.decide_all(batch, approve, None, &author),
+                    move |o| Action::Decided {
+                        batch,
+                        revision: o.revision,
+                        closed: o.closed,
+                    },
+                );
+            }
+            Effect::Revert { revision, force } => {
+                self.blocking(
+                    move |s| s.revert(revision, force, Some(&author)),
+                    move |o| Action::Reverted {
+                        revision,
+                        new: o.revision(),
+                    },
+                );
+            }
+            Effect::Apply(batch) => {
+                // The write and the reload in one job, so the panes show the result at once.
+                let name = self.playbook.lock().map(|n| n.clone()).unwrap_or_default();
+                let (store, tx) = (self.store.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                    match s.apply(
+                        &name,
+                        &batch,
+                        &crate::store::ApplyOptions::create_sections(),
+                    ) {
+                        Ok(o) => {
+                            let _ = tx.send(Action::Info(format!(
+                                "applied as revision {} (revertible in 4 Revisions)",
+                                o.revision()
+                            )));
+                            if let Ok(snap) = snapshot(&s, &name) {
+                                let _ = tx.send(Action::Loaded(Box::new(snap)));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Action::Failed(e.to_string()));
+                        }
+                    }
+                });
+            }
+            Effect::StartRun(config) => self.start_run(*config),
+            Effect::Control(c) => {
+                if let Some(controls) = &self.controls {
+                    let _ = controls.send(c);
+                }
+            }
+            Effect::SwitchPlaybook(name) => {
+                if let Ok(mut p) = self.playbook.lock() {
+                    *p = name;
+                }
+                self.run_effect(Effect::Refresh);
+            }
+        }
+    }
+
+    fn start_run(&mut self, config: RunConfig) {
+        let (store, tx) = (self.store.clone(), self.tx.clone());
+        let source = match &self.source {
+            ModelSource::Configured => ModelSource::Configured,
+            ModelSource::Demo(u) => ModelSource::Demo(u.clone()),
+        };
+        let (control_tx, mut control_rx) = unbounded_channel::<Control>();
+        self.controls = Some(control_tx);
+        if let Ok(mut p) = self.playbook.lock() {
+            *p = config.playbook.clone();
+        }
+        tokio::spawn(async move {
+            let ledger = Ledger::default();
+            let models = match models(&source, &ledger).await {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = tx.send(Action::Failed(format!("cannot start the run: {e:#}")));
+                    let _ = tx.send(Action::Run(Box::new(adaptation::Event::Finished {
+                        run: String::new(),
+                        status: "not started".into(),
+                    })));
+                    return;
+                }
+            };
+            let mut handle = adaptation::start(store, models, config, None);
+            let controls = handle.controls.clone();
+            tokio::spawn(async move {
+                while let Some(c) = control_rx.recv().await {
+                    if controls.send(c).is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(event) = handle.events.recv().await {
+                let total = ledger.total();
+                let _ = tx.send(Action::Ledger {
+                    tokens: total.prompt_tokens + total.completion_tokens,
+                    cost_usd: total.cost_usd,
+                });
+                let _ = tx.send(Action::Run(Box::new(event)));
+            }
+            if let Ok(Err(e)) = handle.task.await {
+                let _ = tx.send(Action::Failed(e.to_string()));
+            }
+        });
+    }
+}
+
+/// Opens the workbench on `db` until the person quits.
+pub fn run(db: &Path, source: ModelSource, default_run: RunConfig, label: &str) -> Result<()> {
+    let mut store = Store::open(db)?;
+    let data_dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dataset = first_run(&mut store, &data_dir)?;
+    let mut default_run = default_run;
+    if default_run.dataset.as_os_str().is_empty() {
+        default_run.dataset = dataset;
+        default_run.env = "numeric".into();
+    }
+    let first_playbook = store
+        .playbooks()?
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    if default_run.playbook.is_empty() || default_run.playbook == "default" {
+        default_run.playbook = first_playbook.clone();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let model = runtime.block_on(model_label(&source));
+    let mut state = State::new(label.to_string(), model, default_run);
+    state.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let (tx, mut rx) = unbounded_channel::<Action>();
+    let _guard = runtime.enter();
+    let mut runner = Runner {
+        store: Arc::new(Mutex::new(store)),
+        tx: tx.clone(),
+        source,
+        controls: None,
+        playbook: Arc::new(Mutex::new(first_playbook)),
+    };
+    runner.run_effect(Effect::Refresh);
+
+    let mut terminal = ratatui::init();
+    let _ = ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::EnableMouseCapture
+    );
+    // Input: a reader thread, so the loop never blocks on the terminal.
+    let input_tx = tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(ev) = event::read() {
+            let action = match ev {
+                TermEvent::Key(k) => Action::Key(k),
+                TermEvent::Mouse(m) if m.kind == MouseEventKind::ScrollUp => Action::ScrollUp,
+                TermEvent::Mouse(m) if m.kind == MouseEventKind::ScrollDown => Action::ScrollDown,
+                TermEvent::Resize(..) => Action::Tick,
+                _ => continue,
+            };
+            if input_tx.send(action).is_err() {
+                break;
+            }
+        }
+    });
+    // Another process (a headless `ace train`) may queue proposals: look every second.
+    let poll_tx = tx.clone();
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if poll_tx.send(Action::Tick).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ticks = 0u32;
+    let result = (|| -> Result<()> {
+        loop {
+            terminal
+                .draw(|f| ui::render(&state, f))
+                .context("drawing")?;
+            let first = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+            });
+            let mut actions = match first {
+                Ok(Some(a)) => vec![a],
+                Ok(None) => break,
+                Err(_) => vec![Action::Tick],
+            };
+            while let Ok(a) = rx.try_recv() {
+                actions.push(a);
+            }
+            for action in actions {
+                if matches!(action, Action::Tick) {
+                    ticks += 1;
+                    if ticks.is_multiple_of(2) {
+                        runner.run_effect(Effect::Refresh);
+                    }
+                }
+                for effect in update::update(&mut state, action) {
+                    runner.run_effect(effect);
+                }
+            }
+            if state.quit {
+                break;
+            }
+        }
+        Ok(())
+    })();
+    let _ = ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::DisableMouseCapture
+    );
+    ratatui::restore();
+    if let Some(c) = &runner.controls {
+        let _ = c.send(Control::Cancel);
+    }
+    result
+}

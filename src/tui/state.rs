@@ -1,0 +1,295 @@
+//! The workbench's one state struct, the actions that change it and the effects it asks for.
+
+use std::collections::VecDeque;
+
+use ratatui::crossterm::event::KeyEvent;
+use ratatui_textarea::TextArea;
+
+use crate::adaptation::{Control, Event, RunConfig};
+use crate::delta::{DeltaBatch, DeltaOp};
+use crate::playbook::Playbook;
+use crate::store::{Decision, PendingBatch, Revision, RevisionDetail};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Sections,
+    Bullets,
+    Run,
+    Queue,
+    Revisions,
+}
+
+impl Pane {
+    pub const ORDER: [Pane; 5] = [
+        Pane::Sections,
+        Pane::Bullets,
+        Pane::Run,
+        Pane::Queue,
+        Pane::Revisions,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Order,
+    Id,
+    Helpful,
+    Harmful,
+    Recent,
+}
+
+/// What a confirmed action does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirmed {
+    Quit,
+    Revert { revision: i64, force: bool },
+    DecideAll { batch: i64, approve: bool },
+    RemoveBullet(String),
+    CancelRun,
+}
+
+/// What a one-line input is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputFor {
+    Filter,
+    RejectReason { batch: i64, op: usize },
+    AddBullet { section: String },
+    EditBullet { id: String },
+    StartRun,
+}
+
+pub enum Popup {
+    Help,
+    Confirm {
+        message: String,
+        action: Confirmed,
+    },
+    /// Editing a queued op as JSON (Ctrl-s saves and approves it).
+    EditOp {
+        batch: i64,
+        op: usize,
+        editor: TextArea<'static>,
+    },
+    Input {
+        purpose: InputFor,
+        title: String,
+        editor: TextArea<'static>,
+    },
+}
+
+/// What the run pane shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunView {
+    pub active: bool,
+    pub run: Option<String>,
+    pub status: String,
+    pub feedback_mode: String,
+    pub epoch: u32,
+    pub done: usize,
+    pub total: usize,
+    pub question: String,
+    pub answer: String,
+    pub verdict: String,
+    pub insight: String,
+    /// (epoch, split, accuracy 0..1)
+    pub accuracy: Vec<(u32, String, f64)>,
+    pub waiting_on: Option<i64>,
+    pub log: VecDeque<String>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// Everything loaded from the store at once (on start and after every change).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub playbooks: Vec<String>,
+    pub playbook: Playbook,
+    pub queue: Vec<PendingBatch>,
+    pub revisions: Vec<Revision>,
+}
+
+pub struct State {
+    pub db_label: String,
+    /// Which model is configured, or how to configure one.
+    pub model_label: String,
+    pub playbooks: Vec<String>,
+    pub playbook: Playbook,
+    pub focus: Pane,
+    pub section: usize,
+    pub bullet: usize,
+    pub filter: String,
+    pub sort: Sort,
+    /// Indices into `playbook.bullets` of what the bullets pane lists (active, in the section, filtered,
+    /// sorted); recomputed only when one of those changes, so drawing 100k bullets stays cheap.
+    pub visible: Vec<usize>,
+    pub show_detail: bool,
+    pub queue: Vec<PendingBatch>,
+    pub queue_sel: usize,
+    pub op_sel: usize,
+    pub revisions: Vec<Revision>,
+    pub revision_sel: usize,
+    pub revision_detail: Option<RevisionDetail>,
+    /// `ace playbook show --at` in the workbench: the playbook as of the selected revision.
+    pub viewing_at: Option<(i64, Playbook)>,
+    pub run: RunView,
+    pub popup: Option<Popup>,
+    pub message: String,
+    /// The revision the last queue decision applied (what `u` reverts).
+    pub last_applied: Option<i64>,
+    pub default_run: RunConfig,
+    pub quit: bool,
+    pub no_color: bool,
+}
+
+pub enum Action {
+    Key(KeyEvent),
+    ScrollUp,
+    ScrollDown,
+    Tick,
+    Loaded(Box<Snapshot>),
+    RevisionLoaded(Box<RevisionDetail>),
+    PlaybookAt(i64, Box<Playbook>),
+    Run(Box<Event>),
+    Ledger {
+        tokens: u64,
+        cost_usd: f64,
+    },
+    Decided {
+        batch: i64,
+        revision: Option<i64>,
+        closed: bool,
+    },
+    Reverted {
+        revision: i64,
+        new: i64,
+    },
+    Failed(String),
+    Info(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Refresh,
+    LoadRevision(i64),
+    LoadPlaybookAt(i64),
+    Decide {
+        batch: i64,
+        decisions: Vec<(usize, Decision)>,
+    },
+    DecideAll {
+        batch: i64,
+        approve: bool,
+    },
+    Revert {
+        revision: i64,
+        force: bool,
+    },
+    Apply(DeltaBatch),
+    StartRun(Box<RunConfig>),
+    Control(Control),
+    SwitchPlaybook(String),
+}
+
+impl State {
+    pub fn new(db_label: String, model_label: String, default_run: RunConfig) -> Self {
+        State {
+            db_label,
+            model_label,
+            playbooks: Vec::new(),
+            playbook: Playbook::default(),
+            focus: Pane::Sections,
+            section: 0,
+            bullet: 0,
+            filter: String::new(),
+            sort: Sort::Order,
+            visible: Vec::new(),
+            show_detail: false,
+            queue: Vec::new(),
+            queue_sel: 0,
+            op_sel: 0,
+            revisions: Vec::new(),
+            revision_sel: 0,
+            revision_detail: None,
+            viewing_at: None,
+            run: RunView::default(),
+            popup: None,
+            message: String::new(),
+            last_applied: None,
+            default_run,
+            quit: false,
+            no_color: false,
+        }
+    }
+
+    /// The playbook the panes show: the current one, or the one as of a revision being viewed.
+    pub fn shown(&self) -> &Playbook {
+        self.viewing_at.as_ref().map_or(&self.playbook, |(_, p)| p)
+    }
+
+    pub fn section_name(&self) -> Option<&str> {
+        self.shown()
+            .sections
+            .get(self.section)
+            .map(|s| s.name.as_str())
+    }
+
+    pub fn selected_bullet(&self) -> Option<&crate::playbook::Bullet> {
+        self.visible
+            .get(self.bullet)
+            .and_then(|i| self.shown().bullets.get(*i))
+    }
+
+    pub fn selected_batch(&self) -> Option<&PendingBatch> {
+        self.queue.get(self.queue_sel)
+    }
+
+    pub fn selected_op(&self) -> Option<&DeltaOp> {
+        self.selected_batch()
+            .and_then(|b| b.ops.get(self.op_sel))
+            .map(|o| &o.op)
+    }
+
+    /// Recomputes `visible` from the section, filter and sort.
+    pub fn refilter(&mut self) {
+        let pb = self.shown();
+        let section = pb.sections.get(self.section).map(|s| s.name.clone());
+        let needle = self.filter.to_lowercase();
+        let mut v: Vec<usize> = pb
+            .bullets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_active())
+            .filter(|(_, b)| {
+                if needle.is_empty() {
+                    section.as_deref() == Some(b.section.as_str())
+                } else {
+                    // a filter searches the whole playbook
+                    b.content.to_lowercase().contains(&needle) || b.id.contains(&needle)
+                }
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let bullets = &pb.bullets;
+        match self.sort {
+            Sort::Order => {}
+            Sort::Id => v.sort_by(|a, b| bullets[*a].id.cmp(&bullets[*b].id)),
+            Sort::Helpful => v.sort_by_key(|i| std::cmp::Reverse(bullets[*i].helpful)),
+            Sort::Harmful => v.sort_by_key(|i| std::cmp::Reverse(bullets[*i].harmful)),
+            Sort::Recent => v.sort_by(|a, b| bullets[*b].updated_at.cmp(&bullets[*a].updated_at)),
+        }
+        self.visible = v;
+        self.bullet = self.bullet.min(self.visible.len().saturating_sub(1));
+    }
+
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.run.log.push_back(line.into());
+        while self.run.log.len() > 200 {
+            self.run.log.pop_front();
+        }
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.queue.iter().filter(|b| b.status == "pending").count()
+    }
+}

@@ -1,0 +1,945 @@
+//! `update(&mut State, Action) -> Vec<Effect>`: every key and every background report, no I/O.
+//! One command list ([`COMMANDS`]) feeds the footer hints and the `?` help, so they cannot drift.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui_textarea::TextArea;
+
+use super::state::{Action, Confirmed, Effect, InputFor, Pane, Popup, Sort, State};
+use crate::adaptation::{Control, Event};
+use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, UpdateOp};
+use crate::store::Decision;
+
+/// A key binding as shown to people.
+pub struct Command {
+    pub keys: &'static str,
+    pub what: &'static str,
+    /// Panes where it applies; empty = everywhere.
+    pub panes: &'static [Pane],
+}
+
+const PLAYBOOK: &[Pane] = &[Pane::Sections, Pane::Bullets];
+const RUN: &[Pane] = &[Pane::Run];
+const QUEUE: &[Pane] = &[Pane::Queue];
+const REVS: &[Pane] = &[Pane::Revisions];
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        keys: "?",
+        what: "help",
+        panes: &[],
+    },
+    Command {
+        keys: "q",
+        what: "quit",
+        panes: &[],
+    },
+    Command {
+        keys: "Tab",
+        what: "next pane",
+        panes: &[],
+    },
+    Command {
+        keys: "1-4",
+        what: "playbook/run/queue/revisions",
+        panes: &[],
+    },
+    Command {
+        keys: "j/k",
+        what: "move",
+        panes: &[],
+    },
+    Command {
+        keys: "g/G",
+        what: "top/bottom",
+        panes: &[],
+    },
+    Command {
+        keys: "/",
+        what: "filter",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "o",
+        what: "sort",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "Enter",
+        what: "details",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "a",
+        what: "add bullet",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "e",
+        what: "edit",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "m",
+        what: "move",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "d",
+        what: "remove",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "S",
+        what: "add section",
+        panes: PLAYBOOK,
+    },
+    Command {
+        keys: "r",
+        what: "start run",
+        panes: RUN,
+    },
+    Command {
+        keys: "p",
+        what: "pause/resume",
+        panes: RUN,
+    },
+    Command {
+        keys: "space",
+        what: "step sample",
+        panes: RUN,
+    },
+    Command {
+        keys: "b",
+        what: "to batch end",
+        panes: RUN,
+    },
+    Command {
+        keys: "E",
+        what: "to epoch end",
+        panes: RUN,
+    },
+    Command {
+        keys: "x",
+        what: "cancel run",
+        panes: RUN,
+    },
+    Command {
+        keys: "y",
+        what: "approve",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "n",
+        what: "reject",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "e",
+        what: "edit",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "s",
+        what: "skip",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "A/R",
+        what: "approve/reject all",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "u",
+        what: "undo",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "]/[",
+        what: "next/prev batch",
+        panes: QUEUE,
+    },
+    Command {
+        keys: "Enter",
+        what: "diff",
+        panes: REVS,
+    },
+    Command {
+        keys: "r",
+        what: "revert",
+        panes: REVS,
+    },
+    Command {
+        keys: "v",
+        what: "view playbook as of it",
+        panes: REVS,
+    },
+];
+
+/// Commands that apply in a pane, in list order.
+pub fn commands_for(pane: Pane) -> impl Iterator<Item = &'static Command> {
+    COMMANDS
+        .iter()
+        .filter(move |c| c.panes.is_empty() || c.panes.contains(&pane))
+}
+
+fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
+    let mut editor = TextArea::new(vec![text.to_string()]);
+    editor.move_cursor(ratatui_textarea::CursorMove::End);
+    Popup::Input {
+        purpose,
+        title: title.to_string(),
+        editor,
+    }
+}
+
+fn step(sel: usize, len: usize, delta: isize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (sel as isize + delta).clamp(0, len as isize - 1) as usize
+}
+
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Key(key) if key.kind == KeyEventKind::Press => key_press(state, key),
+        Action::Key(_) | Action::Tick => Vec::new(),
+        Action::ScrollUp => move_selection(state, -3),
+        Action::ScrollDown => move_selection(state, 3),
+        Action::Loaded(snapshot) => {
+            state.playbooks = snapshot.playbooks;
+            state.playbook = snapshot.playbook;
+            state.queue = snapshot.queue;
+            state.revisions = snapshot.revisions;
+            state.section = state
+                .section
+                .min(state.playbook.sections.len().saturating_sub(1));
+            state.queue_sel = state.queue_sel.min(state.queue.len().saturating_sub(1));
+            let ops = state.selected_batch().map_or(0, |b| b.ops.len());
+            state.op_sel = state.op_sel.min(ops.saturating_sub(1));
+            state.revision_sel = state
+                .revision_sel
+                .min(state.revisions.len().saturating_sub(1));
+            state.refilter();
+            Vec::new()
+        }
+        Action::RevisionLoaded(detail) => {
+            state.revision_detail = Some(*detail);
+            Vec::new()
+        }
+        Action::PlaybookAt(revision, playbook) => {
+            state.viewing_at = Some((revision, *playbook));
+            state.message =
+                format!("viewing the playbook as of revision {revision} (v again to return)");
+            state.focus = Pane::Bullets;
+            state.refilter();
+            Vec::new()
+        }
+        Action::Run(event) => run_event(state, *event),
+        Action::Ledger { tokens, cost_usd } => {
+            state.run.tokens = tokens;
+            state.run.cost_usd = cost_usd;
+            Vec::new()
+        }
+        Action::Decided {
+            batch,
+            revision,
+            closed,
+        } => {
+            if let Some(r) = revision {
+                state.last_applied = Some(r);
+            }
+            state.message = match (closed, revision) {
+                (true, Some(r)) => format!("batch {batch} applied as revision {r} (u to undo)"),
+                (true, None) => format!("batch {batch} closed; nothing approved"),
+                (false, _) => format!("decision recorded on batch {batch}"),
+            };
+            vec![Effect::Refresh]
+        }
+        Action::Reverted { revision, new } => {
+            if state.last_applied == Some(revision) {
+                state.last_applied = None;
+            }
+            state.message = format!("revision {revision} reverted by revision {new}");
+            vec![Effect::Refresh]
+        }
+        Action::Failed(e) => {
+            state.message = format!("error: {e}");
+            Vec::new()
+        }
+        Action::Info(m) => {
+            state.message = m;
+            Vec::new()
+        }
+    }
+}
+
+fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
+    let run = &mut state.run;
+    let mut refresh = false;
+    match &event {
+        Event::Started {
+            run: id,
+            train,
+            feedback_mode,
+            resumed,
+            ..
+        } => {
+            run.active = true;
+            run.run = Some(id.clone());
+            run.total = *train;
+            run.status = if *resumed {
+                "resumed".into()
+            } else {
+                "running".into()
+            };
+            run.feedback_mode = feedback_mode.clone();
+        }
+        Event::SampleStarted { question, .. } => {
+            run.question = question.clone();
+            run.answer.clear();
+            run.verdict.clear();
+        }
+        Event::Generated { answer, .. } => run.answer = answer.clone(),
+        Event::Evaluated {
+            correct, feedback, ..
+        } => run.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" }),
+        Event::Reflected { key_insight, .. } => run.insight = key_insight.clone(),
+        Event::BatchFinished { epoch, done, .. } => {
+            run.epoch = *epoch;
+            run.done = *done;
+        }
+        Event::EpochFinished {
+            epoch,
+            split,
+            correct,
+            total,
+        } => {
+            run.accuracy.push((
+                *epoch,
+                split.clone(),
+                *correct as f64 / (*total).max(1) as f64,
+            ));
+        }
+        Event::Validated {
+            step,
+            correct,
+            total,
+            ..
+        } => run.accuracy.push((
+            run.epoch.max(1),
+            format!("val@{step}"),
+            *correct as f64 / (*total).max(1) as f64,
+        )),
+        Event::WaitingForApproval { pending } => {
+            run.waiting_on = Some(*pending);
+            run.status = format!("waiting for decisions on batch {pending}");
+            refresh = true;
+        }
+        Event::Proposed { .. } | Event::TagsApplied { .. } => refresh = true,
+        Event::Applied { .. } => {
+            run.waiting_on = None;
+            run.status = "running".into();
+            refresh = true;
+        }
+        Event::Paused => run.status = "paused".into(),
+        Event::Resumed => run.status = "running".into(),
+        Event::Finished { status, .. } => {
+            run.active = false;
+            run.status = status.clone();
+            run.waiting_on = None;
+            refresh = true;
+        }
+        Event::Failed { error } => run.status = format!("failed: {error}"),
+        Event::Warning { .. } => {}
+    }
+    let line = match &event {
+        Event::SampleStarted { key, .. } => Some(format!("{key} started")),
+        Event::Evaluated { key, correct, .. } => Some(format!(
+            "{key}: {}",
+            if *correct { "right" } else { "wrong" }
+        )),
+        Event::Proposed {
+            pending: Some(p),
+            ops,
+            dropped,
+        } => Some(format!("proposed batch {p}: {ops} ops ({dropped} dropped)")),
+        Event::Applied { pending, revision } => Some(format!(
+            "batch {pending} → {}",
+            revision.map_or("nothing applied".into(), |r| format!("revision {r}"))
+        )),
+        Event::Warning { message } => Some(format!("warning: {message}")),
+        Event::Failed { error } => Some(format!("failed: {error}")),
+        Event::Finished { run, status } => Some(format!("{run} {status}")),
+        _ => None,
+    };
+    if let Some(line) = line {
+        state.log(line);
+    }
+    if refresh {
+        vec![Effect::Refresh]
+    } else {
+        Vec::new()
+    }
+}
+
+fn move_selection(state: &mut State, delta: isize) -> Vec<Effect> {
+    match state.focus {
+        Pane::Sections => {
+            state.section = step(state.section, state.shown().sections.len(), delta);
+            state.bullet = 0;
+            state.refilter();
+        }
+        Pane::Bullets => state.bullet = step(state.bullet, state.visible.len(), delta),
+        Pane::Queue => {
+            let len = state.selected_batch().map_or(0, |b| b.ops.len());
+            state.op_sel = step(state.op_sel, len, delta);
+        }
+        Pane::Revisions => {
+            state.revision_sel = step(state.revision_sel, state.revisions.len(), delta);
+            state.revision_detail = None;
+            return state
+                .revisions
+                .get(state.revision_sel)
+                .map(|r| vec![Effect::LoadRevision(r.id)])
+                .unwrap_or_default();
+        }
+        Pane::Run => {}
+    }
+    Vec::new()
+}
+
+fn key_press(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') && state.popup.is_none() {
+        return ask_quit(state);
+    }
+    if state.popup.is_some() {
+        return popup_key(state, key);
+    }
+    state.message.clear();
+    match key.code {
+        KeyCode::Char('?') => state.popup = Some(Popup::Help),
+        KeyCode::Char('q') => return ask_quit(state),
+        KeyCode::Tab => state.focus = next_pane(state.focus, 1),
+        KeyCode::BackTab => state.focus = next_pane(state.focus, -1),
+        KeyCode::Char('1') => state.focus = Pane::Sections,
+        KeyCode::Char('2') => state.focus = Pane::Run,
+        KeyCode::Char('3') => state.focus = Pane::Queue,
+        KeyCode::Char('4') => {
+            state.focus = Pane::Revisions;
+            return state
+                .revisions
+                .get(state.revision_sel)
+                .map(|r| vec![Effect::LoadRevision(r.id)])
+                .unwrap_or_default();
+        }
+        KeyCode::Char('j') | KeyCode::Down => return move_selection(state, 1),
+        KeyCode::Char('k') | KeyCode::Up => return move_selection(state, -1),
+        KeyCode::PageDown => return move_selection(state, 20),
+        KeyCode::PageUp => return move_selection(state, -20),
+        KeyCode::Char('g') | KeyCode::Home => return move_selection(state, -1_000_000),
+        KeyCode::Char('G') | KeyCode::End => return move_selection(state, 1_000_000),
+        KeyCode::Left | KeyCode::Char('h') if state.focus == Pane::Bullets => {
+            state.focus = Pane::Sections
+        }
+        KeyCode::Right | KeyCode::Char('l') if state.focus == Pane::Sections => {
+            state.focus = Pane::Bullets
+        }
+        KeyCode::Esc => {
+            if state.viewing_at.take().is_some() {
+                state.refilter();
+                state.message = "back to the current playbook".into();
+            } else if !state.filter.is_empty() {
+                state.filter.clear();
+                state.refilter();
+            }
+        }
+        _ => {
+            return match state.focus {
+                Pane::Sections | Pane::Bullets => playbook_key(state, key),
+                Pane::Run => run_key(state, key),
+                Pane::Queue => queue_key(state, key),
+                Pane::Revisions => revisions_key(state, key),
+            };
+        }
+    }
+    Vec::new()
+}
+
+fn next_pane(p: Pane, delta: isize) -> Pane {
+    let i = Pane::ORDER.iter().position(|x| *x == p).unwrap_or(0) as isize;
+    Pane::ORDER[(i + delta).rem_euclid(Pane::ORDER.len() as isize) as usize]
+}
+
+fn ask_quit(state: &mut State) -> Vec<Effect> {
+    if state.run.active {
+        state.popup = Some(Popup::Confirm { message: "A run is active. Quit anyway? The run stops and can be resumed with `ace train --resume`.".into(), action: Confirmed::Quit });
+    } else {
+        state.quit = true;
+    }
+    Vec::new()
+}
+
+fn human_batch(id: &str, reason: String, ops: Vec<DeltaOp>) -> DeltaBatch {
+    let mut b = DeltaBatch::new(id, Source::Human, ops).with_reason(reason);
+    b.author = std::env::var("USER").ok().or(Some("human".into()));
+    b
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("tui-{tag}-{nanos:x}")
+}
+
+fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    if state.viewing_at.is_some() && matches!(key.code, KeyCode::Char('a' | 'e' | 'm' | 'd' | 'S'))
+    {
+        state.message =
+            "viewing a past revision; Esc returns to the current playbook to edit".into();
+        return Vec::new();
+    }
+    match key.code {
+        KeyCode::Char('/') => {
+            state.popup = Some(input(
+                "filter bullets (all sections)",
+                InputFor::Filter,
+                &state.filter,
+            ))
+        }
+        KeyCode::Char('o') => {
+            state.sort = match state.sort {
+                Sort::Order => Sort::Id,
+                Sort::Id => Sort::Helpful,
+                Sort::Helpful => Sort::Harmful,
+                Sort::Harmful => Sort::Recent,
+                Sort::Recent => Sort::Order,
+            };
+            state.message = format!("sorted by {:?}", state.sort).to_lowercase();
+            state.refilter();
+        }
+        KeyCode::Enter => {
+            state.show_detail = !state.show_detail;
+            state.focus = Pane::Bullets;
+        }
+        KeyCode::Char('a') => {
+            if let Some(section) = state.section_name().map(str::to_string) {
+                state.popup = Some(input(
+                    &format!("new bullet in '{section}'"),
+                    InputFor::AddBullet { section },
+                    "",
+                ));
+            }
+        }
+        KeyCode::Char('e') => {
+            if let Some(b) = state.selected_bullet() {
+                let (id, content) = (b.id.clone(), b.content.clone());
+                state.popup = Some(input(
+                    &format!("edit [{id}]"),
+                    InputFor::EditBullet { id },
+                    &content,
+                ));
+            }
+        }
+        KeyCode::Char('m') => {
+            if let Some(b) = state.selected_bullet() {
+                let id = b.id.clone();
+                state.popup = Some(input(
+                    &format!("move [{id}] to section"),
+                    InputFor::EditBullet {
+                        id: format!("move:{id}"),
+                    },
+                    "",
+                ));
+            }
+        }
+        KeyCode::Char('d') => {
+            if let Some(b) = state.selected_bullet() {
+                let id = b.id.clone();
+                state.popup = Some(Popup::Confirm {
+                    message: format!("Remove [{id}]? (a revision; revertible)"),
+                    action: Confirmed::RemoveBullet(id),
+                });
+            }
+        }
+        KeyCode::Char('S') => {
+            state.popup = Some(input(
+                "new section name",
+                InputFor::AddBullet {
+                    section: String::new(),
+                },
+                "",
+            ))
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn run_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let active = state.run.active;
+    match key.code {
+        KeyCode::Char('r') if !active => {
+            let c = &state.default_run;
+            let text = format!(
+                "dataset={} env={} epochs={} batch={} approve={:?}",
+                c.dataset.display(),
+                c.env,
+                c.epochs,
+                c.batch_size,
+                c.approve
+            )
+            .to_lowercase();
+            state.popup = Some(input(
+                "start a run (edit the fields, Enter starts)",
+                InputFor::StartRun,
+                &text,
+            ));
+        }
+        KeyCode::Char('r') => state.message = "a run is already active".into(),
+        KeyCode::Char('p') if active => {
+            return vec![Effect::Control(if state.run.status == "paused" {
+                Control::Resume
+            } else {
+                Control::Pause
+            })];
+        }
+        KeyCode::Char(' ') if active => return vec![Effect::Control(Control::Step)],
+        KeyCode::Char('b') if active => return vec![Effect::Control(Control::RunToBatchEnd)],
+        KeyCode::Char('E') if active => return vec![Effect::Control(Control::RunToEpochEnd)],
+        KeyCode::Char('x') if active => {
+            state.popup = Some(Popup::Confirm {
+                message: "Cancel the run? It can be resumed later.".into(),
+                action: Confirmed::CancelRun,
+            });
+        }
+        KeyCode::Char('p' | ' ' | 'b' | 'E' | 'x') => {
+            state.message = "no run is active (r starts one)".into()
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn queue_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let Some(batch) = state.selected_batch() else {
+        if key.code == KeyCode::Char('u') {
+            return undo(state);
+        }
+        state.message = "the queue is empty".into();
+        return Vec::new();
+    };
+    let (id, len) = (batch.id, batch.ops.len());
+    let op = state.op_sel;
+    let pending = batch
+        .ops
+        .get(op)
+        .is_some_and(|o| o.status == crate::store::OpStatus::Pending);
+    match key.code {
+        KeyCode::Char('y') if pending => {
+            return vec![Effect::Decide {
+                batch: id,
+                decisions: vec![(op, Decision::Approve)],
+            }];
+        }
+        KeyCode::Char('n') if pending => {
+            state.popup = Some(input(
+                "reason for rejecting (optional, Enter to reject)",
+                InputFor::RejectReason { batch: id, op },
+                "",
+            ));
+        }
+        KeyCode::Char('e') if pending => {
+            let json = batch
+                .ops
+                .get(op)
+                .map(|o| serde_json::to_string_pretty(&o.op).unwrap_or_default())
+                .unwrap_or_default();
+            let editor = TextArea::new(json.lines().map(str::to_string).collect());
+            state.popup = Some(Popup::EditOp {
+                batch: id,
+                op,
+                editor,
+            });
+        }
+        KeyCode::Char('y' | 'n' | 'e') => state.message = "this op is already decided".into(),
+        KeyCode::Char('s') => state.op_sel = (op + 1).min(len.saturating_sub(1)),
+        KeyCode::Char('A') | KeyCode::Char('R') => {
+            let approve = key.code == KeyCode::Char('A');
+            let left = batch
+                .ops
+                .iter()
+                .filter(|o| o.status == crate::store::OpStatus::Pending)
+                .count();
+            state.popup = Some(Popup::Confirm {
+                message: format!(
+                    "{} all {left} undecided ops of batch {id}?",
+                    if approve { "Approve" } else { "Reject" }
+                ),
+                action: Confirmed::DecideAll { batch: id, approve },
+            });
+        }
+        KeyCode::Char('u') => return undo(state),
+        KeyCode::Char(']') => {
+            state.queue_sel = step(state.queue_sel, state.queue.len(), 1);
+            state.op_sel = 0;
+        }
+        KeyCode::Char('[') => {
+            state.queue_sel = step(state.queue_sel, state.queue.len(), -1);
+            state.op_sel = 0;
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn undo(state: &mut State) -> Vec<Effect> {
+    match state.last_applied {
+        Some(revision) => vec![Effect::Revert {
+            revision,
+            force: false,
+        }],
+        None => {
+            state.message = "nothing to undo".into();
+            Vec::new()
+        }
+    }
+}
+
+fn revisions_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let Some(rev) = state.revisions.get(state.revision_sel) else {
+        return Vec::new();
+    };
+    let id = rev.id;
+    match key.code {
+        KeyCode::Enter => return vec![Effect::LoadRevision(id)],
+        KeyCode::Char('r') => {
+            state.popup = Some(Popup::Confirm {
+                message: format!(
+                    "Revert revision {id} ({})? A new revision applies its inverse.",
+                    rev.summary
+                ),
+                action: Confirmed::Revert {
+                    revision: id,
+                    force: false,
+                },
+            });
+        }
+        KeyCode::Char('v') => {
+            if state.viewing_at.take().is_some() {
+                state.refilter();
+                state.message = "back to the current playbook".into();
+            } else {
+                return vec![Effect::LoadPlaybookAt(id)];
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    let Some(popup) = state.popup.take() else {
+        return Vec::new();
+    };
+    match popup {
+        Popup::Help => {
+            if !matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
+            ) {
+                state.popup = Some(Popup::Help);
+            }
+            Vec::new()
+        }
+        Popup::Confirm { message, action } => match key.code {
+            KeyCode::Char('y') | KeyCode::Enter => confirmed(state, action),
+            KeyCode::Char('n') | KeyCode::Esc => Vec::new(),
+            _ => {
+                state.popup = Some(Popup::Confirm { message, action });
+                Vec::new()
+            }
+        },
+        Popup::EditOp {
+            batch,
+            op,
+            mut editor,
+        } => {
+            let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+            match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Char('s') if ctrl => {
+                    match serde_json::from_str::<DeltaOp>(&editor.lines().join("\n")) {
+                        Ok(edited) => vec![Effect::Decide {
+                            batch,
+                            decisions: vec![(op, Decision::Edit(edited))],
+                        }],
+                        Err(e) => {
+                            state.message = format!("not a valid op: {e}");
+                            state.popup = Some(Popup::EditOp { batch, op, editor });
+                            Vec::new()
+                        }
+                    }
+                }
+                _ => {
+                    editor.input(key);
+                    state.popup = Some(Popup::EditOp { batch, op, editor });
+                    Vec::new()
+                }
+            }
+        }
+        Popup::Input {
+            purpose,
+            title,
+            mut editor,
+        } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter => submit(state, purpose, editor.lines().join(" ").trim().to_string()),
+            _ => {
+                editor.input(key);
+                if purpose == InputFor::Filter {
+                    state.filter = editor.lines().join(" ");
+                    state.bullet = 0;
+                    state.refilter();
+                }
+                state.popup = Some(Popup::Input {
+                    purpose,
+                    title,
+                    editor,
+                });
+                Vec::new()
+            }
+        },
+    }
+}
+
+fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
+    match action {
+        Confirmed::Quit => {
+            state.quit = true;
+            vec![Effect::Control(Control::Cancel)]
+        }
+        Confirmed::Revert { revision, force } => vec![Effect::Revert { revision, force }],
+        Confirmed::DecideAll { batch, approve } => vec![Effect::DecideAll { batch, approve }],
+        Confirmed::RemoveBullet(id) => vec![Effect::Apply(human_batch(
+            &unique("remove"),
+            format!("removed {id} by hand"),
+            vec![DeltaOp::Remove { bullet_id: id }],
+        ))],
+        Confirmed::CancelRun => vec![Effect::Control(Control::Cancel)],
+    }
+}
+
+fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
+    match purpose {
+        InputFor::Filter => {
+            state.filter = text;
+            state.refilter();
+            Vec::new()
+        }
+        InputFor::RejectReason { batch, op } => {
+            vec![Effect::Decide {
+                batch,
+                decisions: vec![(
+                    op,
+                    Decision::Reject {
+                        reason: (!text.is_empty()).then_some(text),
+                    },
+                )],
+            }]
+        }
+        _ if text.is_empty() => {
+            state.message = "nothing entered".into();
+            Vec::new()
+        }
+        InputFor::AddBullet { section } if section.is_empty() => {
+            vec![Effect::Apply(human_batch(
+                &unique("section"),
+                format!("added section {text} by hand"),
+                vec![DeltaOp::AddSection {
+                    section: text,
+                    slug: None,
+                }],
+            ))]
+        }
+        InputFor::AddBullet { section } => {
+            vec![Effect::Apply(human_batch(
+                &unique("add"),
+                "added by hand".into(),
+                vec![DeltaOp::Add(AddOp::new(section, text))],
+            ))]
+        }
+        InputFor::EditBullet { id } => {
+            let op = match id.strip_prefix("move:") {
+                Some(id) => UpdateOp {
+                    bullet_id: id.to_string(),
+                    content: None,
+                    section: Some(text),
+                    metadata: None,
+                },
+                None => UpdateOp {
+                    bullet_id: id,
+                    content: Some(text),
+                    section: None,
+                    metadata: None,
+                },
+            };
+            vec![Effect::Apply(human_batch(
+                &unique("edit"),
+                "edited by hand".into(),
+                vec![DeltaOp::Update(op)],
+            ))]
+        }
+        InputFor::StartRun => match parse_run(&state.default_run, &text) {
+            Ok(config) => {
+                state.run = Default::default();
+                state.run.status = "starting".into();
+                vec![Effect::StartRun(Box::new(config))]
+            }
+            Err(e) => {
+                state.message = e;
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// Parses `dataset=… env=… epochs=… batch=… approve=… concurrency=… val=… test=…`.
+pub fn parse_run(
+    defaults: &crate::adaptation::RunConfig,
+    text: &str,
+) -> Result<crate::adaptation::RunConfig, String> {
+    let mut c = defaults.clone();
+    for field in text.split_whitespace() {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("'{field}' is not key=value"))?;
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k}={v} is not a number"))
+        };
+        match k {
+            "dataset" => c.dataset = v.into(),
+            "val" => c.val = Some(v.into()),
+            "test" => c.test = Some(v.into()),
+            "env" => c.env = v.into(),
+            "epochs" => c.epochs = num(v)? as u32,
+            "batch" => c.batch_size = num(v)? as usize,
+            "concurrency" => c.concurrency = num(v)? as usize,
+            "approve" => c.approve = v.parse()?,
+            "playbook" => c.playbook = v.into(),
+            other => {
+                return Err(format!(
+                    "unknown field '{other}' (dataset, val, test, env, epochs, batch, concurrency, approve, playbook)"
+                ));
+            }
+        }
+    }
+    if c.dataset.as_os_str().is_empty() {
+        return Err("give dataset=PATH".into());
+    }
+    crate::environment::Environment::parse(&c.env).map_err(|e| e.to_string())?;
+    Ok(c)
+}

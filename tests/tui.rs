@@ -1,0 +1,480 @@
+//! The workbench without a terminal: `update` for every key, and rendered panes as snapshots.
+
+mod common;
+
+use ace::adaptation::{Control, Event, RunConfig};
+use ace::delta::DeltaOp;
+use ace::store::{Decision, Store};
+use ace::tui::state::{Action, Effect, Pane, Popup, Snapshot, State};
+use ace::tui::{ui, update::update};
+use common::*;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::json;
+
+fn key(state: &mut State, code: KeyCode) -> Vec<Effect> {
+    update(state, Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(state: &mut State, c: char) -> Vec<Effect> {
+    update(
+        state,
+        Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)),
+    )
+}
+
+fn typed(state: &mut State, text: &str) {
+    for c in text.chars() {
+        key(state, KeyCode::Char(c));
+    }
+}
+
+/// A store with a playbook, one applied change and one queued proposal with evidence.
+fn fixture() -> (Store, State) {
+    let mut store = store_with(
+        "fin",
+        &[
+            "FORMULAS AND CALCULATIONS",
+            "COMMON MISTAKES TO AVOID",
+            "OTHERS",
+        ],
+    );
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "seed",
+            vec![
+                add(
+                    "FORMULAS AND CALCULATIONS",
+                    "Current ratio = current assets / current liabilities.",
+                ),
+                add("FORMULAS AND CALCULATIONS", "ROI = (gain - cost) / cost."),
+                add(
+                    "COMMON MISTAKES TO AVOID",
+                    "Strip thousands separators before dividing.",
+                ),
+                add("OTHERS", "Answer with exactly two decimals."),
+            ],
+        ),
+    );
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "tags",
+            vec![tag("calc-00001", 3, 1), tag("err-00003", 0, 2)],
+        ),
+    );
+    let provenance = json!({"samples": [{"key": "train/1/1/0", "question": "Find the quick ratio of a firm with ...", "answer": "1.00", "ground_truth": "0.80", "correct": false,
+        "reflection": {"error_identification": "used the current ratio", "key_insight": "quick ratio excludes inventory"}}]});
+    store
+        .propose(
+            "fin",
+            "k1",
+            Some("run-1"),
+            "the quick ratio is missing",
+            &[
+                (
+                    "c-1".into(),
+                    DeltaOp::Add(ace::delta::AddOp::new(
+                        "FORMULAS AND CALCULATIONS",
+                        "Quick ratio = (current assets - inventory) / current liabilities.",
+                    )),
+                ),
+                (
+                    "c-2".into(),
+                    DeltaOp::Remove {
+                        bullet_id: "err-00003".into(),
+                    },
+                ),
+            ],
+            &provenance,
+        )
+        .unwrap();
+    let mut state = State::new(
+        "database test.db".into(),
+        "model: test-model at http://127.0.0.1:9/v1".into(),
+        RunConfig {
+            dataset: "data.jsonl".into(),
+            ..RunConfig::default()
+        },
+    );
+    state.no_color = true;
+    let mut snapshot = Snapshot {
+        playbooks: vec!["fin".into()],
+        playbook: store.load_playbook("fin").unwrap(),
+        queue: store.pending(None).unwrap(),
+        revisions: store.revisions(Some("fin"), 100).unwrap(),
+    };
+    for b in &mut snapshot.playbook.bullets {
+        b.created_at = "2026-11-24T12:00:00.000Z".into();
+        b.updated_at = "2026-11-24T12:00:00.000Z".into();
+    }
+    for r in &mut snapshot.revisions {
+        r.created_at = "2026-11-24T12:00:00.000Z".into();
+    }
+    for b in &mut snapshot.queue {
+        b.created_at = "2026-11-24T12:00:00.000Z".into();
+    }
+    update(&mut state, Action::Loaded(Box::new(snapshot)));
+    (store, state)
+}
+
+fn screen(state: &State, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| ui::render(state, f)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn navigation_keys() {
+    let (_s, mut st) = fixture();
+    assert_eq!(st.focus, Pane::Sections);
+    assert_eq!(st.visible.len(), 2, "the first section's bullets");
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(st.section, 1);
+    assert_eq!(st.visible.len(), 1);
+    key(&mut st, KeyCode::Tab);
+    assert_eq!(st.focus, Pane::Bullets);
+    key(&mut st, KeyCode::BackTab);
+    key(&mut st, KeyCode::Char('G'));
+    assert_eq!(st.section, 2);
+    key(&mut st, KeyCode::Char('g'));
+    assert_eq!(st.section, 0);
+    key(&mut st, KeyCode::Right);
+    key(&mut st, KeyCode::Down);
+    assert_eq!((st.focus, st.bullet), (Pane::Bullets, 1));
+    update(&mut st, Action::ScrollUp);
+    assert_eq!(st.bullet, 0);
+    for (k, pane) in [('2', Pane::Run), ('3', Pane::Queue), ('1', Pane::Sections)] {
+        key(&mut st, KeyCode::Char(k));
+        assert_eq!(st.focus, pane);
+    }
+    assert_eq!(
+        key(&mut st, KeyCode::Char('4')),
+        vec![Effect::LoadRevision(st.revisions[0].id)]
+    );
+    key(&mut st, KeyCode::Char('?'));
+    assert!(matches!(st.popup, Some(Popup::Help)));
+    key(&mut st, KeyCode::Esc);
+    assert!(st.popup.is_none());
+    key(&mut st, KeyCode::Char('q'));
+    assert!(st.quit, "no run active: q quits at once");
+}
+
+#[test]
+fn filter_sort_and_details() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('/'));
+    typed(&mut st, "ratio");
+    assert_eq!(
+        st.visible.len(),
+        1,
+        "filters across all sections as you type"
+    );
+    key(&mut st, KeyCode::Enter);
+    assert!(st.popup.is_none());
+    assert_eq!(st.filter, "ratio");
+    key(&mut st, KeyCode::Esc);
+    assert!(st.filter.is_empty());
+    key(&mut st, KeyCode::Char('o'));
+    key(&mut st, KeyCode::Char('o'));
+    assert_eq!(st.sort, ace::tui::state::Sort::Helpful);
+    assert_eq!(st.selected_bullet().unwrap().id, "calc-00001");
+    key(&mut st, KeyCode::Enter);
+    assert!(st.show_detail);
+}
+
+#[test]
+fn manual_curation_is_deltas_from_a_human() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('a'));
+    typed(&mut st, "Use the median for skewed data.");
+    let effects = key(&mut st, KeyCode::Enter);
+    let Effect::Apply(b) = &effects[0] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(b.source, ace::delta::Source::Human);
+    assert!(
+        matches!(&b.operations[0], DeltaOp::Add(a) if a.section == "FORMULAS AND CALCULATIONS" && a.content == "Use the median for skewed data.")
+    );
+    key(&mut st, KeyCode::Right);
+    key(&mut st, KeyCode::Char('e'));
+    typed(&mut st, " Always.");
+    let effects = key(&mut st, KeyCode::Enter);
+    assert!(
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.content.as_deref() == Some("Current ratio = current assets / current liabilities. Always.")))
+    );
+    key(&mut st, KeyCode::Char('m'));
+    typed(&mut st, "OTHERS");
+    let effects = key(&mut st, KeyCode::Enter);
+    assert!(
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.section.as_deref() == Some("OTHERS")))
+    );
+    key(&mut st, KeyCode::Char('d'));
+    assert!(matches!(st.popup, Some(Popup::Confirm { .. })));
+    let effects = key(&mut st, KeyCode::Char('y'));
+    assert!(
+        matches!(&effects[0], Effect::Apply(b) if b.operations[0] == DeltaOp::Remove { bullet_id: "calc-00001".into() })
+    );
+    key(&mut st, KeyCode::Char('S'));
+    typed(&mut st, "DATES");
+    let effects = key(&mut st, KeyCode::Enter);
+    assert!(
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::AddSection { section, .. } if section == "DATES"))
+    );
+}
+
+#[test]
+fn queue_review_keys() {
+    let (_s, mut st) = fixture();
+    let id = st.queue[0].id;
+    key(&mut st, KeyCode::Char('3'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::Decide {
+            batch: id,
+            decisions: vec![(0, Decision::Approve)]
+        }]
+    );
+    key(&mut st, KeyCode::Char('n'));
+    typed(&mut st, "too vague");
+    assert_eq!(
+        key(&mut st, KeyCode::Enter),
+        vec![Effect::Decide {
+            batch: id,
+            decisions: vec![(
+                0,
+                Decision::Reject {
+                    reason: Some("too vague".into())
+                }
+            )]
+        }]
+    );
+    key(&mut st, KeyCode::Char('s'));
+    assert_eq!(st.op_sel, 1, "skip moves to the next op");
+    key(&mut st, KeyCode::Char('k'));
+    key(&mut st, KeyCode::Char('e'));
+    let Some(Popup::EditOp { .. }) = &st.popup else {
+        panic!("edit opens the editor")
+    };
+    // replace the op with an edited one: select all, type, Ctrl-s
+    ctrl(&mut st, 'a');
+    key(&mut st, KeyCode::Esc);
+    assert!(st.popup.is_none(), "Esc cancels the edit");
+    key(&mut st, KeyCode::Char('e'));
+    if let Some(Popup::EditOp { editor, .. }) = &mut st.popup {
+        *editor = ratatui_textarea::TextArea::new(vec![
+            r#"{"type": "ADD", "section": "OTHERS", "content": "edited"}"#.into(),
+        ]);
+    }
+    let effects = ctrl(&mut st, 's');
+    assert!(
+        matches!(&effects[0], Effect::Decide { decisions, .. } if matches!(&decisions[0].1, Decision::Edit(DeltaOp::Add(a)) if a.content == "edited"))
+    );
+    key(&mut st, KeyCode::Char('A'));
+    let Some(Popup::Confirm { message, .. }) = &st.popup else {
+        panic!()
+    };
+    assert!(message.contains("Approve all 2 undecided ops"), "{message}");
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::DecideAll {
+            batch: id,
+            approve: true
+        }]
+    );
+    key(&mut st, KeyCode::Char('R'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::DecideAll {
+            batch: id,
+            approve: false
+        }]
+    );
+    assert!(
+        key(&mut st, KeyCode::Char('u')).is_empty(),
+        "nothing to undo yet"
+    );
+    update(
+        &mut st,
+        Action::Decided {
+            batch: id,
+            revision: Some(7),
+            closed: true,
+        },
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('u')),
+        vec![Effect::Revert {
+            revision: 7,
+            force: false
+        }]
+    );
+    key(&mut st, KeyCode::Char(']'));
+    key(&mut st, KeyCode::Char('['));
+    assert_eq!(st.queue_sel, 0);
+}
+
+#[test]
+fn revision_keys() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('4'));
+    let id = st.revisions[0].id;
+    key(&mut st, KeyCode::Char('r'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::Revert {
+            revision: id,
+            force: false
+        }]
+    );
+    key(&mut st, KeyCode::Char('r'));
+    assert!(key(&mut st, KeyCode::Char('n')).is_empty(), "n cancels");
+    assert_eq!(
+        key(&mut st, KeyCode::Char('v')),
+        vec![Effect::LoadPlaybookAt(id)]
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('j')),
+        vec![Effect::LoadRevision(st.revisions[1].id)]
+    );
+}
+
+#[test]
+fn run_keys_and_events() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('2'));
+    assert!(key(&mut st, KeyCode::Char('p')).is_empty(), "no run yet");
+    key(&mut st, KeyCode::Char('r'));
+    let Some(Popup::Input { .. }) = &st.popup else {
+        panic!()
+    };
+    let effects = key(&mut st, KeyCode::Enter);
+    let Effect::StartRun(config) = &effects[0] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(config.dataset, std::path::PathBuf::from("data.jsonl"));
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::Started {
+            run: "run-1".into(),
+            playbook: "fin".into(),
+            kind: Default::default(),
+            feedback_mode: "ground-truth".into(),
+            train: 10,
+            val: 0,
+            test: 0,
+            resumed: false,
+        })),
+    );
+    assert!(st.run.active);
+    assert_eq!(
+        key(&mut st, KeyCode::Char('p')),
+        vec![Effect::Control(Control::Pause)]
+    );
+    update(&mut st, Action::Run(Box::new(Event::Paused)));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('p')),
+        vec![Effect::Control(Control::Resume)]
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char(' ')),
+        vec![Effect::Control(Control::Step)]
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('b')),
+        vec![Effect::Control(Control::RunToBatchEnd)]
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('E')),
+        vec![Effect::Control(Control::RunToEpochEnd)]
+    );
+    key(&mut st, KeyCode::Char('x'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::Control(Control::Cancel)]
+    );
+    key(&mut st, KeyCode::Char('q'));
+    assert!(
+        !st.quit && matches!(st.popup, Some(Popup::Confirm { .. })),
+        "quitting with an active run asks first"
+    );
+    key(&mut st, KeyCode::Esc);
+    assert_eq!(
+        update(
+            &mut st,
+            Action::Run(Box::new(Event::WaitingForApproval { pending: 3 }))
+        ),
+        vec![Effect::Refresh]
+    );
+    assert_eq!(st.run.waiting_on, Some(3));
+    assert!(key(&mut st, KeyCode::Char('r')).is_empty());
+    assert_eq!(st.message, "a run is already active");
+}
+
+#[test]
+fn panes_render_at_80_by_24() {
+    let (_s, mut st) = fixture();
+    insta::assert_snapshot!("playbook", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Right);
+    key(&mut st, KeyCode::Enter);
+    insta::assert_snapshot!("bullet_detail", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('3'));
+    insta::assert_snapshot!("queue", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('2'));
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::Started {
+            run: "run-1".into(),
+            playbook: "fin".into(),
+            kind: Default::default(),
+            feedback_mode: "ground-truth".into(),
+            train: 10,
+            val: 0,
+            test: 0,
+            resumed: false,
+        })),
+    );
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::SampleStarted {
+            key: "train/1/1/0".into(),
+            question: "Find the quick ratio.".into(),
+        })),
+    );
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::Evaluated {
+            key: "train/1/1/0".into(),
+            correct: false,
+            feedback: "wrong: expected 0.80, got 1.00".into(),
+        })),
+    );
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::EpochFinished {
+            epoch: 1,
+            split: "train".into(),
+            correct: 6,
+            total: 10,
+        })),
+    );
+    insta::assert_snapshot!("run", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('4'));
+    insta::assert_snapshot!("revisions", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('?'));
+    insta::assert_snapshot!("help", screen(&st, 80, 24));
+}
