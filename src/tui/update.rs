@@ -583,15 +583,18 @@ fn run_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match key.code {
         KeyCode::Char('r') if !active => {
             let c = &state.default_run;
+            let approve = match c.approve {
+                crate::adaptation::ApproveMode::Wait => "wait",
+                crate::adaptation::ApproveMode::Auto => "auto",
+                crate::adaptation::ApproveMode::Queue => "queue",
+            };
             let text = format!(
-                "dataset={} env={} epochs={} batch={} approve={:?}",
+                "dataset={} env={} epochs={} batch={} approve={approve}",
                 c.dataset.display(),
                 c.env,
                 c.epochs,
-                c.batch_size,
-                c.approve
-            )
-            .to_lowercase();
+                c.batch_size
+            );
             state.popup = Some(input(
                 "start a run (edit the fields, Enter starts)",
                 InputFor::StartRun,

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Drives the real workbench in tmux as a person would: start a run against the bundled demo model,
+# approve the curator's proposal, undo it (a revert), pause and step one sample, quit — then checks the
+# database with the CLI. Polls the screen; no fixed sleeps. Usage: tests/tmux/workbench.sh [path/to/ace]
+set -euo pipefail
+ACE=${1:-target/debug/ace}
+ACE=$(realpath "$ACE")
+dir=$(mktemp -d)
+db="$dir/ace.db"
+session="ace-e2e-$$"
+cleanup() { tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+screen() { tmux capture-pane -p -t "$session"; }
+wait_for() { # wait_for TEXT [SECONDS]
+  local deadline=$((SECONDS + ${2:-30}))
+  until screen | grep -qF -- "$1"; do
+    if ((SECONDS > deadline)); then
+      echo "FAIL: did not see '$1' on screen:" >&2; screen >&2; exit 1
+    fi
+    sleep 0.1
+  done
+}
+keys() { tmux send-keys -t "$session" "$@"; }
+
+tmux new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' demo; echo WORKBENCH-EXITED; sleep 60"
+wait_for "SCRIPTED DEMO"
+wait_for "FORMULAS AND CALCULATIONS"
+
+# start a run from the form with its defaults (the bundled sample dataset)
+keys 2; wait_for "none yet (r starts one)"
+keys r; wait_for "start a run"
+keys Enter
+wait_for "waiting for decisions on batch" 60
+
+# review the proposal and approve it
+keys 3; wait_for "Proposal #"
+wait_for "LESSON"
+keys y; wait_for "applied as revision" 30
+applied=$(screen | grep -oE "applied as revision [0-9]+" | head -1 | grep -oE "[0-9]+$")
+
+# undo it: a new revision that reverts the approved one
+keys u; wait_for "revision $applied reverted by revision" 30
+
+# reject whatever the run proposes next, until it reaches the pause
+settle() {
+  local deadline=$((SECONDS + 60))
+  until screen | grep -qF "paused"; do
+    ((SECONDS > deadline)) && { echo "FAIL: the run never paused" >&2; screen >&2; exit 1; }
+    if screen | grep -qF "waiting for decisions"; then
+      keys 3; wait_for "Proposal #"; keys n; wait_for "reason for rejecting"; keys Enter
+      wait_for "nothing approved" 30; keys 2
+    fi
+    sleep 0.2
+  done
+}
+
+# pause, then step exactly one sample
+keys 2; keys p; settle
+before=$(screen | grep -oE "epoch [0-9]+ · [0-9]+/" | head -1)
+keys Space; settle
+after=$(screen | grep -oE "epoch [0-9]+ · [0-9]+/" | head -1)
+[ "$before" != "$after" ] || { echo "FAIL: a step did not advance the run ($before)" >&2; exit 1; }
+
+# quit (a run is active: confirm)
+keys q; wait_for "Quit anyway"
+keys y; wait_for "WORKBENCH-EXITED" 30
+
+# the database tells the same story
+revisions=$("$ACE" --db "$db" revisions list --json)
+echo "$revisions" | grep -q "\"reverts\": $applied" || { echo "FAIL: no revert of revision $applied: $revisions" >&2; exit 1; }
+"$ACE" --db "$db" revisions show "$applied" | grep -q "behind it: queued batch" || { echo "FAIL: revision $applied has no provenance" >&2; exit 1; }
+"$ACE" --db "$db" runs list | grep -q "run-1" || { echo "FAIL: the run is not recorded" >&2; exit 1; }
+echo "1 passed, 0 failed: workbench driven through tmux"
