@@ -42,10 +42,12 @@ applied=$(screen | grep -oE "applied as revision [0-9]+" | head -1 | grep -oE "[
 # undo it: a new revision that reverts the approved one
 keys u; wait_for "revision $applied reverted by revision" 30
 
-# reject whatever the run proposes next, until it reaches the pause
+progress() { screen | grep -oE "epoch [0-9]+ · [0-9]+/" | head -1; }
+
+# reject whatever the run proposes next, until it pauses with progress other than $1
 settle() {
   local deadline=$((SECONDS + 60))
-  until screen | grep -qF "paused"; do
+  until screen | grep -qF "paused" && [ "$(progress)" != "${1:-none}" ]; do
     ((SECONDS > deadline)) && { echo "FAIL: the run never paused" >&2; screen >&2; exit 1; }
     if screen | grep -qF "waiting for decisions"; then
       keys 3; wait_for "Proposal #"; keys n; wait_for "reason for rejecting"; keys Enter
@@ -55,12 +57,13 @@ settle() {
   done
 }
 
-# pause, then step exactly one sample
+# pause, then step exactly one sample: the run advances by one and pauses again
 keys 2; keys p; settle
-before=$(screen | grep -oE "epoch [0-9]+ · [0-9]+/" | head -1)
-keys Space; settle
-after=$(screen | grep -oE "epoch [0-9]+ · [0-9]+/" | head -1)
-[ "$before" != "$after" ] || { echo "FAIL: a step did not advance the run ($before)" >&2; exit 1; }
+before=$(progress)
+keys Space; settle "$before"
+after=$(progress)
+b=${before##* · }; a=${after##* · }
+[ "$((${a%/} - ${b%/}))" = 1 ] || { echo "FAIL: one step moved the run from '$before' to '$after'" >&2; exit 1; }
 
 # quit (a run is active: confirm)
 keys q; wait_for "Quit anyway"
