@@ -427,10 +427,19 @@ fn run_keys_and_events() {
 
 #[test]
 fn panes_render_at_80_by_24() {
-    let (_s, mut st) = fixture();
+    let (store, mut st) = fixture();
     insta::assert_snapshot!("playbook", screen(&st, 80, 24));
     key(&mut st, KeyCode::Right);
-    key(&mut st, KeyCode::Enter);
+    let effects = key(&mut st, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        vec![Effect::LoadStory("calc-00001".into())],
+        "the detail view loads the bullet's story"
+    );
+    update(
+        &mut st,
+        Action::StoryLoaded(Box::new(store.bullet_story("fin", "calc-00001").unwrap())),
+    );
     insta::assert_snapshot!("bullet_detail", screen(&st, 80, 24));
     key(&mut st, KeyCode::Char('3'));
     insta::assert_snapshot!("queue", screen(&st, 80, 24));

@@ -167,6 +167,13 @@ impl Runner {
                 move |s| s.revision(id),
                 |d| Action::RevisionLoaded(Box::new(d)),
             ),
+            Effect::LoadStory(id) => {
+                let name = self.playbook.lock().map(|n| n.clone()).unwrap_or_default();
+                self.blocking(
+                    move |s| s.bullet_story(&name, &id),
+                    |story| Action::StoryLoaded(Box::new(story)),
+                );
+            }
             Effect::LoadPlaybookAt(id) => self.blocking(
                 move |s| s.playbook_at(id),
                 move |p| Action::PlaybookAt(id, Box::new(p)),

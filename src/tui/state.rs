@@ -124,6 +124,8 @@ pub struct State {
     /// sorted); recomputed only when one of those changes, so drawing 100k bullets stays cheap.
     pub visible: Vec<usize>,
     pub show_detail: bool,
+    /// The selected bullet's story, loaded when the detail view opens.
+    pub story: Option<crate::store::BulletStory>,
     pub queue: Vec<PendingBatch>,
     pub queue_sel: usize,
     pub op_sel: usize,
@@ -149,6 +151,7 @@ pub enum Action {
     Tick,
     Loaded(Box<Snapshot>),
     RevisionLoaded(Box<RevisionDetail>),
+    StoryLoaded(Box<crate::store::BulletStory>),
     PlaybookAt(i64, Box<Playbook>),
     Run(Box<Event>),
     Ledger {
@@ -172,6 +175,7 @@ pub enum Action {
 pub enum Effect {
     Refresh,
     LoadRevision(i64),
+    LoadStory(String),
     LoadPlaybookAt(i64),
     Decide {
         batch: i64,
@@ -205,6 +209,7 @@ impl State {
             sort: Sort::Order,
             visible: Vec::new(),
             show_detail: false,
+            story: None,
             queue: Vec::new(),
             queue_sel: 0,
             op_sel: 0,

@@ -275,10 +275,39 @@ fn render_playbook(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) 
                         theme.dim(),
                     )));
                 }
-                lines.push(Line::from(Span::styled(
-                    "story: ace bullet story ID (origin revision, counters over time, runs)",
-                    theme.dim(),
-                )));
+                match state.story.as_ref().filter(|s| s.bullet_id == b.id) {
+                    Some(story) => {
+                        let origin =
+                            match (story.origin_revision, story.origin_batch, &story.origin_run) {
+                                (Some(r), Some(q), Some(run)) => {
+                                    format!("added by revision {r}, queued batch #{q} of {run}")
+                                }
+                                (Some(r), _, _) => format!("added by revision {r}"),
+                                _ => "origin unknown".into(),
+                            };
+                        lines.push(Line::from(origin));
+                        let counters: Vec<String> = story
+                            .history
+                            .iter()
+                            .map(|p| format!("r{} +{}-{}", p.revision, p.helpful, p.harmful))
+                            .collect();
+                        lines.push(Line::from(Span::styled(
+                            format!("counters: {}", counters.join(" → ")),
+                            theme.dim(),
+                        )));
+                        let runs: Vec<String> = story
+                            .cited_by
+                            .iter()
+                            .map(|(r, n)| format!("{r} ×{n}"))
+                            .collect();
+                        lines.push(Line::from(if runs.is_empty() {
+                            "not cited by a run yet".to_string()
+                        } else {
+                            format!("cited by {}", runs.join(", "))
+                        }));
+                    }
+                    None => lines.push(Line::from(Span::styled("loading its story…", theme.dim()))),
+                }
                 lines
             }
             None => vec![Line::from("no bullet selected")],

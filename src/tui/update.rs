@@ -222,6 +222,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.refilter();
             Vec::new()
         }
+        Action::StoryLoaded(story) => {
+            if state
+                .selected_bullet()
+                .is_some_and(|b| b.id == story.bullet_id)
+            {
+                state.story = Some(*story);
+            }
+            Vec::new()
+        }
         Action::RevisionLoaded(detail) => {
             state.revision_detail = Some(*detail);
             Vec::new()
@@ -382,6 +391,17 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
     }
 }
 
+/// With the detail view open, the selected bullet's story is loaded (origin, counters, runs).
+fn story_effect(state: &mut State) -> Vec<Effect> {
+    state.story = None;
+    match state.selected_bullet() {
+        Some(b) if state.show_detail && state.viewing_at.is_none() => {
+            vec![Effect::LoadStory(b.id.clone())]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn move_selection(state: &mut State, delta: isize) -> Vec<Effect> {
     match state.focus {
         Pane::Sections => {
@@ -389,7 +409,10 @@ fn move_selection(state: &mut State, delta: isize) -> Vec<Effect> {
             state.bullet = 0;
             state.refilter();
         }
-        Pane::Bullets => state.bullet = step(state.bullet, state.visible.len(), delta),
+        Pane::Bullets => {
+            state.bullet = step(state.bullet, state.visible.len(), delta);
+            return story_effect(state);
+        }
         Pane::Queue => {
             let len = state.selected_batch().map_or(0, |b| b.ops.len());
             state.op_sel = step(state.op_sel, len, delta);
@@ -523,6 +546,7 @@ fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Enter => {
             state.show_detail = !state.show_detail;
             state.focus = Pane::Bullets;
+            return story_effect(state);
         }
         KeyCode::Char('a') => {
             if let Some(section) = state.section_name().map(str::to_string) {
