@@ -165,6 +165,17 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Playbook names, sorted (cheap: no counting).
+    pub fn playbook_names(&self) -> Result<Vec<String>> {
+        self.require_latest()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM playbooks ORDER BY name")?;
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Resolves the playbook a command acts on: the given name, or the only playbook if there is one.
     pub fn resolve_playbook(&self, name: Option<&str>) -> Result<String> {
         if let Some(name) = name {

@@ -57,8 +57,9 @@ pub fn first_run(store: &mut Store, data_dir: &Path) -> Result<PathBuf> {
     Ok(dataset)
 }
 
-fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store::StoreError> {
-    let playbooks: Vec<String> = store.playbooks()?.into_iter().map(|p| p.name).collect();
+/// Everything the panes show, read from the store in one go.
+pub fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store::StoreError> {
+    let playbooks = store.playbook_names()?;
     let name = if playbooks.iter().any(|p| p == playbook) {
         playbook.to_string()
     } else {

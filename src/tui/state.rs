@@ -123,6 +123,10 @@ pub struct State {
     /// Indices into `playbook.bullets` of what the bullets pane lists (active, in the section, filtered,
     /// sorted); recomputed only when one of those changes, so drawing 100k bullets stays cheap.
     pub visible: Vec<usize>,
+    /// Per section of the shown playbook: (active bullets, harmful ones); and all active bullets.
+    /// Counted once per load, not per frame.
+    pub section_stats: Vec<(usize, usize)>,
+    pub active_count: usize,
     pub show_detail: bool,
     /// The selected bullet's story, loaded when the detail view opens.
     pub story: Option<crate::store::BulletStory>,
@@ -208,6 +212,8 @@ impl State {
             filter: String::new(),
             sort: Sort::Order,
             visible: Vec::new(),
+            section_stats: Vec::new(),
+            active_count: 0,
             show_detail: false,
             story: None,
             queue: Vec::new(),
@@ -253,6 +259,30 @@ impl State {
         self.selected_batch()
             .and_then(|b| b.ops.get(self.op_sel))
             .map(|o| &o.op)
+    }
+
+    /// Recounts bullets per section (after the shown playbook changed).
+    pub fn recount(&mut self) {
+        let pb = self.shown();
+        let index: std::collections::HashMap<&str, usize> = pb
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let mut stats = vec![(0, 0); pb.sections.len()];
+        let mut active = 0;
+        for b in pb.active_bullets() {
+            active += 1;
+            if let Some(i) = index.get(b.section.as_str()) {
+                stats[*i].0 += 1;
+                if b.harmful > b.helpful {
+                    stats[*i].1 += 1;
+                }
+            }
+        }
+        self.section_stats = stats;
+        self.active_count = active;
     }
 
     /// Recomputes `visible` from the section, filter and sort.

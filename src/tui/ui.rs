@@ -132,9 +132,7 @@ fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         .unwrap_or_default();
     spans.push(Span::raw(format!(
         "· {}{at} ({} bullets) · {}",
-        pb.name,
-        pb.active_bullets().count(),
-        state.model_label
+        pb.name, state.active_count, state.model_label
     )));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -167,19 +165,18 @@ fn render_playbook(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) 
     let items: Vec<ListItem> = pb
         .sections
         .iter()
-        .map(|s| {
-            let bullets: Vec<_> = pb.section_bullets(&s.name).collect();
-            let harmful = bullets.iter().filter(|b| b.harmful > b.helpful).count();
+        .enumerate()
+        .map(|(i, s)| {
+            let (count, harmful) = state.section_stats.get(i).copied().unwrap_or_default();
             let mark = if harmful > 0 {
                 format!(" !{harmful}")
             } else {
                 String::new()
             };
-            let line = Line::from(vec![
-                Span::raw(format!("{:>3} {}", bullets.len(), short(&s.name, 40))),
+            ListItem::new(Line::from(vec![
+                Span::raw(format!("{count:>3} {}", short(&s.name, 40))),
                 Span::styled(mark, theme.removed()),
-            ]);
-            ListItem::new(line)
+            ]))
         })
         .collect();
     let mut list_state = ListState::default().with_selected(Some(state.section));

@@ -219,6 +219,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.revision_sel = state
                 .revision_sel
                 .min(state.revisions.len().saturating_sub(1));
+            state.recount();
             state.refilter();
             Vec::new()
         }
@@ -240,6 +241,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.message =
                 format!("viewing the playbook as of revision {revision} (v again to return)");
             state.focus = Pane::Bullets;
+            state.recount();
             state.refilter();
             Vec::new()
         }
@@ -470,6 +472,7 @@ fn key_press(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Esc => {
             if state.viewing_at.take().is_some() {
+                state.recount();
                 state.refilter();
                 state.message = "back to the current playbook".into();
             } else if !state.filter.is_empty() {
@@ -756,6 +759,7 @@ fn revisions_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('v') => {
             if state.viewing_at.take().is_some() {
+                state.recount();
                 state.refilter();
                 state.message = "back to the current playbook".into();
             } else {

@@ -1,0 +1,91 @@
+//! Workbench speed: one frame with a 100k-bullet playbook, and opening such a playbook up to its first
+//! frame (store open, snapshot, filter, render), both on ratatui's TestBackend.
+
+use std::hint::black_box;
+
+use ace::adaptation::RunConfig;
+use ace::cli::sample_content;
+use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source};
+use ace::playbook::DEFAULT_SECTIONS;
+use ace::store::{ApplyOptions, Store};
+use ace::tui::state::{Action, State};
+use ace::tui::{snapshot, ui, update::update};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn filled(path: &std::path::Path, n: usize) {
+    let mut store = Store::open(path).unwrap();
+    store.create_playbook("big", DEFAULT_SECTIONS).unwrap();
+    for (b, start) in (0..n).step_by(1000).enumerate() {
+        let ops = (start..(start + 1000).min(n))
+            .map(|i| DeltaOp::Add(AddOp::new(DEFAULT_SECTIONS[i % 8], sample_content(i))))
+            .collect();
+        store
+            .apply(
+                "big",
+                &DeltaBatch::new(format!("b{b}"), Source::Human, ops),
+                &ApplyOptions::default(),
+            )
+            .unwrap();
+    }
+}
+
+fn open_and_draw(path: &std::path::Path, terminal: &mut Terminal<TestBackend>) -> State {
+    let store = Store::open(path).unwrap();
+    let mut state = State::new("bench".into(), "model: none".into(), RunConfig::default());
+    update(
+        &mut state,
+        Action::Loaded(Box::new(snapshot(&store, "big").unwrap())),
+    );
+    terminal.draw(|f| ui::render(&state, f)).unwrap();
+    state
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    filled(&path, 100_000);
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let mut group = c.benchmark_group("workbench");
+    group.sample_size(20);
+    group.bench_function("open a 100k-bullet playbook to the first frame", |b| {
+        b.iter_with_large_drop(|| open_and_draw(&path, &mut terminal))
+    });
+    let mut state = open_and_draw(&path, &mut terminal);
+    // the biggest section, scrolled to the middle, with the detail view open
+    update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::NONE)),
+    );
+    update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Right, KeyModifiers::NONE)),
+    );
+    for _ in 0..300 {
+        update(
+            &mut state,
+            Action::Key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE)),
+        );
+    }
+    group.sample_size(100);
+    group.bench_function("one frame, 100k bullets, 160x48", |b| {
+        b.iter(|| {
+            terminal.draw(|f| ui::render(black_box(&state), f)).unwrap();
+        })
+    });
+    group.bench_function("key press: next bullet, then a frame", |b| {
+        b.iter(|| {
+            update(
+                &mut state,
+                Action::Key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE)),
+            );
+            terminal.draw(|f| ui::render(&state, f)).unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
