@@ -69,6 +69,27 @@ b=${before##* · }; a=${after##* · }
 keys q; wait_for "Quit anyway"
 keys y; wait_for "WORKBENCH-EXITED" 30
 
+# A headless run on the same database (as on a server) waits for approval; a workbench approves it,
+# through the editor this time (e, then Ctrl-s approves the edited op).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$ACE" mock-model --script assets/demo/script.json --port "$port" > "$dir/mock.log" 2>&1 &
+mock=$!
+trap 'kill $mock 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 100); do grep -q "not a real model" "$dir/mock.log" 2>/dev/null && break; sleep 0.1; done
+ACE_DB="$db" ACE_BASE_URL="http://127.0.0.1:$port/v1" ACE_MODEL=scripted \
+  "$ACE" train --playbook headless --dataset assets/sample/dataset.jsonl --env numeric --approve wait > "$dir/train.log" 2>&1 &
+train=$!
+tmux kill-session -t "$session" 2>/dev/null || true
+tmux new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' workbench; echo WORKBENCH-EXITED; sleep 60"
+wait_for "1 Playbook"
+keys 3; wait_for "pending · 1 ops · run-2" 60
+keys e; wait_for "Ctrl-s saves and approves"
+keys C-s; wait_for "applied as revision" 30
+keys q; wait_for "WORKBENCH-EXITED" 30
+for _ in $(seq 200); do grep -q "queued batch .* applied as revision" "$dir/train.log" && break; sleep 0.1; done
+grep -q "queued batch .* applied as revision" "$dir/train.log" || { echo "FAIL: the headless run did not see the approval" >&2; cat "$dir/train.log" >&2; exit 1; }
+kill $train 2>/dev/null || true
+
 # the database tells the same story
 revisions=$("$ACE" --db "$db" revisions list --json)
 echo "$revisions" | grep -q "\"reverts\": $applied" || { echo "FAIL: no revert of revision $applied: $revisions" >&2; exit 1; }
