@@ -515,6 +515,16 @@ impl Loop {
         ))
     }
 
+    /// Stores samples with their model calls and citations (one transaction).
+    async fn record(&self, done: &[Outcome]) -> Result<(), LoopError> {
+        let records: Vec<_> = done
+            .iter()
+            .map(|o| (o.record.clone(), o.calls.clone()))
+            .collect();
+        let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
+        db(&self.store, move |s| s.record_samples(&run, &pb, &records)).await
+    }
+
     /// Runs samples concurrently (bounded by the configured concurrency); results in input order.
     async fn run_samples(
         &self,
@@ -586,12 +596,7 @@ impl Loop {
                 })
                 .collect();
             let done = self.run_samples(playbook.clone(), items, true).await?;
-            let records: Vec<_> = done
-                .iter()
-                .map(|o| (o.record.clone(), o.calls.clone()))
-                .collect();
-            let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
-            db(&self.store, move |s| s.record_samples(&run, &pb, &records)).await?;
+            self.record(&done).await?;
             outcomes.extend(done);
             i += take;
             if i < indices.len() {
@@ -834,13 +839,8 @@ impl Loop {
             })
             .collect();
         let done = self.run_samples(playbook, items, false).await?;
+        self.record(&done).await?;
         let correct = done.iter().filter(|o| o.record.correct).count() as u64;
-        let records: Vec<_> = done
-            .iter()
-            .map(|o| (o.record.clone(), o.calls.clone()))
-            .collect();
-        let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
-        db(&self.store, move |s| s.record_samples(&run, &pb, &records)).await?;
         Ok((correct, done.len() as u64))
     }
 

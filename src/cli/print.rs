@@ -307,9 +307,9 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
             writeln!(out, "  reason: {r}")?;
         }
     }
-    if let Some(samples) = b.provenance.get("samples").and_then(|s| s.as_array()) {
+    if b.samples().next().is_some() {
         writeln!(out, "\nevidence:")?;
-        for s in samples {
+        for s in b.samples() {
             let verdict = if s["correct"].as_bool() == Some(true) {
                 "right"
             } else {
@@ -457,13 +457,7 @@ pub fn provenance(out: &mut impl Write, batch: &PendingBatch) -> Result<()> {
         batch.run_id.as_deref().unwrap_or("no run"),
         batch.decided_by.as_deref().unwrap_or("?")
     )?;
-    for s in batch
-        .provenance
-        .get("samples")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-    {
+    for s in batch.samples() {
         writeln!(
             out,
             "- sample {} ({}): {}",

@@ -332,10 +332,12 @@ mod tests {
     use super::*;
     use crate::playbook::{Bullet, BulletStatus, Section};
 
-    fn playbook() -> Playbook {
-        let bullet = |id: &str, content: &str| Bullet {
+    /// A one-section playbook with one bullet.
+    fn playbook_with(id: &str, content: &str) -> Playbook {
+        let section = "FORMULAS AND CALCULATIONS";
+        let bullet = Bullet {
             id: id.into(),
-            section: "FORMULAS AND CALCULATIONS".into(),
+            section: section.into(),
             content: content.into(),
             helpful: 0,
             harmful: 0,
@@ -346,19 +348,24 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         };
+        let section = Section {
+            name: section.into(),
+            slug: "calc".into(),
+            position: 0,
+        };
         Playbook {
             name: "p".into(),
-            sections: vec![Section {
-                name: "FORMULAS AND CALCULATIONS".into(),
-                slug: "calc".into(),
-                position: 0,
-            }],
-            bullets: vec![bullet(
-                "calc-00001",
-                "Strip thousands separators before dividing numbers.",
-            )],
+            sections: vec![section],
+            bullets: vec![bullet],
             next_bullet_number: 2,
         }
+    }
+
+    fn playbook() -> Playbook {
+        playbook_with(
+            "calc-00001",
+            "Strip thousands separators before dividing numbers.",
+        )
     }
 
     #[test]
@@ -446,42 +453,15 @@ mod tests {
         );
         assert_eq!(again[0].key, kept[1].key);
     }
-}
-
-#[cfg(test)]
-mod similar_tests {
-    use super::*;
-    use crate::playbook::{Bullet, BulletStatus, Section};
 
     #[test]
     fn similar_but_different_rules_are_kept_and_flagged_for_the_reviewer() {
-        let bullet = Bullet {
-            id: "f-00001".into(),
-            section: "F".into(),
-            content:
-                "LESSON: Current Ratio - apply the formula as given, then round to two decimals."
-                    .into(),
-            helpful: 0,
-            harmful: 0,
-            neutral: 0,
-            metadata: Default::default(),
-            status: BulletStatus::Active,
-            position: 0,
-            created_at: String::new(),
-            updated_at: String::new(),
-        };
-        let pb = Playbook {
-            name: "p".into(),
-            sections: vec![Section {
-                name: "F".into(),
-                slug: "f".into(),
-                position: 0,
-            }],
-            bullets: vec![bullet],
-            next_bullet_number: 2,
-        };
+        let pb = playbook_with(
+            "calc-00001",
+            "LESSON: Current Ratio - apply the formula as given, then round to two decimals.",
+        );
         let add = AddOp::new(
-            "F",
+            "FORMULAS AND CALCULATIONS",
             "LESSON: Treynor Ratio - apply the formula as given, then round to two decimals.",
         );
         let (kept, dropped) = normalize(&pb, vec![DeltaOp::Add(add)]);
@@ -490,7 +470,7 @@ mod similar_tests {
             panic!("{kept:?}")
         };
         let meta = add.metadata.as_ref().unwrap();
-        assert_eq!(meta["similar_to"], "f-00001");
+        assert_eq!(meta["similar_to"], "calc-00001");
         assert!(meta["similarity"].as_f64().unwrap() >= SIMILAR);
     }
 }

@@ -66,6 +66,17 @@ pub struct PendingBatch {
     pub ops: Vec<PendingOp>,
 }
 
+impl PendingBatch {
+    /// The samples (answers, verdicts, reflections) recorded as this batch's evidence.
+    pub fn samples(&self) -> impl Iterator<Item = &Value> {
+        self.provenance
+            .get("samples")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    }
+}
+
 /// A decision on one op.
 #[derive(Debug, Clone, PartialEq)]
 // A handful exist at a time; boxing the edited op would only add noise at every call site.

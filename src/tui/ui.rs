@@ -549,13 +549,7 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             Span::raw(r.clone()),
         ]));
     }
-    for s in batch
-        .provenance
-        .get("samples")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-    {
+    for s in batch.samples() {
         let right_answer = s["correct"].as_bool() == Some(true);
         lines.push(Line::from(vec![
             Span::styled(format!("{} ", s["key"].as_str().unwrap_or("")), theme.dim()),
