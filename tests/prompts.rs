@@ -8,39 +8,7 @@ use ace::prompts::{self, ReflectorPrompt};
 use common::*;
 
 fn playbook() -> Playbook {
-    let mut store = store_with(
-        "fin",
-        &[
-            "FORMULAS AND CALCULATIONS",
-            "COMMON MISTAKES TO AVOID",
-            "OTHERS",
-        ],
-    );
-    apply(
-        &mut store,
-        "fin",
-        batch(
-            "seed",
-            vec![
-                add(
-                    "FORMULAS AND CALCULATIONS",
-                    "Current ratio = current assets / current liabilities.",
-                ),
-                add("FORMULAS AND CALCULATIONS", "ROI = (gain - cost) / cost."),
-                add(
-                    "COMMON MISTAKES TO AVOID",
-                    "Strip thousands separators before dividing.",
-                ),
-                add("OTHERS", "Answer with exactly two decimals."),
-            ],
-        ),
-    );
-    apply(
-        &mut store,
-        "fin",
-        batch("tags", vec![tag("calc-00001", 3, 1)]),
-    );
-    store.load_playbook("fin").unwrap()
+    finance_store().load_playbook("fin").unwrap()
 }
 
 fn show(p: &prompts::Prompt) -> String {

@@ -32,40 +32,11 @@ fn typed(state: &mut State, text: &str) {
 
 /// A store with a playbook, one applied change and one queued proposal with evidence.
 fn fixture() -> (Store, State) {
-    let mut store = store_with(
-        "fin",
-        &[
-            "FORMULAS AND CALCULATIONS",
-            "COMMON MISTAKES TO AVOID",
-            "OTHERS",
-        ],
-    );
+    let mut store = finance_store();
     apply(
         &mut store,
         "fin",
-        batch(
-            "seed",
-            vec![
-                add(
-                    "FORMULAS AND CALCULATIONS",
-                    "Current ratio = current assets / current liabilities.",
-                ),
-                add("FORMULAS AND CALCULATIONS", "ROI = (gain - cost) / cost."),
-                add(
-                    "COMMON MISTAKES TO AVOID",
-                    "Strip thousands separators before dividing.",
-                ),
-                add("OTHERS", "Answer with exactly two decimals."),
-            ],
-        ),
-    );
-    apply(
-        &mut store,
-        "fin",
-        batch(
-            "tags",
-            vec![tag("calc-00001", 3, 1), tag("err-00003", 0, 2)],
-        ),
+        batch("tags2", vec![tag("err-00003", 0, 2)]),
     );
     let provenance = json!({"samples": [{"key": "train/1/1/0", "question": "Find the quick ratio of a firm with ...", "answer": "1.00", "ground_truth": "0.80", "correct": false,
         "reflection": {"error_identification": "used the current ratio", "key_insight": "quick ratio excludes inventory"}}]});

@@ -94,3 +94,35 @@ pub fn view(p: &Playbook) -> View {
         .collect();
     (sections, bullets)
 }
+
+/// A small finance playbook `fin` used by several tests: calc-00001 (current ratio, helpful 3 harmful 1),
+/// calc-00002 (ROI), err-00003 (thousands separators), misc-00004 (two decimals).
+pub fn finance_store() -> Store {
+    let mut store = store_with(
+        "fin",
+        &[
+            "FORMULAS AND CALCULATIONS",
+            "COMMON MISTAKES TO AVOID",
+            "OTHERS",
+        ],
+    );
+    let ops = vec![
+        add(
+            "FORMULAS AND CALCULATIONS",
+            "Current ratio = current assets / current liabilities.",
+        ),
+        add("FORMULAS AND CALCULATIONS", "ROI = (gain - cost) / cost."),
+        add(
+            "COMMON MISTAKES TO AVOID",
+            "Strip thousands separators before dividing.",
+        ),
+        add("OTHERS", "Answer with exactly two decimals."),
+    ];
+    apply(&mut store, "fin", batch("seed", ops));
+    apply(
+        &mut store,
+        "fin",
+        batch("tags", vec![tag("calc-00001", 3, 1)]),
+    );
+    store
+}
