@@ -314,6 +314,23 @@ fn revision_keys() {
     );
     key(&mut st, KeyCode::Char('r'));
     assert!(key(&mut st, KeyCode::Char('n')).is_empty(), "n cancels");
+    // a conflict is explained and can be forced
+    update(&mut st, Action::RevertConflict { revision: id, detail: "bullet calc-00001 was changed later by revision 9 (curator); use --force to revert anyway".into() });
+    let Some(Popup::Confirm { message, .. }) = &st.popup else {
+        panic!("a conflict asks")
+    };
+    assert!(
+        message.contains("bullet calc-00001 was changed later by revision 9")
+            && message.contains("Force it?"),
+        "{message}"
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('y')),
+        vec![Effect::Revert {
+            revision: id,
+            force: true
+        }]
+    );
     assert_eq!(
         key(&mut st, KeyCode::Char('v')),
         vec![Effect::LoadPlaybookAt(id)]

@@ -200,13 +200,25 @@ impl Runner {
                 );
             }
             Effect::Revert { revision, force } => {
-                self.blocking(
-                    move |s| s.revert(revision, force, Some(&author)),
-                    move |o| Action::Reverted {
+                // A conflict is not just an error: the person is told why and may force it.
+                let (store, tx) = (self.store.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let result = store.lock().unwrap_or_else(|e| e.into_inner()).revert(
                         revision,
-                        new: o.revision(),
-                    },
-                );
+                        force,
+                        Some(&author),
+                    );
+                    let _ = tx.send(match result {
+                        Ok(o) => Action::Reverted {
+                            revision,
+                            new: o.revision(),
+                        },
+                        Err(crate::store::StoreError::RevertConflict { detail, .. }) => {
+                            Action::RevertConflict { revision, detail }
+                        }
+                        Err(e) => Action::Failed(e.to_string()),
+                    });
+                });
             }
             Effect::Apply(batch) => {
                 // The write and the reload in one job, so the panes show the result at once.

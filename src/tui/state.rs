@@ -171,6 +171,11 @@ pub enum Action {
         revision: i64,
         new: i64,
     },
+    /// A revert refused because later revisions changed the same bullets.
+    RevertConflict {
+        revision: i64,
+        detail: String,
+    },
     Failed(String),
     Info(String),
 }

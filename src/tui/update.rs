@@ -273,6 +273,19 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.message = format!("revision {revision} reverted by revision {new}");
             vec![Effect::Refresh]
         }
+        Action::RevertConflict { revision, detail } => {
+            let detail = detail.trim_end_matches("; use --force to revert anyway");
+            state.popup = Some(Popup::Confirm {
+                message: format!(
+                    "Revision {revision} cannot be reverted cleanly: {detail}. Force it? Content comes back; later counter increments stay."
+                ),
+                action: Confirmed::Revert {
+                    revision,
+                    force: true,
+                },
+            });
+            Vec::new()
+        }
         Action::Failed(e) => {
             state.message = format!("error: {e}");
             Vec::new()
