@@ -199,9 +199,15 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
             continuing = false;
             continue;
         }
-        if line.starts_with('[') {
+        // Some tools write bullets as list items: `- [id] …` or `* [id] …`.
+        let bullet = line.trim_start();
+        let bullet = bullet
+            .strip_prefix("- ")
+            .or_else(|| bullet.strip_prefix("* "))
+            .unwrap_or(bullet);
+        if bullet.starts_with('[') {
             let parsed =
-                parse_bullet_line(line.trim()).map_err(|m| FormatError::at(file, line_no, m))?;
+                parse_bullet_line(bullet.trim()).map_err(|m| FormatError::at(file, line_no, m))?;
             let Some(section) = sections.last() else {
                 return Err(FormatError::at(
                     file,
@@ -652,6 +658,22 @@ mod tests {
             err.to_string(),
             "pb.txt:3: bullet id a-1 already used on line 2"
         );
+    }
+
+    #[test]
+    fn list_item_bullets_are_bullets() {
+        let p = parse(
+            Format::Ace,
+            "## A\n- [a-00001] helpful=2 harmful=0 :: first\n* [a-00002] second\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(p.bullets.len(), 2);
+        assert_eq!(
+            (p.bullets[0].content.as_str(), p.bullets[0].helpful),
+            ("first", 2)
+        );
+        assert_eq!(p.bullets[1].content, "second");
     }
 
     #[test]
