@@ -403,14 +403,17 @@ fn render_run(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             Span::raw(format!("{bars} {}", acc.join(" · "))),
         ]),
     ];
+    let [sample, chart] =
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(middle);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
             "Current sample".into(),
             false,
             theme,
         )),
-        middle,
+        sample,
     );
+    render_accuracy_chart(state, frame, chart, theme);
     let tail: Vec<Line> = run
         .log
         .iter()
@@ -423,6 +426,61 @@ fn render_run(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         Paragraph::new(tail).block(block("Log".into(), false, theme)),
         log,
     );
+}
+
+/// Accuracy per epoch, train and validation, as a line chart (0–100%).
+fn render_accuracy_chart(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
+    use ratatui::symbols::Marker;
+    use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
+    let points = |val: bool| -> Vec<(f64, f64)> {
+        state
+            .run
+            .accuracy
+            .iter()
+            .filter(|(_, split, _)| {
+                if val {
+                    split.starts_with("val")
+                } else {
+                    split == "train"
+                }
+            })
+            .map(|(epoch, _, a)| (f64::from(*epoch), a * 100.0))
+            .collect()
+    };
+    let (train, val) = (points(false), points(true));
+    let block = block("Accuracy by epoch".into(), false, theme);
+    if train.is_empty() && val.is_empty() {
+        frame.render_widget(Paragraph::new("no epoch finished yet").block(block), area);
+        return;
+    }
+    let epochs = train.iter().chain(&val).map(|p| p.0).fold(1.0, f64::max);
+    let datasets = vec![
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.added())
+            .data(&train),
+        Dataset::default()
+            .name("val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.changed())
+            .data(&val),
+    ];
+    let chart = Chart::new(datasets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([1.0, epochs.max(2.0)])
+                .labels(["1".to_string(), format!("{epochs:.0}")]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, 100.0])
+                .labels(["0%", "50%", "100%"]),
+        );
+    frame.render_widget(chart, area);
 }
 
 fn op_lines(op: &DeltaOp, state: &State, theme: &Theme) -> Vec<Line<'static>> {
