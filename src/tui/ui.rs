@@ -473,7 +473,7 @@ fn render_accuracy_chart(state: &State, frame: &mut Frame, area: Rect, theme: &T
         .x_axis(
             Axis::default()
                 .bounds([1.0, epochs.max(2.0)])
-                .labels(["1".to_string(), format!("{epochs:.0}")]),
+                .labels(["1".to_string(), format!("{:.0}", epochs.max(2.0))]),
         )
         .y_axis(
             Axis::default()
