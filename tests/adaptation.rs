@@ -42,44 +42,6 @@ fn config(dataset: &std::path::Path, approve: ApproveMode) -> RunConfig {
     }
 }
 
-/// Decides every queued batch through the `ace` binary (another process) until told to stop.
-fn approver(
-    db: std::path::PathBuf,
-    approve: bool,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        let mut decided = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let out = Command::new(ACE)
-                .arg("--db")
-                .arg(&db)
-                .args(["queue", "list", "--json"])
-                .output()
-                .unwrap();
-            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            for b in list.as_array().into_iter().flatten() {
-                let id = b["id"].to_string();
-                let verb = if approve { "approve" } else { "reject" };
-                let out = Command::new(ACE)
-                    .arg("--db")
-                    .arg(&db)
-                    .args(["queue", verb, &id, "--author", "tester"])
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                decided += 1;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        decided
-    })
-}
-
 async fn train_with_decisions(approve: bool) -> (Store, String, usize) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
@@ -87,7 +49,7 @@ async fn train_with_decisions(approve: bool) -> (Store, String, usize) {
     let server = MockServer::start_local(world::script(None)).await.unwrap();
     let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
     let stop = Arc::new(AtomicBool::new(false));
-    let decider = approver(db.clone(), approve, stop.clone());
+    let decider = common::approver(db.clone(), approve, "tester", stop.clone());
     let handle = adaptation::start(
         store.clone(),
         models(&server),
@@ -367,7 +329,7 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
         .await
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let decider = approver(db.clone(), true, stop.clone());
+    let decider = common::approver(db.clone(), true, "tester", stop.clone());
     let mut child = train_cmd(&db, dir.path(), &server.base_url())
         .args([
             "--playbook",
@@ -508,7 +470,7 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let decider = approver(db.clone(), true, stop.clone());
+    let decider = common::approver(db.clone(), true, "tester", stop.clone());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

@@ -110,44 +110,7 @@ async fn a_full_formula_run_with_approvals_from_other_processes_survives_sigkill
 
     // Another process decides: `ace queue list --json`, then `ace queue approve ID`.
     let stop = Arc::new(AtomicBool::new(false));
-    let approver = {
-        let (db, home, base, stop) = (
-            db.clone(),
-            dir.path().to_path_buf(),
-            base.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut approved = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let out = ace(&db, &home, &base)
-                    .args(["queue", "list", "--json"])
-                    .output()
-                    .unwrap();
-                let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-                for b in list.as_array().into_iter().flatten() {
-                    let out = ace(&db, &home, &base)
-                        .args([
-                            "queue",
-                            "approve",
-                            &b["id"].to_string(),
-                            "--author",
-                            "reviewer",
-                        ])
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    approved += 1;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            approved
-        })
-    };
+    let approver = common::approver(db.clone(), true, "reviewer", stop.clone());
 
     let args = |c: &mut Command| {
         c.args([

@@ -126,3 +126,44 @@ pub fn finance_store() -> Store {
     );
     store
 }
+
+/// Another process deciding: a thread that runs `ace queue list --json` and `ace queue approve|reject ID`
+/// (real processes) on `db` until `stop`; returns how many batches it decided.
+pub fn approver(
+    db: PathBuf,
+    approve: bool,
+    author: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use std::process::Command;
+    const ACE: &str = env!("CARGO_BIN_EXE_ace");
+    std::thread::spawn(move || {
+        let mut decided = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let out = Command::new(ACE)
+                .arg("--db")
+                .arg(&db)
+                .args(["queue", "list", "--json"])
+                .output()
+                .unwrap();
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for b in list.as_array().into_iter().flatten() {
+                let verb = if approve { "approve" } else { "reject" };
+                let out = Command::new(ACE)
+                    .arg("--db")
+                    .arg(&db)
+                    .args(["queue", verb, &b["id"].to_string(), "--author", author])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                decided += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        decided
+    })
+}
