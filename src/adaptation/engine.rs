@@ -408,9 +408,9 @@ impl Loop {
                 self.ck.next = end;
                 self.ck.step = step;
                 self.save("running").await?;
-                let (correct, seen) = self.epoch_score(epoch).await?;
+                let (correct, seen) = self.score(epoch, None).await?;
                 if cfg.kind == RunKind::Online {
-                    let window = self.window_score(epoch, step).await?;
+                    let window = self.score(epoch, Some(step)).await?;
                     self.metric("online", epoch, step, window.0, window.1)
                         .await?;
                 }
@@ -430,7 +430,7 @@ impl Loop {
                 }
                 gate.finished(Mode::ToBatchEnd);
             }
-            let (correct, total) = self.epoch_score(epoch).await?;
+            let (correct, total) = self.score(epoch, None).await?;
             self.metric("train", epoch, self.ck.step, correct, total)
                 .await?;
             self.emit(Event::EpochFinished {
@@ -488,31 +488,13 @@ impl Loop {
         .await
     }
 
-    /// First-attempt accuracy of the training samples done so far in `epoch`.
-    async fn epoch_score(&self, epoch: u32) -> Result<(u64, u64), LoopError> {
+    /// First-attempt accuracy of the training samples done so far in `epoch` (in one batch, if given).
+    async fn score(&self, epoch: u32, step: Option<u64>) -> Result<(u64, u64), LoopError> {
         let run = self.ctx.run.clone();
-        let samples = db(&self.store, move |s| s.run_samples(&run)).await?;
-        let of_epoch: Vec<_> = samples
-            .iter()
-            .filter(|s| s.split == "train" && s.epoch == epoch)
-            .collect();
-        Ok((
-            of_epoch.iter().filter(|s| s.first_correct).count() as u64,
-            of_epoch.len() as u64,
-        ))
-    }
-
-    async fn window_score(&self, epoch: u32, step: u64) -> Result<(u64, u64), LoopError> {
-        let run = self.ctx.run.clone();
-        let samples = db(&self.store, move |s| s.run_samples(&run)).await?;
-        let w: Vec<_> = samples
-            .iter()
-            .filter(|s| s.split == "train" && s.epoch == epoch && s.step == step)
-            .collect();
-        Ok((
-            w.iter().filter(|s| s.first_correct).count() as u64,
-            w.len() as u64,
-        ))
+        db(&self.store, move |s| {
+            s.first_attempt_score(&run, "train", epoch, step)
+        })
+        .await
     }
 
     /// Stores samples with their model calls and citations (one transaction).

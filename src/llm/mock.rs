@@ -193,11 +193,6 @@ impl MockServer {
     pub fn shutdown(self) {
         self.stop.cancel();
     }
-
-    /// Waits until cancelled (for `ace mock-model`).
-    pub async fn wait(&self, until: CancellationToken) {
-        until.cancelled().await;
-    }
 }
 
 fn messages_text(body: &Value) -> String {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::apply::{ApplyOptions, apply_in};
 use super::read::playbook_id;
-use super::{ApplyOutcome, Result, Store, StoreError, classify, now};
+use super::{Result, Store, StoreError, classify, now};
 use crate::delta::{DeltaBatch, DeltaOp, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,11 +370,5 @@ impl Store {
             )
             .optional()?;
         id.map(|id| load_batch(&self.conn, id)).transpose()
-    }
-}
-
-impl ApplyOutcome {
-    pub fn applied(&self) -> bool {
-        matches!(self, ApplyOutcome::Applied { .. })
     }
 }

@@ -165,6 +165,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Changes when anything the workbench shows changes: the newest revision, the newest queued batch,
+    /// and how many queued ops are undecided. Cheap, for polling.
+    pub fn change_marker(&self) -> Result<(i64, i64, i64)> {
+        self.require_latest()?;
+        Ok(self.conn.query_row(
+            "SELECT (SELECT coalesce(max(id), 0) FROM revisions), (SELECT coalesce(max(id), 0) FROM pending_batches),
+                    (SELECT count(*) FROM pending_ops WHERE status = 'pending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
     /// Playbook names, sorted (cheap: no counting).
     pub fn playbook_names(&self) -> Result<Vec<String>> {
         self.require_latest()?;
@@ -182,16 +194,15 @@ impl Store {
             playbook_id(&self.conn, name)?;
             return Ok(name.to_string());
         }
-        let all = self.playbooks()?;
+        let all = self.playbook_names()?;
         match all.as_slice() {
-            [only] => Ok(only.name.clone()),
+            [only] => Ok(only.clone()),
             _ => Err(StoreError::UnknownPlaybook {
                 name: "(none given)".into(),
                 available: if all.is_empty() {
                     "none yet; create one with `ace playbook create NAME` or `ace playbook import FILE`".into()
                 } else {
-                    let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-                    format!("{}; pick one with --playbook", names.join(", "))
+                    format!("{}; pick one with --playbook", all.join(", "))
                 },
             }),
         }

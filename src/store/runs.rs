@@ -310,6 +310,24 @@ impl Store {
         )?)
     }
 
+    /// First-attempt accuracy of a run's samples in one split and epoch (and batch, if given):
+    /// (right on the first attempt, total).
+    pub fn first_attempt_score(
+        &self,
+        run: &str,
+        split: &str,
+        epoch: u32,
+        step: Option<u64>,
+    ) -> Result<(u64, u64)> {
+        let (correct, total): (i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(first_correct), 0), count(*) FROM run_samples
+             WHERE run_id = ?1 AND split = ?2 AND epoch = ?3 AND (?4 IS NULL OR step = ?4)",
+            params![run, split, epoch, step.map(|s| s as i64)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((correct as u64, total as u64))
+    }
+
     pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection

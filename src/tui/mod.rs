@@ -136,6 +136,8 @@ struct Runner {
     source: ModelSource,
     controls: Option<UnboundedSender<Control>>,
     playbook: Arc<Mutex<String>>,
+    /// The store's change marker as of the last reload (see [`Store::change_marker`]).
+    seen: Arc<Mutex<Option<(i64, i64, i64)>>>,
 }
 
 impl Runner {
@@ -157,13 +159,7 @@ impl Runner {
     fn run_effect(&mut self, effect: Effect) {
         let author = std::env::var("USER").unwrap_or_else(|_| "human".into());
         match effect {
-            Effect::Refresh => {
-                let name = self.playbook.lock().map(|n| n.clone()).unwrap_or_default();
-                self.blocking(
-                    move |s| snapshot(s, &name),
-                    |snap| Action::Loaded(Box::new(snap)),
-                );
-            }
+            Effect::Refresh => self.reload(true),
             Effect::LoadRevision(id) => self.blocking(
                 move |s| s.revision(id),
                 |d| Action::RevisionLoaded(Box::new(d)),
@@ -252,13 +248,30 @@ impl Runner {
                     let _ = controls.send(c);
                 }
             }
-            Effect::SwitchPlaybook(name) => {
-                if let Ok(mut p) = self.playbook.lock() {
-                    *p = name;
-                }
-                self.run_effect(Effect::Refresh);
-            }
         }
+    }
+
+    /// Reloads the panes from the store; unless `always`, only if the store's change marker moved
+    /// (another process queued or decided something), so polling a 100k-bullet playbook costs one query.
+    fn reload(&self, always: bool) {
+        let name = self.playbook.lock().map(|n| n.clone()).unwrap_or_default();
+        let (store, tx, seen) = (self.store.clone(), self.tx.clone(), self.seen.clone());
+        tokio::task::spawn_blocking(move || {
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let result = store.change_marker().and_then(|marker| {
+                let mut last = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if !always && *last == Some(marker) {
+                    return Ok(None); // nothing changed: no action, no frame
+                }
+                *last = Some(marker);
+                snapshot(&store, &name).map(Some)
+            });
+            match result {
+                Ok(Some(snap)) => drop(tx.send(Action::Loaded(Box::new(snap)))),
+                Ok(None) => {}
+                Err(e) => drop(tx.send(Action::Failed(e.to_string()))),
+            }
+        });
     }
 
     fn start_run(&mut self, config: RunConfig) {
@@ -341,6 +354,7 @@ pub fn run(db: &Path, source: ModelSource, default_run: RunConfig, label: &str) 
         source,
         controls: None,
         playbook: Arc::new(Mutex::new(first_playbook)),
+        seen: Arc::new(Mutex::new(None)),
     };
     runner.run_effect(Effect::Refresh);
 
@@ -396,7 +410,7 @@ pub fn run(db: &Path, source: ModelSource, default_run: RunConfig, label: &str) 
                 if matches!(action, Action::Tick) {
                     ticks += 1;
                     if ticks.is_multiple_of(2) {
-                        runner.run_effect(Effect::Refresh);
+                        runner.reload(false);
                     }
                 }
                 for effect in update::update(&mut state, action) {

@@ -6,7 +6,7 @@ use ratatui::crossterm::event::KeyEvent;
 use ratatui_textarea::TextArea;
 
 use crate::adaptation::{Control, Event, RunConfig};
-use crate::delta::{DeltaBatch, DeltaOp};
+use crate::delta::DeltaBatch;
 use crate::playbook::Playbook;
 use crate::store::{Decision, PendingBatch, Revision, RevisionDetail};
 
@@ -201,7 +201,6 @@ pub enum Effect {
     Apply(DeltaBatch),
     StartRun(Box<RunConfig>),
     Control(Control),
-    SwitchPlaybook(String),
 }
 
 impl State {
@@ -258,12 +257,6 @@ impl State {
 
     pub fn selected_batch(&self) -> Option<&PendingBatch> {
         self.queue.get(self.queue_sel)
-    }
-
-    pub fn selected_op(&self) -> Option<&DeltaOp> {
-        self.selected_batch()
-            .and_then(|b| b.ops.get(self.op_sel))
-            .map(|o| &o.op)
     }
 
     /// Recounts bullets per section (after the shown playbook changed).
