@@ -341,15 +341,8 @@ impl Loop {
     /// Metrics after a proposal or decision: deltas by op and decision, queue length, harmful bullets.
     async fn observe(&self, pending: i64, decided: bool) -> Result<(), LoopError> {
         let pb = self.ctx.config.playbook.clone();
-        let (batch, queued, harmful) = db(&self.store, move |s| {
-            let batch = s.pending_batch(pending)?;
-            let queued = s.pending(None)?.len();
-            let harmful = s
-                .load_playbook(&pb)?
-                .active_bullets()
-                .filter(|b| b.harmful > b.helpful)
-                .count();
-            Ok((batch, queued, harmful))
+        let (batch, (queued, harmful)) = db(&self.store, move |s| {
+            Ok((s.pending_batch(pending)?, s.gauges(&pb)?))
         })
         .await?;
         super::metrics::deltas(&batch, decided);

@@ -300,6 +300,19 @@ impl Store {
         tx.commit().map_err(classify)
     }
 
+    /// Queued batches waiting for decisions (all playbooks), and the playbook's active bullets marked
+    /// more harmful than helpful: the gauges of the metrics.
+    pub fn gauges(&self, playbook: &str) -> Result<(usize, usize)> {
+        let pb = playbook_id(&self.conn, playbook)?;
+        let (queued, harmful): (i64, i64) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM pending_batches WHERE status = 'pending'),
+                    (SELECT count(*) FROM bullets WHERE playbook_id = ?1 AND status = 'active' AND harmful > helpful)",
+            [pb],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((queued as usize, harmful as usize))
+    }
+
     /// The newest revision of a playbook.
     pub fn head_revision(&self, playbook: &str) -> Result<Option<i64>> {
         let pb = playbook_id(&self.conn, playbook)?;
