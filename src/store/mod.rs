@@ -106,7 +106,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
     pub fn open(path: &Path) -> Result<Store> {
         let mut store = Self::open_unmigrated(path)?;
-        store.ensure_latest()?;
+        retry_while_locked(|| store.ensure_latest())?;
         Ok(store)
     }
 
@@ -129,8 +129,13 @@ impl Store {
             conn,
             path: Some(path.to_path_buf()),
         };
-        store.configure()?;
-        store.check_not_newer()?;
+        // Several processes opening a new file at once race to switch it to WAL and to read the
+        // first WAL index; SQLite answers some of those races with SQLITE_BUSY without calling the
+        // busy handler, so the opening steps are retried for up to the busy timeout.
+        retry_while_locked(|| {
+            store.configure()?;
+            store.check_not_newer()
+        })?;
         Ok(store)
     }
 
@@ -231,6 +236,22 @@ impl Store {
     /// Raw access for tests and diagnostics (schema checks). Writes must go through `apply`.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// Runs `step` again while it fails with [`StoreError::Locked`], for up to [`DEFAULT_BUSY_TIMEOUT`],
+/// with a short growing pause between tries.
+fn retry_while_locked<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + DEFAULT_BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(StoreError::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
