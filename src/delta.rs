@@ -156,6 +156,15 @@ pub enum DeltaOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slug: Option<String>,
     },
+    /// Rename a section; its bullets follow (their ids keep the old slug, as ids never change).
+    #[serde(alias = "rename_section")]
+    RenameSection { section: String, new_name: String },
+    /// Move a section to `index` (0 = first) among the playbook's sections.
+    #[serde(alias = "move_section")]
+    MoveSection { section: String, index: usize },
+    /// Soft remove: the section and its active bullets are marked removed; history keeps them.
+    #[serde(alias = "remove_section")]
+    RemoveSection { section: String },
 }
 
 impl DeltaOp {
@@ -166,6 +175,9 @@ impl DeltaOp {
             DeltaOp::Tag(_) => "TAG",
             DeltaOp::Remove { .. } => "REMOVE",
             DeltaOp::AddSection { .. } => "ADD_SECTION",
+            DeltaOp::RenameSection { .. } => "RENAME_SECTION",
+            DeltaOp::MoveSection { .. } => "MOVE_SECTION",
+            DeltaOp::RemoveSection { .. } => "REMOVE_SECTION",
         }
     }
 
@@ -176,7 +188,10 @@ impl DeltaOp {
             DeltaOp::Update(u) => Some(&u.bullet_id),
             DeltaOp::Tag(t) => Some(&t.bullet_id),
             DeltaOp::Remove { bullet_id } => Some(bullet_id),
-            DeltaOp::AddSection { .. } => None,
+            DeltaOp::AddSection { .. }
+            | DeltaOp::RenameSection { .. }
+            | DeltaOp::MoveSection { .. }
+            | DeltaOp::RemoveSection { .. } => None,
         }
     }
 
@@ -200,6 +215,13 @@ impl DeltaOp {
             }
             DeltaOp::Remove { bullet_id } => format!("REMOVE {bullet_id}"),
             DeltaOp::AddSection { section, .. } => format!("ADD_SECTION '{section}'"),
+            DeltaOp::RenameSection { section, new_name } => {
+                format!("RENAME_SECTION '{section}' to '{new_name}'")
+            }
+            DeltaOp::MoveSection { section, index } => {
+                format!("MOVE_SECTION '{section}' to place {index}")
+            }
+            DeltaOp::RemoveSection { section } => format!("REMOVE_SECTION '{section}'"),
         }
     }
 }
@@ -418,6 +440,17 @@ fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
             }
             Ok(())
         }
+        DeltaOp::RenameSection { section, new_name } => {
+            validate_section_name(section)?;
+            validate_section_name(new_name)?;
+            if section == new_name {
+                return Err("RENAME_SECTION keeps the same name".into());
+            }
+            Ok(())
+        }
+        DeltaOp::MoveSection { section, .. } | DeltaOp::RemoveSection { section } => {
+            validate_section_name(section)
+        }
     }
 }
 
@@ -447,6 +480,34 @@ impl Change {
             Change::Bullet { id, .. } => id,
             Change::Section { name, .. } => name,
         }
+    }
+
+    /// For a section change: a sign (`+` added or back, `-` removed, `~` renamed or moved) and a
+    /// line for diffs, e.g. `section 'Dates' renamed to 'Dates and times'`.
+    pub fn section_line(&self) -> Option<(char, String)> {
+        let Change::Section {
+            name,
+            before,
+            after,
+        } = self
+        else {
+            return None;
+        };
+        Some(match (before, after) {
+            (None, _) => ('+', format!("section '{name}'")),
+            (Some(_), None) => ('-', format!("section '{name}'")),
+            (Some(b), Some(a)) if b.removed && !a.removed => {
+                ('+', format!("section '{name}' brought back"))
+            }
+            (Some(b), Some(a)) if !b.removed && a.removed => {
+                ('-', format!("section '{name}' removed"))
+            }
+            (Some(b), Some(a)) if b.name != a.name => (
+                '~',
+                format!("section '{}' renamed to '{}'", b.name, a.name),
+            ),
+            (Some(_), Some(_)) => ('~', format!("section '{name}' moved")),
+        })
     }
 
     pub fn kind(&self) -> &'static str {

@@ -5,6 +5,7 @@ mod common;
 
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
 use ace::playbook::format::{self, Format};
+use ace::playbook::normalize_section_key;
 use ace::store::{ApplyOptions, Store};
 use common::*;
 use proptest::prelude::*;
@@ -41,6 +42,17 @@ enum Op {
     Remove {
         bullet: usize,
     },
+    RenameSection {
+        section: usize,
+        name: String,
+    },
+    MoveSection {
+        section: usize,
+        to: usize,
+    },
+    RemoveSection {
+        section: usize,
+    },
 }
 
 fn content() -> impl Strategy<Value = String> {
@@ -56,6 +68,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(bullet, content, section, meta)| Op::Update { bullet, content, section, meta }),
         3 => (0..40usize, 0..3u64, 0..3u64, 0..2u64).prop_map(|(bullet, helpful, harmful, neutral)| Op::Tag { bullet, helpful, harmful, neutral }),
         1 => (0..40usize).prop_map(|bullet| Op::Remove { bullet }),
+        1 => (0..8usize, "[A-Z][a-z]{2,8}( [a-z]{2,6})?").prop_map(|(section, name)| Op::RenameSection { section, name }),
+        1 => (0..8usize, 0..8usize).prop_map(|(section, to)| Op::MoveSection { section, to }),
+        1 => (0..8usize).prop_map(|section| Op::RemoveSection { section }),
     ]
 }
 
@@ -67,11 +82,62 @@ fn meta(v: &Option<String>) -> Option<serde_json::Map<String, serde_json::Value>
     })
 }
 
-/// Turns generated ops into real ones against the playbook's active bullets (skipping ops that would
-/// be invalid, e.g. tagging with nothing or touching a bullet an earlier op of the batch removed).
+/// Active sections in order and the exact names of removed ones, as the batch so far leaves them.
+struct Sections {
+    active: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl Sections {
+    fn of(store: &Store) -> Self {
+        let p = store.load_playbook("pb").unwrap();
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT name FROM sections WHERE status = 'removed'")
+            .unwrap();
+        let removed = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        Sections {
+            active: p.sections.iter().map(|s| s.name.clone()).collect(),
+            removed,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        let key = normalize_section_key(name);
+        self.active
+            .iter()
+            .position(|s| s == name)
+            .or_else(|| self.active.iter().position(|s| normalize_section_key(s) == key))
+    }
+
+    /// An ADD or UPDATE naming `name` creates the section (or brings a removed one back) if needed.
+    fn touch(&mut self, name: &str) -> String {
+        match self.find(name) {
+            Some(i) => self.active[i].clone(),
+            None => {
+                self.removed.retain(|r| r != name);
+                self.active.push(name.to_string());
+                name.to_string()
+            }
+        }
+    }
+}
+
+/// Turns generated ops into real ones against the playbook's active bullets and sections (skipping
+/// ops that would be invalid, e.g. tagging with nothing or touching a bullet an earlier op of the
+/// batch removed, or renaming onto a name in use).
 fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
     let p = store.load_playbook("pb").unwrap();
     let ids: Vec<String> = p.active_bullets().map(|b| b.id.clone()).collect();
+    let mut home: std::collections::HashMap<String, String> = p
+        .active_bullets()
+        .map(|b| (b.id.clone(), b.section.clone()))
+        .collect();
+    let mut sections = Sections::of(store);
     let mut removed = std::collections::HashSet::new();
     let mut out = Vec::new();
     for op in ops {
@@ -86,11 +152,13 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
                 content,
                 meta: m,
             } => {
+                sections.touch(SECTIONS[*section]);
                 let mut add = AddOp::new(SECTIONS[*section], content.clone());
                 add.metadata = meta(m);
                 out.push(DeltaOp::Add(add));
             }
             Op::NewSection { name, content } => {
+                sections.touch(name);
                 out.push(DeltaOp::Add(AddOp::new(name.clone(), content.clone())))
             }
             Op::Update {
@@ -102,6 +170,10 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
                 if let Some(id) = pick(bullet)
                     && (content.is_some() || section.is_some() || m.is_some())
                 {
+                    if let Some(s) = section {
+                        let name = sections.touch(SECTIONS[*s]);
+                        home.insert(id.clone(), name);
+                    }
                     out.push(DeltaOp::Update(UpdateOp {
                         bullet_id: id,
                         content: content.clone(),
@@ -132,6 +204,52 @@ fn to_batch(store: &Store, id: &str, ops: &[Op]) -> DeltaBatch {
                     removed.insert(id.clone());
                     out.push(DeltaOp::Remove { bullet_id: id });
                 }
+            }
+            Op::RenameSection { section, name } => {
+                if sections.active.is_empty() {
+                    continue;
+                }
+                let i = section % sections.active.len();
+                let key = normalize_section_key(name);
+                let clash = sections
+                    .active
+                    .iter()
+                    .any(|s| normalize_section_key(s) == key)
+                    || sections.removed.contains(name);
+                if !clash {
+                    let old = std::mem::replace(&mut sections.active[i], name.clone());
+                    for h in home.values_mut().filter(|h| **h == old) {
+                        h.clone_from(name);
+                    }
+                    out.push(DeltaOp::RenameSection {
+                        section: old,
+                        new_name: name.clone(),
+                    });
+                }
+            }
+            Op::MoveSection { section, to } => {
+                let n = sections.active.len();
+                if n > 1 && section % n != to % n {
+                    let s = sections.active.remove(section % n);
+                    sections.active.insert(to % n, s.clone());
+                    out.push(DeltaOp::MoveSection {
+                        section: s,
+                        index: to % n,
+                    });
+                }
+            }
+            Op::RemoveSection { section } => {
+                if sections.active.is_empty() {
+                    continue;
+                }
+                let name = sections.active.remove(section % sections.active.len());
+                for (id, h) in &home {
+                    if *h == name {
+                        removed.insert(id.clone());
+                    }
+                }
+                sections.removed.push(name.clone());
+                out.push(DeltaOp::RemoveSection { section: name });
             }
         }
     }
@@ -183,7 +301,9 @@ proptest! {
             store.apply("pb", &b, &ApplyOptions::create_sections()).unwrap();
         }
         let p = store.load_playbook("pb").unwrap();
-        for (n, fmt) in [Format::Json, Format::Skillbook].into_iter().enumerate() {
+        // every section removed and no bullet ever: an empty file, which import refuses
+        let empty = p.sections.is_empty() && p.bullets.is_empty();
+        for (n, fmt) in [Format::Json, Format::Skillbook].into_iter().enumerate().filter(|_| !empty) {
             let text = format::export(fmt, &p);
             let parsed = format::parse(fmt, &text, "x").unwrap();
             let name = format!("copy{n}");
@@ -200,6 +320,9 @@ proptest! {
             prop_assert_eq!(p.next_bullet_number, q.next_bullet_number);
         }
         // the official text keeps active bullets, their sections, ids, content and helpful/harmful
+        if p.sections.is_empty() {
+            return Ok(());
+        }
         let text = format::export(Format::Ace, &p);
         let q = format::parse(Format::Ace, &text, "x").unwrap();
         let strip = |p: &ace::playbook::Playbook| p.active_bullets().map(|b| (b.id.clone(), b.section.clone(), b.content.clone(), b.helpful, b.harmful)).collect::<Vec<_>>();

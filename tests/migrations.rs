@@ -67,9 +67,12 @@ fn every_version_migrates_up_and_down_keeping_data() {
     assert_eq!(store.migrate_to(2).unwrap(), vec![2]);
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     assert!(columns(store.connection(), "bullets").contains(&"last_revision".to_string()));
-    // up to 3: runs and the queue appear; now at the latest version the data is usable
+    // up to 3: runs and the queue appear
     assert_eq!(store.migrate_to(3).unwrap(), vec![3]);
     assert!(tables(store.connection()).contains(&"pending_batches".to_string()));
+    // up to 4: sections get a status; now at the latest version the data is usable
+    assert_eq!(store.migrate_to(4).unwrap(), vec![4]);
+    assert!(columns(store.connection(), "sections").contains(&"status".to_string()));
     let p = store.load_playbook("old").unwrap();
     assert_eq!(
         (p.bullets[0].content.as_str(), p.bullets[0].helpful),
@@ -86,7 +89,32 @@ fn every_version_migrates_up_and_down_keeping_data() {
         "the stored counter carries across versions"
     );
 
-    // a queued proposal at version 3 …
+    // a removed section at version 4 comes back at version 3, holding its removed bullet
+    let gone = apply(
+        &mut store,
+        "old",
+        batch(
+            "gone",
+            vec![ace::delta::DeltaOp::RemoveSection {
+                section: "OTHERS".into(),
+            }],
+        ),
+    );
+    assert!(store.load_playbook("old").unwrap().sections.is_empty());
+    assert_eq!(store.migrate_to(3).unwrap(), vec![4]);
+    assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
+    assert_eq!(store.migrate_to(4).unwrap(), vec![4]);
+    let p = store.load_playbook("old").unwrap();
+    assert_eq!(p.sections.len(), 1);
+    assert!(p.bullets.iter().all(|b| !b.is_active()));
+    // the section came back by migration, not by a revision: reverting the removal needs --force
+    assert!(matches!(
+        store.revert(gone.revision(), false, None),
+        Err(StoreError::RevertConflict { .. })
+    ));
+    store.revert(gone.revision(), true, None).unwrap();
+    assert!(store.load_playbook("old").unwrap().bullets.iter().all(|b| b.is_active()));
+    // a queued proposal at version 4 …
     store
         .propose(
             "old",
@@ -102,8 +130,8 @@ fn every_version_migrates_up_and_down_keeping_data() {
             &serde_json::json!({}),
         )
         .unwrap();
-    // … down to 2: the queue goes, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![3]);
+    // … down to 2: the section status and the queue go, revisions and bullets stay
+    assert_eq!(store.migrate_to(2).unwrap(), vec![4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)

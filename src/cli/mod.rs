@@ -629,6 +629,9 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "imported".into()),
             };
+            if parsed.sections.is_empty() && parsed.bullets.is_empty() {
+                bail!("{label} holds no sections and no bullets; nothing to import");
+            }
             let batch = format::import_batch(&parsed, &format!("import:{label}"));
             let mut store = Store::open(db)?;
             let outcome = store.import_playbook(&name, &batch, parsed.next_bullet_number)?;

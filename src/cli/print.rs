@@ -141,13 +141,11 @@ pub fn revision(out: &mut impl Write, d: &RevisionDetail) -> Result<()> {
     writeln!(out, "changes: {}\n", r.summary)?;
     for change in &d.changes {
         match change {
-            Change::Section {
-                name, before: None, ..
-            } => writeln!(out, "+ section '{name}'")?,
-            Change::Section {
-                name, after: None, ..
-            } => writeln!(out, "- section '{name}'")?,
-            Change::Section { .. } => {}
+            Change::Section { .. } => {
+                if let Some((sign, line)) = change.section_line() {
+                    writeln!(out, "{sign} {line}")?;
+                }
+            }
             Change::Bullet {
                 id,
                 before: None,

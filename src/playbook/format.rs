@@ -271,6 +271,7 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
                 name: name.clone(),
                 slug: slugs[i].clone(),
                 position: i as i64,
+                removed: false,
             })
             .collect(),
         next_bullet_number: next_number(&bullets),
@@ -394,7 +395,8 @@ fn parse_json(text: &str, file: &str) -> Result<Playbook, FormatError> {
     let names: HashSet<&str> = playbook.sections.iter().map(|s| s.name.as_str()).collect();
     let mut ids = HashSet::new();
     for b in &playbook.bullets {
-        if !names.contains(b.section.as_str()) {
+        // A removed bullet may keep the name of a section that was removed after it.
+        if b.is_active() && !names.contains(b.section.as_str()) {
             return Err(FormatError::whole(
                 file,
                 format!("bullet {} names unknown section '{}'", b.id, b.section),
@@ -476,9 +478,6 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
         let content = text_field("content").filter(|c| !c.trim().is_empty());
         let content = content
             .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no content")))?;
-        if !sections.contains(&section) {
-            sections.push(section.clone());
-        }
         let status_text = text_field("status").unwrap_or_else(|| "active".into());
         // `embedding: null` and `sources: []` are the package's defaults, which export writes back.
         let is_default = |k: &str, v: &Value| {
@@ -511,6 +510,13 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
             updated_at: text_field("updated_at").unwrap_or_default(),
         });
     }
+    // Sections the `sections` map leaves out come from the skills; a removed skill's section alone
+    // is a removed section, so it is not listed.
+    for b in bullets.iter().filter(|b| b.is_active()) {
+        if !sections.contains(&b.section) {
+            sections.push(b.section.clone());
+        }
+    }
     let mut ids = HashSet::new();
     if let Some(dup) = bullets.iter().find(|b| !ids.insert(b.id.as_str())) {
         return Err(FormatError::whole(
@@ -529,6 +535,7 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
                 name: name.clone(),
                 slug: slugs[i].clone(),
                 position: i as i64,
+                removed: false,
             })
             .collect(),
         next_bullet_number: next_number(&bullets).max(next_id + 1),
@@ -614,6 +621,31 @@ pub fn import_batch(playbook: &Playbook, batch_id: &str) -> DeltaBatch {
             created_at: non_empty(&b.created_at),
             updated_at: non_empty(&b.updated_at),
         }));
+    }
+    // Bullets of a removed section name a section the list leaves out: it is created for them, then
+    // removed again, so the copy hides it as the original does.
+    let mut hidden: Vec<&str> = Vec::new();
+    for b in &playbook.bullets {
+        if !playbook.sections.iter().any(|s| s.name == b.section) && !hidden.contains(&b.section.as_str()) {
+            hidden.push(&b.section);
+        }
+    }
+    for name in hidden {
+        let key = super::normalize_section_key(name);
+        let listed = playbook
+            .sections
+            .iter()
+            .any(|s| super::normalize_section_key(&s.name) == key);
+        if !listed
+            && playbook
+                .bullets
+                .iter()
+                .all(|b| b.section != name || !b.is_active())
+        {
+            ops.push(DeltaOp::RemoveSection {
+                section: name.to_string(),
+            });
+        }
     }
     DeltaBatch::new(batch_id, Source::Import, ops)
 }

@@ -72,6 +72,9 @@ pub struct Section {
     pub name: String,
     pub slug: String,
     pub position: i64,
+    /// A removed section is hidden from the playbook; it stays in the store for history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// A whole playbook in memory: sections in order, bullets in order (active and removed).

@@ -352,6 +352,7 @@ mod tests {
             name: section.into(),
             slug: "calc".into(),
             position: 0,
+            removed: false,
         };
         Playbook {
             name: "p".into(),

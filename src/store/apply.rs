@@ -132,7 +132,7 @@ impl<'t> Writer<'t> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let mut stmt = tx.prepare_cached(
-            "SELECT id, name, slug, position FROM sections WHERE playbook_id = ?1",
+            "SELECT id, name, slug, position, status FROM sections WHERE playbook_id = ?1",
         )?;
         let sections = stmt
             .query_map([playbook_id], |r| {
@@ -142,6 +142,7 @@ impl<'t> Writer<'t> {
                         name: r.get(1)?,
                         slug: r.get(2)?,
                         position: r.get(3)?,
+                        removed: r.get::<_, String>(4)? == "removed",
                     },
                 })
             })?
@@ -195,15 +196,16 @@ impl<'t> Writer<'t> {
     }
 
     /// Finds a section by exact name, else by normalised name (case, punctuation) if that is unique.
+    /// Removed sections are not found.
     pub fn find_section(&self, name: &str) -> Option<&SectionRow> {
-        if let Some(row) = self.sections.get(name) {
+        if let Some(row) = self.sections.get(name).filter(|r| !r.section.removed) {
             return Some(row);
         }
         let key = normalize_section_key(name);
         let mut matches = self
             .sections
             .values()
-            .filter(|row| normalize_section_key(&row.section.name) == key);
+            .filter(|row| !row.section.removed && normalize_section_key(&row.section.name) == key);
         match (matches.next(), matches.next()) {
             (Some(row), None) => Some(row),
             _ => None,
@@ -216,7 +218,8 @@ impl<'t> Writer<'t> {
         p
     }
 
-    /// Creates a section (recorded as a change) and returns it.
+    /// Creates a section (recorded as a change) and returns it. A removed section of the same name
+    /// is brought back instead (at the end, or at `position`), keeping its slug.
     pub fn create_section(
         &mut self,
         op_index: Option<usize>,
@@ -225,10 +228,20 @@ impl<'t> Writer<'t> {
         position: Option<i64>,
     ) -> Result<Section> {
         let position = position.unwrap_or_else(|| self.take_position());
+        if let Some(row) = self.sections.get(name).filter(|r| r.section.removed) {
+            let back = Section {
+                removed: false,
+                position,
+                ..row.section.clone()
+            };
+            self.set_section(op_index, name, back.clone())?;
+            return Ok(back);
+        }
         let section = Section {
             name: name.to_string(),
             slug: slug.map_or_else(|| section_slug(name), str::to_string),
             position,
+            removed: false,
         };
         self.tx.execute(
             "INSERT INTO sections (playbook_id, name, slug, position) VALUES (?1, ?2, ?3, ?4)",
@@ -256,6 +269,47 @@ impl<'t> Writer<'t> {
             },
         ));
         Ok(section)
+    }
+
+    /// Gives the section now named `name` a new state (name, slug, position, status), recorded as a
+    /// change keyed by the new name. Its bullets follow a rename: they point at the row, not the name.
+    pub fn set_section(&mut self, op_index: Option<usize>, name: &str, new: Section) -> Result<()> {
+        let Some(row) = self.sections.remove(name) else {
+            return Err(StoreError::Migration(format!(
+                "internal: section '{name}' missing"
+            )));
+        };
+        self.tx.execute(
+            "UPDATE sections SET name = ?2, slug = ?3, position = ?4, status = ?5 WHERE id = ?1",
+            params![
+                row.id,
+                new.name,
+                new.slug,
+                new.position,
+                if new.removed { "removed" } else { "active" }
+            ],
+        )?;
+        self.sections.insert(
+            new.name.clone(),
+            SectionRow {
+                id: row.id,
+                section: new.clone(),
+            },
+        );
+        self.changes.push((
+            op_index,
+            Change::Section {
+                name: new.name.clone(),
+                before: Some(row.section),
+                after: Some(new),
+            },
+        ));
+        Ok(())
+    }
+
+    /// The exact-named section row, removed or not.
+    pub fn section_row(&self, name: &str) -> Option<&SectionRow> {
+        self.sections.get(name)
     }
 
     /// Deletes an empty section (recorded as a change).
@@ -379,7 +433,11 @@ impl<'t> Writer<'t> {
 
     /// Ensures a section named in a restored bullet state exists (recreating it at its old place).
     pub fn ensure_section_for(&mut self, section: &str) -> Result<()> {
-        if !self.sections.contains_key(section) {
+        if self
+            .sections
+            .get(section)
+            .is_none_or(|row| row.section.removed)
+        {
             self.create_section(None, section, None, None)?;
         }
         Ok(())
@@ -413,7 +471,142 @@ impl<'t> Writer<'t> {
                 self.create_section(Some(index), section, slug.as_deref(), None)
                     .map(|_| None)
             }
+            DeltaOp::RenameSection { section, new_name } => {
+                self.rename_section(index, op, section, new_name).map(|_| None)
+            }
+            DeltaOp::MoveSection { section, index: to } => {
+                self.move_section(index, op, section, *to).map(|_| None)
+            }
+            DeltaOp::RemoveSection { section } => {
+                self.remove_section(index, op, section).map(|_| None)
+            }
         }
+    }
+
+    fn existing_section(&self, index: usize, op: &DeltaOp, name: &str) -> Result<Section> {
+        match self.find_section(name) {
+            Some(row) => Ok(row.section.clone()),
+            None => Err(self.reject(
+                index,
+                op,
+                format!(
+                    "section '{name}' does not exist in playbook '{}'",
+                    self.playbook_name
+                ),
+            )),
+        }
+    }
+
+    fn rename_section(
+        &mut self,
+        index: usize,
+        op: &DeltaOp,
+        name: &str,
+        new_name: &str,
+    ) -> Result<()> {
+        let current = self.existing_section(index, op, name)?;
+        let new_name = new_name.trim();
+        if let Some(other) = self.find_section(new_name)
+            && other.section.name != current.name
+        {
+            let taken = other.section.name.clone();
+            return Err(self.reject(index, op, format!("section '{taken}' already exists")));
+        }
+        if self
+            .sections
+            .get(new_name)
+            .is_some_and(|r| r.section.removed)
+        {
+            return Err(self.reject(
+                index,
+                op,
+                format!(
+                    "a removed section is called '{new_name}' (it keeps removed bullets); choose another name or add that section back"
+                ),
+            ));
+        }
+        let renamed = Section {
+            name: new_name.to_string(),
+            ..current.clone()
+        };
+        self.set_section(Some(index), &current.name, renamed)
+    }
+
+    /// Active sections in display order.
+    fn ordered_sections(&self) -> Vec<Section> {
+        let mut list: Vec<Section> = self
+            .sections
+            .values()
+            .filter(|r| !r.section.removed)
+            .map(|r| r.section.clone())
+            .collect();
+        list.sort_by_key(|s| s.position);
+        list
+    }
+
+    /// Moves a section to place `to`: the sections from the first place that changes onward get
+    /// fresh order keys (the counter only grows), each recorded.
+    fn move_section(&mut self, index: usize, op: &DeltaOp, name: &str, to: usize) -> Result<()> {
+        let current = self.existing_section(index, op, name)?;
+        let mut order = self.ordered_sections();
+        if to >= order.len() {
+            return Err(self.reject(
+                index,
+                op,
+                format!(
+                    "place {to} is past the last section (places 0 to {})",
+                    order.len() - 1
+                ),
+            ));
+        }
+        let from = order
+            .iter()
+            .position(|s| s.name == current.name)
+            .unwrap_or(0);
+        if from == to {
+            return Err(self.reject(
+                index,
+                op,
+                format!("section '{}' is already at place {to}", current.name),
+            ));
+        }
+        let moved = order.remove(from);
+        order.insert(to, moved);
+        for section in order.into_iter().skip(from.min(to)) {
+            let renumbered = Section {
+                position: self.take_position(),
+                ..section.clone()
+            };
+            self.set_section(Some(index), &section.name, renumbered)?;
+        }
+        Ok(())
+    }
+
+    /// Soft-removes a section and every active bullet in it (each recorded), so a revert brings all
+    /// of them back.
+    fn remove_section(&mut self, index: usize, op: &DeltaOp, name: &str) -> Result<()> {
+        let current = self.existing_section(index, op, name)?;
+        let section_id = self.sections[&current.name].id;
+        let ids: Vec<String> = {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT bullet_id FROM bullets WHERE section_id = ?1 AND status = 'active' ORDER BY position",
+            )?;
+            stmt.query_map([section_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in ids {
+            if let Some(before) = self.load_bullet(&id)? {
+                let mut after = before.clone();
+                after.status = BulletStatus::Removed;
+                after.updated_at = self.now.clone();
+                self.record_bullet(index, before, after)?;
+            }
+        }
+        let removed = Section {
+            removed: true,
+            ..current.clone()
+        };
+        self.set_section(Some(index), &current.name, removed)
     }
 
     fn existing_active(&self, index: usize, op: &DeltaOp, id: &str) -> Result<Bullet> {

@@ -31,6 +31,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0003_runs_queue.up.sql"),
         down: include_str!("migrations/0003_runs_queue.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "removable sections",
+        up: include_str!("migrations/0004_section_status.up.sql"),
+        down: include_str!("migrations/0004_section_status.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -144,7 +144,7 @@ impl Store {
         self.require_latest()?;
         let mut stmt = self.conn.prepare(
             "SELECT p.id, p.name, p.created_at, p.next_bullet_number,
-                    (SELECT count(*) FROM sections s WHERE s.playbook_id = p.id),
+                    (SELECT count(*) FROM sections s WHERE s.playbook_id = p.id AND s.status = 'active'),
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'active'),
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'removed'),
                     (SELECT count(*) FROM revisions r WHERE r.playbook_id = p.id)
@@ -218,7 +218,7 @@ impl Store {
             |r| r.get(0),
         )?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, name, slug, position FROM sections WHERE playbook_id = ?1",
+            "SELECT id, name, slug, position, status FROM sections WHERE playbook_id = ?1",
         )?;
         let rows = stmt
             .query_map([id], |r| {
@@ -228,6 +228,7 @@ impl Store {
                         name: r.get(1)?,
                         slug: r.get(2)?,
                         position: r.get(3)?,
+                        removed: r.get::<_, String>(4)? == "removed",
                     },
                 ))
             })?
@@ -251,7 +252,11 @@ impl Store {
             }
             bullets.push(b);
         }
-        let sections = rows.into_iter().map(|(_, s)| s).collect();
+        let sections = rows
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| !s.removed)
+            .collect();
         let mut playbook = Playbook {
             name: name.to_string(),
             sections,
@@ -297,7 +302,7 @@ impl Store {
     pub fn playbook_at(&self, id: i64) -> Result<Playbook> {
         let target = self.revision(id)?.revision;
         let mut stmt = self.conn.prepare(
-            "SELECT o.kind, o.key, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+            "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = (SELECT playbook_id FROM revisions WHERE id = ?1) AND r.id <= ?1
              ORDER BY r.id, o.idx",
         )?;
@@ -308,16 +313,26 @@ impl Store {
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })?;
         for row in rows {
-            let (kind, key, after) = row?;
-            match parse_change(&kind, key, None, after.as_deref())? {
+            let (kind, key, before, after) = row?;
+            // A bullet's before state is not needed; parse it only for sections (renames).
+            let before = if kind == "section" { before } else { None };
+            match parse_change(&kind, key, before.as_deref(), after.as_deref())? {
                 Change::Section {
                     name,
+                    before,
                     after: Some(s),
-                    ..
                 } => {
+                    // A rename: bullets point at the section row, so they carry the new name along.
+                    if let Some(old) = before.filter(|b| b.name != s.name) {
+                        sections.remove(&old.name);
+                        for b in bullets.values_mut().filter(|b| b.section == old.name) {
+                            b.section.clone_from(&s.name);
+                        }
+                    }
                     sections.insert(name, s);
                 }
                 Change::Section {
@@ -337,6 +352,7 @@ impl Store {
                 }
             }
         }
+        sections.retain(|_, s| !s.removed);
         let next_bullet_number = bullets
             .keys()
             .filter_map(|id| crate::playbook::parse_bullet_id(id).map(|(_, n)| n + 1))

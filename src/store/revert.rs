@@ -2,9 +2,10 @@
 //!
 //! Each recorded change is undone in reverse order: a bullet goes back to its `before` state (deleted
 //! if it did not exist), counters move by the inverse of the recorded increment, a created section is
-//! deleted once empty. If a later revision touched the same bullet or section, the revert is refused
-//! with the names of both, unless forced; a forced revert restores content, section and status from
-//! `before` and subtracts only this revision's counter increments, keeping later ones.
+//! deleted once empty, a renamed, moved or removed section gets its old state back. If a later
+//! revision touched the same bullet or section, the revert is refused with the names of both, unless
+//! forced. Either way only the fields this revision changed go back to their old values, and counters
+//! lose only this revision's increments, so later changes to other fields are kept.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -12,7 +13,7 @@ use super::apply::Writer;
 use super::read::load_changes;
 use super::{ApplyOutcome, Result, Store, StoreError, classify};
 use crate::delta::{Change, DeltaBatch, Source};
-use crate::playbook::Bullet;
+use crate::playbook::{Bullet, Section};
 
 fn counter(current: u64, before: u64, after: u64) -> u64 {
     let v = i128::from(current) + i128::from(before) - i128::from(after);
@@ -100,14 +101,42 @@ impl Store {
                 Change::Section {
                     name,
                     before: Some(section),
-                    ..
+                    after: None,
                 } => {
-                    if writer.find_section(name).is_none() {
+                    if writer.section_row(name).is_none() {
                         writer.create_section(
                             None,
                             name,
                             Some(&section.slug),
                             Some(section.position),
+                        )?;
+                    }
+                }
+                Change::Section {
+                    before: Some(before),
+                    after: Some(after),
+                    ..
+                } => {
+                    // Renamed, moved, removed or brought back: the row goes back to its old state.
+                    if before.name != after.name && writer.section_row(&before.name).is_some() {
+                        return Err(StoreError::RevertConflict {
+                            revision: id,
+                            detail: format!(
+                                "it renamed section '{}' to '{}', and a section named '{}' exists again",
+                                before.name, after.name, before.name
+                            ),
+                        });
+                    }
+                    if writer.section_row(&after.name).is_some() {
+                        if writer.section_row(&after.name).map(|r| &r.section) != Some(before) {
+                            writer.set_section(None, &after.name, before.clone())?;
+                        }
+                    } else if writer.section_row(&before.name).is_none() {
+                        writer.create_section(
+                            None,
+                            &before.name,
+                            Some(&before.slug),
+                            Some(before.position),
                         )?;
                     }
                 }
@@ -123,8 +152,9 @@ impl Store {
     }
 }
 
-/// The state a bullet returns to: `before`, with counters moved by the inverse of this revision's
-/// increment (equal to `before` when nothing changed the bullet since).
+/// The state a bullet returns to: each field this revision changed goes back to `before`, the
+/// fields it left alone keep their current value (so a section renamed since is kept), and counters
+/// move by the inverse of this revision's increment. With nothing changed since, this is `before`.
 fn restored(
     before: &Bullet,
     current: Option<&Bullet>,
@@ -136,6 +166,19 @@ fn restored(
         t.helpful = counter(cur.helpful, before.helpful, aft.helpful);
         t.harmful = counter(cur.harmful, before.harmful, aft.harmful);
         t.neutral = counter(cur.neutral, before.neutral, aft.neutral);
+        if before.content == aft.content {
+            t.content.clone_from(&cur.content);
+        }
+        if (&before.section, before.position) == (&aft.section, aft.position) {
+            t.section.clone_from(&cur.section);
+            t.position = cur.position;
+        }
+        if before.metadata == aft.metadata {
+            t.metadata.clone_from(&cur.metadata);
+        }
+        if before.status == aft.status {
+            t.status = cur.status;
+        }
     }
     t.updated_at = now.to_string();
     t
@@ -168,6 +211,44 @@ fn later_changes(
     )?;
     let mut describe = tx.prepare_cached("SELECT source FROM revisions WHERE id = ?1")?;
     let mut messages = Vec::new();
+    let mut section = tx.prepare_cached(
+        "SELECT name, slug, position, status FROM sections WHERE playbook_id = ?1 AND name = ?2",
+    )?;
+    for (i, change) in changes.iter().enumerate() {
+        let Change::Section { name, after, .. } = change else {
+            continue;
+        };
+        // Only the last state this revision gave a section is what a later one may have changed.
+        if changes[i + 1..].iter().any(|c| {
+            matches!(c, Change::Section { name: n, before, .. }
+                if n == name || before.as_ref().is_some_and(|b| &b.name == name))
+        }) {
+            continue;
+        }
+        let now: Option<Section> = section
+            .query_row(params![playbook_id, name], |r| {
+                Ok(Section {
+                    name: r.get(0)?,
+                    slug: r.get(1)?,
+                    position: r.get(2)?,
+                    removed: r.get::<_, String>(3)? == "removed",
+                })
+            })
+            .optional()?;
+        match (after, now) {
+            (Some(a), Some(n)) if *a != n => messages.push(format!(
+                "section '{name}' was {} later",
+                if n.removed != a.removed {
+                    if n.removed { "removed" } else { "brought back" }
+                } else {
+                    "moved"
+                }
+            )),
+            (Some(_), None) => messages.push(format!("section '{name}' was renamed or deleted later")),
+            (None, Some(_)) => messages.push(format!("section '{name}' was created again later")),
+            _ => {}
+        }
+    }
     for change in changes {
         let Change::Bullet {
             id: bullet_id,

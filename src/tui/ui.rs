@@ -696,18 +696,16 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
         }
         for c in &d.changes {
             match c {
-                Change::Section {
-                    name, before: None, ..
-                } => lines.push(Line::from(Span::styled(
-                    format!("+ section {name}"),
-                    theme.added(),
-                ))),
-                Change::Section {
-                    name, after: None, ..
-                } => lines.push(Line::from(Span::styled(
-                    format!("- section {name}"),
-                    theme.removed(),
-                ))),
+                Change::Section { .. } => {
+                    if let Some((sign, line)) = c.section_line() {
+                        let style = match sign {
+                            '+' => theme.added(),
+                            '-' => theme.removed(),
+                            _ => theme.changed(),
+                        };
+                        lines.push(Line::from(Span::styled(format!("{sign} {line}"), style)));
+                    }
+                }
                 Change::Bullet {
                     id,
                     before: None,
