@@ -502,10 +502,9 @@ impl Change {
             (Some(b), Some(a)) if !b.removed && a.removed => {
                 ('-', format!("section '{name}' removed"))
             }
-            (Some(b), Some(a)) if b.name != a.name => (
-                '~',
-                format!("section '{}' renamed to '{}'", b.name, a.name),
-            ),
+            (Some(b), Some(a)) if b.name != a.name => {
+                ('~', format!("section '{}' renamed to '{}'", b.name, a.name))
+            }
             (Some(_), Some(_)) => ('~', format!("section '{name}' moved")),
         })
     }

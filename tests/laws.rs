@@ -108,10 +108,11 @@ impl Sections {
 
     fn find(&self, name: &str) -> Option<usize> {
         let key = normalize_section_key(name);
-        self.active
-            .iter()
-            .position(|s| s == name)
-            .or_else(|| self.active.iter().position(|s| normalize_section_key(s) == key))
+        self.active.iter().position(|s| s == name).or_else(|| {
+            self.active
+                .iter()
+                .position(|s| normalize_section_key(s) == key)
+        })
     }
 
     /// An ADD or UPDATE naming `name` creates the section (or brings a removed one back) if needed.

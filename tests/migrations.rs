@@ -113,7 +113,14 @@ fn every_version_migrates_up_and_down_keeping_data() {
         Err(StoreError::RevertConflict { .. })
     ));
     store.revert(gone.revision(), true, None).unwrap();
-    assert!(store.load_playbook("old").unwrap().bullets.iter().all(|b| b.is_active()));
+    assert!(
+        store
+            .load_playbook("old")
+            .unwrap()
+            .bullets
+            .iter()
+            .all(|b| b.is_active())
+    );
     // a queued proposal at version 4 …
     store
         .propose(

@@ -7,8 +7,6 @@ use ace::delta::DeltaOp;
 use ace::store::{ApplyOptions, StoreError};
 use common::*;
 
-const SECTIONS: &[&str] = &["FORMULAS AND CALCULATIONS", "COMMON MISTAKES TO AVOID", "OTHERS"];
-
 fn rename(section: &str, new_name: &str) -> DeltaOp {
     DeltaOp::RenameSection {
         section: section.into(),
@@ -45,7 +43,11 @@ fn rejection(store: &mut ace::store::Store, op: DeltaOp) -> String {
         .apply("fin", &batch("bad", vec![op]), &ApplyOptions::default())
         .unwrap_err();
     assert!(matches!(err, StoreError::Rejected { .. }), "{err}");
-    assert_eq!(view(&store.load_playbook("fin").unwrap()), before, "nothing written");
+    assert_eq!(
+        view(&store.load_playbook("fin").unwrap()),
+        before,
+        "nothing written"
+    );
     err.to_string()
 }
 
@@ -60,21 +62,39 @@ fn a_renamed_section_keeps_its_bullets_ids_and_slug_and_the_revert_restores_it()
     );
     let p = store.load_playbook("fin").unwrap();
     assert_eq!(p.sections[0].name, "Formulas");
-    assert_eq!(p.sections[0].slug, "calc", "the slug stays, so new ids match the old ones");
-    let moved: Vec<&str> = p.section_bullets("Formulas").map(|b| b.id.as_str()).collect();
+    assert_eq!(
+        p.sections[0].slug, "calc",
+        "the slug stays, so new ids match the old ones"
+    );
+    let moved: Vec<&str> = p
+        .section_bullets("Formulas")
+        .map(|b| b.id.as_str())
+        .collect();
     assert_eq!(moved, ["calc-00001", "calc-00002"]);
-    let out = apply(&mut store, "fin", batch("a", vec![add("Formulas", "EBITDA margin")]));
+    let out = apply(
+        &mut store,
+        "fin",
+        batch("a", vec![add("Formulas", "EBITDA margin")]),
+    );
     assert_eq!(added(&out), ["calc-00005"]);
 
     // the diff names the rename; time travel shows the old name before it and the new one after
     let detail = store.revision(r.revision()).unwrap();
     assert_eq!(
         detail.changes[0].section_line().unwrap(),
-        ('~', "section 'FORMULAS AND CALCULATIONS' renamed to 'Formulas'".to_string())
+        (
+            '~',
+            "section 'FORMULAS AND CALCULATIONS' renamed to 'Formulas'".to_string()
+        )
     );
     assert_eq!(view(&store.playbook_at(r.revision() - 1).unwrap()), before);
     assert_eq!(
-        store.playbook_at(r.revision()).unwrap().bullet("calc-00001").unwrap().section,
+        store
+            .playbook_at(r.revision())
+            .unwrap()
+            .bullet("calc-00001")
+            .unwrap()
+            .section,
         "Formulas"
     );
 
@@ -111,19 +131,34 @@ fn a_moved_section_changes_place_and_the_revert_puts_it_back() {
     let r = apply(&mut store, "fin", batch("m", vec![move_to("OTHERS", 0)]));
     assert_eq!(
         names(&store),
-        ["OTHERS", "FORMULAS AND CALCULATIONS", "COMMON MISTAKES TO AVOID"]
+        [
+            "OTHERS",
+            "FORMULAS AND CALCULATIONS",
+            "COMMON MISTAKES TO AVOID"
+        ]
     );
     // bullets follow their section's place
     let p = store.load_playbook("fin").unwrap();
     assert_eq!(p.active_bullets().next().unwrap().id, "misc-00004");
     assert_eq!(view(&store.playbook_at(r.revision()).unwrap()), view(&p));
-    apply(&mut store, "fin", batch("m2", vec![move_to("FORMULAS AND CALCULATIONS", 2)]));
+    apply(
+        &mut store,
+        "fin",
+        batch("m2", vec![move_to("FORMULAS AND CALCULATIONS", 2)]),
+    );
     assert_eq!(
         names(&store),
-        ["OTHERS", "COMMON MISTAKES TO AVOID", "FORMULAS AND CALCULATIONS"]
+        [
+            "OTHERS",
+            "COMMON MISTAKES TO AVOID",
+            "FORMULAS AND CALCULATIONS"
+        ]
     );
     // the first move cannot be reverted cleanly once a later one moved the same sections
-    let err = store.revert(r.revision(), false, None).unwrap_err().to_string();
+    let err = store
+        .revert(r.revision(), false, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("was moved later"), "{err}");
     let last = store.revisions(Some("fin"), 1).unwrap()[0].id;
     store.revert(last, false, None).unwrap();
@@ -137,7 +172,10 @@ fn moves_to_the_same_place_or_past_the_end_are_rejected() {
     let err = rejection(&mut store, move_to("OTHERS", 2));
     assert!(err.contains("already at place 2"), "{err}");
     let err = rejection(&mut store, move_to("OTHERS", 3));
-    assert!(err.contains("place 3 is past the last section (places 0 to 2)"), "{err}");
+    assert!(
+        err.contains("place 3 is past the last section (places 0 to 2)"),
+        "{err}"
+    );
     let err = rejection(&mut store, move_to("Nope", 0));
     assert!(err.contains("section 'Nope' does not exist"), "{err}");
 }
@@ -155,8 +193,16 @@ fn a_removed_section_hides_with_its_bullets_and_comes_back_with_the_revert() {
     assert_eq!(names(&store), ["COMMON MISTAKES TO AVOID", "OTHERS"]);
     let gone = p.bullet("calc-00001").unwrap();
     assert!(!gone.is_active(), "its bullets are removed too");
-    assert_eq!(gone.content, "Current ratio = current assets / current liabilities.");
-    assert_eq!(store.revisions(Some("fin"), 1).unwrap()[0].summary.to_string(), "+0 ~0 -2 tag×0 §1");
+    assert_eq!(
+        gone.content,
+        "Current ratio = current assets / current liabilities."
+    );
+    assert_eq!(
+        store.revisions(Some("fin"), 1).unwrap()[0]
+            .summary
+            .to_string(),
+        "+0 ~0 -2 tag×0 §1"
+    );
     // a removed section takes no new bullets unless sections may be created, which brings it back
     let err = rejection(&mut store, add("FORMULAS AND CALCULATIONS", "x"));
     assert!(err.contains("does not exist"), "{err}");
@@ -169,7 +215,11 @@ fn a_removed_section_hides_with_its_bullets_and_comes_back_with_the_revert() {
 #[test]
 fn adding_a_removed_section_again_brings_it_back_empty_and_revertibly() {
     let mut store = finance_store();
-    apply(&mut store, "fin", batch("x", vec![remove_section("OTHERS")]));
+    apply(
+        &mut store,
+        "fin",
+        batch("x", vec![remove_section("OTHERS")]),
+    );
     let without = view(&store.load_playbook("fin").unwrap());
     let back = apply(
         &mut store,
@@ -184,9 +234,16 @@ fn adding_a_removed_section_again_brings_it_back_empty_and_revertibly() {
     );
     let p = store.load_playbook("fin").unwrap();
     assert_eq!(p.sections.last().unwrap().name, "OTHERS");
-    assert_eq!(p.section_bullets("OTHERS").count(), 0, "its old bullets stay removed");
     assert_eq!(
-        store.revision(back.revision()).unwrap().changes[0].section_line().unwrap().1,
+        p.section_bullets("OTHERS").count(),
+        0,
+        "its old bullets stay removed"
+    );
+    assert_eq!(
+        store.revision(back.revision()).unwrap().changes[0]
+            .section_line()
+            .unwrap()
+            .1,
         "section 'OTHERS' brought back"
     );
     store.revert(back.revision(), false, None).unwrap();
@@ -197,21 +254,51 @@ fn adding_a_removed_section_again_brings_it_back_empty_and_revertibly() {
 fn renames_onto_names_in_use_are_rejected() {
     let mut store = finance_store();
     let err = rejection(&mut store, rename("OTHERS", "common mistakes to avoid"));
-    assert!(err.contains("section 'COMMON MISTAKES TO AVOID' already exists"), "{err}");
-    apply(&mut store, "fin", batch("x", vec![remove_section("OTHERS")]));
+    assert!(
+        err.contains("section 'COMMON MISTAKES TO AVOID' already exists"),
+        "{err}"
+    );
+    apply(
+        &mut store,
+        "fin",
+        batch("x", vec![remove_section("OTHERS")]),
+    );
     let err = rejection(&mut store, rename("COMMON MISTAKES TO AVOID", "OTHERS"));
-    assert!(err.contains("a removed section is called 'OTHERS'"), "{err}");
+    assert!(
+        err.contains("a removed section is called 'OTHERS'"),
+        "{err}"
+    );
     // a change of case only is a rename of the section onto itself, which is allowed
-    apply(&mut store, "fin", batch("case", vec![rename("COMMON MISTAKES TO AVOID", "Common mistakes to avoid")]));
-    assert_eq!(names(&store), ["FORMULAS AND CALCULATIONS", "Common mistakes to avoid"]);
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "case",
+            vec![rename(
+                "COMMON MISTAKES TO AVOID",
+                "Common mistakes to avoid",
+            )],
+        ),
+    );
+    assert_eq!(
+        names(&store),
+        ["FORMULAS AND CALCULATIONS", "Common mistakes to avoid"]
+    );
 }
 
 #[test]
 fn a_rename_cannot_be_reverted_cleanly_once_the_section_was_removed() {
     let mut store = finance_store();
-    let r = apply(&mut store, "fin", batch("r", vec![rename("OTHERS", "Misc")]));
+    let r = apply(
+        &mut store,
+        "fin",
+        batch("r", vec![rename("OTHERS", "Misc")]),
+    );
     apply(&mut store, "fin", batch("x", vec![remove_section("Misc")]));
-    let err = store.revert(r.revision(), false, None).unwrap_err().to_string();
+    let err = store
+        .revert(r.revision(), false, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("section 'Misc' was removed later"), "{err}");
 }
 

@@ -208,6 +208,77 @@ fn manual_curation_is_deltas_from_a_human() {
     );
 }
 
+/// Runs the `Apply` effects against the store and reloads the panes, as the workbench does.
+fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
+    for e in effects {
+        let Effect::Apply(b) = e else { panic!("{e:?}") };
+        store
+            .apply("fin", &b, &ace::store::ApplyOptions::create_sections())
+            .unwrap();
+    }
+    let snapshot = Snapshot {
+        playbooks: vec!["fin".into()],
+        playbook: store.load_playbook("fin").unwrap(),
+        queue: store.pending(None).unwrap(),
+        revisions: store.revisions(Some("fin"), 100).unwrap(),
+    };
+    update(st, Action::Loaded(Box::new(snapshot)));
+}
+
+#[test]
+fn sections_are_renamed_moved_and_removed_by_hand() {
+    let (mut store, mut st) = fixture();
+    let names = |st: &State| {
+        st.playbook
+            .sections
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
+    // e renames the selected section (the input starts with its name)
+    key(&mut st, KeyCode::Char('e'));
+    for _ in 0.."FORMULAS AND CALCULATIONS".len() {
+        key(&mut st, KeyCode::Backspace);
+    }
+    typed(&mut st, "Formulas");
+    let effects = key(&mut st, KeyCode::Enter);
+    assert!(matches!(&effects[0], Effect::Apply(b) if b.source == ace::delta::Source::Human));
+    applied(&mut store, &mut st, effects);
+    assert_eq!(names(&st)[0], "Formulas");
+    assert_eq!(st.visible.len(), 2, "its bullets came along");
+    // J moves it down one place, and the selection follows it; K moves it back
+    let effects = key(&mut st, KeyCode::Char('J'));
+    applied(&mut store, &mut st, effects);
+    assert_eq!(
+        names(&st),
+        ["COMMON MISTAKES TO AVOID", "Formulas", "OTHERS"]
+    );
+    assert_eq!(st.section_name(), Some("Formulas"));
+    let effects = key(&mut st, KeyCode::Char('K'));
+    applied(&mut store, &mut st, effects);
+    assert_eq!(names(&st)[0], "Formulas");
+    assert!(
+        key(&mut st, KeyCode::Char('K')).is_empty(),
+        "the first section goes no higher"
+    );
+    // d removes the section and its bullets, after a confirmation that counts them
+    key(&mut st, KeyCode::Char('d'));
+    let Some(Popup::Confirm { message, .. }) = &st.popup else {
+        panic!("d asks first")
+    };
+    assert!(
+        message.contains("Remove section 'Formulas' and its 2 bullets?"),
+        "{message}"
+    );
+    let effects = key(&mut st, KeyCode::Char('y'));
+    applied(&mut store, &mut st, effects);
+    assert!(!names(&st).contains(&"Formulas".to_string()));
+    // in the bullets pane the same keys act on bullets
+    key(&mut st, KeyCode::Right);
+    key(&mut st, KeyCode::Char('e'));
+    assert!(matches!(&st.popup, Some(Popup::Input { title, .. }) if title.starts_with("edit [")));
+}
+
 #[test]
 fn queue_review_keys() {
     let (_s, mut st) = fixture();

@@ -626,7 +626,9 @@ pub fn import_batch(playbook: &Playbook, batch_id: &str) -> DeltaBatch {
     // removed again, so the copy hides it as the original does.
     let mut hidden: Vec<&str> = Vec::new();
     for b in &playbook.bullets {
-        if !playbook.sections.iter().any(|s| s.name == b.section) && !hidden.contains(&b.section.as_str()) {
+        if !playbook.sections.iter().any(|s| s.name == b.section)
+            && !hidden.contains(&b.section.as_str())
+        {
             hidden.push(&b.section);
         }
     }

@@ -471,9 +471,9 @@ impl<'t> Writer<'t> {
                 self.create_section(Some(index), section, slug.as_deref(), None)
                     .map(|_| None)
             }
-            DeltaOp::RenameSection { section, new_name } => {
-                self.rename_section(index, op, section, new_name).map(|_| None)
-            }
+            DeltaOp::RenameSection { section, new_name } => self
+                .rename_section(index, op, section, new_name)
+                .map(|_| None),
             DeltaOp::MoveSection { section, index: to } => {
                 self.move_section(index, op, section, *to).map(|_| None)
             }

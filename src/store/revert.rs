@@ -244,7 +244,9 @@ fn later_changes(
                     "moved"
                 }
             )),
-            (Some(_), None) => messages.push(format!("section '{name}' was renamed or deleted later")),
+            (Some(_), None) => {
+                messages.push(format!("section '{name}' was renamed or deleted later"))
+            }
             (None, Some(_)) => messages.push(format!("section '{name}' was created again later")),
             _ => {}
         }

@@ -46,6 +46,7 @@ pub enum Confirmed {
     Revert { revision: i64, force: bool },
     DecideAll { batch: i64, approve: bool },
     RemoveBullet(String),
+    RemoveSection(String),
     CancelRun,
 }
 
@@ -56,6 +57,7 @@ pub enum InputFor {
     RejectReason { batch: i64, op: usize },
     AddBullet { section: String },
     EditBullet { id: String },
+    RenameSection { section: String },
     StartRun,
 }
 

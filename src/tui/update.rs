@@ -18,6 +18,8 @@ pub struct Command {
 }
 
 const PLAYBOOK: &[Pane] = &[Pane::Sections, Pane::Bullets];
+const SECTIONS: &[Pane] = &[Pane::Sections];
+const BULLETS: &[Pane] = &[Pane::Bullets];
 const RUN: &[Pane] = &[Pane::Run];
 const QUEUE: &[Pane] = &[Pane::Queue];
 const REVS: &[Pane] = &[Pane::Revisions];
@@ -54,6 +56,36 @@ pub const COMMANDS: &[Command] = &[
         panes: &[],
     },
     Command {
+        keys: "e",
+        what: "edit",
+        panes: BULLETS,
+    },
+    Command {
+        keys: "m",
+        what: "move to section",
+        panes: BULLETS,
+    },
+    Command {
+        keys: "d",
+        what: "remove",
+        panes: BULLETS,
+    },
+    Command {
+        keys: "e",
+        what: "rename section",
+        panes: SECTIONS,
+    },
+    Command {
+        keys: "J/K",
+        what: "move section",
+        panes: SECTIONS,
+    },
+    Command {
+        keys: "d",
+        what: "remove section",
+        panes: SECTIONS,
+    },
+    Command {
         keys: "/",
         what: "filter",
         panes: PLAYBOOK,
@@ -71,21 +103,6 @@ pub const COMMANDS: &[Command] = &[
     Command {
         keys: "a",
         what: "add bullet",
-        panes: PLAYBOOK,
-    },
-    Command {
-        keys: "e",
-        what: "edit",
-        panes: PLAYBOOK,
-    },
-    Command {
-        keys: "m",
-        what: "move",
-        panes: PLAYBOOK,
-    },
-    Command {
-        keys: "d",
-        what: "remove",
         panes: PLAYBOOK,
     },
     Command {
@@ -534,7 +551,11 @@ fn unique(tag: &str) -> String {
 }
 
 fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
-    if state.viewing_at.is_some() && matches!(key.code, KeyCode::Char('a' | 'e' | 'm' | 'd' | 'S'))
+    if state.viewing_at.is_some()
+        && matches!(
+            key.code,
+            KeyCode::Char('a' | 'e' | 'm' | 'd' | 'S' | 'J' | 'K')
+        )
     {
         state.message =
             "viewing a past revision; Esc returns to the current playbook to edit".into();
@@ -571,6 +592,49 @@ fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                     InputFor::AddBullet { section },
                     "",
                 ));
+            }
+        }
+        KeyCode::Char('e') if state.focus == Pane::Sections => {
+            if let Some(section) = state.section_name().map(str::to_string) {
+                state.popup = Some(input(
+                    &format!("rename section '{section}'"),
+                    InputFor::RenameSection {
+                        section: section.clone(),
+                    },
+                    &section,
+                ));
+            }
+        }
+        KeyCode::Char('d') if state.focus == Pane::Sections => {
+            if let Some(section) = state.section_name().map(str::to_string) {
+                let n = state.playbook.section_bullets(&section).count();
+                state.popup = Some(Popup::Confirm {
+                    message: format!(
+                        "Remove section '{section}' and its {n} bullet{}? (a revision; revertible)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    action: Confirmed::RemoveSection(section),
+                });
+            }
+        }
+        KeyCode::Char(c @ ('J' | 'K')) if state.focus == Pane::Sections => {
+            let len = state.playbook.sections.len();
+            let from = state.section;
+            let to = if c == 'J' {
+                from + 1
+            } else {
+                from.wrapping_sub(1)
+            };
+            if let (Some(name), true) = (state.section_name().map(str::to_string), to < len) {
+                state.section = to;
+                return vec![Effect::Apply(human_batch(
+                    &unique("section-move"),
+                    format!("moved section {name} by hand"),
+                    vec![DeltaOp::MoveSection {
+                        section: name,
+                        index: to,
+                    }],
+                ))];
             }
         }
         KeyCode::Char('e') => {
@@ -872,6 +936,11 @@ fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
             format!("removed {id} by hand"),
             vec![DeltaOp::Remove { bullet_id: id }],
         ))],
+        Confirmed::RemoveSection(section) => vec![Effect::Apply(human_batch(
+            &unique("section-remove"),
+            format!("removed section {section} by hand"),
+            vec![DeltaOp::RemoveSection { section }],
+        ))],
         Confirmed::CancelRun => vec![Effect::Control(Control::Cancel)],
     }
 }
@@ -908,6 +977,18 @@ fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
                 }],
             ))]
         }
+        InputFor::RenameSection { section } if section == text => {
+            state.message = "the name is unchanged".into();
+            Vec::new()
+        }
+        InputFor::RenameSection { section } => vec![Effect::Apply(human_batch(
+            &unique("section-rename"),
+            format!("renamed section {section} by hand"),
+            vec![DeltaOp::RenameSection {
+                section,
+                new_name: text,
+            }],
+        ))],
         InputFor::AddBullet { section } => {
             vec![Effect::Apply(human_batch(
                 &unique("add"),

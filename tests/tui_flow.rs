@@ -1,0 +1,228 @@
+//! The workbench as a person drives it, in process: keys go through the real event handling, its
+//! effects run against a real database and a run streams from the bundled demo model served over
+//! loopback HTTP. One run, three proposals: approve then undo, edit then approve, reject.
+
+use std::time::Duration;
+
+use ace::adaptation::{ApproveMode, RunConfig};
+use ace::llm::mock::{MockServer, Script};
+use ace::store::Store;
+use ace::tui::state::{Pane, Popup, State};
+use ace::tui::{DEMO_SCRIPT, ModelSource, Workbench, ui};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn press(wb: &mut Workbench, code: KeyCode) {
+    wb.press(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn typed(wb: &mut Workbench, text: &str) {
+    for c in text.chars() {
+        press(wb, KeyCode::Char(c));
+    }
+}
+
+/// The first queued batch with undecided ops, if it is the selected one.
+fn pending_batch(s: &State) -> Option<i64> {
+    s.queue
+        .get(s.queue_sel)
+        .filter(|b| b.status == "pending")
+        .map(|b| b.id)
+}
+
+fn screen(state: &State) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(110, 32)).unwrap();
+    terminal.draw(|f| ui::render(state, f)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    (0..32)
+        .map(|y| {
+            (0..110)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until the run waits on a new proposal (not `after`) and returns its queue id.
+fn next_proposal(wb: &mut Workbench, after: Option<i64>) -> i64 {
+    assert!(
+        wb.wait_until(WAIT, |s| s.run.waiting_on.is_some()
+            && pending_batch(s).is_some_and(|id| Some(id) != after)),
+        "no new proposal; run status: {}",
+        wb.state.run.status
+    );
+    pending_batch(&wb.state).unwrap()
+}
+
+/// The bullets a revision added.
+fn added_bullets(store: &Store, revision: i64) -> Vec<ace::playbook::Bullet> {
+    store
+        .revision(revision)
+        .unwrap()
+        .changes
+        .into_iter()
+        .filter_map(|c| match c {
+            ace::delta::Change::Bullet {
+                before: None,
+                after: Some(a),
+                ..
+            } => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt
+        .block_on(MockServer::start_local(
+            Script::from_json(DEMO_SCRIPT).unwrap(),
+        ))
+        .unwrap();
+    let config = RunConfig {
+        batch_size: 1,
+        approve: ApproveMode::Wait,
+        ..RunConfig::default()
+    };
+    let mut wb =
+        Workbench::open(&db, ModelSource::Demo(server.base_url()), config, "flow").unwrap();
+    assert!(
+        wb.wait_until(WAIT, |s| !s.playbook.sections.is_empty()),
+        "the sample playbook loads"
+    );
+    assert!(wb.state.model_label.contains("SCRIPTED DEMO"));
+    let check = Store::open(&db).unwrap();
+    let active_before = check
+        .load_playbook("sample")
+        .unwrap()
+        .active_bullets()
+        .count();
+
+    // start a run from the form with its defaults (the sample dataset, batch size 1, approve wait)
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('r'));
+    assert!(matches!(wb.state.popup, Some(Popup::Input { .. })));
+    press(&mut wb, KeyCode::Enter);
+    let first = next_proposal(&mut wb, None);
+    assert!(wb.state.run.active);
+    assert!(
+        wb.state.run.waiting_on.is_some(),
+        "the run waits for the decision"
+    );
+
+    // 1. approve it: one revision from the curator with the proposed bullet
+    press(&mut wb, KeyCode::Char('3'));
+    assert_eq!(wb.state.focus, Pane::Queue);
+    let shown = screen(&wb.state);
+    assert!(
+        shown.contains("LESSON"),
+        "the queue shows the proposed bullet:\n{shown}"
+    );
+    press(&mut wb, KeyCode::Char('y'));
+    assert!(
+        wb.wait_until(WAIT, |s| s.last_applied.is_some()),
+        "{}",
+        wb.state.message
+    );
+    let approved = wb.state.last_applied.unwrap();
+    let detail = check.revision(approved).unwrap();
+    assert_eq!(detail.revision.source, "curator");
+    assert_eq!(detail.revision.summary.added, 1);
+    let lesson = added_bullets(&check, approved).pop().unwrap();
+    assert!(lesson.content.starts_with("LESSON"), "{}", lesson.content);
+    assert!(
+        check
+            .load_playbook("sample")
+            .unwrap()
+            .bullet(&lesson.id)
+            .unwrap()
+            .is_active()
+    );
+
+    // … and undo it: a revert revision, the bullet gone again
+    press(&mut wb, KeyCode::Char('u'));
+    assert!(
+        wb.wait_until(WAIT, |s| s
+            .message
+            .contains(&format!("revision {approved} reverted by revision"))),
+        "{}",
+        wb.state.message
+    );
+    let p = check.load_playbook("sample").unwrap();
+    assert!(p.bullet(&lesson.id).is_none_or(|b| !b.is_active()));
+    assert_eq!(
+        check.revisions(Some("sample"), 1).unwrap()[0].reverts,
+        Some(approved)
+    );
+
+    // 2. the run goes on; edit the next proposal in the editor and save (Ctrl-s approves the edit)
+    let second = next_proposal(&mut wb, Some(first));
+    press(&mut wb, KeyCode::Char('e'));
+    assert!(matches!(wb.state.popup, Some(Popup::EditOp { .. })));
+    for _ in 0..3 {
+        press(&mut wb, KeyCode::Down); // to the "content" line
+    }
+    press(&mut wb, KeyCode::End);
+    press(&mut wb, KeyCode::Left); // inside the closing quote
+    typed(&mut wb, " Check the units.");
+    wb.press(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    assert!(
+        wb.wait_until(WAIT, |s| s.last_applied.is_some_and(|r| r > approved + 1)),
+        "{}",
+        wb.state.message
+    );
+    let edited_rev = wb.state.last_applied.unwrap();
+    let added = added_bullets(&check, edited_rev);
+    assert_eq!(added.len(), 1);
+    assert!(
+        added[0].content.starts_with("LESSON") && added[0].content.ends_with(" Check the units."),
+        "{}",
+        added[0].content
+    );
+    let queued = check.pending_batch(second).unwrap();
+    assert_eq!(queued.ops[0].status, ace::store::OpStatus::Edited);
+
+    // 3. reject the next one with a reason: nothing applied, the reason kept
+    let third = next_proposal(&mut wb, Some(second));
+    press(&mut wb, KeyCode::Char('n'));
+    typed(&mut wb, "too narrow");
+    press(&mut wb, KeyCode::Enter);
+    assert!(
+        wb.wait_until(WAIT, |s| s.message.contains("nothing approved")),
+        "{}",
+        wb.state.message
+    );
+    let rejected = check.pending_batch(third).unwrap();
+    assert_eq!(rejected.status, "rejected");
+    assert_eq!(rejected.ops[0].reason.as_deref(), Some("too narrow"));
+    assert_eq!(rejected.revision, None);
+    let curated_since = check
+        .revisions(Some("sample"), 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.id > edited_rev && r.source == "curator")
+        .count();
+    assert_eq!(curated_since, 0, "a rejected proposal writes no revision");
+
+    // of the three proposals the playbook holds exactly the edited one (the undone one is gone)
+    let after = check.load_playbook("sample").unwrap();
+    assert_eq!(after.active_bullets().count(), active_before + 1);
+    assert!(
+        after
+            .active_bullets()
+            .any(|b| b.content.ends_with(" Check the units."))
+    );
+    drop(wb);
+    server.shutdown();
+}
