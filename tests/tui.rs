@@ -418,14 +418,56 @@ fn run_keys_and_events() {
     key(&mut st, KeyCode::Char('2'));
     assert!(key(&mut st, KeyCode::Char('p')).is_empty(), "no run yet");
     key(&mut st, KeyCode::Char('r'));
-    let Some(Popup::Input { .. }) = &st.popup else {
-        panic!()
+    let Some(Popup::RunForm(form)) = &st.popup else {
+        panic!("r opens the run form")
     };
+    assert_eq!(
+        form.fields[form.focus].key, "dataset",
+        "the cursor starts on the dataset"
+    );
+    // the fixture's dataset does not exist: the form says so and stays open on that field
+    assert!(key(&mut st, KeyCode::Enter).is_empty());
+    let Some(Popup::RunForm(form)) = &st.popup else {
+        panic!("the form stays open")
+    };
+    assert_eq!(
+        form.error.as_deref(),
+        Some("dataset: no file at data.jsonl")
+    );
+    // replace the dataset with a real file, then set epochs to something that is not a number
+    ctrl(&mut st, 'u'); // clears the field
+    let sample = "assets/sample/dataset.jsonl"; // tests run in the crate's directory
+    typed(&mut st, sample);
+    for _ in 0..4 {
+        key(&mut st, KeyCode::Tab); // val, test, env, epochs
+    }
+    key(&mut st, KeyCode::Backspace);
+    typed(&mut st, "two");
+    key(&mut st, KeyCode::Up);
+    key(&mut st, KeyCode::Enter);
+    let Some(Popup::RunForm(form)) = &st.popup else {
+        panic!("the form stays open")
+    };
+    assert_eq!(
+        form.fields[form.focus].key, "epochs",
+        "the cursor goes to the bad field"
+    );
+    assert!(
+        form.error
+            .as_deref()
+            .unwrap()
+            .contains("'two' is not a whole number")
+    );
+    insta::assert_snapshot!("run_form", screen(&st, 80, 24));
+    ctrl(&mut st, 'u');
+    typed(&mut st, "2");
     let effects = key(&mut st, KeyCode::Enter);
     let Effect::StartRun(config) = &effects[0] else {
         panic!("{effects:?}")
     };
-    assert_eq!(config.dataset, std::path::PathBuf::from("data.jsonl"));
+    assert_eq!(config.dataset, std::path::PathBuf::from(sample));
+    assert_eq!(config.epochs, 2);
+    assert!(st.popup.is_none());
     update(
         &mut st,
         Action::Run(Box::new(Event::Started {

@@ -112,7 +112,7 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
     // start a run from the form with its defaults (the sample dataset, batch size 1, approve wait)
     press(&mut wb, KeyCode::Char('2'));
     press(&mut wb, KeyCode::Char('r'));
-    assert!(matches!(wb.state.popup, Some(Popup::Input { .. })));
+    assert!(matches!(wb.state.popup, Some(Popup::RunForm(_))));
     press(&mut wb, KeyCode::Enter);
     let first = next_proposal(&mut wb, None);
     assert!(wb.state.run.active);

@@ -58,7 +58,6 @@ pub enum InputFor {
     AddBullet { section: String },
     EditBullet { id: String },
     RenameSection { section: String },
-    StartRun,
 }
 
 pub enum Popup {
@@ -78,6 +77,31 @@ pub enum Popup {
         title: String,
         editor: TextArea<'static>,
     },
+    /// The form that starts a run: one line per field.
+    RunForm(RunForm),
+}
+
+/// One field of the run form.
+pub struct FormField {
+    /// The `parse_run` key (`dataset`, `epochs`, …).
+    pub key: &'static str,
+    pub label: &'static str,
+    pub hint: &'static str,
+    pub editor: TextArea<'static>,
+}
+
+impl FormField {
+    pub fn value(&self) -> String {
+        self.editor.lines().join(" ").trim().to_string()
+    }
+}
+
+/// The start-a-run form: Tab / arrows move between fields, Enter starts, Esc cancels. A field the
+/// run cannot use keeps the form open with the reason and the cursor on that field.
+pub struct RunForm {
+    pub fields: Vec<FormField>,
+    pub focus: usize,
+    pub error: Option<String>,
 }
 
 /// What the run pane shows.

@@ -827,6 +827,62 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
             e.set_block(block(title, true, theme));
             frame.render_widget(&e, r);
         }
+        Popup::RunForm(form) => {
+            let height = form.fields.len() as u16 + 6;
+            let r = centered(area, 78, height);
+            frame.render_widget(Clear, r);
+            let outer = block(
+                "Start a run · Tab/↑↓ field · Ctrl-u clear · Enter start · Esc cancel".into(),
+                true,
+                theme,
+            );
+            let inner = outer.inner(r);
+            frame.render_widget(outer, r);
+            let rows = Layout::vertical(
+                std::iter::repeat_n(Constraint::Length(1), form.fields.len()).chain([
+                    Constraint::Length(1),
+                    Constraint::Length(1),
+                    Constraint::Min(1),
+                ]),
+            )
+            .split(inner);
+            for (i, f) in form.fields.iter().enumerate() {
+                let [label, value] =
+                    Layout::horizontal([Constraint::Length(15), Constraint::Min(1)]).areas(rows[i]);
+                let focused = i == form.focus;
+                let style = if focused {
+                    Style::default().add_modifier(Modifier::BOLD)
+                } else {
+                    theme.dim()
+                };
+                frame.render_widget(
+                    Paragraph::new(format!("{}{}", if focused { "▸ " } else { "  " }, f.label))
+                        .style(style),
+                    label,
+                );
+                let mut e = f.editor.clone();
+                if !focused {
+                    e.set_cursor_style(Style::default());
+                }
+                e.set_cursor_line_style(Style::default());
+                frame.render_widget(&e, value);
+            }
+            let n = form.fields.len();
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    form.fields[form.focus].hint.to_string(),
+                    theme.dim(),
+                )),
+                rows[n + 1],
+            );
+            if let Some(e) = &form.error {
+                frame.render_widget(
+                    Paragraph::new(Span::styled(e.clone(), theme.removed()))
+                        .wrap(Wrap { trim: true }),
+                    rows[n + 2],
+                );
+            }
+        }
         Popup::Input { title, editor, .. } => {
             let r = centered(area, 76, 3);
             frame.render_widget(Clear, r);

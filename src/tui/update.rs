@@ -4,7 +4,9 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use super::state::{Action, Confirmed, Effect, InputFor, Pane, Popup, Sort, State};
+use super::state::{
+    Action, Confirmed, Effect, FormField, InputFor, Pane, Popup, RunForm, Sort, State,
+};
 use crate::adaptation::{Control, Event};
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, UpdateOp};
 use crate::store::Decision;
@@ -686,24 +688,7 @@ fn run_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     let active = state.run.active;
     match key.code {
         KeyCode::Char('r') if !active => {
-            let c = &state.default_run;
-            let approve = match c.approve {
-                crate::adaptation::ApproveMode::Wait => "wait",
-                crate::adaptation::ApproveMode::Auto => "auto",
-                crate::adaptation::ApproveMode::Queue => "queue",
-            };
-            let text = format!(
-                "dataset={} env={} epochs={} batch={} approve={approve}",
-                c.dataset.display(),
-                c.env,
-                c.epochs,
-                c.batch_size
-            );
-            state.popup = Some(input(
-                "start a run (edit the fields, Enter starts)",
-                InputFor::StartRun,
-                &text,
-            ));
+            state.popup = Some(Popup::RunForm(run_form(&state.default_run)));
         }
         KeyCode::Char('r') => state.message = "a run is already active".into(),
         KeyCode::Char('p') if active => {
@@ -898,6 +883,7 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 }
             }
         }
+        Popup::RunForm(form) => form_key(state, form, key),
         Popup::Input {
             purpose,
             title,
@@ -1017,54 +1003,184 @@ fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
                 vec![DeltaOp::Update(op)],
             ))]
         }
-        InputFor::StartRun => match parse_run(&state.default_run, &text) {
-            Ok(config) => {
-                state.run = Default::default();
-                state.run.status = "starting".into();
-                vec![Effect::StartRun(Box::new(config))]
-            }
-            Err(e) => {
-                state.message = e;
-                Vec::new()
-            }
-        },
     }
 }
 
-/// Parses `dataset=… env=… epochs=… batch=… approve=… concurrency=… val=… test=…`.
-pub fn parse_run(
+/// The run form, filled with `c`.
+pub fn run_form(c: &crate::adaptation::RunConfig) -> RunForm {
+    let approve = match c.approve {
+        crate::adaptation::ApproveMode::Wait => "wait",
+        crate::adaptation::ApproveMode::Auto => "auto",
+        crate::adaptation::ApproveMode::Queue => "queue",
+    };
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let field = |key, label, hint, value: String| {
+        let mut editor = TextArea::new(vec![value]);
+        editor.move_cursor(ratatui_textarea::CursorMove::End);
+        FormField {
+            key,
+            label,
+            hint,
+            editor,
+        }
+    };
+    RunForm {
+        fields: vec![
+            field(
+                "playbook",
+                "playbook",
+                "learns into this playbook (created if new)",
+                c.playbook.clone(),
+            ),
+            field(
+                "dataset",
+                "dataset",
+                "JSONL: {context, target} or {question, context, ground_truth}",
+                c.dataset.display().to_string(),
+            ),
+            field("val", "validation", "optional JSONL", path(&c.val)),
+            field("test", "test", "optional JSONL", path(&c.test)),
+            field(
+                "env",
+                "environment",
+                "exact | numeric | contains | regex:PATTERN | json | cmd:COMMAND",
+                c.env.clone(),
+            ),
+            field(
+                "epochs",
+                "epochs",
+                "passes over the dataset",
+                c.epochs.to_string(),
+            ),
+            field(
+                "batch",
+                "batch size",
+                "samples per curator call (1 = the paper)",
+                c.batch_size.to_string(),
+            ),
+            field(
+                "concurrency",
+                "concurrency",
+                "model calls at once within a batch",
+                c.concurrency.to_string(),
+            ),
+            field(
+                "approve",
+                "approve",
+                "wait (pause for decisions) | queue (go on) | auto (apply all)",
+                approve.to_string(),
+            ),
+        ],
+        focus: 1,
+        error: None,
+    }
+}
+
+fn form_key(state: &mut State, mut form: RunForm, key: KeyEvent) -> Vec<Effect> {
+    let n = form.fields.len();
+    match key.code {
+        KeyCode::Esc => return Vec::new(),
+        KeyCode::Tab | KeyCode::Down => form.focus = (form.focus + 1) % n,
+        KeyCode::BackTab | KeyCode::Up => form.focus = (form.focus + n - 1) % n,
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            form.fields[form.focus].editor = TextArea::default();
+        }
+        KeyCode::Enter => {
+            let values: Vec<(&str, String)> =
+                form.fields.iter().map(|f| (f.key, f.value())).collect();
+            match parse_run_fields(&state.default_run, &values) {
+                Ok(config) => {
+                    state.run = Default::default();
+                    state.run.status = "starting".into();
+                    return vec![Effect::StartRun(Box::new(config))];
+                }
+                Err((field, message)) => {
+                    if let Some(i) = form.fields.iter().position(|f| Some(f.key) == field) {
+                        form.focus = i;
+                    }
+                    form.error = Some(message);
+                }
+            }
+        }
+        _ => {
+            form.error = None;
+            form.fields[form.focus].editor.input(key);
+        }
+    }
+    state.popup = Some(Popup::RunForm(form));
+    Vec::new()
+}
+
+/// Builds a run config from form fields (`key`, value); an empty value keeps the default (or, for
+/// `val` and `test`, means none). Dataset files must exist. An error names its field.
+pub fn parse_run_fields(
     defaults: &crate::adaptation::RunConfig,
-    text: &str,
-) -> Result<crate::adaptation::RunConfig, String> {
+    fields: &[(&str, String)],
+) -> Result<crate::adaptation::RunConfig, (Option<&'static str>, String)> {
     let mut c = defaults.clone();
-    for field in text.split_whitespace() {
-        let (k, v) = field
-            .split_once('=')
-            .ok_or_else(|| format!("'{field}' is not key=value"))?;
+    for (k, v) in fields {
+        let v = v.trim();
+        let key = |k: &str| -> Option<&'static str> {
+            [
+                "playbook",
+                "dataset",
+                "val",
+                "test",
+                "env",
+                "epochs",
+                "batch",
+                "concurrency",
+                "approve",
+            ]
+            .into_iter()
+            .find(|x| *x == k)
+        };
+        let err = |m: String| (key(k), m);
         let num = |v: &str| {
             v.parse::<u64>()
-                .map_err(|_| format!("{k}={v} is not a number"))
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(format!("{k}: '{v}' is not a whole number above 0")))
         };
-        match k {
-            "dataset" => c.dataset = v.into(),
-            "val" => c.val = Some(v.into()),
-            "test" => c.test = Some(v.into()),
-            "env" => c.env = v.into(),
+        let file = |v: &str| -> Result<std::path::PathBuf, (Option<&'static str>, String)> {
+            let p = std::path::PathBuf::from(v);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(err(format!("{k}: no file at {v}")))
+            }
+        };
+        match *k {
+            "val" | "test" if v.is_empty() => {
+                if *k == "val" {
+                    c.val = None;
+                } else {
+                    c.test = None;
+                }
+            }
+            _ if v.is_empty() => {}
+            "dataset" => c.dataset = file(v)?,
+            "val" => c.val = Some(file(v)?),
+            "test" => c.test = Some(file(v)?),
+            "env" => {
+                crate::environment::Environment::parse(v)
+                    .map_err(|e| err(format!("environment: {e}")))?;
+                c.env = v.into();
+            }
             "epochs" => c.epochs = num(v)? as u32,
             "batch" => c.batch_size = num(v)? as usize,
             "concurrency" => c.concurrency = num(v)? as usize,
-            "approve" => c.approve = v.parse()?,
+            "approve" => c.approve = v.parse().map_err(err)?,
             "playbook" => c.playbook = v.into(),
-            other => {
-                return Err(format!(
-                    "unknown field '{other}' (dataset, val, test, env, epochs, batch, concurrency, approve, playbook)"
-                ));
-            }
+            other => return Err((None, format!("unknown field '{other}'"))),
         }
     }
     if c.dataset.as_os_str().is_empty() {
-        return Err("give dataset=PATH".into());
+        return Err((Some("dataset"), "give a dataset file".into()));
     }
-    crate::environment::Environment::parse(&c.env).map_err(|e| e.to_string())?;
     Ok(c)
 }
