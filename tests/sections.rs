@@ -315,3 +315,31 @@ fn section_ops_from_json_use_the_documented_names() {
     apply(&mut store, "fin", b);
     assert_eq!(names(&store), ["Misc", "FORMULAS AND CALCULATIONS"]);
 }
+
+#[test]
+fn a_move_by_one_place_changes_only_the_two_sections_that_swap() {
+    let mut store = finance_store();
+    let r = apply(&mut store, "fin", batch("m", vec![move_to("OTHERS", 1)]));
+    assert_eq!(
+        names(&store),
+        [
+            "FORMULAS AND CALCULATIONS",
+            "OTHERS",
+            "COMMON MISTAKES TO AVOID"
+        ]
+    );
+    let lines: Vec<String> = store
+        .revision(r.revision())
+        .unwrap()
+        .changes
+        .iter()
+        .filter_map(|c| c.section_line().map(|l| l.1))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "section 'OTHERS' moved",
+            "section 'COMMON MISTAKES TO AVOID' moved"
+        ]
+    );
+}

@@ -237,9 +237,7 @@ fn sections_are_renamed_moved_and_removed_by_hand() {
     };
     // e renames the selected section (the input starts with its name)
     key(&mut st, KeyCode::Char('e'));
-    for _ in 0.."FORMULAS AND CALCULATIONS".len() {
-        key(&mut st, KeyCode::Backspace);
-    }
+    ctrl(&mut st, 'u'); // clears the line
     typed(&mut st, "Formulas");
     let effects = key(&mut st, KeyCode::Enter);
     assert!(matches!(&effects[0], Effect::Apply(b) if b.source == ace::delta::Source::Human));

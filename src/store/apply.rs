@@ -544,8 +544,8 @@ impl<'t> Writer<'t> {
         list
     }
 
-    /// Moves a section to place `to`: the sections from the first place that changes onward get
-    /// fresh order keys (the counter only grows), each recorded.
+    /// Moves a section to place `to`. The sections between its old and new place trade their order
+    /// keys among themselves, so only they change (two for a move by one place), each recorded.
     fn move_section(&mut self, index: usize, op: &DeltaOp, name: &str, to: usize) -> Result<()> {
         let current = self.existing_section(index, op, name)?;
         let mut order = self.ordered_sections();
@@ -570,14 +570,18 @@ impl<'t> Writer<'t> {
                 format!("section '{}' is already at place {to}", current.name),
             ));
         }
+        let (lo, hi) = (from.min(to), from.max(to));
+        let keys: Vec<i64> = order[lo..=hi].iter().map(|s| s.position).collect();
         let moved = order.remove(from);
         order.insert(to, moved);
-        for section in order.into_iter().skip(from.min(to)) {
-            let renumbered = Section {
-                position: self.take_position(),
-                ..section.clone()
-            };
-            self.set_section(Some(index), &section.name, renumbered)?;
+        for (section, key) in order[lo..=hi].iter().zip(keys) {
+            if section.position != key {
+                let renumbered = Section {
+                    position: key,
+                    ..section.clone()
+                };
+                self.set_section(Some(index), &section.name, renumbered)?;
+            }
         }
         Ok(())
     }

@@ -659,6 +659,13 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
 fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
+    // The source column is as wide as the longest source listed, to leave room for the summary.
+    let source_width = state
+        .revisions
+        .iter()
+        .map(|r| r.source.len())
+        .max()
+        .unwrap_or(0);
     let items: Vec<ListItem> = state
         .revisions
         .iter()
@@ -668,7 +675,10 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
                 .get(5..16)
                 .unwrap_or(&r.created_at)
                 .replace('T', " ");
-            ListItem::new(format!("{:>4} {time} {:<11} {}", r.id, r.source, r.summary))
+            ListItem::new(format!(
+                "{:>4} {time} {:<source_width$} {}",
+                r.id, r.source, r.summary
+            ))
         })
         .collect();
     let mut ls = ListState::default()

@@ -892,7 +892,11 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Esc => Vec::new(),
             KeyCode::Enter => submit(state, purpose, editor.lines().join(" ").trim().to_string()),
             _ => {
-                editor.input(key);
+                if key.code == KeyCode::Char('u') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                    editor = TextArea::default(); // clears the line, as in a shell
+                } else {
+                    editor.input(key);
+                }
                 if purpose == InputFor::Filter {
                     state.filter = editor.lines().join(" ");
                     state.bullet = 0;
