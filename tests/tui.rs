@@ -138,7 +138,14 @@ fn navigation_keys() {
         vec![Effect::LoadRevision(st.revisions[0].id)]
     );
     key(&mut st, KeyCode::Char('?'));
-    assert!(matches!(st.popup, Some(Popup::Help)));
+    assert!(matches!(st.popup, Some(Popup::Help { scroll: 0 })));
+    key(&mut st, KeyCode::Char('j'));
+    key(&mut st, KeyCode::Char('j'));
+    key(&mut st, KeyCode::Char('k'));
+    assert!(matches!(st.popup, Some(Popup::Help { scroll: 1 })), "j/k scroll the list");
+    key(&mut st, KeyCode::Char('G'));
+    let last = ace::tui::update::COMMANDS.len() as u16 - 1;
+    assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
     key(&mut st, KeyCode::Esc);
     assert!(st.popup.is_none());
     key(&mut st, KeyCode::Char('q'));

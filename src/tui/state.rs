@@ -61,7 +61,10 @@ pub enum InputFor {
 }
 
 pub enum Popup {
-    Help,
+    /// The key list, scrolled down by `scroll` lines.
+    Help {
+        scroll: u16,
+    },
     Confirm {
         message: String,
         action: Confirmed,

@@ -794,8 +794,8 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) {
     let area = frame.area();
     match popup {
-        Popup::Help => {
-            let r = centered(area, 70, 30);
+        Popup::Help { scroll } => {
+            let r = centered(area, 70, super::update::COMMANDS.len() as u16 + 2);
             let lines: Vec<Line> = super::update::COMMANDS
                 .iter()
                 .map(|c| {
@@ -809,7 +809,9 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                 .collect();
             frame.render_widget(Clear, r);
             frame.render_widget(
-                Paragraph::new(lines).block(block("Help (Esc closes)".into(), true, theme)),
+                Paragraph::new(lines)
+                    .scroll((*scroll, 0))
+                    .block(block("Help · j/k scroll · Esc closes".into(), true, theme)),
                 r,
             );
         }

@@ -475,7 +475,7 @@ fn key_press(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     }
     state.message.clear();
     match key.code {
-        KeyCode::Char('?') => state.popup = Some(Popup::Help),
+        KeyCode::Char('?') => state.popup = Some(Popup::Help { scroll: 0 }),
         KeyCode::Char('q') => return ask_quit(state),
         KeyCode::Tab => state.focus = next_pane(state.focus, 1),
         KeyCode::BackTab => state.focus = next_pane(state.focus, -1),
@@ -838,13 +838,21 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     };
     match popup {
-        Popup::Help => {
-            if !matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
-            ) {
-                state.popup = Some(Popup::Help);
-            }
+        Popup::Help { scroll } => {
+            let last = COMMANDS.len().saturating_sub(1) as u16;
+            let scroll = match key.code {
+                KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter => return Vec::new(),
+                KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => scroll.saturating_add(10),
+                KeyCode::PageUp => scroll.saturating_sub(10),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => last,
+                _ => scroll,
+            };
+            state.popup = Some(Popup::Help {
+                scroll: scroll.min(last),
+            });
             Vec::new()
         }
         Popup::Confirm { message, action } => match key.code {
