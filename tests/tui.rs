@@ -142,7 +142,10 @@ fn navigation_keys() {
     key(&mut st, KeyCode::Char('j'));
     key(&mut st, KeyCode::Char('j'));
     key(&mut st, KeyCode::Char('k'));
-    assert!(matches!(st.popup, Some(Popup::Help { scroll: 1 })), "j/k scroll the list");
+    assert!(
+        matches!(st.popup, Some(Popup::Help { scroll: 1 })),
+        "j/k scroll the list"
+    );
     key(&mut st, KeyCode::Char('G'));
     let last = ace::tui::update::COMMANDS.len() as u16 - 1;
     assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
@@ -592,4 +595,46 @@ fn panes_render_at_80_by_24() {
     insta::assert_snapshot!("revisions", screen(&st, 80, 24));
     key(&mut st, KeyCode::Char('?'));
     insta::assert_snapshot!("help", screen(&st, 80, 24));
+}
+
+#[test]
+fn colours_follow_the_background_and_no_color() {
+    use ace::tui::state::light_background;
+    use ratatui::style::Color;
+    assert!(light_background(Some("light"), None));
+    assert!(!light_background(Some("dark"), Some("0;15")));
+    assert!(light_background(None, Some("0;15")));
+    assert!(light_background(None, Some("0;default;7")));
+    assert!(!light_background(None, Some("15;0")));
+    assert!(!light_background(None, None));
+
+    // a counter move in a revision diff: yellow on dark, magenta on light, plain with NO_COLOR
+    let (store, mut st) = fixture();
+    let tags = st.revisions[0].id; // tags2: err-00003 harmful +2
+    update(
+        &mut st,
+        Action::RevisionLoaded(Box::new(store.revision(tags).unwrap())),
+    );
+    key(&mut st, KeyCode::Char('4'));
+    let colour_of = |st: &State| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
+        terminal.draw(|f| ui::render(st, f)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let y = (0..24)
+            .find(|y| {
+                (0..100)
+                    .map(|x| buffer[(x, *y)].symbol())
+                    .collect::<String>()
+                    .contains("[err-00003] helpful")
+            })
+            .expect("the counter move is shown");
+        let x = (0..100).find(|x| buffer[(*x, y)].symbol() == "[").unwrap();
+        buffer[(x, y)].fg
+    };
+    st.no_color = false;
+    assert_eq!(colour_of(&st), Color::Yellow);
+    st.light_background = true;
+    assert_eq!(colour_of(&st), Color::Magenta);
+    st.no_color = true;
+    assert_eq!(colour_of(&st), Color::Reset);
 }

@@ -366,6 +366,10 @@ impl Workbench {
         let model = runtime.block_on(model_label(&source));
         let mut state = State::new(label.to_string(), model, default_run);
         state.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        state.light_background = state::light_background(
+            std::env::var("ACE_THEME").ok().as_deref(),
+            std::env::var("COLORFGBG").ok().as_deref(),
+        );
         let (tx, rx) = unbounded_channel::<Action>();
         let runner = Runner {
             store: Arc::new(Mutex::new(store)),

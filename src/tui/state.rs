@@ -175,6 +175,8 @@ pub struct State {
     pub default_run: RunConfig,
     pub quit: bool,
     pub no_color: bool,
+    /// Draw for a light background (see [`light_background`]).
+    pub light_background: bool,
 }
 
 pub enum Action {
@@ -263,6 +265,7 @@ impl State {
             default_run,
             quit: false,
             no_color: false,
+            light_background: false,
         }
     }
 
@@ -353,5 +356,18 @@ impl State {
 
     pub fn pending_count(&self) -> usize {
         self.queue.iter().filter(|b| b.status == "pending").count()
+    }
+}
+
+/// Whether to draw for a light background: `ACE_THEME=light` or `dark` decides; otherwise the
+/// terminal's `COLORFGBG` ("fg;bg", set by rxvt, Konsole and others) says so with a light background
+/// colour (7 or 15). Only named ANSI colours are used, so the terminal's palette does the rest.
+pub fn light_background(theme: Option<&str>, colorfgbg: Option<&str>) -> bool {
+    match theme.map(str::trim) {
+        Some(t) if t.eq_ignore_ascii_case("light") => true,
+        Some(t) if t.eq_ignore_ascii_case("dark") => false,
+        _ => colorfgbg
+            .and_then(|v| v.rsplit(';').next())
+            .is_some_and(|bg| matches!(bg.trim(), "7" | "15")),
     }
 }

@@ -13,6 +13,7 @@ use crate::store::OpStatus;
 
 struct Theme {
     on: bool,
+    light: bool,
 }
 
 impl Theme {
@@ -29,8 +30,13 @@ impl Theme {
     fn removed(&self) -> Style {
         self.fg(Color::Red)
     }
+    /// Yellow is unreadable on many light backgrounds; magenta reads on both.
     fn changed(&self) -> Style {
-        self.fg(Color::Yellow)
+        self.fg(if self.light {
+            Color::Magenta
+        } else {
+            Color::Yellow
+        })
     }
     fn dim(&self) -> Style {
         if self.on {
@@ -75,6 +81,7 @@ fn short(s: &str, n: usize) -> String {
 pub fn render(state: &State, frame: &mut Frame) {
     let theme = Theme {
         on: !state.no_color,
+        light: state.light_background,
     };
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
@@ -809,9 +816,11 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                 .collect();
             frame.render_widget(Clear, r);
             frame.render_widget(
-                Paragraph::new(lines)
-                    .scroll((*scroll, 0))
-                    .block(block("Help · j/k scroll · Esc closes".into(), true, theme)),
+                Paragraph::new(lines).scroll((*scroll, 0)).block(block(
+                    "Help · j/k scroll · Esc closes".into(),
+                    true,
+                    theme,
+                )),
                 r,
             );
         }
