@@ -638,3 +638,25 @@ fn colours_follow_the_background_and_no_color() {
     st.no_color = true;
     assert_eq!(colour_of(&st), Color::Reset);
 }
+
+#[test]
+fn popups_and_diffs_render_at_80_by_24() {
+    let (store, mut st) = fixture();
+    key(&mut st, KeyCode::Char('3'));
+    key(&mut st, KeyCode::Char('e'));
+    insta::assert_snapshot!("edit_op", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Esc);
+    key(&mut st, KeyCode::Char('n'));
+    insta::assert_snapshot!("reject_reason", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Esc);
+    key(&mut st, KeyCode::Char('A'));
+    insta::assert_snapshot!("approve_all", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Esc);
+    // the diff of the revision that added the four bullets
+    key(&mut st, KeyCode::Char('4'));
+    let seed = st.revisions.iter().find(|r| r.batch_id == "seed").unwrap().id;
+    let mut detail = store.revision(seed).unwrap();
+    detail.revision.created_at = "2026-11-24T12:00:00.000Z".into();
+    update(&mut st, Action::RevisionLoaded(Box::new(detail)));
+    insta::assert_snapshot!("revision_diff", screen(&st, 80, 24));
+}

@@ -666,13 +666,7 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
 fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
-    // The source column is as wide as the longest source listed, to leave room for the summary.
-    let source_width = state
-        .revisions
-        .iter()
-        .map(|r| r.source.len())
-        .max()
-        .unwrap_or(0);
+    // The summary comes before the source: on a narrow screen the source is what gets cut.
     let items: Vec<ListItem> = state
         .revisions
         .iter()
@@ -682,10 +676,7 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
                 .get(5..16)
                 .unwrap_or(&r.created_at)
                 .replace('T', " ");
-            ListItem::new(format!(
-                "{:>4} {time} {:<source_width$} {}",
-                r.id, r.source, r.summary
-            ))
+            ListItem::new(format!("{:>4} {time} {} {}", r.id, r.summary, r.source))
         })
         .collect();
     let mut ls = ListState::default()
@@ -705,7 +696,10 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
     if let Some(d) = &state.revision_detail {
         let r = &d.revision;
         lines.push(Line::from(Span::styled(
-            format!("revision {} · {} · {}", r.id, r.source, r.created_at),
+            format!(
+                "revision {} · {} · {} · {}",
+                r.id, r.source, r.summary, r.created_at
+            ),
             Style::default().add_modifier(Modifier::BOLD),
         )));
         if let Some(reason) = &r.reason {
