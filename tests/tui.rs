@@ -654,9 +654,50 @@ fn popups_and_diffs_render_at_80_by_24() {
     key(&mut st, KeyCode::Esc);
     // the diff of the revision that added the four bullets
     key(&mut st, KeyCode::Char('4'));
-    let seed = st.revisions.iter().find(|r| r.batch_id == "seed").unwrap().id;
+    let seed = st
+        .revisions
+        .iter()
+        .find(|r| r.batch_id == "seed")
+        .unwrap()
+        .id;
     let mut detail = store.revision(seed).unwrap();
     detail.revision.created_at = "2026-11-24T12:00:00.000Z".into();
     update(&mut st, Action::RevisionLoaded(Box::new(detail)));
     insta::assert_snapshot!("revision_diff", screen(&st, 80, 24));
+}
+
+#[test]
+fn a_proposal_for_a_missing_section_says_approving_creates_it() {
+    let (mut store, mut st) = fixture();
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "rename",
+            vec![DeltaOp::RenameSection {
+                section: "OTHERS".into(),
+                new_name: "Misc".into(),
+            }],
+        ),
+    );
+    store
+        .propose(
+            "fin",
+            "k2",
+            Some("run-1"),
+            "a stale section name",
+            &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
+            &json!({}),
+        )
+        .unwrap();
+    applied(&mut store, &mut st, Vec::new());
+    key(&mut st, KeyCode::Char('3'));
+    key(&mut st, KeyCode::Char(']'));
+    let shown = screen(&st, 100, 30);
+    assert!(
+        shown.contains("approving creates section 'OTHERS'"),
+        "{shown}"
+    );
+    key(&mut st, KeyCode::Char('['));
+    assert!(!screen(&st, 100, 30).contains("approving creates section"));
 }

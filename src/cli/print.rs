@@ -261,6 +261,13 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
         match &op.op {
             DeltaOp::Add(a) => {
                 writeln!(out, "  + ({}) {}", a.section, a.content)?;
+                if !playbook.has_section(&a.section) {
+                    writeln!(
+                        out,
+                        "    approving creates section '{}' (the playbook has no such section)",
+                        a.section
+                    )?;
+                }
                 if let Some(m) = &a.metadata
                     && let Some(similar) = m.get("similar_to").and_then(|v| v.as_str())
                 {

@@ -96,6 +96,14 @@ impl Playbook {
         self.bullets.iter().find(|b| b.id == id)
     }
 
+    /// Whether an op naming `section` finds one here (exactly or case- and punctuation-insensitively).
+    pub fn has_section(&self, section: &str) -> bool {
+        let key = normalize_section_key(section);
+        self.sections
+            .iter()
+            .any(|s| s.name == section || normalize_section_key(&s.name) == key)
+    }
+
     /// Active bullets of one section, in order.
     pub fn section_bullets<'a>(
         &'a self,

@@ -498,6 +498,16 @@ fn op_lines(op: &DeltaOp, state: &State, theme: &Theme) -> Vec<Line<'static>> {
                 format!("+ ({}) {}", a.section, a.content),
                 theme.added(),
             ))];
+            // Approving creates the section (or brings a removed one back): say so before.
+            if !pb.has_section(&a.section) {
+                v.push(Line::from(Span::styled(
+                    format!(
+                        "  approving creates section '{}' (the playbook has no such section)",
+                        a.section
+                    ),
+                    theme.changed(),
+                )));
+            }
             if let Some(similar) = a
                 .metadata
                 .as_ref()
