@@ -287,7 +287,8 @@ impl DeltaBatch {
                 self.id
             )));
         }
-        if self.operations.len() > MAX_BATCH_OPS {
+        // An import is as large as the playbook it brings (the file bounds it); other batches are capped.
+        if self.operations.len() > MAX_BATCH_OPS && self.source != Source::Import {
             return Err(DeltaError::Batch(format!(
                 "batch '{}' has {} operations; at most {MAX_BATCH_OPS} are accepted",
                 self.id,
@@ -576,6 +577,21 @@ impl std::fmt::Display for ChangeSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_import_may_exceed_the_op_limit() {
+        let ops = vec![
+            DeltaOp::Remove {
+                bullet_id: "misc-00001".into()
+            };
+            MAX_BATCH_OPS + 1
+        ];
+        let mut b = DeltaBatch::new("big", Source::Human, ops);
+        let err = b.validate_shape().unwrap_err().to_string();
+        assert!(err.contains("at most 100000 are accepted"), "{err}");
+        b.source = Source::Import;
+        assert!(b.validate_shape().is_ok(), "a 100k-bullet playbook can be imported");
+    }
 
     #[test]
     fn parses_the_documented_format() {
