@@ -590,7 +590,10 @@ mod tests {
         let err = b.validate_shape().unwrap_err().to_string();
         assert!(err.contains("at most 100000 are accepted"), "{err}");
         b.source = Source::Import;
-        assert!(b.validate_shape().is_ok(), "a 100k-bullet playbook can be imported");
+        assert!(
+            b.validate_shape().is_ok(),
+            "a 100k-bullet playbook can be imported"
+        );
     }
 
     #[test]

@@ -199,7 +199,17 @@ fn manual_curation_is_deltas_from_a_human() {
         matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.content.as_deref() == Some("Current ratio = current assets / current liabilities. Always.")))
     );
     key(&mut st, KeyCode::Char('m'));
-    typed(&mut st, "OTHERS");
+    let Some(Popup::MoveTo { sections, .. }) = &st.popup else {
+        panic!("m opens the section picker")
+    };
+    assert_eq!(
+        sections,
+        &["COMMON MISTAKES TO AVOID", "OTHERS"],
+        "the other sections"
+    );
+    insta::assert_snapshot!("move_to", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('j'));
+    key(&mut st, KeyCode::Char('j'));
     let effects = key(&mut st, KeyCode::Enter);
     assert!(
         matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.section.as_deref() == Some("OTHERS")))

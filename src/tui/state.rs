@@ -82,6 +82,12 @@ pub enum Popup {
     },
     /// The form that starts a run: one line per field.
     RunForm(RunForm),
+    /// Picking the section a bullet moves to (j/k, Enter).
+    MoveTo {
+        bullet: String,
+        sections: Vec<String>,
+        sel: usize,
+    },
 }
 
 /// One field of the run form.

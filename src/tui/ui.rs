@@ -852,6 +852,27 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
             e.set_block(block(title, true, theme));
             frame.render_widget(&e, r);
         }
+        Popup::MoveTo {
+            bullet,
+            sections,
+            sel,
+        } => {
+            let r = centered(area, 60, sections.len() as u16 + 2);
+            frame.render_widget(Clear, r);
+            let items: Vec<ListItem> = sections.iter().map(|s| ListItem::new(s.clone())).collect();
+            let mut ls = ListState::default().with_selected(Some(*sel));
+            frame.render_stateful_widget(
+                List::new(items)
+                    .block(block(
+                        format!("move [{bullet}] to · j/k · Enter · Esc"),
+                        true,
+                        theme,
+                    ))
+                    .highlight_style(theme.selected()),
+                r,
+                &mut ls,
+            );
+        }
         Popup::RunForm(form) => {
             let height = form.fields.len() as u16 + 6;
             let r = centered(area, 78, height);

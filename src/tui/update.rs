@@ -651,14 +651,23 @@ fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('m') => {
             if let Some(b) = state.selected_bullet() {
-                let id = b.id.clone();
-                state.popup = Some(input(
-                    &format!("move [{id}] to section"),
-                    InputFor::EditBullet {
-                        id: format!("move:{id}"),
-                    },
-                    "",
-                ));
+                let (id, from) = (b.id.clone(), b.section.clone());
+                let sections: Vec<String> = state
+                    .playbook
+                    .sections
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .filter(|s| *s != from)
+                    .collect();
+                if sections.is_empty() {
+                    state.message = "there is no other section (S adds one)".into();
+                } else {
+                    state.popup = Some(Popup::MoveTo {
+                        bullet: id,
+                        sections,
+                        sel: 0,
+                    });
+                }
             }
         }
         KeyCode::Char('d') => {
@@ -892,6 +901,40 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             }
         }
         Popup::RunForm(form) => form_key(state, form, key),
+        Popup::MoveTo {
+            bullet,
+            sections,
+            sel,
+        } => {
+            let last = sections.len().saturating_sub(1);
+            let sel = match key.code {
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Enter => {
+                    let section = sections[sel].clone();
+                    return vec![Effect::Apply(human_batch(
+                        &unique("move"),
+                        format!("moved {bullet} to {section} by hand"),
+                        vec![DeltaOp::Update(UpdateOp {
+                            bullet_id: bullet,
+                            content: None,
+                            section: Some(section),
+                            metadata: None,
+                        })],
+                    ))];
+                }
+                KeyCode::Char('j') | KeyCode::Down => (sel + 1).min(last),
+                KeyCode::Char('k') | KeyCode::Up => sel.saturating_sub(1),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => last,
+                _ => sel,
+            };
+            state.popup = Some(Popup::MoveTo {
+                bullet,
+                sections,
+                sel,
+            });
+            Vec::new()
+        }
         Popup::Input {
             purpose,
             title,
@@ -994,27 +1037,16 @@ fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
                 vec![DeltaOp::Add(AddOp::new(section, text))],
             ))]
         }
-        InputFor::EditBullet { id } => {
-            let op = match id.strip_prefix("move:") {
-                Some(id) => UpdateOp {
-                    bullet_id: id.to_string(),
-                    content: None,
-                    section: Some(text),
-                    metadata: None,
-                },
-                None => UpdateOp {
-                    bullet_id: id,
-                    content: Some(text),
-                    section: None,
-                    metadata: None,
-                },
-            };
-            vec![Effect::Apply(human_batch(
-                &unique("edit"),
-                "edited by hand".into(),
-                vec![DeltaOp::Update(op)],
-            ))]
-        }
+        InputFor::EditBullet { id } => vec![Effect::Apply(human_batch(
+            &unique("edit"),
+            "edited by hand".into(),
+            vec![DeltaOp::Update(UpdateOp {
+                bullet_id: id,
+                content: Some(text),
+                section: None,
+                metadata: None,
+            })],
+        ))],
     }
 }
 
