@@ -711,3 +711,31 @@ fn a_proposal_for_a_missing_section_says_approving_creates_it() {
     key(&mut st, KeyCode::Char('['));
     assert!(!screen(&st, 100, 30).contains("approving creates section"));
 }
+
+#[test]
+fn selections_follow_their_items_when_new_ones_arrive() {
+    let (mut store, mut st) = fixture();
+    key(&mut st, KeyCode::Char('4'));
+    key(&mut st, KeyCode::Char('j'));
+    let picked = st.revisions[st.revision_sel].id;
+    key(&mut st, KeyCode::Char('1'));
+    key(&mut st, KeyCode::Char('j'));
+    let section = st.section_name().unwrap().to_string();
+    // another change lands (as from a run or another process): a revision on top, a section before
+    let effects = vec![Effect::Apply(batch(
+        "elsewhere",
+        vec![
+            DeltaOp::AddSection {
+                section: "DATES".into(),
+                slug: None,
+            },
+            DeltaOp::MoveSection {
+                section: "DATES".into(),
+                index: 0,
+            },
+        ],
+    ))];
+    applied(&mut store, &mut st, effects);
+    assert_eq!(st.revisions[st.revision_sel].id, picked);
+    assert_eq!(st.section_name(), Some(section.as_str()));
+}

@@ -181,6 +181,8 @@ pub struct State {
     pub default_run: RunConfig,
     pub quit: bool,
     pub no_color: bool,
+    /// The section to select after the next load (one just moved or renamed).
+    pub follow_section: Option<String>,
     /// Draw for a light background (see [`light_background`]).
     pub light_background: bool,
 }
@@ -271,6 +273,7 @@ impl State {
             default_run,
             quit: false,
             no_color: false,
+            follow_section: None,
             light_background: false,
         }
     }

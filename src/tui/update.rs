@@ -225,14 +225,34 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::ScrollUp => move_selection(state, -3),
         Action::ScrollDown => move_selection(state, 3),
         Action::Loaded(snapshot) => {
+            // Selections follow their item (a new revision or proposal on top must not shift them).
+            let revision = state.revisions.get(state.revision_sel).map(|r| r.id);
+            let batch = state.queue.get(state.queue_sel).map(|b| b.id);
+            let section = state
+                .follow_section
+                .take()
+                .or_else(|| state.section_name().map(str::to_string));
             state.playbooks = snapshot.playbooks;
             state.playbook = snapshot.playbook;
             state.queue = snapshot.queue;
             state.revisions = snapshot.revisions;
+            if state.viewing_at.is_none()
+                && let Some(i) = section
+                    .and_then(|name| state.playbook.sections.iter().position(|s| s.name == name))
+            {
+                state.section = i;
+            }
             state.section = state
                 .section
                 .min(state.playbook.sections.len().saturating_sub(1));
+            if let Some(i) = batch.and_then(|id| state.queue.iter().position(|b| b.id == id)) {
+                state.queue_sel = i;
+            }
             state.queue_sel = state.queue_sel.min(state.queue.len().saturating_sub(1));
+            if let Some(i) = revision.and_then(|id| state.revisions.iter().position(|r| r.id == id))
+            {
+                state.revision_sel = i;
+            }
             let ops = state.selected_batch().map_or(0, |b| b.ops.len());
             state.op_sel = state.op_sel.min(ops.saturating_sub(1));
             state.revision_sel = state
@@ -628,7 +648,7 @@ fn playbook_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 from.wrapping_sub(1)
             };
             if let (Some(name), true) = (state.section_name().map(str::to_string), to < len) {
-                state.section = to;
+                state.follow_section = Some(name.clone());
                 return vec![Effect::Apply(human_batch(
                     &unique("section-move"),
                     format!("moved section {name} by hand"),
@@ -1022,14 +1042,17 @@ fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
             state.message = "the name is unchanged".into();
             Vec::new()
         }
-        InputFor::RenameSection { section } => vec![Effect::Apply(human_batch(
-            &unique("section-rename"),
-            format!("renamed section {section} by hand"),
-            vec![DeltaOp::RenameSection {
-                section,
-                new_name: text,
-            }],
-        ))],
+        InputFor::RenameSection { section } => {
+            state.follow_section = Some(text.clone());
+            vec![Effect::Apply(human_batch(
+                &unique("section-rename"),
+                format!("renamed section {section} by hand"),
+                vec![DeltaOp::RenameSection {
+                    section,
+                    new_name: text,
+                }],
+            ))]
+        }
         InputFor::AddBullet { section } => {
             vec![Effect::Apply(human_batch(
                 &unique("add"),
