@@ -608,10 +608,14 @@ impl Loop {
         if sums.is_empty() {
             return Ok(());
         }
-        let current = self.playbook().await?;
+        let (name, ids) = (
+            self.ctx.config.playbook.clone(),
+            sums.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        );
+        let active = db(&self.store, move |s| s.active_ids(&name, &ids)).await?;
         let ops: Vec<DeltaOp> = sums
             .into_iter()
-            .filter(|(id, _)| current.bullet(id).is_some_and(|b| b.is_active()))
+            .filter(|(id, _)| active.contains(id))
             .map(|(id, [h, x, n])| {
                 DeltaOp::Tag(TagOp {
                     bullet_id: id,

@@ -178,6 +178,26 @@ impl Store {
     }
 
     /// Playbook names, sorted (cheap: no counting).
+    /// Which of `ids` are active bullets of `playbook`: one index probe each, no playbook load.
+    pub fn active_ids(
+        &self,
+        playbook: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        self.require_latest()?;
+        let pid = playbook_id(&self.conn, playbook)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2 AND status = 'active'",
+        )?;
+        let mut found = std::collections::HashSet::new();
+        for id in ids {
+            if stmt.exists(rusqlite::params![pid, id])? {
+                found.insert(id.clone());
+            }
+        }
+        Ok(found)
+    }
+
     pub fn playbook_names(&self) -> Result<Vec<String>> {
         self.require_latest()?;
         let mut stmt = self
