@@ -129,6 +129,14 @@ fn navigation_keys() {
     assert_eq!((st.focus, st.bullet), (Pane::Bullets, 1));
     update(&mut st, Action::ScrollUp);
     assert_eq!(st.bullet, 0);
+    key(&mut st, KeyCode::PageDown);
+    assert_eq!(st.bullet, 1, "a page down stops at the last bullet");
+    key(&mut st, KeyCode::PageUp);
+    assert_eq!(st.bullet, 0);
+    key(&mut st, KeyCode::Left);
+    update(&mut st, Action::ScrollDown);
+    assert_eq!(st.section, 2, "the mouse wheel scrolls the focused pane");
+    key(&mut st, KeyCode::Char('g'));
     for (k, pane) in [('2', Pane::Run), ('3', Pane::Queue), ('1', Pane::Sections)] {
         key(&mut st, KeyCode::Char(k));
         assert_eq!(st.focus, pane);
@@ -151,6 +159,9 @@ fn navigation_keys() {
     assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
     key(&mut st, KeyCode::Esc);
     assert!(st.popup.is_none());
+    let (_s2, mut other) = fixture();
+    ctrl(&mut other, 'c');
+    assert!(other.quit, "Ctrl-c quits too");
     key(&mut st, KeyCode::Char('q'));
     assert!(st.quit, "no run active: q quits at once");
 }
