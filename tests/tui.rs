@@ -750,3 +750,25 @@ fn selections_follow_their_items_when_new_ones_arrive() {
     assert_eq!(st.revisions[st.revision_sel].id, picked);
     assert_eq!(st.section_name(), Some(section.as_str()));
 }
+
+#[test]
+fn after_a_batch_is_decided_the_queue_moves_on_to_the_next_waiting_one() {
+    let (mut store, mut st) = fixture();
+    key(&mut st, KeyCode::Char('3'));
+    let first = st.queue[st.queue_sel].id;
+    store
+        .propose(
+            "fin",
+            "k2",
+            Some("run-1"),
+            "the next batch",
+            &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
+            &json!({}),
+        )
+        .unwrap();
+    store.decide_all(first, true, None, "ana").unwrap();
+    applied(&mut store, &mut st, Vec::new());
+    let selected = &st.queue[st.queue_sel];
+    assert_ne!(selected.id, first);
+    assert_eq!(selected.status, "pending");
+}

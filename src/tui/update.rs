@@ -245,8 +245,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.section = state
                 .section
                 .min(state.playbook.sections.len().saturating_sub(1));
-            if let Some(i) = batch.and_then(|id| state.queue.iter().position(|b| b.id == id)) {
-                state.queue_sel = i;
+            // A batch still pending keeps the selection; once decided, the selection moves on to
+            // the first batch still waiting (pending ones are listed first).
+            match batch.and_then(|id| state.queue.iter().position(|b| b.id == id)) {
+                Some(i) if state.queue[i].status == "pending" => state.queue_sel = i,
+                Some(_) if state.queue.first().is_some_and(|b| b.status == "pending") => {
+                    state.queue_sel = 0;
+                    state.op_sel = 0;
+                }
+                Some(i) => state.queue_sel = i,
+                None => {}
             }
             state.queue_sel = state.queue_sel.min(state.queue.len().saturating_sub(1));
             if let Some(i) = revision.and_then(|id| state.revisions.iter().position(|r| r.id == id))
