@@ -3,7 +3,7 @@
 mod common;
 
 use ace::delta::{DeltaBatch, DeltaOp, Source, UpdateOp};
-use ace::store::{ApplyOptions, ApplyOutcome, SectionPolicy, Store, StoreError};
+use ace::store::{ApplyOptions, ApplyOutcome, SectionPolicy, Store};
 use common::*;
 use serde_json::json;
 
@@ -109,26 +109,6 @@ fn every_op_kind_changes_what_it_says() {
             .collect::<Vec<_>>(),
         ["misc-00003", "misc-00002"]
     );
-}
-
-fn rejected(store: &mut Store, ops: Vec<DeltaOp>) -> String {
-    let before = view(&store.load_playbook("fin").unwrap());
-    let revisions = store.revisions(None, 1000).unwrap().len();
-    let err = store
-        .apply("fin", &batch("bad", ops), &ApplyOptions::default())
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Rejected { .. }), "{err}");
-    assert_eq!(
-        view(&store.load_playbook("fin").unwrap()),
-        before,
-        "a rejected batch writes nothing"
-    );
-    assert_eq!(
-        store.revisions(None, 1000).unwrap().len(),
-        revisions,
-        "a rejected batch makes no revision"
-    );
-    err.to_string()
 }
 
 #[test]

@@ -687,6 +687,20 @@ fn popups_and_diffs_render_at_80_by_24() {
     insta::assert_snapshot!("revision_diff", screen(&st, 80, 24));
 }
 
+/// Queues a second curator batch (key `k2`): one ADD to `OTHERS`.
+fn propose_to_others(store: &mut Store, reasoning: &str) {
+    store
+        .propose(
+            "fin",
+            "k2",
+            Some("run-1"),
+            reasoning,
+            &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
+            &json!({}),
+        )
+        .unwrap();
+}
+
 #[test]
 fn a_proposal_for_a_missing_section_says_approving_creates_it() {
     let (mut store, mut st) = fixture();
@@ -701,16 +715,7 @@ fn a_proposal_for_a_missing_section_says_approving_creates_it() {
             }],
         ),
     );
-    store
-        .propose(
-            "fin",
-            "k2",
-            Some("run-1"),
-            "a stale section name",
-            &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
-            &json!({}),
-        )
-        .unwrap();
+    propose_to_others(&mut store, "a stale section name");
     applied(&mut store, &mut st, Vec::new());
     key(&mut st, KeyCode::Char('3'));
     key(&mut st, KeyCode::Char(']'));
@@ -756,16 +761,7 @@ fn after_a_batch_is_decided_the_queue_moves_on_to_the_next_waiting_one() {
     let (mut store, mut st) = fixture();
     key(&mut st, KeyCode::Char('3'));
     let first = st.queue[st.queue_sel].id;
-    store
-        .propose(
-            "fin",
-            "k2",
-            Some("run-1"),
-            "the next batch",
-            &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
-            &json!({}),
-        )
-        .unwrap();
+    propose_to_others(&mut store, "the next batch");
     store.decide_all(first, true, None, "ana").unwrap();
     applied(&mut store, &mut st, Vec::new());
     let selected = &st.queue[st.queue_sel];

@@ -626,23 +626,15 @@ pub fn import_batch(playbook: &Playbook, batch_id: &str) -> DeltaBatch {
     // removed again, so the copy hides it as the original does.
     let mut hidden: Vec<&str> = Vec::new();
     for b in &playbook.bullets {
-        if !playbook.sections.iter().any(|s| s.name == b.section)
-            && !hidden.contains(&b.section.as_str())
-        {
+        if !playbook.has_section(&b.section) && !hidden.contains(&b.section.as_str()) {
             hidden.push(&b.section);
         }
     }
     for name in hidden {
-        let key = super::normalize_section_key(name);
-        let listed = playbook
-            .sections
+        if playbook
+            .bullets
             .iter()
-            .any(|s| super::normalize_section_key(&s.name) == key);
-        if !listed
-            && playbook
-                .bullets
-                .iter()
-                .all(|b| b.section != name || !b.is_active())
+            .all(|b| b.section != name || !b.is_active())
         {
             ops.push(DeltaOp::RemoveSection {
                 section: name.to_string(),

@@ -81,6 +81,19 @@ pub(super) struct Writer<'t> {
     pub changes: Vec<(Option<usize>, Change)>,
 }
 
+/// Section columns, read by [`section_from_row`].
+pub(super) const SECTION_COLUMNS: &str = "name, slug, position, status";
+
+/// Reads a section from [`SECTION_COLUMNS`] starting at column `first`.
+pub(super) fn section_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Section> {
+    Ok(Section {
+        name: r.get(first)?,
+        slug: r.get(first + 1)?,
+        position: r.get(first + 2)?,
+        removed: r.get::<_, String>(first + 3)? == "removed",
+    })
+}
+
 /// Bullet columns, with the section id where the section name goes.
 pub(super) const BULLET_ROW_COLUMNS: &str = "b.bullet_id, b.section_id, b.content, b.helpful, b.harmful, b.neutral, b.metadata, \
      b.status, b.position, b.created_at, b.updated_at";
@@ -131,19 +144,14 @@ impl<'t> Writer<'t> {
             [playbook_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let mut stmt = tx.prepare_cached(
-            "SELECT id, name, slug, position, status FROM sections WHERE playbook_id = ?1",
-        )?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
+        ))?;
         let sections = stmt
             .query_map([playbook_id], |r| {
                 Ok(SectionRow {
                     id: r.get(0)?,
-                    section: Section {
-                        name: r.get(1)?,
-                        slug: r.get(2)?,
-                        position: r.get(3)?,
-                        removed: r.get::<_, String>(4)? == "removed",
-                    },
+                    section: section_from_row(r, 1)?,
                 })
             })?
             .map(|r| r.map(|row| (row.section.name.clone(), row)))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::apply::{BULLET_ROW_COLUMNS, bullet_from_row};
+use super::apply::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, section_from_row};
 use super::{Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary};
 use crate::playbook::{Bullet, Playbook, Section};
@@ -177,7 +177,6 @@ impl Store {
         )?)
     }
 
-    /// Playbook names, sorted (cheap: no counting).
     /// Which of `ids` are active bullets of `playbook`: one index probe each, no playbook load.
     pub fn active_ids(
         &self,
@@ -198,6 +197,7 @@ impl Store {
         Ok(found)
     }
 
+    /// Playbook names, sorted (cheap: no counting).
     pub fn playbook_names(&self) -> Result<Vec<String>> {
         self.require_latest()?;
         let mut stmt = self
@@ -237,21 +237,11 @@ impl Store {
             [id],
             |r| r.get(0),
         )?;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, name, slug, position, status FROM sections WHERE playbook_id = ?1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
+        ))?;
         let rows = stmt
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Section {
-                        name: r.get(1)?,
-                        slug: r.get(2)?,
-                        position: r.get(3)?,
-                        removed: r.get::<_, String>(4)? == "removed",
-                    },
-                ))
-            })?
+            .query_map([id], |r| Ok((r.get::<_, i64>(0)?, section_from_row(r, 1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         // NOT INDEXED: a straight scan of the table beats one index probe plus one row lookup per bullet.
         let mut stmt = self.conn.prepare_cached(&format!(

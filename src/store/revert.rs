@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::apply::Writer;
+use super::apply::{SECTION_COLUMNS, Writer, section_from_row};
 use super::read::load_changes;
 use super::{ApplyOutcome, Result, Store, StoreError, classify};
 use crate::delta::{Change, DeltaBatch, Source};
@@ -127,8 +127,9 @@ impl Store {
                             ),
                         });
                     }
-                    if writer.section_row(&after.name).is_some() {
-                        if writer.section_row(&after.name).map(|r| &r.section) != Some(before) {
+                    let current = writer.section_row(&after.name).map(|r| r.section.clone());
+                    if let Some(current) = current {
+                        if current != *before {
                             writer.set_section(None, &after.name, before.clone())?;
                         }
                     } else if writer.section_row(&before.name).is_none() {
@@ -211,9 +212,9 @@ fn later_changes(
     )?;
     let mut describe = tx.prepare_cached("SELECT source FROM revisions WHERE id = ?1")?;
     let mut messages = Vec::new();
-    let mut section = tx.prepare_cached(
-        "SELECT name, slug, position, status FROM sections WHERE playbook_id = ?1 AND name = ?2",
-    )?;
+    let mut section = tx.prepare_cached(&format!(
+        "SELECT {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1 AND name = ?2"
+    ))?;
     for (i, change) in changes.iter().enumerate() {
         let Change::Section { name, after, .. } = change else {
             continue;
@@ -226,14 +227,7 @@ fn later_changes(
             continue;
         }
         let now: Option<Section> = section
-            .query_row(params![playbook_id, name], |r| {
-                Ok(Section {
-                    name: r.get(0)?,
-                    slug: r.get(1)?,
-                    position: r.get(2)?,
-                    removed: r.get::<_, String>(3)? == "removed",
-                })
-            })
+            .query_row(params![playbook_id, name], |r| section_from_row(r, 0))
             .optional()?;
         match (after, now) {
             (Some(a), Some(n)) if *a != n => messages.push(format!(

@@ -92,7 +92,7 @@ pub enum Popup {
 
 /// One field of the run form.
 pub struct FormField {
-    /// The `parse_run` key (`dataset`, `epochs`, …).
+    /// The [`parse_run_fields`](super::update::parse_run_fields) key (`dataset`, `epochs`, …).
     pub key: &'static str,
     pub label: &'static str,
     pub hint: &'static str,

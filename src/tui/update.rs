@@ -1165,7 +1165,7 @@ fn form_key(state: &mut State, mut form: RunForm, key: KeyEvent) -> Vec<Effect> 
             form.fields[form.focus].editor = TextArea::default();
         }
         KeyCode::Enter => {
-            let values: Vec<(&str, String)> =
+            let values: Vec<(&'static str, String)> =
                 form.fields.iter().map(|f| (f.key, f.value())).collect();
             match parse_run_fields(&state.default_run, &values) {
                 Ok(config) => {
@@ -1194,34 +1194,19 @@ fn form_key(state: &mut State, mut form: RunForm, key: KeyEvent) -> Vec<Effect> 
 /// `val` and `test`, means none). Dataset files must exist. An error names its field.
 pub fn parse_run_fields(
     defaults: &crate::adaptation::RunConfig,
-    fields: &[(&str, String)],
+    fields: &[(&'static str, String)],
 ) -> Result<crate::adaptation::RunConfig, (Option<&'static str>, String)> {
     let mut c = defaults.clone();
     for (k, v) in fields {
-        let v = v.trim();
-        let key = |k: &str| -> Option<&'static str> {
-            [
-                "playbook",
-                "dataset",
-                "val",
-                "test",
-                "env",
-                "epochs",
-                "batch",
-                "concurrency",
-                "approve",
-            ]
-            .into_iter()
-            .find(|x| *x == k)
-        };
-        let err = |m: String| (key(k), m);
+        let (k, v) = (*k, v.trim());
+        let err = |m: String| (Some(k), m);
         let num = |v: &str| {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| err(format!("{k}: '{v}' is not a whole number above 0")))
         };
-        let file = |v: &str| -> Result<std::path::PathBuf, (Option<&'static str>, String)> {
+        let file = |v: &str| {
             let p = std::path::PathBuf::from(v);
             if p.is_file() {
                 Ok(p)
@@ -1229,23 +1214,14 @@ pub fn parse_run_fields(
                 Err(err(format!("{k}: no file at {v}")))
             }
         };
-        match *k {
-            "val" | "test" if v.is_empty() => {
-                if *k == "val" {
-                    c.val = None;
-                } else {
-                    c.test = None;
-                }
-            }
+        match k {
+            "val" if v.is_empty() => c.val = None,
+            "test" if v.is_empty() => c.test = None,
             _ if v.is_empty() => {}
             "dataset" => c.dataset = file(v)?,
             "val" => c.val = Some(file(v)?),
             "test" => c.test = Some(file(v)?),
-            "env" => {
-                crate::environment::Environment::parse(v)
-                    .map_err(|e| err(format!("environment: {e}")))?;
-                c.env = v.into();
-            }
+            "env" => c.env = v.into(),
             "epochs" => c.epochs = num(v)? as u32,
             "batch" => c.batch_size = num(v)? as usize,
             "concurrency" => c.concurrency = num(v)? as usize,
@@ -1257,5 +1233,7 @@ pub fn parse_run_fields(
     if c.dataset.as_os_str().is_empty() {
         return Err((Some("dataset"), "give a dataset file".into()));
     }
+    crate::environment::Environment::parse(&c.env)
+        .map_err(|e| (Some("env"), format!("environment: {e}")))?;
     Ok(c)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
 use ace::playbook::{Bullet, Playbook};
-use ace::store::{ApplyOptions, ApplyOutcome, Store};
+use ace::store::{ApplyOptions, ApplyOutcome, Store, StoreError};
 
 /// The shared reference data (read in place, never copied into the repo).
 pub fn shared_data(rel: &str) -> PathBuf {
@@ -166,4 +166,26 @@ pub fn approver(
         }
         decided
     })
+}
+
+/// Applies `ops` to `fin` expecting a rejection; checks that nothing was written and no revision
+/// made, and returns the message.
+pub fn rejected(store: &mut Store, ops: Vec<DeltaOp>) -> String {
+    let before = view(&store.load_playbook("fin").unwrap());
+    let revisions = store.revisions(None, 1000).unwrap().len();
+    let err = store
+        .apply("fin", &batch("bad", ops), &ApplyOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Rejected { .. }), "{err}");
+    assert_eq!(
+        view(&store.load_playbook("fin").unwrap()),
+        before,
+        "a rejected batch writes nothing"
+    );
+    assert_eq!(
+        store.revisions(None, 1000).unwrap().len(),
+        revisions,
+        "a rejected batch makes no revision"
+    );
+    err.to_string()
 }
