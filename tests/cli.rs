@@ -179,6 +179,19 @@ fn bad_input_is_a_clear_error_with_a_failing_exit_code() {
     );
     let list = ok(&db, &["playbook", "list"]);
     assert!(!list.contains("bad"), "a bad file imports nothing: {list}");
+    // an empty playbook file (here our JSON with no sections and no bullets) is refused, not created
+    let empty = dir.path().join("empty.json");
+    std::fs::write(
+        &empty,
+        r#"{"format": "ace-workbench-playbook/1", "name": "e", "sections": [], "bullets": [], "next_bullet_number": 1}"#,
+    )
+    .unwrap();
+    let err = fails(&db, &["playbook", "import", empty.to_str().unwrap()]);
+    assert!(
+        err.contains("empty.json holds no sections and no bullets; nothing to import"),
+        "{err}"
+    );
+    assert!(!ok(&db, &["playbook", "list"]).contains("empty"));
 
     let delta = dir.path().join("d.json");
     std::fs::write(
