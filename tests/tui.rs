@@ -553,6 +553,25 @@ fn run_keys_and_events() {
     assert_eq!(st.run.waiting_on, Some(3));
     assert!(key(&mut st, KeyCode::Char('r')).is_empty());
     assert_eq!(st.message, "a run is already active");
+    // Deciding another batch leaves the run waiting; closing the one it waits on wakes it at once.
+    let decided = |st: &mut State, batch| {
+        update(
+            st,
+            Action::Decided {
+                batch,
+                revision: None,
+                closed: true,
+            },
+        )
+    };
+    assert_eq!(decided(&mut st, 2), vec![Effect::Refresh]);
+    assert_eq!(st.run.waiting_on, Some(3));
+    assert_eq!(
+        decided(&mut st, 3),
+        vec![Effect::Refresh, Effect::Control(Control::Wake)]
+    );
+    assert_eq!(st.run.waiting_on, None);
+    assert_eq!(st.run.status, "batch 3 decided; resuming");
 }
 
 #[test]

@@ -78,6 +78,7 @@ impl Gate {
                 self.cancel.cancel();
                 self.mode
             }
+            Control::Wake => self.mode,
         };
     }
 

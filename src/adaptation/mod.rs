@@ -168,6 +168,9 @@ pub enum Control {
     /// Finish the current epoch, then pause.
     RunToEpochEnd,
     Cancel,
+    /// Look at the queue now: a batch the run may be waiting on was just decided (in this
+    /// process). Without it the loop still notices within `poll_ms`; this only saves the wait.
+    Wake,
 }
 
 /// What the loop reports, in order.

@@ -311,7 +311,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 (true, None) => format!("batch {batch} closed; nothing approved"),
                 (false, _) => format!("decision recorded on batch {batch}"),
             };
-            vec![Effect::Refresh]
+            let mut effects = vec![Effect::Refresh];
+            // The run waiting on this batch goes on now; say so at once rather than showing a
+            // stale "waiting" until the loop reports back.
+            if closed && state.run.active && state.run.waiting_on == Some(batch) {
+                state.run.waiting_on = None;
+                state.run.status = format!("batch {batch} decided; resuming");
+                effects.push(Effect::Control(Control::Wake));
+            }
+            effects
         }
         Action::Reverted { revision, new } => {
             if state.last_applied == Some(revision) {

@@ -49,7 +49,8 @@ settle() {
   local deadline=$((SECONDS + 60))
   until screen | grep -qF "paused" && [ "$(progress)" != "${1:-none}" ]; do
     ((SECONDS > deadline)) && { echo "FAIL: the run never paused" >&2; screen >&2; exit 1; }
-    if screen | grep -qF "waiting for decisions"; then
+    # the header counts waiting batches ("[3 Queue (1)]"): act on that, not on the run's status alone
+    if screen | grep -qF "waiting for decisions" && screen | grep -qF "[3 Queue ("; then
       keys 3; wait_for "Proposal #"; keys n; wait_for "reason for rejecting"; keys Enter
       wait_for "nothing approved" 30; keys 2
     fi
