@@ -706,6 +706,34 @@ fn popups_and_diffs_render_at_80_by_24() {
     insta::assert_snapshot!("revision_diff", screen(&st, 80, 24));
 }
 
+#[test]
+fn a_long_bullet_is_edited_wrapped_and_saved_as_one_line() {
+    let (_store, mut st) = fixture();
+    key(&mut st, KeyCode::Right);
+    let id = st.selected_bullet().unwrap().id.clone();
+    key(&mut st, KeyCode::Char('e'));
+    let tail = " Check the units of every input first, convert percentages to decimals, and round \
+                only the final answer to the precision the question asks for.";
+    for c in tail.chars() {
+        key(&mut st, KeyCode::Char(c));
+    }
+    insta::assert_snapshot!("edit_bullet_wrapped", screen(&st, 80, 24));
+    let effects = key(&mut st, KeyCode::Enter);
+    let [Effect::Apply(batch)] = effects.as_slice() else {
+        panic!("Enter saves the edit: {effects:?}");
+    };
+    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+        panic!("one UPDATE: {batch:?}");
+    };
+    assert_eq!(op.bullet_id, id);
+    let content = op.content.as_deref().unwrap();
+    assert!(content.ends_with("the question asks for."), "{content}");
+    assert!(
+        !content.contains('\n'),
+        "wrapping is only on screen: {content}"
+    );
+}
+
 /// Queues a second curator batch (key `k2`): one ADD to `OTHERS`.
 fn propose_to_others(store: &mut Store, reasoning: &str) {
     store

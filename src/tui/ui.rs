@@ -930,7 +930,24 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
             }
         }
         Popup::Input { title, editor, .. } => {
-            let r = centered(area, 76, 3);
+            // Grows with the text (wrapped), up to 10 rows, so a long bullet is seen whole.
+            let width = area
+                .width
+                .saturating_sub(2)
+                .min(76)
+                .saturating_sub(2)
+                .max(1) as usize;
+            let chars = editor
+                .lines()
+                .iter()
+                .map(|l| l.chars().count())
+                .sum::<usize>()
+                + 1;
+            let rows = match chars.div_ceil(width) as u16 {
+                0 | 1 => 1,
+                n => n + 1, // words wrap earlier than characters would
+            };
+            let r = centered(area, 76, (rows + 2).min(12));
             frame.render_widget(Clear, r);
             let mut e = editor.clone();
             e.set_block(block(format!("{title} · Enter · Esc"), true, theme));

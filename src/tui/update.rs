@@ -2,7 +2,7 @@
 //! One command list ([`COMMANDS`]) feeds the footer hints and the `?` help, so they cannot drift.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui_textarea::TextArea;
+use ratatui_textarea::{TextArea, WrapMode};
 
 use super::state::{
     Action, Confirmed, Effect, FormField, InputFor, Pane, Popup, RunForm, Sort, State,
@@ -203,6 +203,8 @@ pub fn commands_for(pane: Pane) -> impl Iterator<Item = &'static Command> {
 
 fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
     let mut editor = TextArea::new(vec![text.to_string()]);
+    // Bullets run to hundreds of characters: wrap them on screen (Enter still submits one line).
+    editor.set_wrap_mode(WrapMode::WordOrGlyph);
     editor.move_cursor(ratatui_textarea::CursorMove::End);
     Popup::Input {
         purpose,
@@ -794,7 +796,8 @@ fn queue_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 .get(op)
                 .map(|o| serde_json::to_string_pretty(&o.op).unwrap_or_default())
                 .unwrap_or_default();
-            let editor = TextArea::new(json.lines().map(str::to_string).collect());
+            let mut editor = TextArea::new(json.lines().map(str::to_string).collect());
+            editor.set_wrap_mode(WrapMode::WordOrGlyph);
             state.popup = Some(Popup::EditOp {
                 batch: id,
                 op,
@@ -980,7 +983,9 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Enter => submit(state, purpose, editor.lines().join(" ").trim().to_string()),
             _ => {
                 if key.code == KeyCode::Char('u') && key.modifiers.contains(KeyModifiers::CONTROL) {
-                    editor = TextArea::default(); // clears the line, as in a shell
+                    // clears the line, as in a shell
+                    editor = TextArea::default();
+                    editor.set_wrap_mode(WrapMode::WordOrGlyph);
                 } else {
                     editor.input(key);
                 }
