@@ -127,6 +127,59 @@ fn the_ace_framework_skillbook_round_trips_with_its_extra_fields() {
 }
 
 #[test]
+fn an_older_ace_framework_playbook_with_bullets_in_place_of_skills_imports_as_a_skillbook() {
+    // Before "skills", ace-framework's Playbook.to_dict() wrote {"bullets": {id: bullet}, "sections",
+    // "next_id"}; rebuild that shape from the real skillbook, keeping the older bullet fields only.
+    let skillbook: serde_json::Value =
+        serde_json::from_str(&read("playbooks/kayba_skillbook_example.json")).unwrap();
+    let older_fields = [
+        "id",
+        "section",
+        "content",
+        "helpful",
+        "harmful",
+        "neutral",
+        "created_at",
+        "updated_at",
+    ];
+    let bullets: serde_json::Map<String, serde_json::Value> = skillbook["skills"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, skill)| {
+            let kept = skill
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| older_fields.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (id.clone(), serde_json::Value::Object(kept))
+        })
+        .collect();
+    let older = serde_json::json!({
+        "bullets": bullets,
+        "sections": skillbook["sections"],
+        "next_id": skillbook["next_id"],
+    })
+    .to_string();
+    assert_eq!(Format::detect(&older), Format::Skillbook);
+    let mut store = Store::open_in_memory().unwrap();
+    let p = import(&mut store, "older", Format::Skillbook, &older);
+    assert_eq!(p.bullets.len(), 6);
+    for b in &p.bullets {
+        let skill = &skillbook["skills"][b.id.as_str()];
+        assert_eq!(b.content, skill["content"].as_str().unwrap());
+        assert_eq!(b.section, skill["section"].as_str().unwrap());
+        assert_eq!(b.helpful, skill["helpful"].as_u64().unwrap());
+        assert!(b.metadata.is_empty(), "no extra fields: {:?}", b.metadata);
+    }
+    // our own JSON (a "bullets" list) is still ours
+    let ours = format::export(Format::Json, &p);
+    assert_eq!(Format::detect(&ours), Format::Json);
+}
+
+#[test]
 fn our_json_export_then_import_is_lossless_including_removed_bullets() {
     let mut store = store_with("fin", &["Alpha", "Beta"]);
     let mut meta = serde_json::Map::new();

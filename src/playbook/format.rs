@@ -18,7 +18,8 @@ pub enum Format {
     Ace,
     /// Our lossless JSON (all bullets, counters, metadata, status, timestamps).
     Json,
-    /// The JSON of the Python `ace-framework` package (`skills`, `sections`, `next_id`).
+    /// The JSON of the Python `ace-framework` package (`skills`, `sections`, `next_id`; older releases
+    /// wrote `bullets` in place of `skills`).
     Skillbook,
     /// Readable markdown for a system prompt (export only).
     Markdown,
@@ -70,13 +71,13 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
-    /// Guesses the format of a file from its content: JSON with `skills` is a skillbook, JSON with our
-    /// tag is ours, anything else is ACE text.
+    /// Guesses the format of a file from its content: JSON with `skills` (or a `bullets` map) is a
+    /// skillbook, other JSON is ours, anything else is ACE text.
     pub fn detect(text: &str) -> Format {
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') {
             if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(trimmed)
-                && map.contains_key("skills")
+                && (map.contains_key("skills") || map.get("bullets").is_some_and(Value::is_object))
             {
                 return Format::Skillbook;
             }
@@ -387,7 +388,9 @@ fn parse_json(text: &str, file: &str) -> Result<Playbook, FormatError> {
     if value.get("format").and_then(Value::as_str) != Some(JSON_FORMAT_TAG) {
         return Err(FormatError::whole(
             file,
-            format!("not an ace-workbench playbook (expected \"format\": \"{JSON_FORMAT_TAG}\")"),
+            format!(
+                "not an ace-workbench playbook (expected \"format\": \"{JSON_FORMAT_TAG}\"); an ace-framework skillbook imports with --format skillbook"
+            ),
         ));
     }
     let mut playbook: Playbook = serde_json::from_value(value)
@@ -429,10 +432,17 @@ const SKILL_OWN_FIELDS: &[&str] = &[
 fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FormatError::at(file, e.line(), format!("invalid JSON: {e}")))?;
+    // Older ace-framework releases (the "Playbook" class) wrote the same shape under "bullets".
     let skills = value
         .get("skills")
+        .or_else(|| value.get("bullets"))
         .and_then(Value::as_object)
-        .ok_or_else(|| FormatError::whole(file, "a skillbook needs a \"skills\" object"))?;
+        .ok_or_else(|| {
+            FormatError::whole(
+                file,
+                "a skillbook needs a \"skills\" object (or \"bullets\", as older ace-framework releases wrote)",
+            )
+        })?;
     let mut sections: Vec<String> = Vec::new();
     let mut order: Vec<String> = Vec::new();
     if let Some(map) = value.get("sections").and_then(Value::as_object) {
