@@ -244,6 +244,10 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
                 last.content.push('\n');
                 last.content.push_str(line);
             }
+            // A markdown title (`# Playbook`) or an HTML comment (section templates of other tools)
+            // outside a bullet carries nothing to keep.
+            _ if line.starts_with("# ")
+                || (bullet.starts_with("<!--") && line.ends_with("-->")) => {}
             _ => {
                 return Err(FormatError::at(
                     file,
@@ -716,5 +720,22 @@ mod tests {
     fn continuation_lines_join_the_previous_bullet() {
         let p = parse(Format::Ace, "## A\n[a-00001] first\n  second line\n", "f").unwrap();
         assert_eq!(p.bullets[0].content, "first\n  second line");
+    }
+
+    #[test]
+    fn a_title_and_comments_outside_bullets_are_skipped_but_kept_inside_them() {
+        let text = "# Agent Playbook\n\n## Tools\n<!-- best practices for tools -->\n\
+                    [tool-00001] A snippet:\n# compute the ratio\nr = a / b\n\n## Empty\n<!-- none yet -->\n";
+        let p = parse(Format::Ace, text, "f").unwrap();
+        let names: Vec<_> = p.sections.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["Tools", "Empty"]);
+        assert_eq!(p.bullets.len(), 1);
+        assert_eq!(
+            p.bullets[0].content,
+            "A snippet:\n# compute the ratio\nr = a / b"
+        );
+        // anything else outside a bullet is still an error
+        let err = parse(Format::Ace, "# Title\n## A\n\n<!-- open\n", "pb.txt").unwrap_err();
+        assert_eq!(err.line, Some(4));
     }
 }
