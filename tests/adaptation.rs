@@ -469,6 +469,11 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
     ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
+    // the first batch is one sample, however many attempts it took
+    assert!(
+        body.contains("ace_samples_total{split=\"train\"} 1\n"),
+        "one sample so far:\n{body}"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let decider = common::approver(db.clone(), true, "tester", stop.clone());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())

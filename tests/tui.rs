@@ -617,10 +617,27 @@ fn panes_render_at_80_by_24() {
         &mut st,
         Action::Run(Box::new(Event::Evaluated {
             key: "train/1/1/0".into(),
+            round: 1,
             correct: false,
             feedback: "wrong: expected 0.80, got 1.00".into(),
         })),
     );
+    assert_eq!(st.run.log.back().unwrap(), "train/1/1/0: wrong");
+    let mut retried = State::new(String::new(), String::new(), RunConfig::default());
+    update(
+        &mut retried,
+        Action::Run(Box::new(Event::Evaluated {
+            key: "train/1/1/0".into(),
+            round: 2,
+            correct: true,
+            feedback: "right".into(),
+        })),
+    );
+    assert_eq!(
+        retried.run.log.back().unwrap(),
+        "train/1/1/0: right (attempt 2, after reflection)"
+    );
+    assert_eq!(retried.run.verdict, "right — right (attempt 2)");
     update(
         &mut st,
         Action::Run(Box::new(Event::EpochFinished {

@@ -7,7 +7,13 @@ use crate::store::{OpStatus, PendingBatch};
 /// Counts what an event says happened.
 pub fn record(event: &Event) {
     match event {
-        Event::Evaluated { key, correct, .. } => {
+        // Each sample once, by its first answer (regenerations are not new samples).
+        Event::Evaluated {
+            key,
+            round: 1,
+            correct,
+            ..
+        } => {
             let split = key.split('/').next().unwrap_or("train").to_string();
             metrics::counter!("ace_samples_total", "split" => split.clone()).increment(1);
             if *correct {

@@ -196,8 +196,11 @@ pub enum Event {
         answer: String,
         cited: Vec<String>,
     },
+    /// One attempt's verdict: round 1 is the sample's first answer (what accuracy counts); later
+    /// rounds are regenerations after a reflection.
     Evaluated {
         key: String,
+        round: u32,
         correct: bool,
         feedback: String,
     },

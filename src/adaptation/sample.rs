@@ -160,6 +160,7 @@ pub async fn process(
         }
         ctx.emit(Event::Evaluated {
             key: key.clone(),
+            round: rounds,
             correct: verdict.correct,
             feedback: verdict.feedback.clone(),
         });

@@ -382,8 +382,16 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
         }
         Event::Generated { answer, .. } => run.answer = answer.clone(),
         Event::Evaluated {
-            correct, feedback, ..
-        } => run.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" }),
+            correct,
+            feedback,
+            round,
+            ..
+        } => {
+            run.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
+            if *round > 1 {
+                run.verdict.push_str(&format!(" (attempt {round})"));
+            }
+        }
         Event::Reflected { key_insight, .. } => run.insight = key_insight.clone(),
         Event::BatchFinished { epoch, done, .. } => {
             run.epoch = *epoch;
@@ -435,9 +443,19 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
     }
     let line = match &event {
         Event::SampleStarted { key, .. } => Some(format!("{key} started")),
-        Event::Evaluated { key, correct, .. } => Some(format!(
-            "{key}: {}",
-            if *correct { "right" } else { "wrong" }
+        Event::Evaluated {
+            key,
+            correct,
+            round,
+            ..
+        } => Some(format!(
+            "{key}: {}{}",
+            if *correct { "right" } else { "wrong" },
+            if *round > 1 {
+                format!(" (attempt {round}, after reflection)")
+            } else {
+                String::new()
+            }
         )),
         Event::Proposed {
             pending: Some(p),
