@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ace::adaptation::{self, ApproveMode, Control, Event, Models, RunConfig};
+use ace::adaptation::{self, ApproveMode, Control, Event, LoopError, Models, RunConfig};
 use ace::llm::mock::MockServer;
 use ace::llm::{EndpointConfig, Ledger, LlmClient, OpenAiClient, PriceTable};
 use ace::store::Store;
@@ -226,6 +226,41 @@ async fn step_processes_one_sample_then_pauses_and_cancel_stops() {
     let store = store.lock().unwrap();
     let run = store.runs().unwrap()[0].clone();
     assert_eq!(run.status, "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_model_call_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = world::dataset(dir.path());
+    // every answer takes ten minutes: only a cancel that reaches the call can end this run
+    let server = MockServer::start_local(world::script(Some(600_000)))
+        .await
+        .unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
+    let mut handle = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Queue),
+        None,
+    );
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), handle.events.recv())
+            .await
+            .unwrap();
+        if matches!(e, Some(Event::SampleStarted { .. })) {
+            break;
+        }
+    }
+    while server.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.controls.send(Control::Cancel).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), handle.task)
+        .await
+        .expect("the run ends long before the model would answer")
+        .unwrap();
+    assert!(matches!(result, Err(LoopError::Cancelled)), "{result:?}");
+    assert_eq!(store.lock().unwrap().runs().unwrap()[0].status, "cancelled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

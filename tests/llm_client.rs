@@ -98,10 +98,28 @@ async fn server_errors_are_retried_until_an_answer_comes() {
     ])
     .await;
     let c = client(&s, |_| {});
+    let mut notices = c.ledger().subscribe_retries();
     let r = chat(&c).await.unwrap();
     assert_eq!(r.attempts, 3);
     assert_eq!(s.requests().len(), 3);
     assert_eq!(c.ledger().snapshot()[&Role::Generator].retries, 2);
+    // each retry was announced as it happened, naming the role, the attempt and the reason
+    for attempt in 1..=2 {
+        let n = notices.try_recv().unwrap();
+        assert_eq!((n.role, n.attempt, n.of), (Role::Generator, attempt, 4));
+        let text = n.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "generator call failed (attempt {attempt} of 4), retrying in "
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(" s: HTTP 500 from http://127.0.0.1:"),
+            "{text}"
+        );
+    }
+    assert!(notices.try_recv().is_err(), "no third retry");
 }
 
 #[tokio::test]

@@ -136,9 +136,23 @@ pub struct RunHandle {
 
 /// Starts a run (or resumes `resume`) as a tokio task.
 pub fn start(store: Db, models: Models, config: RunConfig, resume: Option<String>) -> RunHandle {
-    let (control_tx, control_rx) = unbounded_channel();
+    let (control_tx, mut public_rx) = unbounded_channel::<Control>();
+    let (gate_tx, control_rx) = unbounded_channel();
     let (event_tx, event_rx) = unbounded_channel();
     let cancel = CancellationToken::new();
+    // The loop reads controls between samples; Cancel must also stop the model calls in flight, so
+    // it fires the token as it arrives. Dropping the sender still detaches the loop.
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        while let Some(c) = public_rx.recv().await {
+            if c == Control::Cancel {
+                token.cancel();
+            }
+            if gate_tx.send(c).is_err() {
+                break;
+            }
+        }
+    });
     let task = tokio::spawn(run(
         store,
         models,

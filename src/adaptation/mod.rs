@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{RunHandle, run, start};
+pub use sample::LoopError;
 
 use crate::environment::FieldMap;
 use crate::llm::LlmClient;

@@ -145,6 +145,7 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                 .install()
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         }
+        let mut retries = ledger.subscribe_retries();
         let models = adaptation::models_from_config(&ledger).await?;
         let mut handle = adaptation::start(store.clone(), models, args.config(), args.resume.clone());
         let bar = ProgressBar::new(0);
@@ -156,7 +157,15 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
             }
         });
         let (mut epochs, mut run_id) = (args.epochs.max(1) as u64, String::new());
-        while let Some(event) = handle.events.recv().await {
+        loop {
+            // A model call being retried says so (otherwise the run looks stuck).
+            let event = tokio::select! {
+                e = handle.events.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                Ok(notice) = retries.recv() => Event::Warning { message: notice.to_string() },
+            };
             let total = ledger.total();
             let cost = format!("{} tok, ${:.4}", total.prompt_tokens + total.completion_tokens, total.cost_usd);
             match event {

@@ -52,11 +52,60 @@ pub struct RoleUsage {
     pub cost_usd: f64,
 }
 
-/// Shared, cheap to clone; every client records into it and callers read snapshots.
-#[derive(Debug, Clone, Default)]
-pub struct Ledger(Arc<Mutex<BTreeMap<Role, RoleUsage>>>);
+/// A call that failed and will be tried again: what went wrong and when the next attempt is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryNotice {
+    pub role: Role,
+    /// The attempt that failed (1 is the first).
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub of: u32,
+    pub delay: Duration,
+    pub error: String,
+}
+
+impl std::fmt::Display for RetryNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} call failed (attempt {} of {}), retrying in {:.1} s: {}",
+            self.role.as_str(),
+            self.attempt,
+            self.of,
+            self.delay.as_secs_f64(),
+            self.error
+        )
+    }
+}
+
+/// Shared, cheap to clone; every client records into it and callers read snapshots. Retries are
+/// also announced as they happen, so a front end can say why a call is taking long.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    usage: Arc<Mutex<BTreeMap<Role, RoleUsage>>>,
+    retries: tokio::sync::broadcast::Sender<RetryNotice>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            usage: Arc::default(),
+            retries: tokio::sync::broadcast::Sender::new(64),
+        }
+    }
+}
 
 impl Ledger {
+    /// Announces a retry to every subscriber (none listening is fine).
+    pub fn notify_retry(&self, notice: RetryNotice) {
+        let _ = self.retries.send(notice);
+    }
+
+    /// Retries announced from now on. A slow reader skips the oldest ones.
+    pub fn subscribe_retries(&self) -> tokio::sync::broadcast::Receiver<RetryNotice> {
+        self.retries.subscribe()
+    }
+
     pub fn record(
         &self,
         role: Role,
@@ -65,7 +114,7 @@ impl Ledger {
         attempts: u32,
         cost_usd: f64,
     ) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(role).or_default();
         entry.calls += 1;
         entry.retries += u64::from(attempts.saturating_sub(1));
@@ -76,7 +125,7 @@ impl Ledger {
     }
 
     pub fn record_failure(&self, role: Role) {
-        self.0
+        self.usage
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(role)
@@ -85,7 +134,7 @@ impl Ledger {
     }
 
     pub fn snapshot(&self) -> BTreeMap<Role, RoleUsage> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn total(&self) -> RoleUsage {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use ledger::{Ledger, PriceTable, RoleUsage};
+pub use ledger::{Ledger, PriceTable, RetryNotice, RoleUsage};
 pub use openai::{EndpointConfig, OpenAiClient};
 
 /// Which ACE role a call serves (for per-role models, accounting and tracing).

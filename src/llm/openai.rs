@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{
     BoxFuture, ChatRequest, ChatResponse, Ledger, LlmClient, LlmError, OutputMode, PriceTable,
-    Usage,
+    RetryNotice, Usage,
 };
 
 /// One endpoint and model. The API key is never printed or serialised.
@@ -473,6 +473,13 @@ impl OpenAiClient {
                     };
                     let delay = retry_after.map_or(delay, |r| r.min(self.config.retry_after_cap));
                     tracing::debug!(attempts, error = %error, delay_ms = delay.as_millis() as u64, "retrying");
+                    self.ledger.notify_retry(RetryNotice {
+                        role: request.role,
+                        attempt: attempts,
+                        of: self.config.max_retries + 1,
+                        delay,
+                        error: retry_reason(&error),
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = cancel.cancelled() => return Err(LlmError::Cancelled),
@@ -517,6 +524,23 @@ impl OpenAiClient {
             .flatten()
             .filter_map(|m| m["id"].as_str().map(str::to_string))
             .collect())
+    }
+}
+
+/// What one failed attempt ran into (the final error counts attempts; this names one).
+fn retry_reason(error: &LlmError) -> String {
+    match error {
+        LlmError::ServerError {
+            url,
+            status,
+            message,
+            ..
+        } => format!("HTTP {status} from {url}: {message}"),
+        LlmError::Timeout {
+            url, timeout_secs, ..
+        } => format!("no answer from {url} within {timeout_secs} s"),
+        LlmError::Connection { url, detail, .. } => format!("cannot reach {url}: {detail}"),
+        other => other.to_string(),
     }
 }
 

@@ -287,6 +287,7 @@ impl Runner {
         }
         tokio::spawn(async move {
             let ledger = Ledger::default();
+            let mut retries = ledger.subscribe_retries();
             let models = match models(&source, &ledger).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -307,7 +308,17 @@ impl Runner {
                     }
                 }
             });
-            while let Some(event) = handle.events.recv().await {
+            loop {
+                // A model call being retried says so in the log (otherwise the run looks stuck).
+                let event = tokio::select! {
+                    e = handle.events.recv() => match e {
+                        Some(e) => e,
+                        None => break,
+                    },
+                    Ok(notice) = retries.recv() => adaptation::Event::Warning {
+                        message: notice.to_string(),
+                    },
+                };
                 let total = ledger.total();
                 let _ = tx.send(Action::Ledger {
                     tokens: total.prompt_tokens + total.completion_tokens,
@@ -315,7 +326,10 @@ impl Runner {
                 });
                 let _ = tx.send(Action::Run(Box::new(event)));
             }
-            if let Ok(Err(e)) = handle.task.await {
+            // A cancel the person asked for is not an error (the run pane says "cancelled").
+            if let Ok(Err(e)) = handle.task.await
+                && !matches!(e, adaptation::LoopError::Cancelled)
+            {
                 let _ = tx.send(Action::Failed(e.to_string()));
             }
         });
