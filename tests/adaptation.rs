@@ -264,6 +264,72 @@ async fn cancel_stops_a_model_call_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_cannot_be_resumed_twice_but_an_ended_one_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(Some(600_000)))
+        .await
+        .unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut live = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Queue),
+        None,
+    );
+    let run = loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), live.events.recv())
+            .await
+            .unwrap();
+        if let Some(Event::Started { run, .. }) = e {
+            break run;
+        }
+    };
+    // a second driver (its own connection, as another process would have) is refused
+    let other = || Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let second = adaptation::start(
+        other(),
+        models(&server),
+        RunConfig::default(),
+        Some(run.clone()),
+    );
+    let refused = tokio::time::timeout(Duration::from_secs(20), second.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("run {run} is being run by another process")),
+        "{refused}"
+    );
+    assert_eq!(store.lock().unwrap().run(&run).unwrap().status, "running");
+    // once the first driver has ended, the run is free to resume
+    live.controls.send(Control::Cancel).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(20), live.task)
+        .await
+        .unwrap();
+    let mut third = adaptation::start(
+        other(),
+        models(&server),
+        RunConfig::default(),
+        Some(run.clone()),
+    );
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), third.events.recv())
+            .await
+            .unwrap();
+        if let Some(Event::Started { resumed, .. }) = e {
+            assert!(resumed);
+            break;
+        }
+    }
+    third.controls.send(Control::Cancel).unwrap();
+    let _ = third.task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_dataset_line_fails_before_any_model_call() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bad.jsonl");

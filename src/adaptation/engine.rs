@@ -235,14 +235,18 @@ pub async fn run(
             });
         }
     }
-    let run_id = match run_id {
+    // The run is claimed for this process until this function returns (see `Store::claim_run`):
+    // resuming a run another process is driving fails here, before anything is written.
+    let (run_id, _claim) = match run_id {
         Some(id) => {
             let id2 = id.clone();
-            db(&store, move |s| {
-                s.update_run(&id2, "running", None, None, None)
+            let claim = db(&store, move |s| {
+                let claim = s.claim_run(&id2)?;
+                s.update_run(&id2, "running", None, None, None)?;
+                Ok(claim)
             })
             .await?;
-            id
+            (id, claim)
         }
         None => {
             let (pb, kind, cfg, mode) = (
@@ -255,7 +259,7 @@ pub async fn run(
                 if s.resolve_playbook(Some(&pb)).is_err() {
                     s.create_playbook(&pb, DEFAULT_SECTIONS)?;
                 }
-                s.create_run(
+                let id = s.create_run(
                     &pb,
                     if kind == RunKind::Online {
                         "online"
@@ -264,7 +268,9 @@ pub async fn run(
                     },
                     &cfg,
                     mode,
-                )
+                )?;
+                let claim = s.claim_run(&id)?;
+                Ok((id, claim))
             })
             .await?
         }

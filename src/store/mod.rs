@@ -21,7 +21,7 @@ pub use migrations::{LATEST_VERSION, MIGRATIONS};
 pub use queue::{DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp};
 pub use read::{PlaybookSummary, Revision, RevisionDetail};
 pub use runs::{
-    Accuracy, BulletStory, CounterPoint, RoleTotals, RunRecord, RunSummary, SampleRecord,
+    Accuracy, BulletStory, CounterPoint, RoleTotals, RunClaim, RunRecord, RunSummary, SampleRecord,
 };
 
 use crate::delta::DeltaError;
@@ -69,6 +69,10 @@ pub enum StoreError {
     Queue(String),
     #[error("no run '{0}'")]
     UnknownRun(String),
+    #[error(
+        "run {0} is being run by another process right now (it holds {1}); wait for it, or stop it first"
+    )]
+    RunBusy(String, String),
     #[error("no bullet {id} in the history of playbook '{playbook}'")]
     UnknownBullet { playbook: String, id: String },
     #[error("database error: {0}")]

@@ -11,6 +11,12 @@ use super::read::playbook_id;
 use super::{Result, Store, StoreError, classify, now};
 use crate::roles::CallRecord;
 
+/// Holds a run for this process until dropped (see [`Store::claim_run`]).
+#[derive(Debug)]
+pub struct RunClaim {
+    _file: std::fs::File,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,
@@ -186,6 +192,39 @@ impl Store {
             .query_row(&sql, [id], run_from_row)
             .optional()?
             .ok_or_else(|| StoreError::UnknownRun(id.to_string()))
+    }
+
+    /// Claims a run for this process: an exclusive OS lock on `<db>.locks/<run>.lock`, held while
+    /// the returned guard lives and released by the OS when the process ends in any way (kill -9
+    /// included), so a killed run can be resumed at once but a live one is never driven twice.
+    /// An in-memory store has no other process to fear and returns no guard.
+    pub fn claim_run(&self, id: &str) -> Result<Option<RunClaim>> {
+        let Some(db) = self.path() else {
+            return Ok(None);
+        };
+        let mut dir = db.as_os_str().to_owned();
+        dir.push(".locks");
+        let dir = std::path::PathBuf::from(dir);
+        let path = dir.join(format!("{id}.lock"));
+        let io = |e: std::io::Error| StoreError::Open {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RunClaim { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::RunBusy(
+                id.to_string(),
+                path.display().to_string(),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
