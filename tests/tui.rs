@@ -575,6 +575,68 @@ fn run_keys_and_events() {
 }
 
 #[test]
+fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('2'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('R')),
+        vec![Effect::LoadUnfinishedRuns]
+    );
+    update(&mut st, Action::UnfinishedRuns(Vec::new()));
+    assert!(st.popup.is_none());
+    assert_eq!(
+        st.message,
+        "every run has finished; nothing to resume (r starts one)"
+    );
+    let record = |id: &str, status: &str, checkpoint| ace::store::RunRecord {
+        id: id.into(),
+        playbook: "fin".into(),
+        kind: "offline".into(),
+        status: status.into(),
+        config: json!({}),
+        feedback_mode: "ground-truth".into(),
+        checkpoint,
+        best_revision: None,
+        error: None,
+        created_at: "2026-11-24T12:00:00.000Z".into(),
+        updated_at: "2026-11-24T12:30:00.000Z".into(),
+    };
+    update(
+        &mut st,
+        Action::UnfinishedRuns(vec![
+            record("run-3", "failed", Some(json!({"epoch": 2, "step": 7}))),
+            record("run-2", "cancelled", None),
+        ]),
+    );
+    insta::assert_snapshot!("resume_run", screen(&st, 80, 24));
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(
+        key(&mut st, KeyCode::Enter),
+        vec![Effect::ResumeRun {
+            run: "run-2".into(),
+            playbook: "fin".into()
+        }]
+    );
+    assert!(st.popup.is_none());
+    // with a run active, R does not resume another
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::Started {
+            run: "run-2".into(),
+            playbook: "fin".into(),
+            kind: Default::default(),
+            feedback_mode: "ground-truth".into(),
+            train: 4,
+            val: 0,
+            test: 0,
+            resumed: true,
+        })),
+    );
+    assert!(key(&mut st, KeyCode::Char('R')).is_empty());
+    assert_eq!(st.message, "a run is already active");
+}
+
+#[test]
 fn panes_render_at_80_by_24() {
     let (store, mut st) = fixture();
     insta::assert_snapshot!("playbook", screen(&st, 80, 24));

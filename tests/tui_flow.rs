@@ -76,10 +76,9 @@ fn added_bullets(store: &Store, revision: i64) -> Vec<ace::playbook::Bullet> {
         .collect()
 }
 
-#[test]
-fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ace.db");
+/// The demo model on loopback (on its own runtime) and a workbench on a new database in `dir`,
+/// its run form defaulting to batch size 1 and approve wait.
+fn demo_workbench(dir: &std::path::Path) -> (tokio::runtime::Runtime, MockServer, Workbench) {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -95,13 +94,80 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
         approve: ApproveMode::Wait,
         ..RunConfig::default()
     };
-    let mut wb =
-        Workbench::open(&db, ModelSource::Demo(server.base_url()), config, "flow").unwrap();
+    let mut wb = Workbench::open(
+        &dir.join("ace.db"),
+        ModelSource::Demo(server.base_url()),
+        config,
+        "flow",
+    )
+    .unwrap();
     assert!(
         wb.wait_until(WAIT, |s| !s.playbook.sections.is_empty()),
         "the sample playbook loads"
     );
     assert!(wb.state.model_label.contains("SCRIPTED DEMO"));
+    (server_rt, server, wb)
+}
+
+#[test]
+fn a_cancelled_run_is_resumed_from_the_workbench_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('r'));
+    press(&mut wb, KeyCode::Enter);
+    let first = next_proposal(&mut wb, None);
+    let run = wb.state.run.run.clone().unwrap();
+    press(&mut wb, KeyCode::Char('x'));
+    press(&mut wb, KeyCode::Char('y'));
+    assert!(
+        wb.wait_until(WAIT, |s| !s.run.active),
+        "{}",
+        wb.state.run.status
+    );
+    assert_eq!(wb.state.run.status, "cancelled");
+
+    // R lists the unfinished run; Enter resumes it where it stopped: waiting on the same proposal
+    press(&mut wb, KeyCode::Char('R'));
+    assert!(
+        wb.wait_until(WAIT, |s| matches!(s.popup, Some(Popup::ResumeRun { .. }))),
+        "{}",
+        wb.state.message
+    );
+    let shown = screen(&wb.state);
+    assert!(
+        shown.contains(&format!("{run} · sample · cancelled")),
+        "{shown}"
+    );
+    press(&mut wb, KeyCode::Enter);
+    assert!(
+        wb.wait_until(WAIT, |s| s.run.active && s.run.waiting_on == Some(first)),
+        "status: {}; {}",
+        wb.state.run.status,
+        wb.state.message
+    );
+    assert_eq!(
+        wb.state.run.run.as_deref(),
+        Some(run.as_str()),
+        "the same run, not a new one"
+    );
+    // approving lets it go on to its next proposal
+    press(&mut wb, KeyCode::Char('3'));
+    press(&mut wb, KeyCode::Char('y'));
+    next_proposal(&mut wb, Some(first));
+    let check = Store::open(&dir.path().join("ace.db")).unwrap();
+    assert_eq!(check.runs().unwrap().len(), 1);
+    let status = check.run(&run).unwrap().status;
+    assert!(matches!(status.as_str(), "running" | "waiting"), "{status}");
+    drop(wb);
+    server.shutdown();
+}
+
+#[test]
+fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
     let check = Store::open(&db).unwrap();
     let active_before = check
         .load_playbook("sample")

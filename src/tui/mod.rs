@@ -242,7 +242,22 @@ impl Runner {
                     }
                 });
             }
-            Effect::StartRun(config) => self.start_run(*config),
+            Effect::StartRun(config) => self.start_run(*config, None),
+            Effect::LoadUnfinishedRuns => self.blocking(
+                |s| {
+                    let mut runs = s.runs()?;
+                    runs.retain(|r| r.status != "finished");
+                    Ok(runs)
+                },
+                Action::UnfinishedRuns,
+            ),
+            Effect::ResumeRun { run, playbook } => self.start_run(
+                RunConfig {
+                    playbook,
+                    ..RunConfig::default()
+                },
+                Some(run),
+            ),
             Effect::Control(c) => {
                 if let Some(controls) = &self.controls {
                     let _ = controls.send(c);
@@ -274,7 +289,9 @@ impl Runner {
         });
     }
 
-    fn start_run(&mut self, config: RunConfig) {
+    /// Starts a run, or resumes `resume` (whose stored configuration wins; `config` then only names
+    /// the playbook to show).
+    fn start_run(&mut self, config: RunConfig, resume: Option<String>) {
         let (store, tx) = (self.store.clone(), self.tx.clone());
         let source = match &self.source {
             ModelSource::Configured => ModelSource::Configured,
@@ -299,7 +316,7 @@ impl Runner {
                     return;
                 }
             };
-            let mut handle = adaptation::start(store, models, config, None);
+            let mut handle = adaptation::start(store, models, config, resume);
             let controls = handle.controls.clone();
             tokio::spawn(async move {
                 while let Some(c) = control_rx.recv().await {

@@ -8,7 +8,7 @@ use ratatui_textarea::TextArea;
 use crate::adaptation::{Control, Event, RunConfig};
 use crate::delta::DeltaBatch;
 use crate::playbook::Playbook;
-use crate::store::{Decision, PendingBatch, Revision, RevisionDetail};
+use crate::store::{Decision, PendingBatch, Revision, RevisionDetail, RunRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -82,6 +82,11 @@ pub enum Popup {
     },
     /// The form that starts a run: one line per field.
     RunForm(RunForm),
+    /// Picking an unfinished run to resume (j/k, Enter).
+    ResumeRun {
+        runs: Vec<RunRecord>,
+        sel: usize,
+    },
     /// Picking the section a bullet moves to (j/k, Enter).
     MoveTo {
         bullet: String,
@@ -201,6 +206,8 @@ pub enum Action {
         tokens: u64,
         cost_usd: f64,
     },
+    /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
+    UnfinishedRuns(Vec<RunRecord>),
     Decided {
         batch: i64,
         revision: Option<i64>,
@@ -239,6 +246,13 @@ pub enum Effect {
     },
     Apply(DeltaBatch),
     StartRun(Box<RunConfig>),
+    /// Lists the runs that did not finish (for `R`).
+    LoadUnfinishedRuns,
+    /// Resumes a run with its stored configuration (`ace train --resume`).
+    ResumeRun {
+        run: String,
+        playbook: String,
+    },
     Control(Control),
 }
 

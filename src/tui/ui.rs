@@ -341,7 +341,7 @@ fn render_run(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             "Run {id} · {} · feedback: {}",
             run.status, run.feedback_mode
         ),
-        None => "Run · none yet (r starts one)".into(),
+        None => "Run · none yet (r starts one, R resumes one)".into(),
     };
     let head = vec![Line::from(format!(
         "{} · tokens {} · ${:.4}",
@@ -791,6 +791,26 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
     );
 }
 
+/// A popup list to pick one line from.
+fn pick_list(
+    frame: &mut Frame,
+    r: Rect,
+    title: String,
+    lines: Vec<String>,
+    sel: usize,
+    theme: &Theme,
+) {
+    frame.render_widget(Clear, r);
+    let mut ls = ListState::default().with_selected(Some(sel));
+    frame.render_stateful_widget(
+        List::new(lines.into_iter().map(ListItem::new))
+            .block(block(title, true, theme))
+            .highlight_style(theme.selected()),
+        r,
+        &mut ls,
+    );
+}
+
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2));
     let h = height.min(area.height.saturating_sub(2));
@@ -856,22 +876,43 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
             bullet,
             sections,
             sel,
-        } => {
-            let r = centered(area, 60, sections.len() as u16 + 2);
-            frame.render_widget(Clear, r);
-            let items: Vec<ListItem> = sections.iter().map(|s| ListItem::new(s.clone())).collect();
-            let mut ls = ListState::default().with_selected(Some(*sel));
-            frame.render_stateful_widget(
-                List::new(items)
-                    .block(block(
-                        format!("move [{bullet}] to · j/k · Enter · Esc"),
-                        true,
-                        theme,
-                    ))
-                    .highlight_style(theme.selected()),
-                r,
-                &mut ls,
-            );
+        } => pick_list(
+            frame,
+            centered(area, 60, sections.len() as u16 + 2),
+            format!("move [{bullet}] to · j/k · Enter · Esc"),
+            sections.clone(),
+            *sel,
+            theme,
+        ),
+        Popup::ResumeRun { runs, sel } => {
+            let lines = runs
+                .iter()
+                .map(|r| {
+                    let at = r
+                        .checkpoint
+                        .as_ref()
+                        .map(|c| format!(" · epoch {} · {} batches done", c["epoch"], c["step"]))
+                        .unwrap_or_default();
+                    format!(
+                        "{} · {} · {} · {}{at}",
+                        r.id,
+                        r.playbook,
+                        r.status,
+                        r.updated_at
+                            .get(..16)
+                            .unwrap_or(&r.updated_at)
+                            .replace('T', " ")
+                    )
+                })
+                .collect();
+            pick_list(
+                frame,
+                centered(area, 76, runs.len() as u16 + 2),
+                "resume which run? · j/k · Enter · Esc".into(),
+                lines,
+                *sel,
+                theme,
+            )
         }
         Popup::RunForm(form) => {
             let height = form.fields.len() as u16 + 6;

@@ -118,6 +118,11 @@ pub const COMMANDS: &[Command] = &[
         panes: RUN,
     },
     Command {
+        keys: "R",
+        what: "resume run",
+        panes: RUN,
+    },
+    Command {
         keys: "p",
         what: "pause/resume",
         panes: RUN,
@@ -213,6 +218,17 @@ fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
     }
 }
 
+/// The selection of a pick list after a j/k/g/G (or arrow, Home, End) key.
+fn picked(sel: usize, last: usize, code: KeyCode) -> usize {
+    match code {
+        KeyCode::Char('j') | KeyCode::Down => (sel + 1).min(last),
+        KeyCode::Char('k') | KeyCode::Up => sel.saturating_sub(1),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => last,
+        _ => sel,
+    }
+}
+
 fn step(sel: usize, len: usize, delta: isize) -> usize {
     if len == 0 {
         return 0;
@@ -298,6 +314,17 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Ledger { tokens, cost_usd } => {
             state.run.tokens = tokens;
             state.run.cost_usd = cost_usd;
+            Vec::new()
+        }
+        Action::UnfinishedRuns(runs) => {
+            if runs.is_empty() {
+                state.message = "every run has finished; nothing to resume (r starts one)".into();
+            } else if !state.run.active {
+                state.popup = Some(Popup::ResumeRun { runs, sel: 0 });
+                state.message =
+                    "a resumed run keeps its stored settings and goes on from its last finished batch"
+                        .into();
+            }
             Vec::new()
         }
         Action::Decided {
@@ -587,7 +614,7 @@ fn next_pane(p: Pane, delta: isize) -> Pane {
 
 fn ask_quit(state: &mut State) -> Vec<Effect> {
     if state.run.active {
-        state.popup = Some(Popup::Confirm { message: "A run is active. Quit anyway? The run stops and can be resumed with `ace train --resume`.".into(), action: Confirmed::Quit });
+        state.popup = Some(Popup::Confirm { message: "A run is active. Quit anyway? The run stops; R in the Run pane (or `ace train --resume`) resumes it later.".into(), action: Confirmed::Quit });
     } else {
         state.quit = true;
     }
@@ -755,7 +782,8 @@ fn run_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('r') if !active => {
             state.popup = Some(Popup::RunForm(run_form(&state.default_run)));
         }
-        KeyCode::Char('r') => state.message = "a run is already active".into(),
+        KeyCode::Char('R') if !active => return vec![Effect::LoadUnfinishedRuns],
+        KeyCode::Char('r' | 'R') => state.message = "a run is already active".into(),
         KeyCode::Char('p') if active => {
             return vec![Effect::Control(if state.run.status == "paused" {
                 Control::Resume
@@ -768,7 +796,7 @@ fn run_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('E') if active => return vec![Effect::Control(Control::RunToEpochEnd)],
         KeyCode::Char('x') if active => {
             state.popup = Some(Popup::Confirm {
-                message: "Cancel the run? It can be resumed later.".into(),
+                message: "Cancel the run? It can be resumed later (R in the Run pane).".into(),
                 action: Confirmed::CancelRun,
             });
         }
@@ -979,11 +1007,7 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                         })],
                     ))];
                 }
-                KeyCode::Char('j') | KeyCode::Down => (sel + 1).min(last),
-                KeyCode::Char('k') | KeyCode::Up => sel.saturating_sub(1),
-                KeyCode::Char('g') | KeyCode::Home => 0,
-                KeyCode::Char('G') | KeyCode::End => last,
-                _ => sel,
+                code => picked(sel, last, code),
             };
             state.popup = Some(Popup::MoveTo {
                 bullet,
@@ -992,6 +1016,22 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             });
             Vec::new()
         }
+        Popup::ResumeRun { runs, sel } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter => {
+                let run = &runs[sel];
+                state.message = format!("resuming {} on '{}'", run.id, run.playbook);
+                vec![Effect::ResumeRun {
+                    run: run.id.clone(),
+                    playbook: run.playbook.clone(),
+                }]
+            }
+            code => {
+                let sel = picked(sel, runs.len().saturating_sub(1), code);
+                state.popup = Some(Popup::ResumeRun { runs, sel });
+                Vec::new()
+            }
+        },
         Popup::Input {
             purpose,
             title,

@@ -28,7 +28,7 @@ wait_for "SCRIPTED DEMO"
 wait_for "FORMULAS AND CALCULATIONS"
 
 # start a run from the form with its defaults (the bundled sample dataset)
-keys 2; wait_for "none yet (r starts one)"
+keys 2; wait_for "none yet (r starts one"
 keys r; wait_for "Start a run"
 keys Enter
 wait_for "waiting for decisions on batch" 60
