@@ -575,6 +575,35 @@ fn run_keys_and_events() {
 }
 
 #[test]
+fn the_run_form_mode_field_starts_online_windows() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('2'));
+    key(&mut st, KeyCode::Char('r'));
+    ctrl(&mut st, 'u');
+    typed(&mut st, "assets/sample/dataset.jsonl");
+    key(&mut st, KeyCode::Up); // mode
+    ctrl(&mut st, 'u');
+    typed(&mut st, "sideways");
+    assert!(key(&mut st, KeyCode::Enter).is_empty());
+    let Some(Popup::RunForm(form)) = &st.popup else {
+        panic!("the form stays open")
+    };
+    assert_eq!(form.fields[form.focus].key, "mode");
+    assert_eq!(
+        form.error.as_deref(),
+        Some("mode: 'sideways' is not offline or online")
+    );
+    ctrl(&mut st, 'u');
+    typed(&mut st, "Online");
+    let effects = key(&mut st, KeyCode::Enter);
+    let [Effect::StartRun(config)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(config.kind, ace::adaptation::RunKind::Online);
+    assert_eq!(config.batch_size, RunConfig::default().batch_size);
+}
+
+#[test]
 fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
     let (_s, mut st) = fixture();
     key(&mut st, KeyCode::Char('2'));

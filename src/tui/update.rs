@@ -1183,6 +1183,16 @@ pub fn run_form(c: &crate::adaptation::RunConfig) -> RunForm {
                 c.playbook.clone(),
             ),
             field(
+                "mode",
+                "mode",
+                "offline (epochs) | online (windows of batch size: answer, then learn)",
+                match c.kind {
+                    crate::adaptation::RunKind::Offline => "offline",
+                    crate::adaptation::RunKind::Online => "online",
+                }
+                .to_string(),
+            ),
+            field(
                 "dataset",
                 "dataset",
                 "JSONL: {context, target} or {question, context, ground_truth}",
@@ -1221,7 +1231,7 @@ pub fn run_form(c: &crate::adaptation::RunConfig) -> RunForm {
                 approve.to_string(),
             ),
         ],
-        focus: 1,
+        focus: 2,
         error: None,
     }
 }
@@ -1298,6 +1308,13 @@ pub fn parse_run_fields(
             "concurrency" => c.concurrency = num(v)? as usize,
             "approve" => c.approve = v.parse().map_err(err)?,
             "playbook" => c.playbook = v.into(),
+            "mode" => {
+                c.kind = match v.to_ascii_lowercase().as_str() {
+                    "offline" => crate::adaptation::RunKind::Offline,
+                    "online" => crate::adaptation::RunKind::Online,
+                    _ => return Err(err(format!("mode: '{v}' is not offline or online"))),
+                }
+            }
             other => return Err((None, format!("unknown field '{other}'"))),
         }
     }
