@@ -738,7 +738,39 @@ fn panes_render_at_80_by_24() {
             total: 10,
         })),
     );
+    update(
+        &mut st,
+        Action::Run(Box::new(Event::BatchFinished {
+            epoch: 2,
+            step: 13,
+            done: 3,
+            total: 10,
+            correct_so_far: 2,
+            seen_so_far: 3,
+        })),
+    );
     insta::assert_snapshot!("run", screen(&st, 80, 24));
+    assert!(screen(&st, 80, 24).contains("this epoch 2/3"));
+    // another run in the same session starts from a clean view (the log stays)
+    let mut next = State::new(String::new(), String::new(), RunConfig::default());
+    next.run = st.run.clone();
+    update(
+        &mut next,
+        Action::Run(Box::new(Event::Started {
+            run: "run-2".into(),
+            playbook: "fin".into(),
+            kind: Default::default(),
+            feedback_mode: "ground-truth".into(),
+            train: 4,
+            val: 0,
+            test: 0,
+            resumed: false,
+        })),
+    );
+    assert!(next.run.accuracy.is_empty() && next.run.so_far.is_none());
+    assert_eq!((next.run.done, next.run.total), (0, 4));
+    assert!(next.run.question.is_empty());
+    assert_eq!(next.run.log, st.run.log);
     key(&mut st, KeyCode::Char('4'));
     insta::assert_snapshot!("revisions", screen(&st, 80, 24));
     key(&mut st, KeyCode::Char('?'));

@@ -134,6 +134,8 @@ pub struct RunView {
     pub insight: String,
     /// (epoch, split, accuracy 0..1)
     pub accuracy: Vec<(u32, String, f64)>,
+    /// First-attempt (correct, seen) in the epoch so far, from the last finished batch.
+    pub so_far: Option<(u64, u64)>,
     pub waiting_on: Option<i64>,
     pub log: VecDeque<String>,
     pub tokens: u64,

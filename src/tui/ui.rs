@@ -368,11 +368,17 @@ fn render_run(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             .gauge_style(theme.added()),
         gauge,
     );
-    let acc: Vec<String> = run
+    let mut acc: Vec<String> = run
         .accuracy
         .iter()
         .map(|(e, split, a)| format!("{split} e{e}: {:.1}%", a * 100.0))
         .collect();
+    if let Some((correct, seen)) = run.so_far.filter(|(_, seen)| *seen > 0) {
+        acc.push(format!(
+            "this epoch {correct}/{seen} ({:.0}%)",
+            100.0 * correct as f64 / seen as f64
+        ));
+    }
     let bars: String = run
         .accuracy
         .iter()

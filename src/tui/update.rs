@@ -5,7 +5,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
 use super::state::{
-    Action, Confirmed, Effect, FormField, InputFor, Pane, Popup, RunForm, Sort, State,
+    Action, Confirmed, Effect, FormField, InputFor, Pane, Popup, RunForm, RunView, Sort, State,
 };
 use crate::adaptation::{Control, Event};
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, UpdateOp};
@@ -392,6 +392,12 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
             resumed,
             ..
         } => {
+            // A new (or resumed) run starts from a clean view; the log keeps the earlier lines.
+            let log = std::mem::take(&mut run.log);
+            *run = RunView {
+                log,
+                ..RunView::default()
+            };
             run.active = true;
             run.run = Some(id.clone());
             run.total = *train;
@@ -420,9 +426,16 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
             }
         }
         Event::Reflected { key_insight, .. } => run.insight = key_insight.clone(),
-        Event::BatchFinished { epoch, done, .. } => {
+        Event::BatchFinished {
+            epoch,
+            done,
+            correct_so_far,
+            seen_so_far,
+            ..
+        } => {
             run.epoch = *epoch;
             run.done = *done;
+            run.so_far = Some((*correct_so_far, *seen_so_far));
         }
         Event::EpochFinished {
             epoch,
