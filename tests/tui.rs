@@ -575,6 +575,79 @@ fn run_keys_and_events() {
 }
 
 #[test]
+fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
+    let (mut store, mut st) = fixture();
+    key(&mut st, KeyCode::Char('P'));
+    assert!(st.popup.is_none() && st.message.contains("one playbook"));
+    store.create_playbook("ops", &["Runbooks"]).unwrap();
+    store
+        .propose(
+            "ops",
+            "k9",
+            None,
+            "a lesson for the ops playbook",
+            &[("c-9".into(), add("Runbooks", "Restart the worker first."))],
+            &json!({}),
+        )
+        .unwrap();
+    let load = |store: &Store, st: &mut State, name: &str| {
+        update(
+            st,
+            Action::Loaded(Box::new(ace::tui::snapshot(store, name).unwrap())),
+        )
+    };
+    assert!(load(&store, &mut st, "fin").is_empty());
+
+    // P picks another playbook to show; runs started from the form now default to it
+    key(&mut st, KeyCode::Char('P'));
+    let Some(Popup::PickPlaybook { names, sel }) = &st.popup else {
+        panic!("P opens the playbook picker")
+    };
+    assert_eq!(
+        (names.as_slice(), *sel),
+        (&["fin".into(), "ops".into()][..], 0)
+    );
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(
+        key(&mut st, KeyCode::Enter),
+        vec![Effect::OpenPlaybook("ops".into())]
+    );
+    assert_eq!(st.default_run.playbook, "ops");
+    load(&store, &mut st, "ops");
+    assert_eq!(st.playbook.name, "ops");
+    assert!(screen(&st, 80, 24).contains("ops (0 bullets)"));
+    key(&mut st, KeyCode::Char('P'));
+    key(&mut st, KeyCode::Char('k'));
+    assert_eq!(
+        key(&mut st, KeyCode::Enter),
+        vec![Effect::OpenPlaybook("fin".into())]
+    );
+    load(&store, &mut st, "fin");
+
+    // in the queue, a proposal is shown against its own playbook
+    assert!(
+        key(&mut st, KeyCode::Char('3')).is_empty(),
+        "fin's batch first"
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char(']')),
+        vec![Effect::OpenPlaybook("ops".into())]
+    );
+    assert_eq!(
+        st.message,
+        "showing playbook 'ops', which this proposal is for"
+    );
+    assert!(
+        update(&mut st, Action::Tick).is_empty(),
+        "asked once while it loads"
+    );
+    load(&store, &mut st, "ops");
+    let shown = screen(&st, 100, 30);
+    assert!(shown.contains("Restart the worker first."), "{shown}");
+    assert!(!shown.contains("approving creates section"), "{shown}");
+}
+
+#[test]
 fn the_run_form_mode_field_starts_online_windows() {
     let (_s, mut st) = fixture();
     key(&mut st, KeyCode::Char('2'));

@@ -243,6 +243,12 @@ impl Runner {
                 });
             }
             Effect::StartRun(config) => self.start_run(*config, None),
+            Effect::OpenPlaybook(name) => {
+                if let Ok(mut p) = self.playbook.lock() {
+                    *p = name;
+                }
+                self.reload(true);
+            }
             Effect::LoadUnfinishedRuns => self.blocking(
                 |s| {
                     let mut runs = s.runs()?;

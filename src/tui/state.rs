@@ -82,6 +82,11 @@ pub enum Popup {
     },
     /// The form that starts a run: one line per field.
     RunForm(RunForm),
+    /// Picking the playbook to show (j/k, Enter).
+    PickPlaybook {
+        names: Vec<String>,
+        sel: usize,
+    },
     /// Picking an unfinished run to resume (j/k, Enter).
     ResumeRun {
         runs: Vec<RunRecord>,
@@ -192,6 +197,8 @@ pub struct State {
     pub follow_section: Option<String>,
     /// Draw for a light background (see [`light_background`]).
     pub light_background: bool,
+    /// A playbook asked for (`OpenPlaybook`) and not loaded yet.
+    pub opening: Option<String>,
 }
 
 pub enum Action {
@@ -248,6 +255,8 @@ pub enum Effect {
     },
     Apply(DeltaBatch),
     StartRun(Box<RunConfig>),
+    /// Shows another playbook (loads it and its revisions).
+    OpenPlaybook(String),
     /// Lists the runs that did not finish (for `R`).
     LoadUnfinishedRuns,
     /// Resumes a run with its stored configuration (`ace train --resume`).
@@ -291,6 +300,7 @@ impl State {
             no_color: false,
             follow_section: None,
             light_background: false,
+            opening: None,
         }
     }
 

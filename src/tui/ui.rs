@@ -890,6 +890,14 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
             *sel,
             theme,
         ),
+        Popup::PickPlaybook { names, sel } => pick_list(
+            frame,
+            centered(area, 60, names.len() as u16 + 2),
+            "show playbook · j/k · Enter · Esc".into(),
+            names.clone(),
+            *sel,
+            theme,
+        ),
         Popup::ResumeRun { runs, sel } => {
             let lines = runs
                 .iter()

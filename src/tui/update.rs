@@ -48,6 +48,11 @@ pub const COMMANDS: &[Command] = &[
         panes: &[],
     },
     Command {
+        keys: "P",
+        what: "switch playbook",
+        panes: &[],
+    },
+    Command {
         keys: "j/k",
         what: "move",
         panes: &[],
@@ -237,12 +242,46 @@ fn step(sel: usize, len: usize, delta: isize) -> usize {
 }
 
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    let mut effects = handle(state, action);
+    effects.extend(follow_batch(state));
+    effects
+}
+
+/// A proposal is shown as a diff against its own playbook: while the Queue pane has a batch of
+/// another playbook selected, that playbook is shown.
+fn follow_batch(state: &mut State) -> Vec<Effect> {
+    if state.focus != Pane::Queue || state.popup.is_some() {
+        return Vec::new();
+    }
+    let Some(name) = state.selected_batch().map(|b| b.playbook.clone()) else {
+        return Vec::new();
+    };
+    if name == state.playbook.name
+        || state.opening.as_ref() == Some(&name)
+        || !state.playbooks.contains(&name)
+    {
+        return Vec::new();
+    }
+    state.message = format!("showing playbook '{name}', which this proposal is for");
+    open_playbook(state, name)
+}
+
+fn open_playbook(state: &mut State, name: String) -> Vec<Effect> {
+    state.viewing_at = None;
+    state.story = None;
+    state.default_run.playbook = name.clone();
+    state.opening = Some(name.clone());
+    vec![Effect::OpenPlaybook(name)]
+}
+
+fn handle(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(key) if key.kind == KeyEventKind::Press => key_press(state, key),
         Action::Key(_) | Action::Tick => Vec::new(),
         Action::ScrollUp => move_selection(state, -3),
         Action::ScrollDown => move_selection(state, 3),
         Action::Loaded(snapshot) => {
+            state.opening = None;
             // Selections follow their item (a new revision or proposal on top must not shift them).
             let revision = state.revisions.get(state.revision_sel).map(|r| r.id);
             let batch = state.queue.get(state.queue_sel).map(|b| b.id);
@@ -575,6 +614,21 @@ fn key_press(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('q') => return ask_quit(state),
         KeyCode::Tab => state.focus = next_pane(state.focus, 1),
         KeyCode::BackTab => state.focus = next_pane(state.focus, -1),
+        KeyCode::Char('P') if state.playbooks.len() > 1 => {
+            let sel = state
+                .playbooks
+                .iter()
+                .position(|p| *p == state.playbook.name)
+                .unwrap_or(0);
+            state.popup = Some(Popup::PickPlaybook {
+                names: state.playbooks.clone(),
+                sel,
+            });
+        }
+        KeyCode::Char('P') => {
+            state.message =
+                "this database has one playbook (`ace playbook create` or import adds more)".into()
+        }
         KeyCode::Char('1') => state.focus = Pane::Sections,
         KeyCode::Char('2') => state.focus = Pane::Run,
         KeyCode::Char('3') => state.focus = Pane::Queue,
@@ -1029,6 +1083,22 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             });
             Vec::new()
         }
+        Popup::PickPlaybook { names, sel } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter => {
+                let name = names[sel].clone();
+                if name == state.playbook.name {
+                    return Vec::new();
+                }
+                state.message = format!("showing playbook '{name}'");
+                open_playbook(state, name)
+            }
+            code => {
+                let sel = picked(sel, names.len().saturating_sub(1), code);
+                state.popup = Some(Popup::PickPlaybook { names, sel });
+                Vec::new()
+            }
+        },
         Popup::ResumeRun { runs, sel } => match key.code {
             KeyCode::Esc => Vec::new(),
             KeyCode::Enter => {
