@@ -66,7 +66,11 @@ pub enum Command {
     /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
     MockModel(MockModelArgs),
     /// Open the workbench (what `ace` with no arguments does on a terminal)
-    Workbench,
+    Workbench {
+        /// The playbook to show first (else the first by name; `P` switches in the workbench)
+        #[arg(long)]
+        playbook: Option<String>,
+    },
     /// Open the workbench against a bundled scripted demo model on loopback
     Demo,
 }
@@ -303,17 +307,21 @@ pub fn run(cli: Cli) -> Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db_path);
     let tui = match &cli.command {
         None => std::io::stdout().is_terminal(),
-        Some(Command::Workbench | Command::Demo) => true,
+        Some(Command::Workbench { .. } | Command::Demo) => true,
         _ => false,
     };
     if tui {
         init_file_logging(&db);
-        return workbench(&db, matches!(cli.command, Some(Command::Demo)));
+        let playbook = match &cli.command {
+            Some(Command::Workbench { playbook }) => playbook.clone(),
+            _ => None,
+        };
+        return workbench(&db, matches!(cli.command, Some(Command::Demo)), playbook);
     }
     init_logging();
     let out = &mut std::io::stdout().lock();
     match cli.command {
-        None | Some(Command::Workbench | Command::Demo) => overview(&db, out),
+        None | Some(Command::Workbench { .. } | Command::Demo) => overview(&db, out),
         Some(Command::Playbook(cmd)) => playbook(&db, cmd, out),
         Some(Command::Delta(DeltaCmd::Apply {
             file,
@@ -484,11 +492,16 @@ fn init_file_logging(db: &Path) {
     }
 }
 
-fn workbench(db: &Path, demo: bool) -> Result<()> {
+fn workbench(db: &Path, demo: bool, playbook: Option<String>) -> Result<()> {
     use crate::tui::{DEMO_SCRIPT, ModelSource};
     let label = format!("database {}", db.display());
     if !demo {
-        return crate::tui::run(db, ModelSource::Configured, Default::default(), &label);
+        let mut config = crate::adaptation::RunConfig::default();
+        if let Some(name) = playbook {
+            // a wrong name is said here, with the names there are, before the screen opens
+            config.playbook = Store::open(db)?.resolve_playbook(Some(&name))?;
+        }
+        return crate::tui::run(db, ModelSource::Configured, config, &label);
     }
     let script =
         crate::llm::mock::Script::from_json(DEMO_SCRIPT).map_err(|e| anyhow::anyhow!(e))?;

@@ -389,11 +389,13 @@ impl Workbench {
             default_run.dataset = dataset;
             default_run.env = "numeric".into();
         }
-        let first_playbook = store
-            .playbooks()?
-            .first()
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
+        // The playbook the run form names, if the database has it, else the first by name.
+        let names = store.playbook_names()?;
+        let first_playbook = if names.contains(&default_run.playbook) {
+            default_run.playbook.clone()
+        } else {
+            names.first().cloned().unwrap_or_default()
+        };
         if default_run.playbook.is_empty() || default_run.playbook == "default" {
             default_run.playbook = first_playbook.clone();
         }
