@@ -224,6 +224,12 @@ fn bad_input_is_a_clear_error_with_a_failing_exit_code() {
     assert!(err.contains("is not a valid delta batch"), "{err}");
     let err = fails(&db, &["revisions", "show", "99"]);
     assert!(err.contains("no revision 99"), "{err}");
+    // the workbench asked to show a playbook the database does not have says so before opening
+    let err = fails(&db, &["workbench", "--playbook", "gamma"]);
+    assert!(
+        err.contains("no playbook named 'gamma' (playbooks: fin)"),
+        "{err}"
+    );
 }
 
 #[test]
