@@ -1028,3 +1028,42 @@ fn after_a_batch_is_decided_the_queue_moves_on_to_the_next_waiting_one() {
     assert_ne!(selected.id, first);
     assert_eq!(selected.status, "pending");
 }
+
+#[test]
+fn every_pane_and_popup_draws_without_panic_on_tiny_terminals() {
+    let (_s, mut st) = fixture();
+    let sizes = [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23)];
+    let mut drawn = 0;
+    let mut draw_all = |st: &State| {
+        for (w, h) in sizes {
+            let shown = screen(st, w, h);
+            assert_eq!(shown.lines().count(), h as usize);
+            drawn += 1;
+        }
+    };
+    // each pane, then a popup of each kind over it
+    for pane in ['1', '2', '3', '4'] {
+        key(&mut st, KeyCode::Char(pane));
+        draw_all(&st);
+    }
+    key(&mut st, KeyCode::Char('1'));
+    key(&mut st, KeyCode::Right);
+    for open in ['e', 'm', 'd', '/', '?'] {
+        key(&mut st, KeyCode::Char(open));
+        assert!(st.popup.is_some(), "{open} opens a popup");
+        draw_all(&st);
+        st.popup = None;
+    }
+    key(&mut st, KeyCode::Char('2'));
+    key(&mut st, KeyCode::Char('r'));
+    draw_all(&st);
+    st.popup = None;
+    key(&mut st, KeyCode::Char('3'));
+    for open in ['e', 'n', 'A'] {
+        key(&mut st, KeyCode::Char(open));
+        assert!(st.popup.is_some(), "{open} opens a popup");
+        draw_all(&st);
+        st.popup = None;
+    }
+    assert_eq!(drawn, 5 * (4 + 5 + 1 + 3));
+}
