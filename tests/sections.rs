@@ -110,6 +110,41 @@ fn reverting_an_older_change_after_a_rename_keeps_the_new_name() {
 }
 
 #[test]
+fn reverting_a_bullet_move_follows_the_renames_of_the_section_it_came_from() {
+    let mut store = finance_store();
+    let moved = apply(
+        &mut store,
+        "fin",
+        batch(
+            "m",
+            vec![DeltaOp::Update(ace::delta::UpdateOp {
+                bullet_id: "calc-00001".into(),
+                content: None,
+                section: Some("OTHERS".into()),
+                metadata: None,
+            })],
+        ),
+    );
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "r1",
+            vec![rename("FORMULAS AND CALCULATIONS", "Formulas")],
+        ),
+    );
+    apply(&mut store, "fin", batch("r2", vec![rename("Formulas", "Maths")]));
+    store.revert(moved.revision(), false, None).unwrap();
+    let p = store.load_playbook("fin").unwrap();
+    assert_eq!(p.bullet("calc-00001").unwrap().section, "Maths");
+    assert_eq!(
+        names(&store),
+        ["Maths", "COMMON MISTAKES TO AVOID", "OTHERS"],
+        "the bullet goes back to its section under today's name; no old name comes back"
+    );
+}
+
+#[test]
 fn a_moved_section_changes_place_and_the_revert_puts_it_back() {
     let mut store = finance_store();
     let before = view(&store.load_playbook("fin").unwrap());

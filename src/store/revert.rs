@@ -61,9 +61,17 @@ impl Store {
                     after,
                 } => {
                     let current = writer.load_bullet(bullet_id)?;
-                    let target = before
+                    let mut target = before
                         .as_ref()
                         .map(|b| restored(b, current.as_ref(), after.as_ref(), &writer.now));
+                    // A bullet going back to a section renamed since goes to it by its new name.
+                    if let Some(t) = target.as_mut()
+                        && writer.section_row(&t.section).is_none()
+                        && let Some(now) = renamed_since(&tx, playbook_id, id, &t.section)?
+                        && writer.section_row(&now).is_some()
+                    {
+                        t.section = now;
+                    }
                     match &target {
                         Some(t) => {
                             writer.ensure_section_for(&t.section)?;
@@ -151,6 +159,35 @@ impl Store {
             summary,
         })
     }
+}
+
+/// The name a section called `name` just after revision `id` carries now, if later revisions renamed
+/// it (following every rename in order); `None` if none did.
+fn renamed_since(
+    tx: &rusqlite::Transaction<'_>,
+    playbook_id: i64,
+    id: i64,
+    name: &str,
+) -> Result<Option<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+          WHERE r.playbook_id = ?1 AND o.revision_id > ?2 AND o.kind = 'section'
+            AND o.before IS NOT NULL AND o.after IS NOT NULL
+          ORDER BY o.revision_id, o.idx",
+    )?;
+    let rows = stmt.query_map(params![playbook_id, id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut current = name.to_string();
+    for row in rows {
+        let (before, after) = row?;
+        let before: Section = serde_json::from_str(&before)?;
+        let after: Section = serde_json::from_str(&after)?;
+        if before.name == current && after.name != current {
+            current = after.name;
+        }
+    }
+    Ok((current != name).then_some(current))
 }
 
 /// The state a bullet returns to: each field this revision changed goes back to `before`, the
