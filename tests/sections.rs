@@ -128,12 +128,13 @@ fn reverting_a_bullet_move_follows_the_renames_of_the_section_it_came_from() {
     apply(
         &mut store,
         "fin",
-        batch(
-            "r1",
-            vec![rename("FORMULAS AND CALCULATIONS", "Formulas")],
-        ),
+        batch("r1", vec![rename("FORMULAS AND CALCULATIONS", "Formulas")]),
     );
-    apply(&mut store, "fin", batch("r2", vec![rename("Formulas", "Maths")]));
+    apply(
+        &mut store,
+        "fin",
+        batch("r2", vec![rename("Formulas", "Maths")]),
+    );
     store.revert(moved.revision(), false, None).unwrap();
     let p = store.load_playbook("fin").unwrap();
     assert_eq!(p.bullet("calc-00001").unwrap().section, "Maths");

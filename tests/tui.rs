@@ -920,6 +920,65 @@ fn popups_and_diffs_render_at_80_by_24() {
 }
 
 #[test]
+fn bullet_content_takes_line_breaks_and_one_line_inputs_do_not() {
+    let (_store, mut st) = fixture();
+    key(&mut st, KeyCode::Right);
+    key(&mut st, KeyCode::Char('e'));
+    let alt_enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT);
+    update(&mut st, Action::Key(alt_enter));
+    typed(&mut st, "```python");
+    ctrl(&mut st, 'j');
+    typed(&mut st, "ratio = assets / liabilities");
+    let effects = key(&mut st, KeyCode::Enter);
+    let [Effect::Apply(batch)] = effects.as_slice() else {
+        panic!("Enter saves: {effects:?}")
+    };
+    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+        panic!("{batch:?}")
+    };
+    let content = op.content.clone().unwrap();
+    assert_eq!(
+        content,
+        "Current ratio = current assets / current liabilities.\n```python\nratio = assets / liabilities"
+    );
+    // editing it again shows each line as a line and saves the same text back
+    st.playbook.bullets[0].content = content.clone();
+    st.refilter();
+    // the detail shows each line on its own screen line
+    key(&mut st, KeyCode::Enter);
+    let shown = screen(&st, 100, 30);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("││  ratio = assets / liabilities")),
+        "{shown}"
+    );
+    key(&mut st, KeyCode::Esc);
+    key(&mut st, KeyCode::Char('e'));
+    let Some(Popup::Input { editor, .. }) = &st.popup else {
+        panic!("e edits")
+    };
+    assert_eq!(editor.lines().len(), 3);
+    let effects = key(&mut st, KeyCode::Enter);
+    let [Effect::Apply(batch)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+        panic!("{batch:?}")
+    };
+    assert_eq!(op.content.as_deref(), Some(content.as_str()));
+    // the filter is one line: a line break key does nothing there
+    key(&mut st, KeyCode::Char('/'));
+    typed(&mut st, "ratio");
+    update(&mut st, Action::Key(alt_enter));
+    ctrl(&mut st, 'j');
+    let Some(Popup::Input { editor, .. }) = &st.popup else {
+        panic!("the filter stays open")
+    };
+    assert_eq!(editor.lines(), ["ratio"]);
+}
+
+#[test]
 fn a_long_bullet_is_edited_wrapped_and_saved_as_one_line() {
     let (_store, mut st) = fixture();
     key(&mut st, KeyCode::Right);

@@ -60,6 +60,18 @@ pub enum InputFor {
     RenameSection { section: String },
 }
 
+impl InputFor {
+    /// Bullet content may span lines (code snippets): Alt-Enter or Ctrl-j starts a new one.
+    pub fn multiline(&self) -> bool {
+        match self {
+            InputFor::EditBullet { .. } => true,
+            // with no section the input names a new section
+            InputFor::AddBullet { section } => !section.is_empty(),
+            _ => false,
+        }
+    }
+}
+
 pub enum Popup {
     /// The key list, scrolled down by `scroll` lines.
     Help {

@@ -65,6 +65,31 @@ fn block<'a>(title: String, focused: bool, theme: &Theme) -> Block<'a> {
     ))
 }
 
+/// Splits lines whose spans hold line breaks (multi-line bullet content, code snippets) into screen
+/// lines; each continuation is indented two spaces and keeps its span's style.
+fn break_lines(lines: Vec<Line<'static>>) -> Vec<Line<'static>> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if !line.spans.iter().any(|s| s.content.contains('\n')) {
+            out.push(line);
+            continue;
+        }
+        let mut current = Vec::new();
+        for span in line.spans {
+            let mut parts = span.content.split('\n');
+            if let Some(first) = parts.next() {
+                current.push(Span::styled(first.to_string(), span.style));
+            }
+            for part in parts {
+                out.push(Line::from(std::mem::take(&mut current)));
+                current.push(Span::styled(format!("  {part}"), span.style));
+            }
+        }
+        out.push(Line::from(current));
+    }
+    out
+}
+
 fn short(s: &str, n: usize) -> String {
     let one_line = s.replace('\n', " ");
     if one_line.chars().count() <= n {
@@ -267,7 +292,8 @@ fn render_playbook(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) 
                         ),
                         Style::default().add_modifier(Modifier::BOLD),
                     )),
-                    Line::from(b.content.clone()),
+                    // one span, so `break_lines` puts each of its lines on a screen line
+                    Line::from(Span::raw(b.content.clone())),
                     Line::from(Span::styled(
                         format!("created {} · updated {}", b.created_at, b.updated_at),
                         theme.dim(),
@@ -317,11 +343,9 @@ fn render_playbook(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) 
             None => vec![Line::from("no bullet selected")],
         };
         frame.render_widget(
-            Paragraph::new(text).wrap(Wrap { trim: false }).block(block(
-                "Detail".into(),
-                false,
-                theme,
-            )),
+            Paragraph::new(break_lines(text))
+                .wrap(Wrap { trim: false })
+                .block(block("Detail".into(), false, theme)),
             area,
         );
     }
@@ -672,7 +696,7 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         batch.playbook
     );
     frame.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(break_lines(lines))
             .wrap(Wrap { trim: false })
             .block(block(title, false, theme)),
         right,
@@ -790,7 +814,7 @@ fn render_revisions(state: &State, frame: &mut Frame, area: Rect, theme: &Theme)
         lines.push(Line::from("Enter shows the selected revision"));
     }
     frame.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(break_lines(lines))
             .wrap(Wrap { trim: false })
             .block(block("Diff".into(), false, theme)),
         right,
@@ -984,7 +1008,11 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                 );
             }
         }
-        Popup::Input { title, editor, .. } => {
+        Popup::Input {
+            title,
+            editor,
+            purpose,
+        } => {
             // Grows with the text (wrapped), up to 10 rows, so a long bullet is seen whole.
             let width = area
                 .width
@@ -992,20 +1020,24 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                 .min(76)
                 .saturating_sub(2)
                 .max(1) as usize;
-            let chars = editor
+            let wrapped: usize = editor
                 .lines()
                 .iter()
-                .map(|l| l.chars().count())
-                .sum::<usize>()
-                + 1;
-            let rows = match chars.div_ceil(width) as u16 {
+                .map(|l| (l.chars().count() + 1).div_ceil(width))
+                .sum();
+            let rows = match wrapped as u16 {
                 0 | 1 => 1,
                 n => n + 1, // words wrap earlier than characters would
             };
             let r = centered(area, 76, (rows + 2).min(12));
             frame.render_widget(Clear, r);
             let mut e = editor.clone();
-            e.set_block(block(format!("{title} · Enter · Esc"), true, theme));
+            let keys = if purpose.multiline() {
+                "Enter saves · Alt-Enter/Ctrl-j new line · Esc"
+            } else {
+                "Enter · Esc"
+            };
+            e.set_block(block(format!("{title} · {keys}"), true, theme));
             frame.render_widget(&e, r);
         }
     }

@@ -212,9 +212,10 @@ pub fn commands_for(pane: Pane) -> impl Iterator<Item = &'static Command> {
 }
 
 fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
-    let mut editor = TextArea::new(vec![text.to_string()]);
-    // Bullets run to hundreds of characters: wrap them on screen (Enter still submits one line).
+    let mut editor = TextArea::new(text.split('\n').map(str::to_string).collect());
+    // Bullets run to hundreds of characters: wrap them on screen (Enter still submits).
     editor.set_wrap_mode(WrapMode::WordOrGlyph);
+    editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
     editor.move_cursor(ratatui_textarea::CursorMove::End);
     Popup::Input {
         purpose,
@@ -1121,9 +1122,22 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             mut editor,
         } => match key.code {
             KeyCode::Esc => Vec::new(),
-            KeyCode::Enter => submit(state, purpose, editor.lines().join(" ").trim().to_string()),
+            KeyCode::Enter if !key.modifiers.contains(KeyModifiers::ALT) => {
+                let joint = if purpose.multiline() { "\n" } else { " " };
+                submit(
+                    state,
+                    purpose,
+                    editor.lines().join(joint).trim().to_string(),
+                )
+            }
             _ => {
-                if key.code == KeyCode::Char('u') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                // Alt-Enter or Ctrl-j: a line break, in bullet content only
+                if key.code == KeyCode::Enter || (ctrl && key.code == KeyCode::Char('j')) {
+                    if purpose.multiline() {
+                        editor.insert_newline();
+                    }
+                } else if key.code == KeyCode::Char('u') && ctrl {
                     // clears the line, as in a shell
                     editor = TextArea::default();
                     editor.set_wrap_mode(WrapMode::WordOrGlyph);
