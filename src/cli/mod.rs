@@ -99,6 +99,7 @@ pub enum PlaybookCmd {
     },
     /// Create an empty playbook (with the paper's default sections unless --empty)
     Create {
+        /// Name of the new playbook
         name: String,
         /// Create it without sections
         #[arg(long)]
@@ -118,6 +119,7 @@ pub enum PlaybookCmd {
     },
     /// Import a playbook file (ACE text, skillbook JSON or ace JSON; detected from content)
     Import {
+        /// The file to read
         file: PathBuf,
         /// Name of the new playbook [default: the file name without extension]
         #[arg(long)]
@@ -128,7 +130,9 @@ pub enum PlaybookCmd {
     },
     /// Export a playbook: ace, json, skillbook or markdown
     Export {
+        /// The playbook to export
         name: String,
+        /// ace (official text), json (lossless), skillbook (ace-framework) or markdown
         #[arg(long, default_value = "ace")]
         format: Format,
         /// Write to this file instead of standard output
@@ -141,7 +145,9 @@ pub enum PlaybookCmd {
 pub enum DeltaCmd {
     /// Apply a batch file: {"id", "source", "reason", "operations": [...]} (see docs/DELTAS.md)
     Apply {
+        /// The batch file (JSON)
         file: PathBuf,
+        /// The playbook to change
         #[arg(long)]
         playbook: String,
         /// What to do when an op names a section the playbook lacks
@@ -169,12 +175,15 @@ pub enum RevisionsCmd {
     },
     /// Show one revision as a diff
     Show {
+        /// The revision (`ace revisions list`)
         id: i64,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// Revert a revision with a new revision that applies its exact inverse
     Revert {
+        /// The revision to undo
         id: i64,
         /// Revert even if later revisions changed the same bullets
         #[arg(long)]
@@ -186,46 +195,60 @@ pub enum RevisionsCmd {
 pub enum QueueCmd {
     /// Queued batches waiting for decisions (oldest first)
     List {
+        /// Only this playbook's batches
         #[arg(long)]
         playbook: Option<String>,
         /// Include decided batches
         #[arg(long)]
         all: bool,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// One queued batch: its ops as a diff, and the samples and reflections behind them
     Show {
+        /// The queued batch (`ace queue list`)
         id: i64,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// Approve a whole batch, or some ops of it (--op N, repeatable)
     Approve {
+        /// The queued batch (`ace queue list`)
         id: i64,
+        /// Only this op, by its number in `ace queue show` (from 0); repeatable
         #[arg(long = "op")]
         ops: Vec<usize>,
+        /// Who decides (recorded on the revision)
         #[arg(long, env = "USER", default_value = "human")]
         author: String,
     },
     /// Reject a whole batch, or some ops of it
     Reject {
+        /// The queued batch (`ace queue list`)
         id: i64,
+        /// Only this op, by its number in `ace queue show` (from 0); repeatable
         #[arg(long = "op")]
         ops: Vec<usize>,
+        /// Why (kept with the decision)
         #[arg(long)]
         reason: Option<String>,
+        /// Who decides (recorded on the revision)
         #[arg(long, env = "USER", default_value = "human")]
         author: String,
     },
     /// Approve an edited version of one op (a JSON op from a file, e.g. {"type": "ADD", ...})
     Edit {
+        /// The queued batch (`ace queue list`)
         id: i64,
+        /// The op to replace, by its number in `ace queue show` (from 0)
         #[arg(long = "op")]
         op: usize,
         /// JSON file with the replacement op
         #[arg(long)]
         file: PathBuf,
+        /// Who decides (recorded on the revision)
         #[arg(long, env = "USER", default_value = "human")]
         author: String,
     },
@@ -239,7 +262,9 @@ pub enum RunsCmd {
     },
     /// Accuracy per epoch and split, deltas proposed / approved / rejected, tags, tokens and cost per role
     Show {
+        /// The run (`ace runs list`)
         run: String,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
@@ -249,6 +274,7 @@ pub enum RunsCmd {
 pub enum BulletCmd {
     /// Where a bullet came from, its counters over time and the runs that cited it
     Story {
+        /// The bullet id, e.g. calc-00012
         id: String,
         #[arg(long)]
         playbook: Option<String>,
