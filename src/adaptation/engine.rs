@@ -126,9 +126,34 @@ impl Gate {
     }
 }
 
+/// Sends controls to a run, in order. The loop reads them between samples; `Cancel` also fires the
+/// run's cancellation token at once, so model calls in flight stop. When every clone is dropped the
+/// loop goes on by itself (detached).
+#[derive(Debug, Clone)]
+pub struct Controls {
+    tx: UnboundedSender<Control>,
+    cancel: CancellationToken,
+}
+
+impl Controls {
+    /// Fails only if the run has ended. A cancel always succeeds: the token fires at once, and the
+    /// run may be gone before the control itself could be queued.
+    pub fn send(
+        &self,
+        control: Control,
+    ) -> Result<(), tokio::sync::mpsc::error::SendError<Control>> {
+        if control == Control::Cancel {
+            self.cancel.cancel();
+            let _ = self.tx.send(control);
+            return Ok(());
+        }
+        self.tx.send(control)
+    }
+}
+
 /// A started run: send controls, read events, await the result (the run id).
 pub struct RunHandle {
-    pub controls: UnboundedSender<Control>,
+    pub controls: Controls,
     pub events: UnboundedReceiver<Event>,
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<String, LoopError>>,
@@ -136,23 +161,9 @@ pub struct RunHandle {
 
 /// Starts a run (or resumes `resume`) as a tokio task.
 pub fn start(store: Db, models: Models, config: RunConfig, resume: Option<String>) -> RunHandle {
-    let (control_tx, mut public_rx) = unbounded_channel::<Control>();
-    let (gate_tx, control_rx) = unbounded_channel();
+    let (control_tx, control_rx) = unbounded_channel();
     let (event_tx, event_rx) = unbounded_channel();
     let cancel = CancellationToken::new();
-    // The loop reads controls between samples; Cancel must also stop the model calls in flight, so
-    // it fires the token as it arrives. Dropping the sender still detaches the loop.
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        while let Some(c) = public_rx.recv().await {
-            if c == Control::Cancel {
-                token.cancel();
-            }
-            if gate_tx.send(c).is_err() {
-                break;
-            }
-        }
-    });
     let task = tokio::spawn(run(
         store,
         models,
@@ -163,7 +174,10 @@ pub fn start(store: Db, models: Models, config: RunConfig, resume: Option<String
         cancel.clone(),
     ));
     RunHandle {
-        controls: control_tx,
+        controls: Controls {
+            tx: control_tx,
+            cancel: cancel.clone(),
+        },
         events: event_rx,
         cancel,
         task,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{RunHandle, run, start};
+pub use engine::{Controls, RunHandle, run, start};
 pub use sample::LoopError;
 
 use crate::environment::FieldMap;
