@@ -843,7 +843,11 @@ fn panes_render_at_80_by_24() {
     assert!(next.run.accuracy.is_empty() && next.run.so_far.is_none());
     assert_eq!((next.run.done, next.run.total), (0, 4));
     assert!(next.run.question.is_empty());
-    assert_eq!(next.run.log, st.run.log);
+    assert_eq!(next.run.log.len(), st.run.log.len() + 1);
+    assert_eq!(
+        next.run.log.back().unwrap(),
+        "run-2 started on 'fin' (4 training samples)"
+    );
     key(&mut st, KeyCode::Char('4'));
     insta::assert_snapshot!("revisions", screen(&st, 80, 24));
     key(&mut st, KeyCode::Char('?'));

@@ -522,6 +522,16 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
         Event::Warning { .. } => {}
     }
     let line = match &event {
+        Event::Started {
+            run,
+            playbook,
+            resumed,
+            train,
+            ..
+        } => Some(format!(
+            "{run} {} on '{playbook}' ({train} training samples)",
+            if *resumed { "resumed" } else { "started" }
+        )),
         Event::SampleStarted { key, .. } => Some(format!("{key} started")),
         Event::Evaluated {
             key,
