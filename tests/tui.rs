@@ -690,27 +690,41 @@ fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
         st.message,
         "every run has finished; nothing to resume (r starts one)"
     );
-    let record = |id: &str, status: &str, checkpoint| ace::store::RunRecord {
-        id: id.into(),
-        playbook: "fin".into(),
-        kind: "offline".into(),
-        status: status.into(),
-        config: json!({}),
-        feedback_mode: "ground-truth".into(),
-        checkpoint,
-        best_revision: None,
-        error: None,
-        created_at: "2026-11-24T12:00:00.000Z".into(),
-        updated_at: "2026-11-24T12:30:00.000Z".into(),
+    let record = |id: &str, status: &str, checkpoint| ace::tui::state::Unfinished {
+        live_elsewhere: status == "waiting",
+        run: ace::store::RunRecord {
+            id: id.into(),
+            playbook: "fin".into(),
+            kind: "offline".into(),
+            status: status.into(),
+            config: json!({}),
+            feedback_mode: "ground-truth".into(),
+            checkpoint,
+            best_revision: None,
+            error: None,
+            created_at: "2026-11-24T12:00:00.000Z".into(),
+            updated_at: "2026-11-24T12:30:00.000Z".into(),
+        },
     };
     update(
         &mut st,
         Action::UnfinishedRuns(vec![
+            record("run-4", "waiting", None),
             record("run-3", "failed", Some(json!({"epoch": 2, "step": 7}))),
             record("run-2", "cancelled", None),
         ]),
     );
-    insta::assert_snapshot!("resume_run", screen(&st, 80, 24));
+    insta::assert_snapshot!("resume_run", screen(&st, 100, 24));
+    // a run another process drives is not started twice
+    assert!(key(&mut st, KeyCode::Enter).is_empty());
+    assert!(
+        st.message
+            .starts_with("run-4 is being run by another process right now"),
+        "{}",
+        st.message
+    );
+    assert!(matches!(st.popup, Some(Popup::ResumeRun { .. })));
+    key(&mut st, KeyCode::Char('j'));
     key(&mut st, KeyCode::Char('j'));
     assert_eq!(
         key(&mut st, KeyCode::Enter),

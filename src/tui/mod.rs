@@ -20,8 +20,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::adaptation::{self, Control, Models, RunConfig};
 use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
 use crate::playbook::format::{self, Format};
-use crate::store::Store;
-use state::{Action, Effect, Snapshot, State};
+use crate::store::{Store, StoreError};
+use state::{Action, Effect, Snapshot, State, Unfinished};
 
 /// The bundled sample playbook and dataset (written for this project), loaded on first run.
 pub const SAMPLE_PLAYBOOK: &str = include_str!("../../assets/sample/playbook.txt");
@@ -251,9 +251,17 @@ impl Runner {
             }
             Effect::LoadUnfinishedRuns => self.blocking(
                 |s| {
-                    let mut runs = s.runs()?;
-                    runs.retain(|r| r.status != "finished");
-                    Ok(runs)
+                    let mut out = Vec::new();
+                    for run in s.runs()?.into_iter().filter(|r| r.status != "finished") {
+                        // probing the lock takes and drops it at once
+                        let live_elsewhere =
+                            matches!(s.claim_run(&run.id), Err(StoreError::RunBusy(..)));
+                        out.push(Unfinished {
+                            run,
+                            live_elsewhere,
+                        });
+                    }
+                    Ok(out)
                 },
                 Action::UnfinishedRuns,
             ),

@@ -72,6 +72,14 @@ impl InputFor {
     }
 }
 
+/// A run that did not finish, as the resume picker lists it.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub run: RunRecord,
+    /// Another process is driving it right now (it holds the run's lock).
+    pub live_elsewhere: bool,
+}
+
 pub enum Popup {
     /// The key list, scrolled down by `scroll` lines.
     Help {
@@ -101,7 +109,7 @@ pub enum Popup {
     },
     /// Picking an unfinished run to resume (j/k, Enter).
     ResumeRun {
-        runs: Vec<RunRecord>,
+        runs: Vec<Unfinished>,
         sel: usize,
     },
     /// Picking the section a bullet moves to (j/k, Enter).
@@ -228,7 +236,7 @@ pub enum Action {
         cost_usd: f64,
     },
     /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
-    UnfinishedRuns(Vec<RunRecord>),
+    UnfinishedRuns(Vec<Unfinished>),
     Decided {
         batch: i64,
         revision: Option<i64>,

@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 
-use super::state::{Pane, Popup, State};
+use super::state::{Pane, Popup, State, Unfinished};
 use super::update::commands_for;
 use crate::delta::{Change, DeltaOp};
 use crate::store::OpStatus;
@@ -925,23 +925,35 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
         Popup::ResumeRun { runs, sel } => {
             let lines = runs
                 .iter()
-                .map(|r| {
-                    let at = r
-                        .checkpoint
-                        .as_ref()
-                        .map(|c| format!(" · epoch {} · {} batches done", c["epoch"], c["step"]))
-                        .unwrap_or_default();
-                    format!(
-                        "{} · {} · {} · {}{at}",
-                        r.id,
-                        r.playbook,
-                        r.status,
-                        r.updated_at
-                            .get(..16)
-                            .unwrap_or(&r.updated_at)
-                            .replace('T', " ")
-                    )
-                })
+                .map(
+                    |Unfinished {
+                         run: r,
+                         live_elsewhere,
+                     }| {
+                        let at = r
+                            .checkpoint
+                            .as_ref()
+                            .map(|c| {
+                                format!(" · epoch {} · {} batches done", c["epoch"], c["step"])
+                            })
+                            .unwrap_or_default();
+                        let busy = if *live_elsewhere {
+                            " · being run by another process"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{} · {} · {} · {}{at}{busy}",
+                            r.id,
+                            r.playbook,
+                            r.status,
+                            r.updated_at
+                                .get(..16)
+                                .unwrap_or(&r.updated_at)
+                                .replace('T', " ")
+                        )
+                    },
+                )
                 .collect();
             pick_list(
                 frame,

@@ -1112,8 +1112,16 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         },
         Popup::ResumeRun { runs, sel } => match key.code {
             KeyCode::Esc => Vec::new(),
+            KeyCode::Enter if runs[sel].live_elsewhere => {
+                state.message = format!(
+                    "{} is being run by another process right now; its proposals are in the queue (3)",
+                    runs[sel].run.id
+                );
+                state.popup = Some(Popup::ResumeRun { runs, sel });
+                Vec::new()
+            }
             KeyCode::Enter => {
-                let run = &runs[sel];
+                let run = &runs[sel].run;
                 state.message = format!("resuming {} on '{}'", run.id, run.playbook);
                 vec![Effect::ResumeRun {
                     run: run.id.clone(),
