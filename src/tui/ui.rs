@@ -957,7 +957,7 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                 .collect();
             pick_list(
                 frame,
-                centered(area, 76, runs.len() as u16 + 2),
+                centered(area, 110, runs.len() as u16 + 2),
                 "resume which run? · j/k · Enter · Esc".into(),
                 lines,
                 *sel,
