@@ -437,7 +437,11 @@ fn render_run(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         ]),
         Line::from(vec![
             Span::styled("accuracy: ", theme.dim()),
-            Span::raw(format!("{bars} {}", acc.join(" · "))),
+            Span::raw(if bars.is_empty() {
+                acc.join(" · ")
+            } else {
+                format!("{bars} {}", acc.join(" · "))
+            }),
         ]),
     ];
     let [sample, chart] =
