@@ -160,11 +160,42 @@ fn parse_bullet_line(line: &str) -> Result<BulletLine<'_>, String> {
             }
         }
         out.content = content.trim_start();
+    } else if let Some((content, counters)) = framework_counters(rest) {
+        (out.helpful, out.harmful, out.neutral) = counters;
+        out.content = content;
     }
     if out.content.trim().is_empty() {
         return Err(format!("bullet {id} has no content"));
     }
     Ok(out)
+}
+
+/// The ace-framework prompt form puts counters last: `content (✓5 ✗0 ~1)`.
+fn framework_counters(line: &str) -> Option<(&str, (u64, u64, u64))> {
+    let start = line.rfind(" (✓")?;
+    let inner = line[start + 2..].strip_suffix(')')?;
+    let mut parts = inner.split(' ');
+    let mut number = |mark: char| -> Option<u64> { parts.next()?.strip_prefix(mark)?.parse().ok() };
+    let counters = (number('✓')?, number('✗')?, number('~')?);
+    parts
+        .next()
+        .is_none()
+        .then_some((line[..start].trim_end(), counters))
+}
+
+/// A section header without the bullet count some tools append: `reasoning (3 bullets)`.
+fn section_name(header: &str) -> &str {
+    let name = header.trim();
+    if let Some(open) = name.rfind(" (")
+        && let Some(count) = name[open + 2..]
+            .strip_suffix(" bullets)")
+            .or_else(|| name[open + 2..].strip_suffix(" bullet)"))
+        && !count.is_empty()
+        && count.chars().all(|c| c.is_ascii_digit())
+    {
+        return name[..open].trim_end();
+    }
+    name
 }
 
 fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
@@ -181,7 +212,7 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
             continue;
         }
         if let Some(name) = line.strip_prefix("## ") {
-            let name = name.trim();
+            let name = section_name(name);
             if name.is_empty() {
                 return Err(FormatError::at(
                     file,
@@ -720,6 +751,24 @@ mod tests {
     fn continuation_lines_join_the_previous_bullet() {
         let p = parse(Format::Ace, "## A\n[a-00001] first\n  second line\n", "f").unwrap();
         assert_eq!(p.bullets[0].content, "first\n  second line");
+    }
+
+    #[test]
+    fn the_ace_framework_prompt_and_markdown_forms_read_with_their_counters() {
+        let text = "# Playbook (3 bullets)\n## reasoning (2 bullets)\n\
+                    - [reasoning-00001] Break questions into sub-questions (✓5 ✗0 ~1)\n\
+                    - [reasoning-00002] Check units (twice) (✓0 ✗2 ~0)\n\
+                    ## tools (1 bullet)\n- [tools-00003] Keep the (✓ mark) as text\n";
+        let p = parse(Format::Ace, text, "f").unwrap();
+        let names: Vec<_> = p.sections.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["reasoning", "tools"]);
+        let b = &p.bullets;
+        assert_eq!(b[0].content, "Break questions into sub-questions");
+        assert_eq!((b[0].helpful, b[0].harmful, b[0].neutral), (5, 0, 1));
+        assert_eq!(b[1].content, "Check units (twice)");
+        assert_eq!((b[1].helpful, b[1].harmful), (0, 2));
+        assert_eq!(b[2].content, "Keep the (✓ mark) as text", "not counters");
+        assert_eq!(section_name("Costs (in USD)"), "Costs (in USD)");
     }
 
     #[test]
