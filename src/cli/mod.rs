@@ -604,8 +604,11 @@ fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
     print::playbook_list(out, &store.playbooks()?)?;
     writeln!(
         out,
-        "\ncommands:\n  ace playbook list|create|show|import|export\n  ace delta apply FILE --playbook NAME\n  \
-         ace revisions list|show N|revert N\n  ace db migrate|rollback --to N|status\n  ace --help for everything"
+        "\ncommands:\n  ace workbench                 (on a terminal, plain `ace` opens it; `ace demo` with a scripted model)\n  \
+         ace playbook list|create|show|import|export\n  ace delta apply FILE --playbook NAME\n  \
+         ace revisions list|show N|revert N\n  ace train --playbook NAME --dataset FILE [--approve wait|auto|queue]\n  \
+         ace queue list|show N|approve N|reject N|edit N\n  ace runs list|show RUN\n  ace doctor                    (the model configuration, checked)\n  \
+         ace db migrate|rollback --to N|status\n  ace --help for everything"
     )?;
     Ok(())
 }

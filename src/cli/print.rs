@@ -26,15 +26,22 @@ pub fn playbook_list(out: &mut impl Write, list: &[PlaybookSummary]) -> Result<(
         )?;
         return Ok(());
     }
+    // the name column fits the longest name (AppWorld's names run past 30 characters)
+    let w = list
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     writeln!(
         out,
-        "{:<28} {:>8} {:>8} {:>8} {:>9}",
+        "{:<w$} {:>8} {:>8} {:>8} {:>9}",
         "PLAYBOOK", "SECTIONS", "BULLETS", "REMOVED", "REVISIONS"
     )?;
     for p in list {
         writeln!(
             out,
-            "{:<28} {:>8} {:>8} {:>8} {:>9}",
+            "{:<w$} {:>8} {:>8} {:>8} {:>9}",
             p.name, p.sections, p.active_bullets, p.removed_bullets, p.revisions
         )?;
     }
