@@ -472,6 +472,18 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
     child.wait().unwrap();
     let run = watcher.runs().unwrap()[0].clone();
     assert_ne!(run.status, "finished", "killed mid-run");
+    // the list says no process drives it any more (its lock went with the process)
+    let listed = Command::new(ACE)
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("{}*", run.status)) && listed.contains("no process is driving it"),
+        "{listed}"
+    );
 
     let out = train_cmd(&db, dir.path(), &server.base_url())
         .args(["--resume", &run.id])
@@ -570,6 +582,18 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
     ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
+    // a run its process still drives is listed as it is, not as stopped
+    let listed = Command::new(ACE)
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("run-1") && !listed.contains('*'),
+        "{listed}"
+    );
     // the first batch is one sample, however many attempts it took
     assert!(
         body.contains("ace_samples_total{split=\"train\"} 1\n"),

@@ -473,10 +473,18 @@ fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> {
         RunsCmd::List { json } => {
             let list = store.runs()?;
             if json {
-                print::json(out, &list)
-            } else {
-                print::run_list(out, &list)
+                return print::json(out, &list);
             }
+            // A run marked running or waiting that no process holds was stopped (killed, crashed).
+            let mut stopped = Vec::new();
+            for r in &list {
+                if matches!(r.status.as_str(), "running" | "waiting")
+                    && store.claim_run(&r.id).is_ok_and(|claim| claim.is_some())
+                {
+                    stopped.push(r.id.clone());
+                }
+            }
+            print::run_list(out, &list, &stopped)
         }
         RunsCmd::Show { run, json } => {
             let summary = store.run_summary(&run)?;

@@ -363,7 +363,8 @@ pub fn decided(out: &mut impl Write, id: i64, o: &DecideOutcome) -> Result<()> {
     Ok(())
 }
 
-pub fn run_list(out: &mut impl Write, list: &[RunRecord]) -> Result<()> {
+/// Runs, newest first; `stopped` runs (marked running but driven by no process) are starred.
+pub fn run_list(out: &mut impl Write, list: &[RunRecord], stopped: &[String]) -> Result<()> {
     if list.is_empty() {
         writeln!(
             out,
@@ -377,10 +378,21 @@ pub fn run_list(out: &mut impl Write, list: &[RunRecord]) -> Result<()> {
         "RUN", "PLAYBOOK", "KIND", "STATUS", "STARTED"
     )?;
     for r in list {
+        let status = if stopped.contains(&r.id) {
+            format!("{}*", r.status)
+        } else {
+            r.status.clone()
+        };
         writeln!(
             out,
             "{:<10} {:<18} {:<8} {:<10} {:<24} {}",
-            r.id, r.playbook, r.kind, r.status, r.created_at, r.feedback_mode
+            r.id, r.playbook, r.kind, status, r.created_at, r.feedback_mode
+        )?;
+    }
+    if !stopped.is_empty() {
+        writeln!(
+            out,
+            "* no process is driving it any more (killed or crashed): `ace train --resume RUN`, or R in the workbench"
         )?;
     }
     Ok(())
