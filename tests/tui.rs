@@ -645,6 +645,16 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
     let shown = screen(&st, 100, 30);
     assert!(shown.contains("Restart the worker first."), "{shown}");
     assert!(!shown.contains("approving creates section"), "{shown}");
+    // picking a playbook from the queue shows it in the Playbook pane (the queue would follow back)
+    key(&mut st, KeyCode::Char('P'));
+    key(&mut st, KeyCode::Char('k'));
+    assert_eq!(
+        key(&mut st, KeyCode::Enter),
+        vec![Effect::OpenPlaybook("fin".into())]
+    );
+    assert_eq!(st.focus, Pane::Sections);
+    assert!(load(&store, &mut st, "fin").is_empty());
+    assert_eq!(st.playbook.name, "fin");
 }
 
 #[test]

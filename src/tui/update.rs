@@ -1098,6 +1098,11 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             KeyCode::Esc => Vec::new(),
             KeyCode::Enter => {
                 let name = names[sel].clone();
+                // The queue always shows the selected proposal's playbook: a playbook picked there
+                // is shown in the Playbook pane.
+                if state.focus == Pane::Queue {
+                    state.focus = Pane::Sections;
+                }
                 if name == state.playbook.name {
                     return Vec::new();
                 }
