@@ -479,7 +479,7 @@ fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> {
             let mut stopped = Vec::new();
             for r in &list {
                 if matches!(r.status.as_str(), "running" | "waiting")
-                    && store.claim_run(&r.id).is_ok_and(|claim| claim.is_some())
+                    && !store.run_is_live(&r.id)?
                 {
                     stopped.push(r.id.clone());
                 }

@@ -227,6 +227,16 @@ impl Store {
         }
     }
 
+    /// Whether another process is driving run `id` right now (it holds the run's claim). Probing
+    /// takes the claim and drops it at once.
+    pub fn run_is_live(&self, id: &str) -> Result<bool> {
+        match self.claim_run(id) {
+            Ok(_) => Ok(false),
+            Err(StoreError::RunBusy(..)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
         self.require_latest()?;
         let sql = format!(

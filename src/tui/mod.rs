@@ -20,7 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::adaptation::{self, Control, Models, RunConfig};
 use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
 use crate::playbook::format::{self, Format};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use state::{Action, Effect, Snapshot, State, Unfinished};
 
 /// The bundled sample playbook and dataset (written for this project), loaded on first run.
@@ -253,9 +253,7 @@ impl Runner {
                 |s| {
                     let mut out = Vec::new();
                     for run in s.runs()?.into_iter().filter(|r| r.status != "finished") {
-                        // probing the lock takes and drops it at once
-                        let live_elsewhere =
-                            matches!(s.claim_run(&run.id), Err(StoreError::RunBusy(..)));
+                        let live_elsewhere = s.run_is_live(&run.id)?;
                         out.push(Unfinished {
                             run,
                             live_elsewhere,
