@@ -211,10 +211,15 @@ pub fn commands_for(pane: Pane) -> impl Iterator<Item = &'static Command> {
         .filter(move |c| c.panes.is_empty() || c.panes.contains(&pane))
 }
 
-fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
-    let mut editor = TextArea::new(text.split('\n').map(str::to_string).collect());
-    // Bullets run to hundreds of characters: wrap them on screen (Enter still submits).
+/// A text editor that wraps long lines on screen (bullets run to hundreds of characters).
+fn wrapping_editor(lines: Vec<String>) -> TextArea<'static> {
+    let mut editor = TextArea::new(lines);
     editor.set_wrap_mode(WrapMode::WordOrGlyph);
+    editor
+}
+
+fn input(title: &str, purpose: InputFor, text: &str) -> Popup {
+    let mut editor = wrapping_editor(text.split('\n').map(str::to_string).collect());
     editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
     editor.move_cursor(ratatui_textarea::CursorMove::End);
     Popup::Input {
@@ -920,8 +925,7 @@ fn queue_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 .get(op)
                 .map(|o| serde_json::to_string_pretty(&o.op).unwrap_or_default())
                 .unwrap_or_default();
-            let mut editor = TextArea::new(json.lines().map(str::to_string).collect());
-            editor.set_wrap_mode(WrapMode::WordOrGlyph);
+            let editor = wrapping_editor(json.lines().map(str::to_string).collect());
             state.popup = Some(Popup::EditOp {
                 batch: id,
                 op,
@@ -1162,8 +1166,7 @@ fn popup_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                     }
                 } else if key.code == KeyCode::Char('u') && ctrl {
                     // clears the line, as in a shell
-                    editor = TextArea::default();
-                    editor.set_wrap_mode(WrapMode::WordOrGlyph);
+                    editor = wrapping_editor(Vec::new());
                 } else {
                     editor.input(key);
                 }
