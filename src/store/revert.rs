@@ -7,6 +7,8 @@
 //! forced. Either way only the fields this revision changed go back to their old values, and counters
 //! lose only this revision's increments, so later changes to other fields are kept.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::apply::{SECTION_COLUMNS, Writer, section_from_row};
@@ -53,6 +55,7 @@ impl Store {
         ));
         batch.author = author.map(str::to_string);
         let mut writer = Writer::begin(&tx, playbook_id, &batch, Some(id))?;
+        let mut renames: HashMap<String, Option<String>> = HashMap::new();
         for change in changes.iter().rev() {
             match change {
                 Change::Bullet {
@@ -64,13 +67,20 @@ impl Store {
                     let mut target = before
                         .as_ref()
                         .map(|b| restored(b, current.as_ref(), after.as_ref(), &writer.now));
-                    // A bullet going back to a section renamed since goes to it by its new name.
+                    // A bullet going back to a section renamed since goes to it by its new name
+                    // (looked up once per old name: a revert may move thousands of bullets back).
                     if let Some(t) = target.as_mut()
                         && writer.section_row(&t.section).is_none()
-                        && let Some(now) = renamed_since(&tx, playbook_id, id, &t.section)?
-                        && writer.section_row(&now).is_some()
                     {
-                        t.section = now;
+                        if !renames.contains_key(&t.section) {
+                            let now = renamed_since(&tx, playbook_id, id, &t.section)?;
+                            renames.insert(t.section.clone(), now);
+                        }
+                        if let Some(Some(now)) = renames.get(&t.section)
+                            && writer.section_row(now).is_some()
+                        {
+                            t.section.clone_from(now);
+                        }
                     }
                     match &target {
                         Some(t) => {
