@@ -228,21 +228,29 @@ async fn step_processes_one_sample_then_pauses_and_cancel_stops() {
     assert_eq!(run.status, "cancelled");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_stops_a_model_call_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = world::dataset(dir.path());
-    // every answer takes ten minutes: only a cancel that reaches the call can end this run
+/// A run on `dir/ace.db` against the world whose every answer takes ten minutes: it stays live
+/// until cancelled, with its first model call in flight.
+async fn stalled_run(
+    dir: &std::path::Path,
+) -> (MockServer, Arc<Mutex<Store>>, adaptation::RunHandle) {
+    let data = world::dataset(dir);
     let server = MockServer::start_local(world::script(Some(600_000)))
         .await
         .unwrap();
-    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("ace.db")).unwrap()));
-    let mut handle = adaptation::start(
+    let store = Arc::new(Mutex::new(Store::open(&dir.join("ace.db")).unwrap()));
+    let handle = adaptation::start(
         store.clone(),
         models(&server),
         config(&data, ApproveMode::Queue),
         None,
     );
+    (server, store, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_model_call_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, store, mut handle) = stalled_run(dir.path()).await;
     loop {
         let e = tokio::time::timeout(Duration::from_secs(20), handle.events.recv())
             .await
@@ -267,17 +275,7 @@ async fn cancel_stops_a_model_call_in_flight() {
 async fn a_live_run_cannot_be_resumed_twice_but_an_ended_one_can() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
-    let data = world::dataset(dir.path());
-    let server = MockServer::start_local(world::script(Some(600_000)))
-        .await
-        .unwrap();
-    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
-    let mut live = adaptation::start(
-        store.clone(),
-        models(&server),
-        config(&data, ApproveMode::Queue),
-        None,
-    );
+    let (server, store, mut live) = stalled_run(dir.path()).await;
     let run = loop {
         let e = tokio::time::timeout(Duration::from_secs(20), live.events.recv())
             .await

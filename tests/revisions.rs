@@ -2,7 +2,7 @@
 
 mod common;
 
-use ace::delta::{Change, DeltaOp, UpdateOp};
+use ace::delta::Change;
 use ace::store::StoreError;
 use common::*;
 
@@ -74,12 +74,7 @@ fn revert_restores_exactly_and_is_itself_revertible() {
         add("OTHERS", "three"),
         tag("misc-00001", 3, 1),
         update_content("misc-00002", "two!"),
-        DeltaOp::Update(UpdateOp {
-            bullet_id: "calc-00003".into(),
-            content: None,
-            section: Some("OTHERS".into()),
-            metadata: None,
-        }),
+        move_to_section("calc-00003", "OTHERS"),
         remove("misc-00001"),
     ];
     let r = apply(&mut store, "fin", batch("b2", ops));

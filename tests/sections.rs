@@ -115,15 +115,7 @@ fn reverting_a_bullet_move_follows_the_renames_of_the_section_it_came_from() {
     let moved = apply(
         &mut store,
         "fin",
-        batch(
-            "m",
-            vec![DeltaOp::Update(ace::delta::UpdateOp {
-                bullet_id: "calc-00001".into(),
-                content: None,
-                section: Some("OTHERS".into()),
-                metadata: None,
-            })],
-        ),
+        batch("m", vec![move_to_section("calc-00001", "OTHERS")]),
     );
     apply(
         &mut store,

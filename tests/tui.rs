@@ -93,6 +93,20 @@ fn fixture() -> (Store, State) {
     (store, state)
 }
 
+/// The loop's `Started` event for run `run` on playbook `fin`.
+fn started(run: &str, train: usize, resumed: bool) -> Action {
+    Action::Run(Box::new(Event::Started {
+        run: run.into(),
+        playbook: "fin".into(),
+        kind: Default::default(),
+        feedback_mode: "ground-truth".into(),
+        train,
+        val: 0,
+        test: 0,
+        resumed,
+    }))
+}
+
 fn screen(state: &State, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| ui::render(state, f)).unwrap();
@@ -497,19 +511,7 @@ fn run_keys_and_events() {
     assert_eq!(config.dataset, std::path::PathBuf::from(sample));
     assert_eq!(config.epochs, 2);
     assert!(st.popup.is_none());
-    update(
-        &mut st,
-        Action::Run(Box::new(Event::Started {
-            run: "run-1".into(),
-            playbook: "fin".into(),
-            kind: Default::default(),
-            feedback_mode: "ground-truth".into(),
-            train: 10,
-            val: 0,
-            test: 0,
-            resumed: false,
-        })),
-    );
+    update(&mut st, started("run-1", 10, false));
     assert!(st.run.active);
     assert_eq!(
         key(&mut st, KeyCode::Char('p')),
@@ -745,19 +747,7 @@ fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
     );
     assert!(st.popup.is_none());
     // with a run active, R does not resume another
-    update(
-        &mut st,
-        Action::Run(Box::new(Event::Started {
-            run: "run-2".into(),
-            playbook: "fin".into(),
-            kind: Default::default(),
-            feedback_mode: "ground-truth".into(),
-            train: 4,
-            val: 0,
-            test: 0,
-            resumed: true,
-        })),
-    );
+    update(&mut st, started("run-2", 4, true));
     assert!(key(&mut st, KeyCode::Char('R')).is_empty());
     assert_eq!(st.message, "a run is already active");
 }
@@ -781,19 +771,7 @@ fn panes_render_at_80_by_24() {
     key(&mut st, KeyCode::Char('3'));
     insta::assert_snapshot!("queue", screen(&st, 80, 24));
     key(&mut st, KeyCode::Char('2'));
-    update(
-        &mut st,
-        Action::Run(Box::new(Event::Started {
-            run: "run-1".into(),
-            playbook: "fin".into(),
-            kind: Default::default(),
-            feedback_mode: "ground-truth".into(),
-            train: 10,
-            val: 0,
-            test: 0,
-            resumed: false,
-        })),
-    );
+    update(&mut st, started("run-1", 10, false));
     update(
         &mut st,
         Action::Run(Box::new(Event::SampleStarted {
@@ -851,19 +829,7 @@ fn panes_render_at_80_by_24() {
     // another run in the same session starts from a clean view (the log stays)
     let mut next = State::new(String::new(), String::new(), RunConfig::default());
     next.run = st.run.clone();
-    update(
-        &mut next,
-        Action::Run(Box::new(Event::Started {
-            run: "run-2".into(),
-            playbook: "fin".into(),
-            kind: Default::default(),
-            feedback_mode: "ground-truth".into(),
-            train: 4,
-            val: 0,
-            test: 0,
-            resumed: false,
-        })),
-    );
+    update(&mut next, started("run-2", 4, false));
     assert!(next.run.accuracy.is_empty() && next.run.so_far.is_none());
     assert_eq!((next.run.done, next.run.total), (0, 4));
     assert!(next.run.question.is_empty());

@@ -42,6 +42,15 @@ pub fn update_content(id: &str, content: &str) -> DeltaOp {
     })
 }
 
+pub fn move_to_section(id: &str, section: &str) -> DeltaOp {
+    DeltaOp::Update(UpdateOp {
+        bullet_id: id.into(),
+        content: None,
+        section: Some(section.into()),
+        metadata: None,
+    })
+}
+
 pub fn remove(id: &str) -> DeltaOp {
     DeltaOp::Remove {
         bullet_id: id.into(),
