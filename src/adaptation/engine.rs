@@ -251,7 +251,7 @@ pub async fn run(
     }
     // The run is claimed for this process until this function returns (see `Store::claim_run`):
     // resuming a run another process is driving fails here, before anything is written.
-    let (run_id, _claim) = match run_id {
+    let (run_id, claim) = match run_id {
         Some(id) => {
             let id2 = id.clone();
             let claim = db(&store, move |s| {
@@ -333,6 +333,9 @@ pub async fn run(
         s.update_run(&id, status, None, None, err.as_deref())
     })
     .await?;
+    // The run is free before anyone hears it ended: whoever resumes it on `Finished` must not find
+    // it still claimed by this process.
+    drop(claim);
     if let Some(e) = error {
         let _ = events.send(Event::Failed { error: e });
     }

@@ -1,10 +1,8 @@
 //! Applying delta batches: validation, atomicity, idempotency, id allocation.
 
-mod common;
-
+use crate::common::*;
 use ace::delta::{DeltaBatch, DeltaOp, Source, UpdateOp};
 use ace::store::{ApplyOptions, ApplyOutcome, SectionPolicy, Store};
-use common::*;
 use serde_json::json;
 
 const SECTIONS: &[&str] = &["FORMULAS AND CALCULATIONS", "OTHERS"];

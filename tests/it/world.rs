@@ -1,7 +1,6 @@
 //! A scripted model world for loop tests: the generator answers right only when the playbook in its
 //! prompt holds the lesson for that kind of task; the curator proposes the lesson after a wrong answer
 //! unless the playbook already has it. Only a loop that truly feeds approved bullets back can learn here.
-#![allow(dead_code)]
 
 use std::path::Path;
 

@@ -1,14 +1,12 @@
-//! Import and export with the real playbooks from the published ACE work (../shared/data).
+//! Import and export with the real playbooks from the published ACE work (tests/data).
 
-mod common;
-
+use crate::common::*;
 use ace::playbook::format::{self, Format};
 use ace::playbook::{Playbook, parse_bullet_id};
 use ace::store::Store;
-use common::*;
 
 fn read(rel: &str) -> String {
-    std::fs::read_to_string(shared_data(rel)).unwrap()
+    std::fs::read_to_string(test_data(rel)).unwrap()
 }
 
 fn import(store: &mut Store, name: &str, fmt: Format, text: &str) -> Playbook {

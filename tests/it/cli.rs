@@ -1,11 +1,9 @@
 //! The `ace` binary as a user runs it.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::shared_data;
+use crate::common::test_data;
 
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
 
@@ -64,7 +62,7 @@ fn env_var_selects_the_database() {
 fn a_whole_session_import_apply_revert_export() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
-    let file = shared_data("playbooks/appworld_initial_playbook.txt");
+    let file = test_data("playbooks/appworld_initial_playbook.txt");
     let out = ok(
         &db,
         &[

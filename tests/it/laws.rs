@@ -1,13 +1,11 @@
 //! The store's laws as property tests: revert undoes exactly, batches are idempotent, export then
 //! import is the identity.
 
-mod common;
-
+use crate::common::*;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
 use ace::playbook::format::{self, Format};
 use ace::playbook::normalize_section_key;
 use ace::store::{ApplyOptions, Store};
-use common::*;
 use proptest::prelude::*;
 
 const SECTIONS: &[&str] = &[

@@ -1,15 +1,13 @@
 //! The three ACE roles end to end against the loopback scripted model.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use ace::delta::DeltaOp;
 use ace::llm::mock::{MockServer, Rule, Script};
 use ace::llm::{EndpointConfig, Ledger, OpenAiClient, PriceTable, Role, TraceIds};
 use ace::playbook::Playbook;
 use ace::roles::{self, CuratorInput, GeneratorInput, ReflectorInput, RoleError, Tag};
-use common::*;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

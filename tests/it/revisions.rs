@@ -1,10 +1,8 @@
 //! Revisions: listing, diffs, revert (and its conflicts), and the playbook as of a revision.
 
-mod common;
-
+use crate::common::*;
 use ace::delta::Change;
 use ace::store::StoreError;
-use common::*;
 
 const SECTIONS: &[&str] = &["FORMULAS AND CALCULATIONS", "OTHERS"];
 

@@ -1,13 +1,11 @@
 //! The workbench without a terminal: `update` for every key, and rendered panes as snapshots.
 
-mod common;
-
+use crate::common::*;
 use ace::adaptation::{Control, Event, RunConfig};
 use ace::delta::DeltaOp;
 use ace::store::{Decision, Store};
 use ace::tui::state::{Action, Effect, Pane, Popup, Snapshot, State};
 use ace::tui::{ui, update::update};
-use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

@@ -1,11 +1,9 @@
 //! Several `ace` processes applying TAG batches to the same bullets at once: counters add up exactly.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::*;
 use ace::store::Store;
-use common::*;
 
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
 

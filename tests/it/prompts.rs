@@ -1,11 +1,9 @@
 //! Assembled prompts: snapshots, a stable cacheable prefix, and top-k retrieval.
 
-mod common;
-
+use crate::common::*;
 use ace::llm::Role;
 use ace::playbook::Playbook;
 use ace::prompts::{self, ReflectorPrompt};
-use common::*;
 
 fn playbook() -> Playbook {
     finance_store().load_playbook("fin").unwrap()

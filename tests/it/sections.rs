@@ -1,10 +1,8 @@
 //! Sections changed by hand: rename, move and remove, each a revertible revision that time travel
 //! (`playbook_at`) replays exactly.
 
-mod common;
-
+use crate::common::*;
 use ace::delta::DeltaOp;
-use common::*;
 
 fn rename(section: &str, new_name: &str) -> DeltaOp {
     DeltaOp::RenameSection {

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -7,10 +6,10 @@ use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
 use ace::playbook::{Bullet, Playbook};
 use ace::store::{ApplyOptions, ApplyOutcome, Store, StoreError};
 
-/// The shared reference data (read in place, never copied into the repo).
-pub fn shared_data(rel: &str) -> PathBuf {
+/// A fixture file under `tests/data/` (provenance and licences in `tests/data/README.md`).
+pub fn test_data(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(rel)
 }
 

@@ -1,11 +1,9 @@
 //! Schema migrations up and down at every version, and databases the binary must refuse.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use ace::store::{LATEST_VERSION, MIGRATIONS, Store, StoreError};
-use common::*;
 use rusqlite::Connection;
 
 fn tables(conn: &Connection) -> Vec<String> {

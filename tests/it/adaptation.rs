@@ -1,8 +1,6 @@
 //! The ACE loop end to end against the loopback scripted model.
 
-mod common;
-mod world;
-
+use crate::{common, world};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,22 +1,21 @@
 //! A full offline run on the paper's Formula files against the loopback scripted model, with every
 //! approval given through `ace queue` from other processes, killed with SIGKILL mid-run and resumed.
 
-mod common;
-
+use crate::common;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::test_data;
 use ace::llm::mock::{MockServer, Rule, Script};
 use ace::store::Store;
-use common::shared_data;
 use serde_json::{Value, json};
 
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
 
 fn lines(file: &str) -> Vec<Value> {
-    std::fs::read_to_string(shared_data(file))
+    std::fs::read_to_string(test_data(file))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -129,11 +128,11 @@ async fn a_full_formula_run_with_approvals_from_other_processes_survives_sigkill
             "2",
         ])
         .arg("--dataset")
-        .arg(shared_data(train))
+        .arg(test_data(train))
         .arg("--val")
-        .arg(shared_data(val))
+        .arg(test_data(val))
         .arg("--test")
-        .arg(shared_data(test));
+        .arg(test_data(test));
     };
     let mut first = ace(&db, dir.path(), &base);
     args(&mut first);

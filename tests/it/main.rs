@@ -1,0 +1,21 @@
+//! The integration tests, one crate (one link) with a module per subject.
+
+mod common;
+mod world;
+
+mod adaptation;
+mod cli;
+mod concurrency;
+mod delta_apply;
+mod formula;
+mod import_export;
+mod laws;
+mod llm_client;
+mod migrations;
+mod prompts;
+mod revisions;
+mod roles;
+mod sections;
+mod tui;
+mod tui_flow;
+mod workbench_tmux;
