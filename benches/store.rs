@@ -5,9 +5,10 @@
 use std::hint::black_box;
 
 use ace::cli::sample_content;
+use ace::delta::ApplyOptions;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp};
 use ace::playbook::DEFAULT_SECTIONS;
-use ace::store::{ApplyOptions, Store};
+use ace::store::Store;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn adds(n: usize, from: usize) -> Vec<DeltaOp> {

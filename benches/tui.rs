@@ -5,9 +5,10 @@ use std::hint::black_box;
 
 use ace::adaptation::RunConfig;
 use ace::cli::sample_content;
+use ace::delta::ApplyOptions;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source};
 use ace::playbook::DEFAULT_SECTIONS;
-use ace::store::{ApplyOptions, Store};
+use ace::store::Store;
 use ace::tui::state::{Action, State};
 use ace::tui::{snapshot, ui, update::update};
 use criterion::{Criterion, criterion_group, criterion_main};

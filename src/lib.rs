@@ -5,6 +5,7 @@
 //! revision; [`cli`] is the command line on top.
 
 pub mod adaptation;
+pub mod approval;
 pub mod cli;
 pub mod config;
 pub mod delta;
@@ -13,5 +14,6 @@ pub mod llm;
 pub mod playbook;
 pub mod prompts;
 pub mod roles;
+pub mod shared;
 pub mod store;
 pub mod tui;

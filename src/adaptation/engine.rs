@@ -1,154 +1,30 @@
-//! The run loop (see the module docs of [`crate::adaptation`]).
+//! The run loop (see the module docs of [`crate::adaptation`]): starting, resuming and ending a run,
+//! and the walk over epochs and batches. What happens inside one batch is in `learn`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::control::{Controls, Gate, Mode};
 use super::sample::{Ctx, LoopError, Outcome, Slot, process};
-use super::{ApproveMode, Control, Event, Models, RunConfig, RunKind};
-use crate::delta::{DeltaBatch, DeltaOp, Source, TagOp};
-use crate::environment::{Dataset, Environment, Sample, dataset};
+use super::{
+    Accuracy, Checkpoint, Control, Event, GetModels, RunConfig, RunKind, RunStatus, RunStore, Split,
+};
+use crate::environment::{Dataset, Sample, dataset};
 use crate::playbook::{DEFAULT_SECTIONS, Playbook};
-use crate::roles::{self, CuratorInput, Tag};
-use crate::store::{Accuracy, ApplyOptions, Store, StoreError};
+use crate::shared::{Shared, blocking};
 
-/// Where a run stands; saved after every batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Checkpoint {
-    /// 1-based epoch in progress.
-    epoch: u32,
-    /// Index (in the epoch's order) of the first sample not yet done.
-    next: usize,
-    /// Batches finished so far.
-    step: u64,
-    /// A queued batch of the batch starting at `next` that the run waits on.
-    awaiting: Option<i64>,
-    best_val: Option<f64>,
-}
-
-type Db = Arc<Mutex<Store>>;
-
-async fn db<T: Send + 'static>(
-    store: &Db,
-    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+/// Runs `job` on the store on a blocking thread; a store error stops the run.
+pub(super) async fn db<S: RunStore, T: Send + 'static>(
+    store: &Shared<S>,
+    job: impl FnOnce(&mut S) -> Result<T, S::Error> + Send + 'static,
 ) -> Result<T, LoopError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut s)
+    blocking(store, move |s| {
+        job(s).map_err(|e| LoopError::Store(e.to_string()))
     })
     .await
-    .map_err(|e| LoopError::Store(e.to_string()))?
-    .map_err(|e| LoopError::Store(e.to_string()))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Running,
-    Paused,
-    Step,
-    ToBatchEnd,
-    ToEpochEnd,
-}
-
-/// Turns controls into when the loop may go on.
-struct Gate {
-    mode: Mode,
-    controls: UnboundedReceiver<Control>,
-    events: UnboundedSender<Event>,
-    cancel: CancellationToken,
-    attached: bool,
-}
-
-impl Gate {
-    fn absorb(&mut self, c: Control) {
-        self.mode = match c {
-            Control::Pause => Mode::Paused,
-            Control::Resume => Mode::Running,
-            Control::Step => Mode::Step,
-            Control::RunToBatchEnd => Mode::ToBatchEnd,
-            Control::RunToEpochEnd => Mode::ToEpochEnd,
-            Control::Cancel => {
-                self.cancel.cancel();
-                self.mode
-            }
-            Control::Wake => self.mode,
-        };
-    }
-
-    fn drain(&mut self) {
-        while let Ok(c) = self.controls.try_recv() {
-            self.absorb(c);
-        }
-    }
-
-    /// Returns when the loop may process more; errors when cancelled.
-    async fn wait(&mut self) -> Result<(), LoopError> {
-        self.drain();
-        if self.mode == Mode::Paused {
-            let _ = self.events.send(Event::Paused);
-            while self.mode == Mode::Paused && self.attached {
-                tokio::select! {
-                    c = self.controls.recv() => match c {
-                        Some(c) => self.absorb(c),
-                        None => self.attached = false,
-                    },
-                    _ = self.cancel.cancelled() => return Err(LoopError::Cancelled),
-                }
-            }
-            if !self.attached {
-                self.mode = Mode::Running;
-            }
-            let _ = self.events.send(Event::Resumed);
-        }
-        if self.cancel.is_cancelled() {
-            Err(LoopError::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn chunk(&self, left: usize) -> usize {
-        if self.mode == Mode::Step { 1 } else { left }
-    }
-
-    fn finished(&mut self, level: Mode) {
-        self.drain();
-        if self.mode == level || (level == Mode::ToBatchEnd && self.mode == Mode::Step) {
-            self.mode = Mode::Paused;
-        }
-    }
-}
-
-/// Sends controls to a run, in order. The loop reads them between samples; `Cancel` also fires the
-/// run's cancellation token at once, so model calls in flight stop. When every clone is dropped the
-/// loop goes on by itself (detached).
-#[derive(Debug, Clone)]
-pub struct Controls {
-    tx: UnboundedSender<Control>,
-    cancel: CancellationToken,
-}
-
-impl Controls {
-    /// Fails only if the run has ended. A cancel always succeeds: the token fires at once, and the
-    /// run may be gone before the control itself could be queued.
-    pub fn send(
-        &self,
-        control: Control,
-    ) -> Result<(), tokio::sync::mpsc::error::SendError<Control>> {
-        if control == Control::Cancel {
-            self.cancel.cancel();
-            let _ = self.tx.send(control);
-            return Ok(());
-        }
-        self.tx.send(control)
-    }
 }
 
 /// A started run: send controls, read events, await the result (the run id).
@@ -159,14 +35,21 @@ pub struct RunHandle {
     pub task: tokio::task::JoinHandle<Result<String, LoopError>>,
 }
 
-/// Starts a run (or resumes `resume`) as a tokio task.
-pub fn start(store: Db, models: Models, config: RunConfig, resume: Option<String>) -> RunHandle {
+/// Starts a run (or resumes `resume`) as a tokio task and returns its handle at once: controls sent
+/// through it reach the run directly, in order, from the first moment. Models that still have to
+/// be built (resolving the configuration may probe a server) are built inside the run.
+pub fn start<S: RunStore>(
+    store: Shared<S>,
+    models: impl Into<GetModels>,
+    config: RunConfig,
+    resume: Option<String>,
+) -> RunHandle {
     let (control_tx, control_rx) = unbounded_channel();
     let (event_tx, event_rx) = unbounded_channel();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run(
         store,
-        models,
+        models.into(),
         config,
         resume,
         control_rx,
@@ -189,34 +72,108 @@ fn load(path: &std::path::Path, config: &RunConfig) -> Result<Dataset, LoopError
         .map_err(|e| LoopError::Data(e.to_string()))
 }
 
-/// Runs (or resumes) a whole run; returns its id. The run's status is kept in the store.
-pub async fn run(
-    store: Db,
-    models: Models,
+/// Everything a run needs once it is claimed, before its first sample.
+struct Prepared<C> {
+    ctx: Arc<Ctx>,
+    checkpoint: Checkpoint,
+    train: Vec<Sample>,
+    val: Option<Vec<Sample>>,
+    test: Option<Vec<Sample>>,
+    claim: Option<C>,
+    /// Ends the retry announcements (and their hold on the event stream) when dropped.
+    retries: tokio_util::sync::DropGuard,
+}
+
+/// Runs (or resumes) a whole run; returns its id. The run's status is kept in the store. A run that
+/// cannot start (unreadable data, no models, claimed by another process) says so with
+/// [`Event::NotStarted`]; one that started always ends with [`Event::Finished`].
+pub async fn run<S: RunStore>(
+    store: Shared<S>,
+    models: GetModels,
     config: RunConfig,
     resume: Option<String>,
     controls: UnboundedReceiver<Control>,
     events: UnboundedSender<Event>,
     cancel: CancellationToken,
 ) -> Result<String, LoopError> {
+    let prepared = match prepare(&store, models, config, resume, &events, &cancel).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = events.send(Event::NotStarted {
+                error: e.to_string(),
+            });
+            return Err(e);
+        }
+    };
+    let Prepared {
+        ctx,
+        checkpoint,
+        train,
+        val,
+        test,
+        claim,
+        retries,
+    } = prepared;
+    let run_id = ctx.run.clone();
+    let mut gate = Gate::new(controls, events.clone(), cancel.clone());
+    let mut lp = Loop {
+        ctx: ctx.clone(),
+        store: store.clone(),
+        ck: checkpoint,
+        train,
+        val,
+        test,
+    };
+    let result = lp.go(&mut gate).await;
+    let (status, error) = match &result {
+        Ok(()) => (RunStatus::Finished, None),
+        Err(LoopError::Cancelled) => (RunStatus::Cancelled, None),
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    let (id, err) = (run_id.clone(), error.clone());
+    db(&store, move |s| {
+        s.update_run(&id, status, None, None, err.as_deref())
+    })
+    .await?;
+    // The run is free before anyone hears it ended: whoever resumes it on `Finished` must not find
+    // it still claimed by this process.
+    drop(claim);
+    drop(retries);
+    if let Some(e) = error {
+        let _ = events.send(Event::Failed { error: e });
+    }
+    let _ = events.send(Event::Finished {
+        run: run_id.clone(),
+        status,
+    });
+    result.map(|()| run_id)
+}
+
+/// Reads the run's data and models, claims the run (creating it if new) and reports `Started`.
+async fn prepare<S: RunStore>(
+    store: &Shared<S>,
+    models: GetModels,
+    config: RunConfig,
+    resume: Option<String>,
+    events: &UnboundedSender<Event>,
+    cancel: &CancellationToken,
+) -> Result<Prepared<S::Claim>, LoopError> {
     // Resuming takes the stored configuration; a new run stores its own.
     let (config, run_id, checkpoint) = match &resume {
         Some(id) => {
             let id = id.clone();
-            let record = db(&store, move |s| s.run(&id)).await?;
-            let config: RunConfig = serde_json::from_value(record.config.clone()).map_err(|e| {
-                LoopError::Data(format!("run {} has an unreadable config: {e}", record.id))
-            })?;
-            let ck: Checkpoint = record
-                .checkpoint
-                .clone()
-                .and_then(|c| serde_json::from_value(c).ok())
-                .unwrap_or_default();
-            (config, Some(record.id), ck)
+            let record = db(store, move |s| s.run(&id)).await?;
+            if record.status == RunStatus::Finished {
+                return Err(LoopError::Data(format!(
+                    "run {} has already finished; nothing to resume",
+                    record.id
+                )));
+            }
+            let checkpoint = record.checkpoint.unwrap_or_default();
+            (record.config, Some(record.id), checkpoint)
         }
         None => (config, None, Checkpoint::default()),
     };
-    let env = Environment::parse(&config.env).map_err(|e| LoopError::Data(e.to_string()))?;
     // Every dataset is read and checked before any model call.
     let train = load(&config.dataset, &config)?;
     let val = config
@@ -229,60 +186,46 @@ pub async fn run(
         .as_deref()
         .map(|p| load(p, &config))
         .transpose()?;
-    if env.needs_ground_truth()
+    if config.env.needs_ground_truth()
         && let Some(s) = train.samples.iter().find(|s| s.ground_truth.is_none())
     {
         return Err(LoopError::Data(format!(
             "sample {} has no ground truth, which the {} environment needs",
             s.id,
-            env.name()
+            config.env.name()
         )));
     }
-    for (data, name) in [(&train, &config.dataset)] {
-        if !data.skipped.is_empty() {
-            let _ = events.send(Event::Warning {
-                message: format!(
-                    "skipped {} bad lines of {}",
-                    data.skipped.len(),
-                    name.display()
-                ),
-            });
-        }
+    if !train.skipped.is_empty() {
+        let _ = events.send(Event::Warning {
+            message: format!(
+                "skipped {} bad lines of {}",
+                train.skipped.len(),
+                config.dataset.display()
+            ),
+        });
     }
-    // The run is claimed for this process until this function returns (see `Store::claim_run`):
-    // resuming a run another process is driving fails here, before anything is written.
+    let models = tokio::select! {
+        m = models.get() => m.map_err(|e| LoopError::Data(format!("cannot reach the models: {e:#}")))?,
+        _ = cancel.cancelled() => return Err(LoopError::Cancelled),
+    };
+    // The run is claimed for this process until it ends (see `RunStore::claim_run`): resuming a
+    // run another process is driving fails here, before anything is written.
     let (run_id, claim) = match run_id {
         Some(id) => {
             let id2 = id.clone();
-            let claim = db(&store, move |s| {
+            let claim = db(store, move |s| {
                 let claim = s.claim_run(&id2)?;
-                s.update_run(&id2, "running", None, None, None)?;
+                s.update_run(&id2, RunStatus::Running, None, None, None)?;
                 Ok(claim)
             })
             .await?;
             (id, claim)
         }
         None => {
-            let (pb, kind, cfg, mode) = (
-                config.playbook.clone(),
-                config.kind,
-                json!(config),
-                config.feedback_mode(),
-            );
-            db(&store, move |s| {
-                if s.resolve_playbook(Some(&pb)).is_err() {
-                    s.create_playbook(&pb, DEFAULT_SECTIONS)?;
-                }
-                let id = s.create_run(
-                    &pb,
-                    if kind == RunKind::Online {
-                        "online"
-                    } else {
-                        "offline"
-                    },
-                    &cfg,
-                    mode,
-                )?;
+            let cfg = config.clone();
+            db(store, move |s| {
+                s.ensure_playbook(&cfg.playbook, DEFAULT_SECTIONS)?;
+                let id = s.create_run(&cfg)?;
                 let claim = s.claim_run(&id)?;
                 Ok((id, claim))
             })
@@ -293,66 +236,66 @@ pub async fn run(
         run: run_id.clone(),
         playbook: config.playbook.clone(),
         kind: config.kind,
-        feedback_mode: config.feedback_mode().into(),
+        feedback_mode: config.feedback_mode(),
         train: train.samples.len(),
         val: val.as_ref().map_or(0, |d| d.samples.len()),
         test: test.as_ref().map_or(0, |d| d.samples.len()),
         resumed: resume.is_some(),
     });
-    let ctx = Arc::new(Ctx {
-        run: run_id.clone(),
-        models,
-        env,
-        config,
-        events: events.clone(),
-        cancel: cancel.clone(),
-    });
-    let mut gate = Gate {
-        mode: Mode::Running,
-        controls,
-        events: events.clone(),
-        cancel: cancel.clone(),
-        attached: true,
-    };
-    let mut lp = Loop {
-        ctx: ctx.clone(),
-        store: store.clone(),
-        ck: checkpoint,
+    // Retries of model calls are part of the run's story: they go out on the same stream.
+    let retries = forward_retries(&models, events.clone());
+    Ok(Prepared {
+        ctx: Arc::new(Ctx {
+            run: run_id,
+            models,
+            config,
+            events: events.clone(),
+            cancel: cancel.clone(),
+        }),
+        checkpoint,
         train: train.samples,
         val: val.map(|d| d.samples),
         test: test.map(|d| d.samples),
-    };
-    let result = lp.go(&mut gate).await;
-    let (status, error) = match &result {
-        Ok(()) => ("finished", None),
-        Err(LoopError::Cancelled) => ("cancelled", None),
-        Err(e) => ("failed", Some(e.to_string())),
-    };
-    let (id, err) = (run_id.clone(), error.clone());
-    db(&store, move |s| {
-        s.update_run(&id, status, None, None, err.as_deref())
+        claim,
+        retries,
     })
-    .await?;
-    // The run is free before anyone hears it ended: whoever resumes it on `Finished` must not find
-    // it still claimed by this process.
-    drop(claim);
-    if let Some(e) = error {
-        let _ = events.send(Event::Failed { error: e });
-    }
-    let _ = events.send(Event::Finished {
-        run: run_id.clone(),
-        status: status.into(),
-    });
-    result.map(|()| run_id)
 }
 
-struct Loop {
-    ctx: Arc<Ctx>,
-    store: Db,
-    ck: Checkpoint,
-    train: Vec<Sample>,
-    val: Option<Vec<Sample>>,
-    test: Option<Vec<Sample>>,
+/// Announces each retried model call as a warning on the run's event stream until the returned
+/// guard is dropped (when the run ends).
+fn forward_retries(
+    models: &super::Models,
+    events: UnboundedSender<Event>,
+) -> tokio_util::sync::DropGuard {
+    let mut retries = models.ledger.subscribe_retries();
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                notice = retries.recv() => match notice {
+                    Ok(n) => {
+                        if events.send(Event::Warning { message: n.to_string() }).is_err() {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = cancel.cancelled() => break,
+            }
+        }
+    });
+    stop.drop_guard()
+}
+
+pub(super) struct Loop<S: RunStore> {
+    pub ctx: Arc<Ctx>,
+    pub store: Shared<S>,
+    pub ck: Checkpoint,
+    pub train: Vec<Sample>,
+    pub val: Option<Vec<Sample>>,
+    pub test: Option<Vec<Sample>>,
 }
 
 /// A deterministic shuffle of `0..n` for an epoch (xorshift seeded by seed and epoch).
@@ -371,13 +314,13 @@ fn order(n: usize, seed: u64, epoch: u32, shuffle: bool) -> Vec<usize> {
     v
 }
 
-impl Loop {
-    fn emit(&self, e: Event) {
+impl<S: RunStore> Loop<S> {
+    pub fn emit(&self, e: Event) {
         self.ctx.emit(e);
     }
 
     /// Metrics after a proposal or decision: deltas by op and decision, queue length, harmful bullets.
-    async fn observe(&self, pending: i64, decided: bool) -> Result<(), LoopError> {
+    pub async fn observe(&self, pending: i64, decided: bool) -> Result<(), LoopError> {
         let pb = self.ctx.config.playbook.clone();
         let (batch, (queued, harmful)) = db(&self.store, move |s| {
             Ok((s.pending_batch(pending)?, s.gauges(&pb)?))
@@ -389,15 +332,15 @@ impl Loop {
         Ok(())
     }
 
-    async fn save(&self, status: &str) -> Result<(), LoopError> {
-        let (id, ck, status) = (self.ctx.run.clone(), json!(self.ck), status.to_string());
+    async fn save(&self, status: RunStatus) -> Result<(), LoopError> {
+        let (id, ck) = (self.ctx.run.clone(), self.ck.clone());
         db(&self.store, move |s| {
-            s.update_run(&id, &status, Some(&ck), None, None)
+            s.update_run(&id, status, Some(&ck), None, None)
         })
         .await
     }
 
-    async fn playbook(&self) -> Result<Arc<Playbook>, LoopError> {
+    pub async fn playbook(&self) -> Result<Arc<Playbook>, LoopError> {
         let name = self.ctx.config.playbook.clone();
         Ok(Arc::new(
             db(&self.store, move |s| s.load_playbook(&name)).await?,
@@ -432,17 +375,17 @@ impl Loop {
                 };
                 if let Some(pending) = awaiting {
                     self.ck.awaiting = Some(pending);
-                    self.save("waiting").await?;
+                    self.save(RunStatus::Waiting).await?;
                     self.wait_for(gate, pending).await?;
                     self.ck.awaiting = None;
                 }
                 self.ck.next = end;
                 self.ck.step = step;
-                self.save("running").await?;
+                self.save(RunStatus::Running).await?;
                 let (correct, seen) = self.score(epoch, None).await?;
                 if cfg.kind == RunKind::Online {
                     let window = self.score(epoch, Some(step)).await?;
-                    self.metric("online", epoch, step, window.0, window.1)
+                    self.metric(Split::Online, epoch, step, window.0, window.1)
                         .await?;
                 }
                 self.emit(Event::BatchFinished {
@@ -462,11 +405,11 @@ impl Loop {
                 gate.finished(Mode::ToBatchEnd);
             }
             let (correct, total) = self.score(epoch, None).await?;
-            self.metric("train", epoch, self.ck.step, correct, total)
+            self.metric(Split::Train, epoch, self.ck.step, correct, total)
                 .await?;
             self.emit(Event::EpochFinished {
                 epoch,
-                split: "train".into(),
+                split: Split::Train,
                 correct,
                 total,
             });
@@ -475,16 +418,18 @@ impl Loop {
             }
             self.ck.epoch += 1;
             self.ck.next = 0;
-            self.save("running").await?;
+            self.save(RunStatus::Running).await?;
             gate.finished(Mode::ToEpochEnd);
         }
         if let Some(test) = self.test.clone() {
-            let (correct, total) = self.evaluate("test", &test, epochs, self.ck.step).await?;
-            self.metric("test", epochs, self.ck.step, correct, total)
+            let (correct, total) = self
+                .evaluate(Split::Test, &test, epochs, self.ck.step)
+                .await?;
+            self.metric(Split::Test, epochs, self.ck.step, correct, total)
                 .await?;
             self.emit(Event::EpochFinished {
                 epoch: epochs,
-                split: "test".into(),
+                split: Split::Test,
                 correct,
                 total,
             });
@@ -494,14 +439,13 @@ impl Loop {
 
     async fn metric(
         &self,
-        split: &str,
+        split: Split,
         epoch: u32,
         step: u64,
         correct: u64,
         total: u64,
     ) -> Result<(), LoopError> {
         let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
-        let split = split.to_string();
         db(&self.store, move |s| {
             let revision = s.head_revision(&pb)?;
             s.record_metric(
@@ -523,13 +467,13 @@ impl Loop {
     async fn score(&self, epoch: u32, step: Option<u64>) -> Result<(u64, u64), LoopError> {
         let run = self.ctx.run.clone();
         db(&self.store, move |s| {
-            s.first_attempt_score(&run, "train", epoch, step)
+            s.first_attempt_score(&run, Split::Train, epoch, step)
         })
         .await
     }
 
     /// Stores samples with their model calls and citations (one transaction).
-    async fn record(&self, done: &[Outcome]) -> Result<(), LoopError> {
+    pub async fn record(&self, done: &[Outcome]) -> Result<(), LoopError> {
         let records: Vec<_> = done
             .iter()
             .map(|o| (o.record.clone(), o.calls.clone()))
@@ -539,7 +483,7 @@ impl Loop {
     }
 
     /// Runs samples concurrently (bounded by the configured concurrency); results in input order.
-    async fn run_samples(
+    pub async fn run_samples(
         &self,
         playbook: Arc<Playbook>,
         items: Vec<(Sample, Slot)>,
@@ -579,262 +523,9 @@ impl Loop {
         }
     }
 
-    /// One training batch: answer, score, reflect; tags by policy; curator ops to the queue. Returns
-    /// the queued batch to wait on (approve mode `wait`).
-    async fn learn_batch(
-        &mut self,
-        gate: &mut Gate,
-        indices: &[usize],
-        epoch: u32,
-        step: u64,
-    ) -> Result<Option<i64>, LoopError> {
-        let playbook = self.playbook().await?;
-        let mut outcomes = Vec::new();
-        let mut i = 0;
-        while i < indices.len() {
-            gate.wait().await?;
-            let take = gate.chunk(indices.len() - i);
-            let items = indices[i..i + take]
-                .iter()
-                .map(|&idx| {
-                    (
-                        self.train[idx].clone(),
-                        Slot {
-                            split: "train",
-                            epoch,
-                            step,
-                            index: idx,
-                        },
-                    )
-                })
-                .collect();
-            let done = self.run_samples(playbook.clone(), items, true).await?;
-            self.record(&done).await?;
-            outcomes.extend(done);
-            i += take;
-            if i < indices.len() {
-                gate.finished(Mode::Step);
-            }
-        }
-        self.apply_tags(&outcomes, epoch, step).await?;
-        self.curate(&outcomes, epoch, step).await
-    }
-
-    /// The reflector's tags, one TAG per bullet per sample, summed per bullet, applied by policy as one
-    /// revision whose batch id is fixed by run, epoch and step (so a resumed batch never counts twice).
-    async fn apply_tags(
-        &self,
-        outcomes: &[Outcome],
-        epoch: u32,
-        step: u64,
-    ) -> Result<(), LoopError> {
-        let mut sums: Vec<(String, [u64; 3])> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for o in outcomes {
-            for t in &o.tags {
-                let slot = *index.entry(t.id.clone()).or_insert_with(|| {
-                    sums.push((t.id.clone(), [0; 3]));
-                    sums.len() - 1
-                });
-                sums[slot].1[match t.tag {
-                    Tag::Helpful => 0,
-                    Tag::Harmful => 1,
-                    Tag::Neutral => 2,
-                }] += 1;
-            }
-        }
-        if sums.is_empty() {
-            return Ok(());
-        }
-        let (name, ids) = (
-            self.ctx.config.playbook.clone(),
-            sums.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
-        );
-        let active = db(&self.store, move |s| s.active_ids(&name, &ids)).await?;
-        let ops: Vec<DeltaOp> = sums
-            .into_iter()
-            .filter(|(id, _)| active.contains(id))
-            .map(|(id, [h, x, n])| {
-                DeltaOp::Tag(TagOp {
-                    bullet_id: id,
-                    helpful: h,
-                    harmful: x,
-                    neutral: n,
-                })
-            })
-            .collect();
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let count = ops.len();
-        let mut batch = DeltaBatch::new(
-            format!("{}:tags:{epoch}:{step}", self.ctx.run),
-            Source::Policy,
-            ops,
-        )
-        .with_reason(format!(
-            "reflector tags, {} epoch {epoch} batch {step}",
-            self.ctx.run
-        ));
-        batch.author = Some("policy".into());
-        let pb = self.ctx.config.playbook.clone();
-        match db(&self.store, move |s| {
-            s.apply(&pb, &batch, &ApplyOptions::default())
-        })
-        .await
-        {
-            Ok(outcome) => self.emit(Event::TagsApplied {
-                revision: outcome.revision(),
-                ops: count,
-            }),
-            Err(e) => self.emit(Event::Warning {
-                message: format!("tags not applied: {e}"),
-            }),
-        }
-        Ok(())
-    }
-
-    async fn curate(
-        &self,
-        outcomes: &[Outcome],
-        epoch: u32,
-        step: u64,
-    ) -> Result<Option<i64>, LoopError> {
-        let reflections: Vec<(String, roles::Reflection)> = outcomes
-            .iter()
-            .filter_map(|o| o.reflection.clone().map(|r| (o.record.question.clone(), r)))
-            .collect();
-        if reflections.is_empty() {
-            self.emit(Event::Proposed {
-                pending: None,
-                ops: 0,
-                dropped: 0,
-            });
-            return Ok(None);
-        }
-        let playbook = self.playbook().await?;
-        let input = CuratorInput {
-            playbook: &playbook,
-            reflections: &reflections,
-            token_budget: self.ctx.config.token_budget,
-        };
-        let trace = crate::llm::TraceIds {
-            run: Some(self.ctx.run.clone()),
-            sample: Some(format!("curator/{epoch}/{step}")),
-        };
-        let out = match roles::curate(
-            self.ctx.models.curator.as_ref(),
-            &input,
-            &trace,
-            &self.ctx.cancel,
-        )
-        .await
-        {
-            Ok(out) => out,
-            Err(roles::RoleError::Unusable { error, .. }) => {
-                self.emit(Event::Warning {
-                    message: format!(
-                        "curator answer unusable, nothing proposed for batch {step}: {error}"
-                    ),
-                });
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
-        let calls = out.calls.clone();
-        db(&self.store, move |s| s.record_calls(&run, &key, &calls)).await?;
-        let provenance = json!({
-            "run": self.ctx.run, "epoch": epoch, "step": step,
-            "samples": outcomes.iter().map(|o| json!({
-                "key": o.record.key, "sample_id": o.record.sample_id, "question": o.record.question,
-                "answer": o.record.answer, "ground_truth": o.record.ground_truth, "correct": o.record.correct,
-                "feedback": o.record.feedback, "cited": o.record.cited,
-                "reflection": o.reflection.as_ref().map(|r| json!({"error_identification": r.error_identification,
-                    "root_cause_analysis": r.root_cause_analysis, "correct_approach": r.correct_approach, "key_insight": r.key_insight})),
-            })).collect::<Vec<Value>>(),
-            "curator_reasoning": out.reasoning,
-            "dropped": out.dropped.iter().map(|(op, why)| json!({"op": op, "reason": why})).collect::<Vec<Value>>(),
-        });
-        let ops: Vec<(String, DeltaOp)> = out
-            .operations
-            .iter()
-            .map(|c| (c.key.clone(), c.op.clone()))
-            .collect();
-        let (pb, key, run, reasoning, count, dropped) = (
-            self.ctx.config.playbook.clone(),
-            format!("{}:{epoch}:{step}", self.ctx.run),
-            self.ctx.run.clone(),
-            out.reasoning.clone(),
-            ops.len(),
-            out.dropped.len(),
-        );
-        let pending = db(&self.store, move |s| {
-            s.propose(&pb, &key, Some(&run), &reasoning, &ops, &provenance)
-        })
-        .await?;
-        self.emit(Event::Proposed {
-            pending,
-            ops: count,
-            dropped,
-        });
-        let Some(pending) = pending else {
-            return Ok(None);
-        };
-        self.observe(pending, false).await?;
-        match self.ctx.config.approve {
-            ApproveMode::Auto => {
-                let outcome = db(&self.store, move |s| {
-                    s.decide_all_as(pending, true, None, "auto-policy", Source::AutoPolicy)
-                })
-                .await;
-                match outcome {
-                    Ok(o) => {
-                        self.observe(pending, true).await?;
-                        self.emit(Event::Applied {
-                            pending,
-                            revision: o.revision,
-                        });
-                    }
-                    Err(e) => self.emit(Event::Warning {
-                        message: format!("queued batch {pending} could not be applied: {e}"),
-                    }),
-                }
-                Ok(None)
-            }
-            ApproveMode::Wait => Ok(Some(pending)),
-            ApproveMode::Queue => Ok(None),
-        }
-    }
-
-    /// Waits until a queued batch is decided (by the workbench or `ace queue` in any process).
-    async fn wait_for(&self, gate: &mut Gate, pending: i64) -> Result<(), LoopError> {
-        self.emit(Event::WaitingForApproval { pending });
-        let poll = Duration::from_millis(self.ctx.config.poll_ms.max(10));
-        loop {
-            let batch = db(&self.store, move |s| s.pending_batch(pending)).await?;
-            if batch.status != "pending" {
-                self.observe(pending, true).await?;
-                self.emit(Event::Applied {
-                    pending,
-                    revision: batch.revision,
-                });
-                return Ok(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
-                c = gate.controls.recv(), if gate.attached => match c {
-                    Some(c) => gate.absorb(c),
-                    None => gate.attached = false,
-                },
-                _ = self.ctx.cancel.cancelled() => return Err(LoopError::Cancelled),
-            }
-        }
-    }
-
     async fn evaluate(
         &self,
-        split: &'static str,
+        split: Split,
         samples: &[Sample],
         epoch: u32,
         step: u64,
@@ -865,8 +556,8 @@ impl Loop {
         let Some(val) = self.val.clone() else {
             return Ok(());
         };
-        let (correct, total) = self.evaluate("val", &val, epoch, step).await?;
-        self.metric("val", epoch, step, correct, total).await?;
+        let (correct, total) = self.evaluate(Split::Val, &val, epoch, step).await?;
+        self.metric(Split::Val, epoch, step, correct, total).await?;
         let accuracy = correct as f64 / total.max(1) as f64;
         let best = self.ck.best_val.is_none_or(|b| accuracy > b);
         if best {
@@ -874,7 +565,7 @@ impl Loop {
             let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
             db(&self.store, move |s| {
                 let head = s.head_revision(&pb)?;
-                s.update_run(&run, "running", None, head, None)
+                s.update_run(&run, RunStatus::Running, None, head, None)
             })
             .await?;
         }

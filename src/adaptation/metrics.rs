@@ -2,7 +2,7 @@
 //! the exporter `ace train --metrics-addr` installs, is present).
 
 use super::Event;
-use crate::store::{OpStatus, PendingBatch};
+use crate::approval::{OpStatus, PendingBatch};
 
 /// Counts what an event says happened.
 pub fn record(event: &Event) {

@@ -10,8 +10,12 @@
 //! the approved playbook. A checkpoint after each batch lets `--resume` continue a killed run without
 //! repeating applied ops or counting tags twice.
 
+mod control;
 mod engine;
+mod learn;
 pub mod metrics;
+pub mod record;
+mod run_store;
 mod sample;
 
 use std::path::PathBuf;
@@ -19,11 +23,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{Controls, RunHandle, run, start};
+pub use control::Controls;
+pub use engine::{RunHandle, run, start};
+pub use record::{
+    Accuracy, Checkpoint, FeedbackMode, RoleTotals, RunRecord, RunStatus, RunSummary, SampleRecord,
+    Split,
+};
+pub use run_store::RunStore;
 pub use sample::LoopError;
 
-use crate::environment::FieldMap;
-use crate::llm::LlmClient;
+use crate::environment::{Environment, FieldMap};
+use crate::llm::{BoxFuture, Ledger, LlmClient};
 
 /// What happens to the curator's proposals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,8 +97,8 @@ pub struct RunConfig {
     pub dataset: PathBuf,
     pub val: Option<PathBuf>,
     pub test: Option<PathBuf>,
-    /// `exact`, `numeric`, `contains`, `regex:PATTERN`, `json` or `cmd:COMMAND`.
-    pub env: String,
+    /// Scores the answers; stored as its spec (`numeric`, `regex:PATTERN`, `cmd:COMMAND`, …).
+    pub env: Environment,
     pub epochs: u32,
     /// Samples per batch (offline) or window (online).
     pub batch_size: usize,
@@ -120,7 +130,7 @@ impl Default for RunConfig {
             dataset: PathBuf::new(),
             val: None,
             test: None,
-            env: "exact".into(),
+            env: Environment::Exact,
             epochs: 1,
             batch_size: 1,
             concurrency: 4,
@@ -140,21 +150,45 @@ impl Default for RunConfig {
 
 impl RunConfig {
     /// What the Reflector was given, said plainly in the run record.
-    pub fn feedback_mode(&self) -> &'static str {
+    pub fn feedback_mode(&self) -> FeedbackMode {
         if self.no_labels {
-            "execution-feedback-only"
+            FeedbackMode::ExecutionFeedbackOnly
         } else {
-            "ground-truth"
+            FeedbackMode::GroundTruth
         }
     }
 }
 
-/// The models of the three roles.
+/// The models of the three roles, and the ledger their calls are counted in (and their retries
+/// announced on).
 #[derive(Clone)]
 pub struct Models {
     pub generator: Arc<dyn LlmClient>,
     pub reflector: Arc<dyn LlmClient>,
     pub curator: Arc<dyn LlmClient>,
+    pub ledger: Ledger,
+}
+
+/// The models a run uses: ready, or built when the run starts (resolving the configuration may
+/// probe a server, which must not hold up whoever starts the run).
+pub enum GetModels {
+    Ready(Models),
+    Build(BoxFuture<'static, anyhow::Result<Models>>),
+}
+
+impl GetModels {
+    async fn get(self) -> anyhow::Result<Models> {
+        match self {
+            GetModels::Ready(models) => Ok(models),
+            GetModels::Build(future) => future.await,
+        }
+    }
+}
+
+impl From<Models> for GetModels {
+    fn from(models: Models) -> Self {
+        GetModels::Ready(models)
+    }
 }
 
 /// Commands a person (or a script) sends to a running loop.
@@ -178,11 +212,16 @@ pub enum Control {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The run could not start (unreadable data, no models, claimed by another process); nothing
+    /// else follows.
+    NotStarted {
+        error: String,
+    },
     Started {
         run: String,
         playbook: String,
         kind: RunKind,
-        feedback_mode: String,
+        feedback_mode: FeedbackMode,
         train: usize,
         val: usize,
         test: usize,
@@ -240,7 +279,7 @@ pub enum Event {
     },
     EpochFinished {
         epoch: u32,
-        split: String,
+        split: Split,
         correct: u64,
         total: u64,
     },
@@ -258,12 +297,12 @@ pub enum Event {
     },
     Finished {
         run: String,
-        status: String,
+        status: RunStatus,
     },
 }
 
 /// The three role clients from the model configuration (docs/CONFIGURATION.md), sharing one ledger.
-pub async fn models_from_config(ledger: &crate::llm::Ledger) -> anyhow::Result<Models> {
+pub async fn models_from_config(ledger: &Ledger) -> anyhow::Result<Models> {
     use crate::llm::{OpenAiClient, Role};
     let cfg = crate::config::load(&crate::config::process_env)?;
     let endpoints = crate::config::resolve(&cfg).await?;
@@ -278,5 +317,6 @@ pub async fn models_from_config(ledger: &crate::llm::Ledger) -> anyhow::Result<M
         generator: client(Role::Generator)?,
         reflector: client(Role::Reflector)?,
         curator: client(Role::Curator)?,
+        ledger: ledger.clone(),
     })
 }

@@ -7,18 +7,16 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, Models, RunConfig};
-use crate::environment::{Environment, Sample};
-use crate::llm::TraceIds;
+use super::{SampleRecord, Split};
+use crate::environment::Sample;
+use crate::llm::{CallRecord, TraceIds};
 use crate::playbook::{Bullet, Playbook};
-use crate::roles::{
-    self, BulletTag, CallRecord, GeneratorInput, Reflection, ReflectorInput, RoleError,
-};
-use crate::store::SampleRecord;
+use crate::roles::{self, BulletTag, GeneratorInput, Reflection, ReflectorInput, RoleError};
 
 /// Where a sample sits in the run.
 #[derive(Debug, Clone)]
 pub struct Slot {
-    pub split: &'static str,
+    pub split: Split,
     pub epoch: u32,
     pub step: u64,
     pub index: usize,
@@ -42,7 +40,6 @@ pub struct Outcome {
 pub struct Ctx {
     pub run: String,
     pub models: Models,
-    pub env: Environment,
     pub config: RunConfig,
     pub events: UnboundedSender<Event>,
     pub cancel: CancellationToken,
@@ -69,6 +66,12 @@ impl Ctx {
     pub fn emit(&self, event: Event) {
         super::metrics::record(&event);
         let _ = self.events.send(event);
+    }
+}
+
+impl From<crate::shared::JobLost> for LoopError {
+    fn from(e: crate::shared::JobLost) -> Self {
+        LoopError::Store(e.to_string())
     }
 }
 
@@ -151,6 +154,7 @@ pub async fn process(
             cited: cited.clone(),
         });
         verdict = ctx
+            .config
             .env
             .evaluate(&sample, &answer)
             .await
@@ -220,7 +224,7 @@ pub async fn process(
     }
     let record = SampleRecord {
         key,
-        split: slot.split.to_string(),
+        split: slot.split,
         epoch: slot.epoch,
         step: slot.step,
         sample_id: sample.id.clone(),

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::delta::ApplyOptions;
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp};
 use crate::playbook::DEFAULT_SECTIONS;
-use crate::store::{ApplyOptions, Store};
+use crate::store::Store;
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`), if known.
 pub fn peak_rss_mib() -> Option<f64> {
@@ -196,21 +197,23 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
         .await?;
         let mut endpoint = EndpointConfig::new(server.base_url(), "bench");
         endpoint.concurrency = args.concurrency * 2;
+        let ledger = Ledger::default();
         let client: Arc<dyn LlmClient> = Arc::new(OpenAiClient::new(
             endpoint,
-            Ledger::default(),
+            ledger.clone(),
             PriceTable::default(),
         )?);
         let models = Models {
             generator: client.clone(),
             reflector: client.clone(),
             curator: client,
+            ledger: ledger.clone(),
         };
         let store = Arc::new(Mutex::new(Store::open(&dir.join("bench.db"))?));
         let config = RunConfig {
             playbook: "bench".into(),
             dataset: data.clone(),
-            env: "exact".into(),
+            env: crate::environment::Environment::Exact,
             batch_size: args.batch_size,
             concurrency: args.concurrency,
             approve: ApproveMode::Auto,

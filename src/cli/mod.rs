@@ -14,9 +14,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::delta::DeltaBatch;
+use crate::delta::{ApplyOptions, ApplyOutcome, SectionPolicy};
 use crate::playbook::DEFAULT_SECTIONS;
 use crate::playbook::format::{self, Format};
-use crate::store::{ApplyOptions, ApplyOutcome, LATEST_VERSION, SectionPolicy, Store};
+use crate::store::{LATEST_VERSION, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -395,7 +396,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
-    use crate::store::Decision;
+    use crate::approval::Decision;
     let mut store = Store::open(db)?;
     match cmd {
         QueueCmd::List {
@@ -682,7 +683,7 @@ fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
             if parsed.sections.is_empty() && parsed.bullets.is_empty() {
                 bail!("{label} holds no sections and no bullets; nothing to import");
             }
-            let batch = format::import_batch(&parsed, &format!("import:{label}"));
+            let batch = crate::delta::import_batch(&parsed, &format!("import:{label}"));
             let mut store = Store::open(db)?;
             let outcome = store.import_playbook(&name, &batch, parsed.next_bullet_number)?;
             writeln!(

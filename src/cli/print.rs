@@ -5,12 +5,12 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::adaptation::{RunRecord, RunSummary};
+use crate::approval::{DecideOutcome, PendingBatch};
+use crate::delta::ApplyOutcome;
 use crate::delta::Change;
 use crate::playbook::{Bullet, Playbook};
-use crate::store::{
-    ApplyOutcome, BulletStory, DecideOutcome, OpStatus, PendingBatch, PlaybookSummary, Revision,
-    RevisionDetail, RunRecord, RunSummary,
-};
+use crate::store::{BulletStory, PlaybookSummary, Revision, RevisionDetail};
 
 pub fn json<T: Serialize + ?Sized>(out: &mut impl Write, value: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
@@ -258,13 +258,7 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
     }
     writeln!(out)?;
     for op in &b.ops {
-        let status = match op.status {
-            OpStatus::Pending => "pending",
-            OpStatus::Approved => "approved",
-            OpStatus::Rejected => "rejected",
-            OpStatus::Edited => "edited",
-        };
-        writeln!(out, "[{}] {status}", op.idx)?;
+        writeln!(out, "[{}] {}", op.idx, op.status)?;
         match &op.op {
             DeltaOp::Add(a) => {
                 writeln!(out, "  + ({}) {}", a.section, a.content)?;
@@ -319,30 +313,32 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
             writeln!(out, "  reason: {r}")?;
         }
     }
-    if b.samples().next().is_some() {
+    if !b.samples().is_empty() {
         writeln!(out, "\nevidence:")?;
         for s in b.samples() {
-            let verdict = if s["correct"].as_bool() == Some(true) {
-                "right"
-            } else {
-                "wrong"
-            };
             writeln!(
                 out,
-                "- {} ({verdict}): answer {} · expected {}",
-                s["key"].as_str().unwrap_or(""),
-                s["answer"],
-                s["ground_truth"]
+                "- {} ({}): answer {} · expected {}",
+                s.key,
+                verdict(s.correct),
+                quoted(Some(&s.answer)),
+                quoted(s.ground_truth.as_deref())
             )?;
-            if let Some(k) = s
-                .pointer("/reflection/key_insight")
-                .and_then(|k| k.as_str())
-            {
-                writeln!(out, "  insight: {k}")?;
+            if let Some(r) = &s.reflection {
+                writeln!(out, "  insight: {}", r.key_insight)?;
             }
         }
     }
     Ok(())
+}
+
+fn verdict(correct: bool) -> &'static str {
+    if correct { "right" } else { "wrong" }
+}
+
+/// A text as a JSON string (quoted, escaped), or `null`.
+fn quoted(text: Option<&str>) -> String {
+    serde_json::to_string(&text).unwrap_or_default()
 }
 
 pub fn decided(out: &mut impl Write, id: i64, o: &DecideOutcome) -> Result<()> {
@@ -381,7 +377,7 @@ pub fn run_list(out: &mut impl Write, list: &[RunRecord], stopped: &[String]) ->
         let status = if stopped.contains(&r.id) {
             format!("{}*", r.status)
         } else {
-            r.status.clone()
+            r.status.to_string()
         };
         writeln!(
             out,
@@ -460,7 +456,13 @@ pub fn story(out: &mut impl Write, s: &BulletStory) -> Result<()> {
         writeln!(
             out,
             "  revision {:>5} {} {:<12} helpful={} harmful={} neutral={} {}",
-            p.revision, p.created_at, p.source, p.helpful, p.harmful, p.neutral, p.status
+            p.revision,
+            p.created_at,
+            p.source,
+            p.helpful,
+            p.harmful,
+            p.neutral,
+            p.status.map_or("deleted", |s| s.as_str())
         )?;
     }
     if s.cited_by.is_empty() {
@@ -485,15 +487,9 @@ pub fn provenance(out: &mut impl Write, batch: &PendingBatch) -> Result<()> {
         writeln!(
             out,
             "- sample {} ({}): {}",
-            s["key"].as_str().unwrap_or(""),
-            if s["correct"].as_bool() == Some(true) {
-                "right"
-            } else {
-                "wrong"
-            },
-            s.pointer("/reflection/key_insight")
-                .and_then(|k| k.as_str())
-                .unwrap_or("")
+            s.key,
+            verdict(s.correct),
+            s.reflection.as_ref().map_or("", |r| r.key_insight.as_str())
         )?;
     }
     Ok(())

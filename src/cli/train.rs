@@ -1,13 +1,12 @@
 //! `ace train`: the adaptation loop, headless, with a progress bar.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::adaptation::{self, ApproveMode, Event, Fields, RunConfig, RunKind};
+use crate::adaptation::{self, ApproveMode, Event, Fields, RunConfig, RunKind, RunStatus};
 use crate::llm::Ledger;
 use crate::store::Store;
 
@@ -25,7 +24,7 @@ pub struct TrainArgs {
     pub test: Option<PathBuf>,
     /// exact | numeric | contains | regex:PATTERN | json | cmd:COMMAND
     #[arg(long, default_value = "exact")]
-    pub env: String,
+    pub env: crate::environment::Environment,
     #[arg(long, default_value_t = 1)]
     pub epochs: u32,
     /// Samples per batch (1 reproduces the paper)
@@ -126,11 +125,11 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
     let store = Store::open(db)?;
     if let Some(id) = &args.resume {
         let run = store.run(id)?;
-        if run.status == "finished" {
+        if run.status == RunStatus::Finished {
             bail!("run {id} has already finished; nothing to resume");
         }
     }
-    let store = Arc::new(Mutex::new(store));
+    let store = crate::shared::shared(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -145,7 +144,6 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                 .install()
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         }
-        let mut retries = ledger.subscribe_retries();
         let models = adaptation::models_from_config(&ledger).await?;
         let mut handle = adaptation::start(store.clone(), models, args.config(), args.resume.clone());
         let bar = ProgressBar::new(0);
@@ -157,15 +155,8 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
             }
         });
         let (mut epochs, mut run_id) = (args.epochs.max(1) as u64, String::new());
-        loop {
-            // A model call being retried says so (otherwise the run looks stuck).
-            let event = tokio::select! {
-                e = handle.events.recv() => match e {
-                    Some(e) => e,
-                    None => break,
-                },
-                Ok(notice) = retries.recv() => Event::Warning { message: notice.to_string() },
-            };
+        // One stream per run: progress, decisions, warnings and retried model calls, in order.
+        while let Some(event) = handle.events.recv().await {
             let total = ledger.total();
             let cost = format!("{} tok, ${:.4}", total.prompt_tokens + total.completion_tokens, total.cost_usd);
             match event {
@@ -197,7 +188,7 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                     format!("validation after batch {step}: {correct}/{total}{}", if best { " (best so far)" } else { "" }),
                 ),
                 Event::Warning { message } => say(&bar, format!("warning: {message}")),
-                Event::Failed { error } => say(&bar, format!("failed: {error}")),
+                Event::Failed { error } | Event::NotStarted { error } => say(&bar, format!("failed: {error}")),
                 Event::Finished { status, .. } => {
                     bar.finish_and_clear();
                     say(&bar, format!("{run_id} {status}"));

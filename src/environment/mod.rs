@@ -30,9 +30,11 @@ pub enum EnvError {
     Spec { spec: String, detail: String },
 }
 
-/// What scores answers.
-#[derive(Debug, Clone)]
+/// What scores answers. Written and read as its spec (`numeric`, `regex:PATTERN`, `cmd:COMMAND`, …),
+/// so a stored run configuration names it the way a person typed it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Environment {
+    #[default]
     Exact,
     Numeric {
         abs_tol: f64,
@@ -86,6 +88,15 @@ impl Environment {
                 ));
             }
         })
+    }
+
+    /// The spec this environment was parsed from ([`Environment::parse`] reads it back).
+    pub fn spec(&self) -> String {
+        match self {
+            Environment::Regex(pattern) => format!("regex:{pattern}"),
+            Environment::Command { command, .. } => format!("cmd:{command}"),
+            other => other.name().to_string(),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -279,6 +290,32 @@ async fn run_command(
     })
 }
 
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.spec())
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = EnvError;
+    fn from_str(s: &str) -> Result<Self, EnvError> {
+        Environment::parse(s)
+    }
+}
+
+impl Serialize for Environment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.spec())
+    }
+}
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spec = String::deserialize(deserializer)?;
+        Environment::parse(&spec).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +383,28 @@ mod tests {
         );
         assert!(Environment::parse("bogus").is_err());
         assert!(Environment::parse("regex:(").is_err());
+    }
+
+    #[test]
+    fn an_environment_is_stored_as_its_spec_and_read_back() {
+        for spec in [
+            "exact",
+            "numeric",
+            "contains",
+            "json",
+            "regex:^{ground_truth}$",
+            "cmd:./judge --strict",
+        ] {
+            let env = Environment::parse(spec).unwrap();
+            assert_eq!(env.spec(), spec);
+            let json = serde_json::to_value(&env).unwrap();
+            assert_eq!(json, serde_json::json!(spec));
+            assert_eq!(serde_json::from_value::<Environment>(json).unwrap(), env);
+        }
+        let err = serde_json::from_value::<Environment>(serde_json::json!("bogus")).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid environment 'bogus'"),
+            "{err}"
+        );
     }
 }

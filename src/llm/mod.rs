@@ -41,7 +41,7 @@ impl Role {
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -70,6 +70,20 @@ impl Message {
             content: content.into(),
         }
     }
+}
+
+/// One model call as it happened, for transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub role: Role,
+    pub prompt_version: String,
+    pub messages: Vec<Message>,
+    pub response: String,
+    pub model: String,
+    pub usage: Usage,
+    pub latency_ms: u64,
+    pub cost_usd: f64,
+    pub attempts: u32,
 }
 
 /// A JSON schema the answer must follow (sent as `response_format` when the server supports it).

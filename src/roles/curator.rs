@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallRecord, Reflection, RoleError, call_structured, opt_text};
+use super::{Reflection, RoleError, call_structured, opt_text};
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp, content_hash};
-use crate::llm::{LlmClient, TraceIds};
+use crate::llm::{CallRecord, LlmClient, TraceIds};
 use crate::playbook::{Playbook, normalize_section_key};
 use crate::prompts;
 

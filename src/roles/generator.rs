@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallRecord, RoleError, call_structured, cited_ids, opt_text, text_field};
-use crate::llm::{LlmClient, TraceIds};
+use super::{RoleError, call_structured, cited_ids, opt_text, text_field};
+use crate::llm::{CallRecord, LlmClient, TraceIds};
 use crate::playbook::Playbook;
 use crate::prompts;
 

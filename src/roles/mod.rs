@@ -8,11 +8,10 @@ pub mod curator;
 pub mod generator;
 pub mod reflector;
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatRequest, LlmClient, LlmError, Message, Role, TraceIds, Usage};
+use crate::llm::{CallRecord, ChatRequest, LlmClient, LlmError, Message, Role, TraceIds};
 use crate::prompts::{self, Prompt};
 
 pub use curator::{CuratedOp, CuratorInput, CuratorOutput, curate};
@@ -41,20 +40,6 @@ impl RoleError {
             }
         )
     }
-}
-
-/// One model call as it happened, for transcripts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub role: Role,
-    pub prompt_version: String,
-    pub messages: Vec<Message>,
-    pub response: String,
-    pub model: String,
-    pub usage: Usage,
-    pub latency_ms: u64,
-    pub cost_usd: f64,
-    pub attempts: u32,
 }
 
 /// Sends `prompt`, parses the answer with `parse`; on a parse error asks once more quoting it.

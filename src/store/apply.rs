@@ -6,59 +6,16 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::rows::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, section_from_row};
 use super::{Result, Store, StoreError, classify, now, validate_playbook_name};
 use crate::delta::{
-    AddOp, Change, ChangeSummary, DeltaBatch, DeltaError, DeltaOp, Source, TagOp, UpdateOp,
+    AddOp, ApplyOptions, ApplyOutcome, Change, ChangeSummary, DeltaBatch, DeltaError, DeltaOp,
+    SectionPolicy, Source, TagOp, UpdateOp,
 };
 use crate::playbook::{
     Bullet, BulletStatus, Section, format_bullet_id, normalize_section_key, parse_bullet_id,
     section_slug,
 };
-
-/// What to do with an ADD or UPDATE naming a section the playbook does not have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SectionPolicy {
-    /// Create the section (appended after the others); the creation is part of the revision.
-    Create,
-    /// Reject the batch.
-    #[default]
-    Reject,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApplyOptions {
-    pub sections: SectionPolicy,
-}
-
-impl ApplyOptions {
-    pub fn create_sections() -> Self {
-        ApplyOptions {
-            sections: SectionPolicy::Create,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ApplyOutcome {
-    Applied {
-        revision: i64,
-        added: Vec<String>,
-        summary: ChangeSummary,
-    },
-    /// The batch id was applied before, as this revision; nothing was written now.
-    AlreadyApplied { revision: i64 },
-}
-
-impl ApplyOutcome {
-    pub fn revision(&self) -> i64 {
-        match self {
-            ApplyOutcome::Applied { revision, .. } | ApplyOutcome::AlreadyApplied { revision } => {
-                *revision
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub(super) struct SectionRow {
@@ -79,57 +36,6 @@ pub(super) struct Writer<'t> {
     sections: HashMap<String, SectionRow>,
     /// Changes in order, each with the index of the op that caused it.
     pub changes: Vec<(Option<usize>, Change)>,
-}
-
-/// Section columns, read by [`section_from_row`].
-pub(super) const SECTION_COLUMNS: &str = "name, slug, position, status";
-
-/// Reads a section from [`SECTION_COLUMNS`] starting at column `first`.
-pub(super) fn section_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Section> {
-    Ok(Section {
-        name: r.get(first)?,
-        slug: r.get(first + 1)?,
-        position: r.get(first + 2)?,
-        removed: r.get::<_, String>(first + 3)? == "removed",
-    })
-}
-
-/// Bullet columns, with the section id where the section name goes.
-pub(super) const BULLET_ROW_COLUMNS: &str = "b.bullet_id, b.section_id, b.content, b.helpful, b.harmful, b.neutral, b.metadata, \
-     b.status, b.position, b.created_at, b.updated_at";
-
-/// Reads a bullet from a row of [`BULLET_ROW_COLUMNS`]; `section` is left empty for the caller to fill
-/// in from the section id. Borrowed reads keep a 100k-row load cheap.
-pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet> {
-    use rusqlite::types::ValueRef;
-    let text = |i: usize| -> rusqlite::Result<&[u8]> {
-        match r.get_ref(i)? {
-            ValueRef::Text(t) => Ok(t),
-            _ => Ok(b""),
-        }
-    };
-    let metadata = text(6)?;
-    Ok(Bullet {
-        id: r.get(0)?,
-        section: String::new(),
-        content: r.get(2)?,
-        helpful: r.get::<_, i64>(3)? as u64,
-        harmful: r.get::<_, i64>(4)? as u64,
-        neutral: r.get::<_, i64>(5)? as u64,
-        metadata: if metadata == b"{}" {
-            Map::new()
-        } else {
-            serde_json::from_slice(metadata).unwrap_or_default()
-        },
-        status: if text(7)? == b"active" {
-            BulletStatus::Active
-        } else {
-            BulletStatus::Removed
-        },
-        position: r.get(8)?,
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
-    })
 }
 
 impl<'t> Writer<'t> {

@@ -5,10 +5,12 @@
 //! writes it, and records a revision with each bullet's state before and after.
 
 mod apply;
+mod for_loop;
 pub mod migrations;
 mod queue;
 mod read;
 mod revert;
+mod rows;
 mod runs;
 
 use std::path::{Path, PathBuf};
@@ -16,13 +18,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use apply::{ApplyOptions, ApplyOutcome, SectionPolicy};
 pub use migrations::{LATEST_VERSION, MIGRATIONS};
-pub use queue::{DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp};
 pub use read::{PlaybookSummary, Revision, RevisionDetail};
-pub use runs::{
-    Accuracy, BulletStory, CounterPoint, RoleTotals, RunClaim, RunRecord, RunSummary, SampleRecord,
-};
+pub use runs::{BulletStory, CounterPoint, RunClaim};
 
 use crate::delta::DeltaError;
 
@@ -79,6 +77,8 @@ pub enum StoreError {
     Sqlite(rusqlite::Error),
     #[error("stored JSON could not be read: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    JobLost(#[from] crate::shared::JobLost),
 }
 
 /// Maps SQLite errors a user can act on to clear variants.

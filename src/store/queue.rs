@@ -3,100 +3,15 @@
 //! one revision; a batch with none approved is closed as rejected.
 
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::apply::{ApplyOptions, apply_in};
+use super::apply::apply_in;
 use super::read::playbook_id;
+use super::rows::column;
 use super::{Result, Store, StoreError, classify, now};
-use crate::delta::{DeltaBatch, DeltaOp, Source};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Edited,
-}
-
-impl OpStatus {
-    fn parse(s: &str) -> OpStatus {
-        match s {
-            "approved" => OpStatus::Approved,
-            "rejected" => OpStatus::Rejected,
-            "edited" => OpStatus::Edited,
-            _ => OpStatus::Pending,
-        }
-    }
-    fn as_str(self) -> &'static str {
-        match self {
-            OpStatus::Pending => "pending",
-            OpStatus::Approved => "approved",
-            OpStatus::Rejected => "rejected",
-            OpStatus::Edited => "edited",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PendingOp {
-    pub idx: usize,
-    pub key: String,
-    pub op: DeltaOp,
-    pub status: OpStatus,
-    pub edited: Option<DeltaOp>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PendingBatch {
-    pub id: i64,
-    pub playbook: String,
-    pub key: String,
-    pub run_id: Option<String>,
-    /// `pending`, `applied` or `rejected`.
-    pub status: String,
-    pub reasoning: Option<String>,
-    /// What led to it: samples, answers, verdicts, reflections (JSON from the loop).
-    pub provenance: Value,
-    pub created_at: String,
-    pub decided_by: Option<String>,
-    pub revision: Option<i64>,
-    pub ops: Vec<PendingOp>,
-}
-
-impl PendingBatch {
-    /// The samples (answers, verdicts, reflections) recorded as this batch's evidence.
-    pub fn samples(&self) -> impl Iterator<Item = &Value> {
-        self.provenance
-            .get("samples")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-    }
-}
-
-/// A decision on one op.
-#[derive(Debug, Clone, PartialEq)]
-// A handful exist at a time; boxing the edited op would only add noise at every call site.
-#[allow(clippy::large_enum_variant)]
-pub enum Decision {
-    Approve,
-    Reject {
-        reason: Option<String>,
-    },
-    /// Approve this op instead of the proposed one.
-    Edit(DeltaOp),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DecideOutcome {
-    /// Every op of the batch is now decided.
-    pub closed: bool,
-    /// The revision that applied the approved ops, if the batch closed with any.
-    pub revision: Option<i64>,
-}
+use crate::approval::{
+    BatchStatus, DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp, Provenance,
+};
+use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
 
 fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
     let row = conn
@@ -110,9 +25,10 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
                     playbook: r.get(1)?,
                     key: r.get(2)?,
                     run_id: r.get(3)?,
-                    status: r.get(4)?,
+                    status: column(r, 4, false)?,
                     reasoning: r.get(5)?,
-                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null),
+                    // Evidence is for people: unreadable evidence shows as none rather than hiding the batch.
+                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
                     created_at: r.get(7)?,
                     decided_by: r.get(8)?,
                     revision: r.get(9)?,
@@ -139,7 +55,9 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
             idx: idx as usize,
             key,
             op: serde_json::from_str(&op)?,
-            status: OpStatus::parse(&status),
+            status: OpStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!("queued batch {id} op {idx} has status '{status}'"))
+            })?,
             edited: edited.map(|e| serde_json::from_str(&e)).transpose()?,
             reason,
         });
@@ -157,7 +75,7 @@ impl Store {
         run_id: Option<&str>,
         reasoning: &str,
         ops: &[(String, DeltaOp)],
-        provenance: &Value,
+        provenance: &Provenance,
     ) -> Result<Option<i64>> {
         let tx = self.begin()?;
         let pb = playbook_id(&tx, playbook)?;
@@ -174,7 +92,7 @@ impl Store {
         tx.execute(
             "INSERT INTO pending_batches (playbook_id, key, run_id, status, reasoning, provenance, created_at)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
-            params![pb, key, run_id, reasoning, provenance.to_string(), now(&tx)?],
+            params![pb, key, run_id, reasoning, serde_json::to_string(provenance)?, now(&tx)?],
         )?;
         let id = tx.last_insert_rowid();
         for (idx, (op_key, op)) in ops.iter().enumerate() {
@@ -239,7 +157,7 @@ impl Store {
     ) -> Result<DecideOutcome> {
         let tx = self.begin()?;
         let batch = load_batch(&tx, id)?;
-        if batch.status != "pending" {
+        if batch.status != BatchStatus::Pending {
             return Err(StoreError::Queue(format!(
                 "queued batch {id} was already decided ({})",
                 batch.status
@@ -309,7 +227,13 @@ impl Store {
         }
         tx.execute(
             "UPDATE pending_batches SET status = ?2, decided_at = ?3, decided_by = ?4, revision_id = ?5 WHERE id = ?1",
-            params![id, if revision.is_some() { "applied" } else { "rejected" }, at, author, revision],
+            params![
+                id,
+                if revision.is_some() { BatchStatus::Applied } else { BatchStatus::Rejected }.as_str(),
+                at,
+                author,
+                revision
+            ],
         )?;
         tx.commit().map_err(classify)?;
         Ok(DecideOutcome {

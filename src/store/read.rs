@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::apply::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, section_from_row};
+use super::rows::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, column, section_from_row};
 use super::{Result, Store, StoreError};
-use crate::delta::{Change, ChangeSummary};
+use crate::delta::{Change, ChangeSummary, Source};
 use crate::playbook::{Bullet, Playbook, Section};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,7 +28,7 @@ pub struct Revision {
     pub playbook: String,
     pub parent: Option<i64>,
     pub batch_id: String,
-    pub source: String,
+    pub source: Source,
     pub author: Option<String>,
     pub reason: Option<String>,
     pub reverts: Option<i64>,
@@ -78,7 +78,7 @@ fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
         playbook: r.get(1)?,
         parent: r.get(2)?,
         batch_id: r.get(3)?,
-        source: r.get(4)?,
+        source: column(r, 4, false)?,
         author: r.get(5)?,
         reason: r.get(6)?,
         reverts: r.get(7)?,

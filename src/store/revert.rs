@@ -11,10 +11,11 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::apply::{SECTION_COLUMNS, Writer, section_from_row};
+use super::apply::Writer;
 use super::read::load_changes;
-use super::{ApplyOutcome, Result, Store, StoreError, classify};
-use crate::delta::{Change, DeltaBatch, Source};
+use super::rows::{SECTION_COLUMNS, section_from_row};
+use super::{Result, Store, StoreError, classify};
+use crate::delta::{ApplyOutcome, Change, DeltaBatch, Source};
 use crate::playbook::{Bullet, Section};
 
 fn counter(current: u64, before: u64, after: u64) -> u64 {

@@ -4,12 +4,19 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::read::playbook_id;
+use super::rows::column;
 use super::{Result, Store, StoreError, classify, now};
-use crate::roles::CallRecord;
+use crate::adaptation::{
+    Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, SampleRecord,
+    Split,
+};
+use crate::delta::Source;
+use crate::llm::CallRecord;
+use crate::playbook::BulletStatus;
 
 /// Holds a run for this process until dropped (see [`Store::claim_run`]).
 #[derive(Debug)]
@@ -17,84 +24,16 @@ pub struct RunClaim {
     _file: std::fs::File,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub id: String,
-    pub playbook: String,
-    pub kind: String,
-    pub status: String,
-    pub config: Value,
-    pub feedback_mode: String,
-    pub checkpoint: Option<Value>,
-    pub best_revision: Option<i64>,
-    pub error: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// One sample's outcome in a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleRecord {
-    /// Unique in the run: `split/epoch/step/index`.
-    pub key: String,
-    pub split: String,
-    pub epoch: u32,
-    pub step: u64,
-    pub sample_id: String,
-    pub question: String,
-    pub answer: String,
-    pub ground_truth: Option<String>,
-    /// The final attempt was right.
-    pub correct: bool,
-    /// The first attempt (the one accuracy counts) was right.
-    pub first_correct: bool,
-    pub rounds: u32,
-    pub feedback: String,
-    pub cited: Vec<String>,
-    pub reflection: Option<Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Accuracy {
-    pub split: String,
-    pub epoch: u32,
-    pub step: u64,
-    pub correct: u64,
-    pub total: u64,
-    pub revision: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RoleTotals {
-    pub calls: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cost_usd: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunSummary {
-    pub run: RunRecord,
-    pub accuracy: Vec<Accuracy>,
-    pub samples: u64,
-    pub proposed_ops: u64,
-    pub approved_ops: u64,
-    pub rejected_ops: u64,
-    pub pending_ops: u64,
-    pub helpful_tags: u64,
-    pub harmful_tags: u64,
-    pub roles: BTreeMap<String, RoleTotals>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CounterPoint {
     pub revision: i64,
     pub created_at: String,
-    pub source: String,
+    pub source: Source,
     pub helpful: u64,
     pub harmful: u64,
     pub neutral: u64,
-    pub status: String,
+    /// `None`: the revision deleted the row (a revert of the ADD that created it).
+    pub status: Option<BulletStatus>,
 }
 
 /// Where a bullet came from and what happened to it.
@@ -111,18 +50,17 @@ pub struct BulletStory {
 }
 
 fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
-    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
-        Ok(r.get::<_, Option<String>>(i)?
-            .and_then(|t| serde_json::from_str(&t).ok()))
-    };
     Ok(RunRecord {
         id: r.get(0)?,
         playbook: r.get(1)?,
-        kind: r.get(2)?,
-        status: r.get(3)?,
-        config: json(4)?.unwrap_or(Value::Null),
-        feedback_mode: r.get(5)?,
-        checkpoint: json(6)?,
+        kind: column(r, 2, false)?,
+        status: column(r, 3, false)?,
+        config: column(r, 4, true)?,
+        feedback_mode: column(r, 5, false)?,
+        checkpoint: match r.get_ref(6)? {
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(column::<Checkpoint>(r, 6, true)?),
+        },
         best_revision: r.get(7)?,
         error: r.get(8)?,
         created_at: r.get(9)?,
@@ -130,19 +68,17 @@ fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
+/// The split of the rows that hold the curator's calls.
+const CURATOR_SPLIT: &str = "curator";
+
 const RUN_COLUMNS: &str = "r.id, p.name, r.kind, r.status, r.config, r.feedback_mode, r.checkpoint, r.best_revision, r.error, r.created_at, r.updated_at";
 
 impl Store {
-    /// Creates a run and returns its id (`run-N`, numbered in this database).
-    pub fn create_run(
-        &mut self,
-        playbook: &str,
-        kind: &str,
-        config: &Value,
-        feedback_mode: &str,
-    ) -> Result<String> {
+    /// Creates a run of `config` (status running) and returns its id (`run-N`, numbered in this
+    /// database).
+    pub fn create_run(&mut self, config: &RunConfig) -> Result<String> {
         let tx = self.begin()?;
-        let pb = playbook_id(&tx, playbook)?;
+        let pb = playbook_id(&tx, &config.playbook)?;
         let at = now(&tx)?;
         let n: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
         let mut id = format!("run-{}", n + 1);
@@ -155,8 +91,16 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO runs (id, playbook_id, kind, status, config, feedback_mode, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?6)",
-            params![id, pb, kind, config.to_string(), feedback_mode, at],
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                id,
+                pb,
+                config.kind.as_str(),
+                RunStatus::Running.as_str(),
+                serde_json::to_string(config)?,
+                config.feedback_mode().as_str(),
+                at
+            ],
         )?;
         tx.commit().map_err(classify)?;
         Ok(id)
@@ -166,16 +110,17 @@ impl Store {
     pub fn update_run(
         &mut self,
         id: &str,
-        status: &str,
-        checkpoint: Option<&Value>,
+        status: RunStatus,
+        checkpoint: Option<&Checkpoint>,
         best_revision: Option<i64>,
         error: Option<&str>,
     ) -> Result<()> {
         let tx = self.begin()?;
+        let checkpoint = checkpoint.map(serde_json::to_string).transpose()?;
         let n = tx.execute(
             "UPDATE runs SET status = ?2, checkpoint = coalesce(?3, checkpoint), best_revision = coalesce(?4, best_revision),
                              error = ?5, updated_at = ?6 WHERE id = ?1",
-            params![id, status, checkpoint.map(Value::to_string), best_revision, error, now(&tx)?],
+            params![id, status.as_str(), checkpoint, best_revision, error, now(&tx)?],
         )?;
         if n == 0 {
             return Err(StoreError::UnknownRun(id.to_string()));
@@ -256,6 +201,23 @@ impl Store {
         playbook: &str,
         samples: &[(SampleRecord, Vec<CallRecord>)],
     ) -> Result<()> {
+        self.write_samples(
+            run,
+            playbook,
+            samples
+                .iter()
+                .map(|(s, calls)| (s.split.as_str(), s, calls.as_slice())),
+        )
+    }
+
+    /// Writes sample rows under the split given with each (the curator's calls hang off a row of
+    /// their own, split [`CURATOR_SPLIT`], which no sample listing shows).
+    fn write_samples<'a>(
+        &mut self,
+        run: &str,
+        playbook: &str,
+        samples: impl Iterator<Item = (&'a str, &'a SampleRecord, &'a [CallRecord])>,
+    ) -> Result<()> {
         let tx = self.begin()?;
         let pb = playbook_id(&tx, playbook)?;
         let at = now(&tx)?;
@@ -273,11 +235,11 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
-            for (s, calls) in samples {
+            for (split, s, calls) in samples {
                 sample_stmt.execute(params![
                     run,
                     s.key,
-                    s.split,
+                    split,
                     s.epoch,
                     s.step as i64,
                     s.sample_id,
@@ -322,7 +284,7 @@ impl Store {
     pub fn record_calls(&mut self, run: &str, key: &str, calls: &[CallRecord]) -> Result<()> {
         let record = SampleRecord {
             key: key.to_string(),
-            split: "curator".into(),
+            split: Split::Train,
             epoch: 0,
             step: 0,
             sample_id: key.to_string(),
@@ -337,14 +299,18 @@ impl Store {
             reflection: None,
         };
         let playbook = self.run(run)?.playbook;
-        self.record_samples(run, &playbook, &[(record, calls.to_vec())])
+        self.write_samples(
+            run,
+            &playbook,
+            std::iter::once((CURATOR_SPLIT, &record, calls)),
+        )
     }
 
     pub fn record_metric(&mut self, run: &str, a: &Accuracy) -> Result<()> {
         let tx = self.begin()?;
         tx.execute(
             "INSERT OR REPLACE INTO run_metrics (run_id, split, epoch, step, correct, total, revision_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![run, a.split, a.epoch, a.step as i64, a.correct as i64, a.total as i64, a.revision],
+            params![run, a.split.as_str(), a.epoch, a.step as i64, a.correct as i64, a.total as i64, a.revision],
         )?;
         tx.commit().map_err(classify)
     }
@@ -377,14 +343,14 @@ impl Store {
     pub fn first_attempt_score(
         &self,
         run: &str,
-        split: &str,
+        split: Split,
         epoch: u32,
         step: Option<u64>,
     ) -> Result<(u64, u64)> {
         let (correct, total): (i64, i64) = self.conn.query_row(
             "SELECT coalesce(sum(first_correct), 0), count(*) FROM run_samples
              WHERE run_id = ?1 AND split = ?2 AND epoch = ?3 AND (?4 IS NULL OR step = ?4)",
-            params![run, split, epoch, step.map(|s| s as i64)],
+            params![run, split.as_str(), epoch, step.map(|s| s as i64)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok((correct as u64, total as u64))
@@ -398,7 +364,7 @@ impl Store {
         let rows = stmt.query_map([run], |r| {
             Ok(SampleRecord {
                 key: r.get(0)?,
-                split: r.get(1)?,
+                split: column(r, 1, false)?,
                 epoch: r.get(2)?,
                 step: r.get::<_, i64>(3)? as u64,
                 sample_id: r.get(4)?,
@@ -454,7 +420,7 @@ impl Store {
         let accuracy = stmt
             .query_map([id], |r| {
                 Ok(Accuracy {
-                    split: r.get(0)?,
+                    split: column(r, 0, false)?,
                     epoch: r.get(1)?,
                     step: r.get::<_, i64>(2)? as u64,
                     correct: r.get::<_, i64>(3)? as u64,
@@ -530,7 +496,7 @@ impl Store {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                column::<Source>(r, 2, false)?,
                 r.get::<_, bool>(3)?,
                 r.get::<_, Option<String>>(4)?,
             ))
@@ -550,7 +516,7 @@ impl Store {
                     helpful: b.helpful,
                     harmful: b.harmful,
                     neutral: b.neutral,
-                    status: b.status.as_str().into(),
+                    status: Some(b.status),
                 },
                 None => CounterPoint {
                     revision,
@@ -559,7 +525,7 @@ impl Store {
                     helpful: 0,
                     harmful: 0,
                     neutral: 0,
-                    status: "deleted".into(),
+                    status: None,
                 },
             };
             match history.last_mut() {

@@ -17,9 +17,10 @@ use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event as TermEvent, MouseEventKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::adaptation::{self, Control, Models, RunConfig};
+use crate::adaptation::{self, Control, Controls, GetModels, Models, RunConfig, RunStatus};
 use crate::llm::{Ledger, LlmClient, OpenAiClient, Role};
 use crate::playbook::format::{self, Format};
+use crate::shared::{Shared, blocking, shared};
 use crate::store::Store;
 use state::{Action, Effect, Snapshot, State, Unfinished};
 
@@ -30,6 +31,7 @@ pub const SAMPLE_DATASET: &str = include_str!("../../assets/sample/dataset.jsonl
 pub const DEMO_SCRIPT: &str = include_str!("../../assets/demo/script.json");
 
 /// How the workbench reaches models.
+#[derive(Debug, Clone)]
 pub enum ModelSource {
     /// From the configuration (docs/CONFIGURATION.md).
     Configured,
@@ -37,15 +39,13 @@ pub enum ModelSource {
     Demo(String),
 }
 
-type Db = Arc<Mutex<Store>>;
-
 /// Loads the sample playbook into an empty database and writes the sample dataset next to it.
 pub fn first_run(store: &mut Store, data_dir: &Path) -> Result<PathBuf> {
     if store.playbooks()?.is_empty() {
         let parsed = format::parse(Format::Ace, SAMPLE_PLAYBOOK, "sample playbook")?;
         store.import_playbook(
             "sample",
-            &format::import_batch(&parsed, "import:sample"),
+            &crate::delta::import_batch(&parsed, "import:sample"),
             parsed.next_bullet_number,
         )?;
     }
@@ -75,7 +75,7 @@ pub fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store:
         store
             .queue(None, false)?
             .into_iter()
-            .filter(|b| b.status != "pending")
+            .filter(|b| !b.is_pending())
             .take(20),
     );
     Ok(Snapshot {
@@ -105,6 +105,7 @@ async fn models(source: &ModelSource, ledger: &Ledger) -> Result<Models> {
                 generator: client.clone(),
                 reflector: client.clone(),
                 curator: client,
+                ledger: ledger.clone(),
             })
         }
     }
@@ -131,25 +132,25 @@ pub async fn model_label(source: &ModelSource) -> String {
 }
 
 struct Runner {
-    store: Db,
+    store: Shared<Store>,
     tx: UnboundedSender<Action>,
     source: ModelSource,
-    controls: Option<UnboundedSender<Control>>,
+    controls: Option<Controls>,
     playbook: Arc<Mutex<String>>,
     /// The store's change marker as of the last reload (see [`Store::change_marker`]).
     seen: Arc<Mutex<Option<(i64, i64, i64)>>>,
 }
 
 impl Runner {
+    /// A store job off the render path; its result comes back as an action.
     fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
         done: impl FnOnce(T) -> Action + Send + 'static,
     ) {
         let (store, tx) = (self.store.clone(), self.tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = f(&mut store.lock().unwrap_or_else(|e| e.into_inner()));
-            let _ = tx.send(match result {
+        tokio::spawn(async move {
+            let _ = tx.send(match blocking(&store, f).await {
                 Ok(v) => done(v),
                 Err(e) => Action::Failed(e.to_string()),
             });
@@ -225,7 +226,7 @@ impl Runner {
                     match s.apply(
                         &name,
                         &batch,
-                        &crate::store::ApplyOptions::create_sections(),
+                        &crate::delta::ApplyOptions::create_sections(),
                     ) {
                         Ok(o) => {
                             let _ = tx.send(Action::Info(format!(
@@ -252,7 +253,11 @@ impl Runner {
             Effect::LoadUnfinishedRuns => self.blocking(
                 |s| {
                     let mut out = Vec::new();
-                    for run in s.runs()?.into_iter().filter(|r| r.status != "finished") {
+                    for run in s
+                        .runs()?
+                        .into_iter()
+                        .filter(|r| r.status != RunStatus::Finished)
+                    {
                         let live_elsewhere = s.run_is_live(&run.id)?;
                         out.push(Unfinished {
                             run,
@@ -302,52 +307,20 @@ impl Runner {
     }
 
     /// Starts a run, or resumes `resume` (whose stored configuration wins; `config` then only names
-    /// the playbook to show).
+    /// the playbook to show). The run's controls are held at once, so a key pressed right after
+    /// the start reaches the run itself, in order; its one event stream comes back as actions.
     fn start_run(&mut self, config: RunConfig, resume: Option<String>) {
-        let (store, tx) = (self.store.clone(), self.tx.clone());
-        let source = match &self.source {
-            ModelSource::Configured => ModelSource::Configured,
-            ModelSource::Demo(u) => ModelSource::Demo(u.clone()),
-        };
-        let (control_tx, mut control_rx) = unbounded_channel::<Control>();
-        self.controls = Some(control_tx);
+        let ledger = Ledger::default();
+        let (source, for_models) = (self.source.clone(), ledger.clone());
+        let models = GetModels::Build(Box::pin(async move { models(&source, &for_models).await }));
         if let Ok(mut p) = self.playbook.lock() {
             *p = config.playbook.clone();
         }
+        let mut handle = adaptation::start(self.store.clone(), models, config, resume);
+        self.controls = Some(handle.controls.clone());
+        let tx = self.tx.clone();
         tokio::spawn(async move {
-            let ledger = Ledger::default();
-            let mut retries = ledger.subscribe_retries();
-            let models = match models(&source, &ledger).await {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = tx.send(Action::Failed(format!("cannot start the run: {e:#}")));
-                    let _ = tx.send(Action::Run(Box::new(adaptation::Event::Finished {
-                        run: String::new(),
-                        status: "not started".into(),
-                    })));
-                    return;
-                }
-            };
-            let mut handle = adaptation::start(store, models, config, resume);
-            let controls = handle.controls.clone();
-            tokio::spawn(async move {
-                while let Some(c) = control_rx.recv().await {
-                    if controls.send(c).is_err() {
-                        break;
-                    }
-                }
-            });
-            loop {
-                // A model call being retried says so in the log (otherwise the run looks stuck).
-                let event = tokio::select! {
-                    e = handle.events.recv() => match e {
-                        Some(e) => e,
-                        None => break,
-                    },
-                    Ok(notice) = retries.recv() => adaptation::Event::Warning {
-                        message: notice.to_string(),
-                    },
-                };
+            while let Some(event) = handle.events.recv().await {
                 let total = ledger.total();
                 let _ = tx.send(Action::Ledger {
                     tokens: total.prompt_tokens + total.completion_tokens,
@@ -393,7 +366,7 @@ impl Workbench {
         let mut default_run = default_run;
         if default_run.dataset.as_os_str().is_empty() {
             default_run.dataset = dataset;
-            default_run.env = "numeric".into();
+            default_run.env = crate::environment::Environment::parse("numeric")?;
         }
         // The playbook the run form names, if the database has it, else the first by name.
         let names = store.playbook_names()?;
@@ -417,7 +390,7 @@ impl Workbench {
         );
         let (tx, rx) = unbounded_channel::<Action>();
         let runner = Runner {
-            store: Arc::new(Mutex::new(store)),
+            store: shared(store),
             tx: tx.clone(),
             source,
             controls: None,

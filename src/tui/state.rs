@@ -5,10 +5,12 @@ use std::collections::VecDeque;
 use ratatui::crossterm::event::KeyEvent;
 use ratatui_textarea::TextArea;
 
+use crate::adaptation::RunRecord;
 use crate::adaptation::{Control, Event, RunConfig};
+use crate::approval::{Decision, PendingBatch};
 use crate::delta::DeltaBatch;
 use crate::playbook::Playbook;
-use crate::store::{Decision, PendingBatch, Revision, RevisionDetail, RunRecord};
+use crate::store::{Revision, RevisionDetail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -410,7 +412,7 @@ impl State {
     }
 
     pub fn pending_count(&self) -> usize {
-        self.queue.iter().filter(|b| b.status == "pending").count()
+        self.queue.iter().filter(|b| b.is_pending()).count()
     }
 }
 

@@ -8,8 +8,8 @@ use ratatui::widgets::{Block, Borders, Clear, Gauge, List, ListItem, ListState, 
 
 use super::state::{Pane, Popup, State, Unfinished};
 use super::update::commands_for;
+use crate::approval::OpStatus;
 use crate::delta::{Change, DeltaOp};
-use crate::store::OpStatus;
 
 struct Theme {
     on: bool,
@@ -659,12 +659,13 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         ]));
     }
     for s in batch.samples() {
-        let right_answer = s["correct"].as_bool() == Some(true);
+        // answers as JSON strings: quoted and escaped, `null` for no ground truth
+        let quoted = |t: Option<&str>| serde_json::to_string(&t).unwrap_or_default();
         lines.push(Line::from(vec![
-            Span::styled(format!("{} ", s["key"].as_str().unwrap_or("")), theme.dim()),
+            Span::styled(format!("{} ", s.key), theme.dim()),
             Span::styled(
-                if right_answer { "right" } else { "wrong" },
-                if right_answer {
+                if s.correct { "right" } else { "wrong" },
+                if s.correct {
                     theme.added()
                 } else {
                     theme.removed()
@@ -672,24 +673,24 @@ fn render_queue(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             ),
             Span::raw(format!(
                 " · answer {} · expected {}",
-                s["answer"], s["ground_truth"]
+                quoted(Some(&s.answer)),
+                quoted(s.ground_truth.as_deref())
             )),
         ]));
         lines.push(Line::from(format!(
             "  question: {}",
-            short(s["question"].as_str().unwrap_or(""), 300)
+            short(&s.question, 300)
         )));
-        if let Some(k) = s
-            .pointer("/reflection/error_identification")
-            .and_then(|k| k.as_str())
-        {
-            lines.push(Line::from(format!("  diagnosis: {k}")));
-        }
-        if let Some(k) = s
-            .pointer("/reflection/key_insight")
-            .and_then(|k| k.as_str())
-        {
-            lines.push(Line::from(format!("  insight: {k}")));
+        if let Some(r) = &s.reflection {
+            if !r.error_identification.is_empty() {
+                lines.push(Line::from(format!(
+                    "  diagnosis: {}",
+                    r.error_identification
+                )));
+            }
+            if !r.key_insight.is_empty() {
+                lines.push(Line::from(format!("  insight: {}", r.key_insight)));
+            }
         }
     }
     let title = format!(
@@ -937,9 +938,7 @@ fn render_popup(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) 
                         let at = r
                             .checkpoint
                             .as_ref()
-                            .map(|c| {
-                                format!(" · epoch {} · {} batches done", c["epoch"], c["step"])
-                            })
+                            .map(|c| format!(" · epoch {} · {} batches done", c.epoch, c.step))
                             .unwrap_or_default();
                         let busy = if *live_elsewhere {
                             " · being run by another process"

@@ -8,8 +8,8 @@ use super::state::{
     Action, Confirmed, Effect, FormField, InputFor, Pane, Popup, RunForm, RunView, Sort, State,
 };
 use crate::adaptation::{Control, Event};
+use crate::approval::Decision;
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, UpdateOp};
-use crate::store::Decision;
 
 /// A key binding as shown to people.
 pub struct Command {
@@ -311,8 +311,8 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             // A batch still pending keeps the selection; once decided, the selection moves on to
             // the first batch still waiting (pending ones are listed first).
             match batch.and_then(|id| state.queue.iter().position(|b| b.id == id)) {
-                Some(i) if state.queue[i].status == "pending" => state.queue_sel = i,
-                Some(_) if state.queue.first().is_some_and(|b| b.status == "pending") => {
+                Some(i) if state.queue[i].is_pending() => state.queue_sel = i,
+                Some(_) if state.queue.first().is_some_and(|b| b.is_pending()) => {
                     state.queue_sel = 0;
                     state.op_sel = 0;
                 }
@@ -451,7 +451,7 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
             } else {
                 "running".into()
             };
-            run.feedback_mode = feedback_mode.clone();
+            run.feedback_mode = feedback_mode.to_string();
         }
         Event::SampleStarted { question, .. } => {
             run.question = question.clone();
@@ -490,7 +490,7 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
         } => {
             run.accuracy.push((
                 *epoch,
-                split.clone(),
+                split.to_string(),
                 *correct as f64 / (*total).max(1) as f64,
             ));
         }
@@ -519,11 +519,15 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
         Event::Resumed => run.status = "running".into(),
         Event::Finished { status, .. } => {
             run.active = false;
-            run.status = status.clone();
+            run.status = status.to_string();
             run.waiting_on = None;
             refresh = true;
         }
         Event::Failed { error } => run.status = format!("failed: {error}"),
+        Event::NotStarted { error } => {
+            run.active = false;
+            run.status = format!("not started: {error}");
+        }
         Event::Warning { .. } => {}
     }
     let line = match &event {
@@ -563,6 +567,7 @@ fn run_event(state: &mut State, event: Event) -> Vec<Effect> {
         )),
         Event::Warning { message } => Some(format!("warning: {message}")),
         Event::Failed { error } => Some(format!("failed: {error}")),
+        Event::NotStarted { error } => Some(format!("the run did not start: {error}")),
         Event::Finished { run, status } => Some(format!("{run} {status}")),
         _ => None,
     };
@@ -904,7 +909,7 @@ fn queue_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     let pending = batch
         .ops
         .get(op)
-        .is_some_and(|o| o.status == crate::store::OpStatus::Pending);
+        .is_some_and(|o| o.status == crate::approval::OpStatus::Pending);
     match key.code {
         KeyCode::Char('y') if pending => {
             return vec![Effect::Decide {
@@ -939,7 +944,7 @@ fn queue_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             let left = batch
                 .ops
                 .iter()
-                .filter(|o| o.status == crate::store::OpStatus::Pending)
+                .filter(|o| o.status == crate::approval::OpStatus::Pending)
                 .count();
             state.popup = Some(Popup::Confirm {
                 message: format!(
@@ -1327,7 +1332,7 @@ pub fn run_form(c: &crate::adaptation::RunConfig) -> RunForm {
                 "env",
                 "environment",
                 "exact | numeric | contains | regex:PATTERN | json | cmd:COMMAND",
-                c.env.clone(),
+                c.env.to_string(),
             ),
             field(
                 "epochs",
@@ -1425,7 +1430,11 @@ pub fn parse_run_fields(
             "dataset" => c.dataset = file(v)?,
             "val" => c.val = Some(file(v)?),
             "test" => c.test = Some(file(v)?),
-            "env" => c.env = v.into(),
+            "env" => {
+                c.env = v
+                    .parse()
+                    .map_err(|e| (Some("env"), format!("environment: {e}")))?
+            }
             "epochs" => c.epochs = num(v)? as u32,
             "batch" => c.batch_size = num(v)? as usize,
             "concurrency" => c.concurrency = num(v)? as usize,
@@ -1444,7 +1453,5 @@ pub fn parse_run_fields(
     if c.dataset.as_os_str().is_empty() {
         return Err((Some("dataset"), "give a dataset file".into()));
     }
-    crate::environment::Environment::parse(&c.env)
-        .map_err(|e| (Some("env"), format!("environment: {e}")))?;
     Ok(c)
 }

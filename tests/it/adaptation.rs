@@ -6,7 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ace::adaptation::{self, ApproveMode, Control, Event, LoopError, Models, RunConfig};
+use ace::adaptation::{
+    self, ApproveMode, Control, Event, FeedbackMode, LoopError, Models, RunConfig, RunKind,
+    RunStatus, Split,
+};
+use ace::delta::Source;
+use ace::environment::Environment;
 use ace::llm::mock::MockServer;
 use ace::llm::{EndpointConfig, Ledger, LlmClient, OpenAiClient, PriceTable};
 use ace::store::Store;
@@ -16,12 +21,14 @@ const ACE: &str = env!("CARGO_BIN_EXE_ace");
 fn models(server: &MockServer) -> Models {
     let mut cfg = EndpointConfig::new(server.base_url(), "scripted");
     cfg.min_backoff = Duration::from_millis(5);
+    let ledger = Ledger::default();
     let client: Arc<dyn LlmClient> =
-        Arc::new(OpenAiClient::new(cfg, Ledger::default(), PriceTable::default()).unwrap());
+        Arc::new(OpenAiClient::new(cfg, ledger.clone(), PriceTable::default()).unwrap());
     Models {
         generator: client.clone(),
         reflector: client.clone(),
         curator: client,
+        ledger,
     }
 }
 
@@ -29,7 +36,7 @@ fn config(dataset: &std::path::Path, approve: ApproveMode) -> RunConfig {
     RunConfig {
         playbook: "world".into(),
         dataset: dataset.to_path_buf(),
-        env: "exact".into(),
+        env: Environment::Exact,
         epochs: 2,
         batch_size: 1,
         concurrency: 2,
@@ -67,7 +74,7 @@ async fn train_with_decisions(approve: bool) -> (Store, String, usize) {
     (store, run, decided)
 }
 
-fn accuracy(store: &Store, run: &str, split: &str, epoch: u32) -> (u64, u64) {
+fn accuracy(store: &Store, run: &str, split: Split, epoch: u32) -> (u64, u64) {
     let s = store.run_summary(run).unwrap();
     let a = s
         .accuracy
@@ -87,8 +94,8 @@ async fn approved_bullets_are_fed_back_and_the_loop_learns() {
         contents.contains(&world::ZORB) && contents.contains(&world::FLIP),
         "{contents:?}"
     );
-    let (c1, t1) = accuracy(&store, &run, "train", 1);
-    let (c2, t2) = accuracy(&store, &run, "train", 2);
+    let (c1, t1) = accuracy(&store, &run, Split::Train, 1);
+    let (c2, t2) = accuracy(&store, &run, Split::Train, 2);
     assert_eq!((t1, t2), (4, 4));
     assert!(
         c1 < 4,
@@ -114,12 +121,7 @@ async fn approved_bullets_are_fed_back_and_the_loop_learns() {
     assert_eq!(story.origin_run.as_deref(), Some(run.as_str()));
     let batch = store.pending_batch(story.origin_batch.unwrap()).unwrap();
     assert_eq!(batch.decided_by.as_deref(), Some("tester"));
-    assert!(
-        batch.provenance["samples"][0]["question"]
-            .as_str()
-            .unwrap()
-            .contains("ZORB")
-    );
+    assert!(batch.samples()[0].question.contains("ZORB"));
     assert!(!story.cited_by.is_empty(), "answers cited it");
     let rev = store
         .revision(story.origin_revision.unwrap())
@@ -151,7 +153,7 @@ async fn rejected_proposals_never_reach_the_playbook_and_nothing_is_learned() {
             .count(),
         0
     );
-    assert_eq!(accuracy(&store, &run, "train", 2), (0, 4));
+    assert_eq!(accuracy(&store, &run, Split::Train, 2), (0, 4));
     assert_eq!(store.run_summary(&run).unwrap().approved_ops, 0);
 }
 
@@ -173,11 +175,11 @@ async fn auto_approval_learns_without_a_person_and_says_so() {
     }
     let run = handle.task.await.unwrap().unwrap();
     let store = store.lock().unwrap();
-    assert_eq!(accuracy(&store, &run, "train", 2), (4, 4));
+    assert_eq!(accuracy(&store, &run, Split::Train, 2), (4, 4));
     let revisions = store.revisions(Some("world"), 100).unwrap();
-    assert!(revisions.iter().any(|r| r.source == "auto-policy"));
+    assert!(revisions.iter().any(|r| r.source == Source::AutoPolicy));
     assert!(
-        revisions.iter().any(|r| r.source == "policy"),
+        revisions.iter().any(|r| r.source == Source::Policy),
         "tags are applied by policy as revisions"
     );
     assert!(
@@ -186,7 +188,9 @@ async fn auto_approval_learns_without_a_person_and_says_so() {
             .any(|e| matches!(e, Event::WaitingForApproval { .. }))
     );
     assert!(matches!(events.first(), Some(Event::Started { .. })));
-    assert!(matches!(events.last(), Some(Event::Finished { status, .. }) if status == "finished"));
+    assert!(
+        matches!(events.last(), Some(Event::Finished { status, .. }) if *status == RunStatus::Finished)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +227,7 @@ async fn step_processes_one_sample_then_pauses_and_cancel_stops() {
     assert!(result.is_err());
     let store = store.lock().unwrap();
     let run = store.runs().unwrap()[0].clone();
-    assert_eq!(run.status, "cancelled");
+    assert_eq!(run.status, RunStatus::Cancelled);
 }
 
 /// A run on `dir/ace.db` against the world whose every answer takes ten minutes: it stays live
@@ -266,7 +270,10 @@ async fn cancel_stops_a_model_call_in_flight() {
         .expect("the run ends long before the model would answer")
         .unwrap();
     assert!(matches!(result, Err(LoopError::Cancelled)), "{result:?}");
-    assert_eq!(store.lock().unwrap().runs().unwrap()[0].status, "cancelled");
+    assert_eq!(
+        store.lock().unwrap().runs().unwrap()[0].status,
+        RunStatus::Cancelled
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +307,10 @@ async fn a_live_run_cannot_be_resumed_twice_but_an_ended_one_can() {
         refused.contains(&format!("run {run} is being run by another process")),
         "{refused}"
     );
-    assert_eq!(store.lock().unwrap().run(&run).unwrap().status, "running");
+    assert_eq!(
+        store.lock().unwrap().run(&run).unwrap().status,
+        RunStatus::Running
+    );
     // once the first driver has ended, the run is free to resume
     live.controls.send(Control::Cancel).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(20), live.task)
@@ -375,7 +385,7 @@ async fn without_labels_the_reflector_never_sees_the_ground_truth() {
     );
     assert_eq!(
         store.lock().unwrap().run(&run).unwrap().feedback_mode,
-        "execution-feedback-only"
+        FeedbackMode::ExecutionFeedbackOnly
     );
 }
 
@@ -395,12 +405,12 @@ async fn online_windows_are_scored_before_learning_from_them() {
     let windows: Vec<(u64, u64)> = s
         .accuracy
         .iter()
-        .filter(|a| a.split == "online")
+        .filter(|a| a.split == Split::Online)
         .map(|a| (a.correct, a.total))
         .collect();
     // window 1 (zorb 6, flip 12): no lessons yet; window 2 (zorb 10, flip 34): both learned from window 1
     assert_eq!(windows, [(0, 2), (2, 2)]);
-    assert_eq!(s.run.kind, "online");
+    assert_eq!(s.run.kind, RunKind::Online);
 }
 
 fn train_cmd(db: &std::path::Path, home: &std::path::Path, base_url: &str) -> Command {
@@ -467,7 +477,7 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let run = watcher.runs().unwrap()[0].clone();
-    assert_ne!(run.status, "finished", "killed mid-run");
+    assert_ne!(run.status, RunStatus::Finished, "killed mid-run");
     // the list says no process drives it any more (its lock went with the process)
     let listed = Command::new(ACE)
         .arg("--db")
@@ -494,12 +504,12 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
         String::from_utf8_lossy(&out.stderr)
     );
     let store = Store::open(&db).unwrap();
-    assert_eq!(store.run(&run.id).unwrap().status, "finished");
+    assert_eq!(store.run(&run.id).unwrap().status, RunStatus::Finished);
     let samples: Vec<_> = store
         .run_samples(&run.id)
         .unwrap()
         .into_iter()
-        .filter(|s| s.split == "train")
+        .filter(|s| s.split == Split::Train)
         .collect();
     assert_eq!(samples.len(), 8, "2 epochs x 4 samples, none twice");
     // each lesson was added once, and nothing approved was lost
@@ -526,7 +536,7 @@ async fn a_run_killed_with_sigkill_resumes_without_repeating_ops_or_double_count
             .count() as u64;
         assert_eq!(b.helpful, expected, "bullet {} helpful counter", b.id);
     }
-    assert_eq!(accuracy(&store, &run.id, "train", 2), (4, 4));
+    assert_eq!(accuracy(&store, &run.id, Split::Train, 2), (4, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
+use ace::delta::{ApplyOptions, ApplyOutcome};
 use ace::playbook::{Bullet, Playbook};
-use ace::store::{ApplyOptions, ApplyOutcome, Store, StoreError};
+use ace::store::{Store, StoreError};
 
 /// A fixture file under `tests/data/` (provenance and licences in `tests/data/README.md`).
 pub fn test_data(rel: &str) -> PathBuf {

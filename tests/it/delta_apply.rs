@@ -1,8 +1,9 @@
 //! Applying delta batches: validation, atomicity, idempotency, id allocation.
 
 use crate::common::*;
+use ace::delta::{ApplyOptions, ApplyOutcome, SectionPolicy};
 use ace::delta::{DeltaBatch, DeltaOp, Source, UpdateOp};
-use ace::store::{ApplyOptions, ApplyOutcome, SectionPolicy, Store};
+use ace::store::Store;
 use serde_json::json;
 
 const SECTIONS: &[&str] = &["FORMULAS AND CALCULATIONS", "OTHERS"];

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::test_data;
+use ace::adaptation::{RunStatus, Split};
 use ace::llm::mock::{MockServer, Rule, Script};
 use ace::store::Store;
 use serde_json::{Value, json};
@@ -179,8 +180,8 @@ async fn a_full_formula_run_with_approvals_from_other_processes_survives_sigkill
 
     let store = Store::open(&db).unwrap();
     let summary = store.run_summary(&run).unwrap();
-    assert_eq!(summary.run.status, "finished");
-    let acc = |split: &str, epoch: u32| {
+    assert_eq!(summary.run.status, RunStatus::Finished);
+    let acc = |split: Split, epoch: u32| {
         summary
             .accuracy
             .iter()
@@ -188,19 +189,19 @@ async fn a_full_formula_run_with_approvals_from_other_processes_survives_sigkill
             .map(|a| (a.correct, a.total))
             .unwrap()
     };
-    let (c1, t1) = acc("train", 1);
+    let (c1, t1) = acc(Split::Train, 1);
     assert_eq!(t1, 500);
     assert!(
         (400..500).contains(&c1),
         "the first question of each formula is missed: {c1}"
     );
     assert_eq!(
-        acc("train", 2),
+        acc(Split::Train, 2),
         (500, 500),
         "every approved lesson is fed back"
     );
-    assert_eq!(acc("test", 2), (200, 200));
-    assert!(summary.accuracy.iter().any(|a| a.split == "val"));
+    assert_eq!(acc(Split::Test, 2), (200, 200));
+    assert!(summary.accuracy.iter().any(|a| a.split == Split::Val));
     // 50 formulas, 50 lessons: none lost, none added twice, all approved by the other process
     let pb = store.load_playbook("formula").unwrap();
     assert_eq!(pb.active_bullets().count(), 50);
@@ -212,7 +213,7 @@ async fn a_full_formula_run_with_approvals_from_other_processes_survives_sigkill
             .run_samples(&run)
             .unwrap()
             .iter()
-            .filter(|s| s.split == "train")
+            .filter(|s| s.split == Split::Train)
             .count(),
         1000,
         "2 epochs x 500, none twice"

@@ -14,7 +14,7 @@ fn import(store: &mut Store, name: &str, fmt: Format, text: &str) -> Playbook {
     store
         .import_playbook(
             name,
-            &format::import_batch(&parsed, "import"),
+            &ace::delta::import_batch(&parsed, "import"),
             parsed.next_bullet_number,
         )
         .unwrap();
@@ -254,7 +254,7 @@ fn importing_onto_an_existing_name_changes_nothing() {
     let mut store = store_with("fin", &["A"]);
     let parsed = format::parse(Format::Ace, "## B\n[b-00001] x\n", "f").unwrap();
     let err = store
-        .import_playbook("fin", &format::import_batch(&parsed, "i"), 2)
+        .import_playbook("fin", &ace::delta::import_batch(&parsed, "i"), 2)
         .unwrap_err();
     assert_eq!(err.to_string(), "a playbook named 'fin' already exists");
     assert_eq!(store.playbooks().unwrap().len(), 1);

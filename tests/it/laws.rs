@@ -2,10 +2,11 @@
 //! import is the identity.
 
 use crate::common::*;
+use ace::delta::ApplyOptions;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp};
 use ace::playbook::format::{self, Format};
 use ace::playbook::normalize_section_key;
-use ace::store::{ApplyOptions, Store};
+use ace::store::Store;
 use proptest::prelude::*;
 
 const SECTIONS: &[&str] = &[
@@ -306,7 +307,7 @@ proptest! {
             let text = format::export(fmt, &p);
             let parsed = format::parse(fmt, &text, "x").unwrap();
             let name = format!("copy{n}");
-            store.import_playbook(&name, &format::import_batch(&parsed, "i"), parsed.next_bullet_number).unwrap();
+            store.import_playbook(&name, &ace::delta::import_batch(&parsed, "i"), parsed.next_bullet_number).unwrap();
             let q = store.load_playbook(&name).unwrap();
             if fmt == Format::Json {
                 prop_assert_eq!(view(&p), view(&q));

@@ -132,7 +132,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
                     bullet_id: "misc-00007".into(),
                 },
             )],
-            &serde_json::json!({}),
+            &Default::default(),
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay

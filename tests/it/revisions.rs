@@ -175,7 +175,7 @@ fn forced_tag_revert_subtracts_only_its_own_increments() {
 #[test]
 fn a_section_created_by_a_revision_goes_away_with_its_revert() {
     let mut store = store_with("fin", SECTIONS);
-    let options = ace::store::ApplyOptions::create_sections();
+    let options = ace::delta::ApplyOptions::create_sections();
     let before = view(&store.load_playbook("fin").unwrap());
     let r = store
         .apply(

@@ -1,9 +1,13 @@
 //! The workbench without a terminal: `update` for every key, and rendered panes as snapshots.
 
 use crate::common::*;
-use ace::adaptation::{Control, Event, RunConfig};
+use ace::adaptation::{
+    Checkpoint, Control, Event, FeedbackMode, RunConfig, RunKind, RunStatus, Split,
+};
+use ace::approval::BatchStatus;
+use ace::approval::Decision;
 use ace::delta::DeltaOp;
-use ace::store::{Decision, Store};
+use ace::store::Store;
 use ace::tui::state::{Action, Effect, Pane, Popup, Snapshot, State};
 use ace::tui::{ui, update::update};
 use ratatui::Terminal;
@@ -59,7 +63,7 @@ fn fixture() -> (Store, State) {
                     },
                 ),
             ],
-            &provenance,
+            &serde_json::from_value(provenance).unwrap(),
         )
         .unwrap();
     let mut state = State::new(
@@ -97,7 +101,7 @@ fn started(run: &str, train: usize, resumed: bool) -> Action {
         run: run.into(),
         playbook: "fin".into(),
         kind: Default::default(),
-        feedback_mode: "ground-truth".into(),
+        feedback_mode: FeedbackMode::GroundTruth,
         train,
         val: 0,
         test: 0,
@@ -256,7 +260,7 @@ fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
     for e in effects {
         let Effect::Apply(b) = e else { panic!("{e:?}") };
         store
-            .apply("fin", &b, &ace::store::ApplyOptions::create_sections())
+            .apply("fin", &b, &ace::delta::ApplyOptions::create_sections())
             .unwrap();
     }
     let snapshot = Snapshot {
@@ -587,7 +591,7 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
             None,
             "a lesson for the ops playbook",
             &[("c-9".into(), add("Runbooks", "Restart the worker first."))],
-            &json!({}),
+            &Default::default(),
         )
         .unwrap();
     let load = |store: &Store, st: &mut State, name: &str| {
@@ -702,13 +706,13 @@ fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
     );
     let record = |id: &str, status: &str, checkpoint| ace::tui::state::Unfinished {
         live_elsewhere: status == "waiting",
-        run: ace::store::RunRecord {
+        run: ace::adaptation::RunRecord {
             id: id.into(),
             playbook: "fin".into(),
-            kind: "offline".into(),
-            status: status.into(),
-            config: json!({}),
-            feedback_mode: "ground-truth".into(),
+            kind: RunKind::Offline,
+            status: RunStatus::parse(status).unwrap(),
+            config: RunConfig::default(),
+            feedback_mode: FeedbackMode::GroundTruth,
             checkpoint,
             best_revision: None,
             error: None,
@@ -720,7 +724,15 @@ fn resume_lists_unfinished_runs_and_resumes_the_picked_one() {
         &mut st,
         Action::UnfinishedRuns(vec![
             record("run-4", "waiting", None),
-            record("run-3", "failed", Some(json!({"epoch": 2, "step": 7}))),
+            record(
+                "run-3",
+                "failed",
+                Some(Checkpoint {
+                    epoch: 2,
+                    step: 7,
+                    ..Default::default()
+                }),
+            ),
             record("run-2", "cancelled", None),
         ]),
     );
@@ -806,7 +818,7 @@ fn panes_render_at_80_by_24() {
         &mut st,
         Action::Run(Box::new(Event::EpochFinished {
             epoch: 1,
-            split: "train".into(),
+            split: Split::Train,
             correct: 6,
             total: 10,
         })),
@@ -1007,7 +1019,7 @@ fn propose_to_others(store: &mut Store, reasoning: &str) {
             Some("run-1"),
             reasoning,
             &[("c-1".into(), add("OTHERS", "Answer in the unit asked for."))],
-            &json!({}),
+            &Default::default(),
         )
         .unwrap();
 }
@@ -1077,7 +1089,7 @@ fn after_a_batch_is_decided_the_queue_moves_on_to_the_next_waiting_one() {
     applied(&mut store, &mut st, Vec::new());
     let selected = &st.queue[st.queue_sel];
     assert_ne!(selected.id, first);
-    assert_eq!(selected.status, "pending");
+    assert_eq!(selected.status, BatchStatus::Pending);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use ace::adaptation::{ApproveMode, RunConfig};
+use ace::approval::BatchStatus;
+use ace::delta::Source;
 use ace::llm::mock::{MockServer, Script};
 use ace::store::Store;
 use ace::tui::state::{Pane, Popup, State};
@@ -29,7 +31,7 @@ fn typed(wb: &mut Workbench, text: &str) {
 fn pending_batch(s: &State) -> Option<i64> {
     s.queue
         .get(s.queue_sel)
-        .filter(|b| b.status == "pending")
+        .filter(|b| b.is_pending())
         .map(|b| b.id)
 }
 
@@ -158,7 +160,7 @@ fn a_cancelled_run_is_resumed_from_the_workbench_and_goes_on() {
     let check = Store::open(&dir.path().join("ace.db")).unwrap();
     assert_eq!(check.runs().unwrap().len(), 1);
     let status = check.run(&run).unwrap().status;
-    assert!(matches!(status.as_str(), "running" | "waiting"), "{status}");
+    assert!(status.is_live(), "{status}");
     drop(wb);
     server.shutdown();
 }
@@ -203,7 +205,7 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
     );
     let approved = wb.state.last_applied.unwrap();
     let detail = check.revision(approved).unwrap();
-    assert_eq!(detail.revision.source, "curator");
+    assert_eq!(detail.revision.source, Source::Curator);
     assert_eq!(detail.revision.summary.added, 1);
     let lesson = added_bullets(&check, approved).pop().unwrap();
     assert!(lesson.content.starts_with("LESSON"), "{}", lesson.content);
@@ -257,7 +259,7 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
         added[0].content
     );
     let queued = check.pending_batch(second).unwrap();
-    assert_eq!(queued.ops[0].status, ace::store::OpStatus::Edited);
+    assert_eq!(queued.ops[0].status, ace::approval::OpStatus::Edited);
 
     // 3. reject the next one with a reason: nothing applied, the reason kept
     let third = next_proposal(&mut wb, Some(second));
@@ -270,14 +272,14 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
         wb.state.message
     );
     let rejected = check.pending_batch(third).unwrap();
-    assert_eq!(rejected.status, "rejected");
+    assert_eq!(rejected.status, BatchStatus::Rejected);
     assert_eq!(rejected.ops[0].reason.as_deref(), Some("too narrow"));
     assert_eq!(rejected.revision, None);
     let curated_since = check
         .revisions(Some("sample"), 1000)
         .unwrap()
         .into_iter()
-        .filter(|r| r.id > edited_rev && r.source == "curator")
+        .filter(|r| r.id > edited_rev && r.source == Source::Curator)
         .count();
     assert_eq!(curated_since, 0, "a rejected proposal writes no revision");
 

@@ -5,10 +5,21 @@
 //! holds the types and the checks that need no database (shape, sizes); the store checks the rest
 //! (unknown or removed bullet ids, unknown sections) against the playbook.
 
+mod apply;
+mod change;
+mod import;
+mod memory;
+mod validate;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::playbook::{Bullet, BulletStatus, Section, is_valid_bullet_id};
+pub use apply::{ApplyOptions, ApplyOutcome, SectionPolicy};
+pub use change::{Change, ChangeSummary};
+pub use import::import_batch;
+use validate::validate_op;
+
+use crate::playbook::BulletStatus;
 
 /// Longest bullet content accepted, in characters. The longest bullet in the published ACE playbooks
 /// is about 700 characters; 4000 leaves room for code snippets without letting one bullet eat a prompt.
@@ -49,6 +60,12 @@ impl Source {
 
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -329,248 +346,6 @@ impl DeltaError {
             op: op.describe(),
             reason: reason.into(),
         }
-    }
-}
-
-fn validate_content(content: &str) -> Result<(), String> {
-    if content.trim().is_empty() {
-        return Err("content is empty".into());
-    }
-    let chars = content.chars().count();
-    if chars > MAX_CONTENT_CHARS {
-        return Err(format!(
-            "content has {chars} characters; the limit is {MAX_CONTENT_CHARS}"
-        ));
-    }
-    Ok(())
-}
-
-fn validate_section_name(name: &str) -> Result<(), String> {
-    if name.trim().is_empty() {
-        return Err("section name is empty".into());
-    }
-    if name.chars().count() > MAX_SECTION_CHARS {
-        return Err(format!(
-            "section name is longer than {MAX_SECTION_CHARS} characters"
-        ));
-    }
-    if name.contains('\n') {
-        return Err("section name contains a line break".into());
-    }
-    Ok(())
-}
-
-fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), String> {
-    let size = serde_json::to_string(metadata)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_METADATA_BYTES {
-        return Err(format!(
-            "metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"
-        ));
-    }
-    Ok(())
-}
-
-fn validate_bullet_ref(id: &str) -> Result<(), String> {
-    if is_valid_bullet_id(id) {
-        Ok(())
-    } else {
-        Err(format!("'{id}' is not a valid bullet id"))
-    }
-}
-
-fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
-    match op {
-        DeltaOp::Add(add) => {
-            validate_section_name(&add.section)?;
-            validate_content(&add.content)?;
-            if let Some(m) = &add.metadata {
-                validate_metadata(m)?;
-            }
-            if let Some(field) = add.import_only_field()
-                && source != Source::Import
-            {
-                return Err(format!(
-                    "field '{field}' on ADD is only accepted from source 'import'"
-                ));
-            }
-            if let Some(id) = &add.id {
-                validate_bullet_ref(id)?;
-            }
-            Ok(())
-        }
-        DeltaOp::Update(u) => {
-            validate_bullet_ref(&u.bullet_id)?;
-            if u.content.is_none() && u.section.is_none() && u.metadata.is_none() {
-                return Err("UPDATE changes nothing: give content, section or metadata".into());
-            }
-            if let Some(c) = &u.content {
-                validate_content(c)?;
-            }
-            if let Some(s) = &u.section {
-                validate_section_name(s)?;
-            }
-            if let Some(m) = &u.metadata {
-                validate_metadata(m)?;
-            }
-            Ok(())
-        }
-        DeltaOp::Tag(t) => {
-            validate_bullet_ref(&t.bullet_id)?;
-            if t.helpful == 0 && t.harmful == 0 && t.neutral == 0 {
-                return Err("TAG adds nothing: give helpful, harmful or neutral".into());
-            }
-            if [t.helpful, t.harmful, t.neutral]
-                .iter()
-                .any(|n| *n > MAX_TAG_INCREMENT)
-            {
-                return Err(format!(
-                    "a TAG increment is larger than {MAX_TAG_INCREMENT}"
-                ));
-            }
-            Ok(())
-        }
-        DeltaOp::Remove { bullet_id } => validate_bullet_ref(bullet_id),
-        DeltaOp::AddSection { section, slug } => {
-            validate_section_name(section)?;
-            if let Some(slug) = slug
-                && (slug.is_empty() || !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            {
-                return Err(format!("slug '{slug}' must be letters, digits or '_'"));
-            }
-            Ok(())
-        }
-        DeltaOp::RenameSection { section, new_name } => {
-            validate_section_name(section)?;
-            validate_section_name(new_name)?;
-            if section == new_name {
-                return Err("RENAME_SECTION keeps the same name".into());
-            }
-            Ok(())
-        }
-        DeltaOp::MoveSection { section, .. } | DeltaOp::RemoveSection { section } => {
-            validate_section_name(section)
-        }
-    }
-}
-
-/// One recorded effect of a revision: the state of a bullet or section before and after.
-/// `None` means "did not exist". These records make revert and time travel exact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-// Nearly every change is a bullet change; boxing them would add an allocation to the hot write path
-// to save space only on the rare section changes.
-#[allow(clippy::large_enum_variant)]
-pub enum Change {
-    Bullet {
-        id: String,
-        before: Option<Bullet>,
-        after: Option<Bullet>,
-    },
-    Section {
-        name: String,
-        before: Option<Section>,
-        after: Option<Section>,
-    },
-}
-
-impl Change {
-    pub fn key(&self) -> &str {
-        match self {
-            Change::Bullet { id, .. } => id,
-            Change::Section { name, .. } => name,
-        }
-    }
-
-    /// For a section change: a sign (`+` added or back, `-` removed, `~` renamed or moved) and a
-    /// line for diffs, e.g. `section 'Dates' renamed to 'Dates and times'`.
-    pub fn section_line(&self) -> Option<(char, String)> {
-        let Change::Section {
-            name,
-            before,
-            after,
-        } = self
-        else {
-            return None;
-        };
-        Some(match (before, after) {
-            (None, _) => ('+', format!("section '{name}'")),
-            (Some(_), None) => ('-', format!("section '{name}'")),
-            (Some(b), Some(a)) if b.removed && !a.removed => {
-                ('+', format!("section '{name}' brought back"))
-            }
-            (Some(b), Some(a)) if !b.removed && a.removed => {
-                ('-', format!("section '{name}' removed"))
-            }
-            (Some(b), Some(a)) if b.name != a.name => {
-                ('~', format!("section '{}' renamed to '{}'", b.name, a.name))
-            }
-            (Some(_), Some(_)) => ('~', format!("section '{name}' moved")),
-        })
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Change::Bullet { .. } => "bullet",
-            Change::Section { .. } => "section",
-        }
-    }
-}
-
-/// How a revision changed the playbook, counted for summaries like `+3 ~1 -0 tag×5`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeSummary {
-    pub added: u64,
-    pub changed: u64,
-    pub removed: u64,
-    pub tagged: u64,
-    pub sections: u64,
-}
-
-impl ChangeSummary {
-    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Self {
-        let mut s = ChangeSummary::default();
-        for c in changes {
-            match c {
-                Change::Section { .. } => s.sections += 1,
-                Change::Bullet { before, after, .. } => match (before, after) {
-                    (None, Some(a)) if a.is_active() => s.added += 1,
-                    (Some(b), None) if b.is_active() => s.removed += 1,
-                    (Some(b), Some(a)) if b.is_active() && !a.is_active() => s.removed += 1,
-                    (Some(b), Some(a)) if !b.is_active() && a.is_active() => s.added += 1,
-                    (Some(b), Some(a)) => {
-                        let counters_moved =
-                            (b.helpful, b.harmful, b.neutral) != (a.helpful, a.harmful, a.neutral);
-                        let body_moved = b.content != a.content
-                            || b.section != a.section
-                            || b.metadata != a.metadata
-                            || b.position != a.position;
-                        if body_moved {
-                            s.changed += 1;
-                        } else if counters_moved {
-                            s.tagged += 1;
-                        }
-                    }
-                    _ => {}
-                },
-            }
-        }
-        s
-    }
-}
-
-impl std::fmt::Display for ChangeSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "+{} ~{} -{} tag×{}",
-            self.added, self.changed, self.removed, self.tagged
-        )?;
-        if self.sections > 0 {
-            write!(f, " §{}", self.sections)?;
-        }
-        Ok(())
     }
 }
 

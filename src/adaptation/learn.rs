@@ -1,0 +1,288 @@
+//! One training batch: answer, score and reflect on its samples, apply the reflector's tags by
+//! policy, send the curator's ops to the queue, and (approve mode `wait`) wait for the decisions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::control::{Gate, Mode};
+use super::engine::{Loop, db};
+use super::sample::{LoopError, Outcome, Slot};
+use super::{ApproveMode, Event, RunStore, Split};
+use crate::approval::{DroppedOp, Evidence, Provenance, ReflectionNote};
+use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source, TagOp};
+use crate::roles::{self, CuratorInput, Reflection, Tag};
+
+impl<S: RunStore> Loop<S> {
+    /// One training batch. Returns the queued batch to wait on (approve mode `wait`).
+    pub(super) async fn learn_batch(
+        &mut self,
+        gate: &mut Gate,
+        indices: &[usize],
+        epoch: u32,
+        step: u64,
+    ) -> Result<Option<i64>, LoopError> {
+        let playbook = self.playbook().await?;
+        let mut outcomes = Vec::new();
+        let mut i = 0;
+        while i < indices.len() {
+            gate.wait().await?;
+            let take = gate.chunk(indices.len() - i);
+            let items = indices[i..i + take]
+                .iter()
+                .map(|&idx| {
+                    (
+                        self.train[idx].clone(),
+                        Slot {
+                            split: Split::Train,
+                            epoch,
+                            step,
+                            index: idx,
+                        },
+                    )
+                })
+                .collect();
+            let done = self.run_samples(playbook.clone(), items, true).await?;
+            self.record(&done).await?;
+            outcomes.extend(done);
+            i += take;
+            if i < indices.len() {
+                gate.finished(Mode::Step);
+            }
+        }
+        self.apply_tags(&outcomes, epoch, step).await?;
+        self.curate(&outcomes, epoch, step).await
+    }
+
+    /// The reflector's tags, one TAG per bullet per sample, summed per bullet, applied by policy as one
+    /// revision whose batch id is fixed by run, epoch and step (so a resumed batch never counts twice).
+    async fn apply_tags(
+        &self,
+        outcomes: &[Outcome],
+        epoch: u32,
+        step: u64,
+    ) -> Result<(), LoopError> {
+        let mut sums: Vec<(String, [u64; 3])> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for o in outcomes {
+            for t in &o.tags {
+                let slot = *index.entry(t.id.clone()).or_insert_with(|| {
+                    sums.push((t.id.clone(), [0; 3]));
+                    sums.len() - 1
+                });
+                sums[slot].1[match t.tag {
+                    Tag::Helpful => 0,
+                    Tag::Harmful => 1,
+                    Tag::Neutral => 2,
+                }] += 1;
+            }
+        }
+        if sums.is_empty() {
+            return Ok(());
+        }
+        let (name, ids) = (
+            self.ctx.config.playbook.clone(),
+            sums.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        );
+        let active = db(&self.store, move |s| s.active_ids(&name, &ids)).await?;
+        let ops: Vec<DeltaOp> = sums
+            .into_iter()
+            .filter(|(id, _)| active.contains(id))
+            .map(|(id, [h, x, n])| {
+                DeltaOp::Tag(TagOp {
+                    bullet_id: id,
+                    helpful: h,
+                    harmful: x,
+                    neutral: n,
+                })
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let count = ops.len();
+        let mut batch = DeltaBatch::new(
+            format!("{}:tags:{epoch}:{step}", self.ctx.run),
+            Source::Policy,
+            ops,
+        )
+        .with_reason(format!(
+            "reflector tags, {} epoch {epoch} batch {step}",
+            self.ctx.run
+        ));
+        batch.author = Some("policy".into());
+        let pb = self.ctx.config.playbook.clone();
+        match db(&self.store, move |s| {
+            s.apply(&pb, &batch, &ApplyOptions::default())
+        })
+        .await
+        {
+            Ok(outcome) => self.emit(Event::TagsApplied {
+                revision: outcome.revision(),
+                ops: count,
+            }),
+            Err(e) => self.emit(Event::Warning {
+                message: format!("tags not applied: {e}"),
+            }),
+        }
+        Ok(())
+    }
+
+    async fn curate(
+        &self,
+        outcomes: &[Outcome],
+        epoch: u32,
+        step: u64,
+    ) -> Result<Option<i64>, LoopError> {
+        let reflections: Vec<(String, Reflection)> = outcomes
+            .iter()
+            .filter_map(|o| o.reflection.clone().map(|r| (o.record.question.clone(), r)))
+            .collect();
+        if reflections.is_empty() {
+            self.emit(Event::Proposed {
+                pending: None,
+                ops: 0,
+                dropped: 0,
+            });
+            return Ok(None);
+        }
+        let playbook = self.playbook().await?;
+        let input = CuratorInput {
+            playbook: &playbook,
+            reflections: &reflections,
+            token_budget: self.ctx.config.token_budget,
+        };
+        let trace = crate::llm::TraceIds {
+            run: Some(self.ctx.run.clone()),
+            sample: Some(format!("curator/{epoch}/{step}")),
+        };
+        let out = match roles::curate(
+            self.ctx.models.curator.as_ref(),
+            &input,
+            &trace,
+            &self.ctx.cancel,
+        )
+        .await
+        {
+            Ok(out) => out,
+            Err(roles::RoleError::Unusable { error, .. }) => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "curator answer unusable, nothing proposed for batch {step}: {error}"
+                    ),
+                });
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
+        let calls = out.calls.clone();
+        db(&self.store, move |s| s.record_calls(&run, &key, &calls)).await?;
+        let provenance = Provenance {
+            run: Some(self.ctx.run.clone()),
+            epoch: Some(epoch),
+            step: Some(step),
+            samples: outcomes.iter().map(evidence).collect(),
+            curator_reasoning: Some(out.reasoning.clone()),
+            dropped: out
+                .dropped
+                .iter()
+                .map(|(op, reason)| DroppedOp {
+                    op: op.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+        };
+        let ops: Vec<(String, DeltaOp)> = out
+            .operations
+            .iter()
+            .map(|c| (c.key.clone(), c.op.clone()))
+            .collect();
+        let (pb, key, run, reasoning, count, dropped) = (
+            self.ctx.config.playbook.clone(),
+            format!("{}:{epoch}:{step}", self.ctx.run),
+            self.ctx.run.clone(),
+            out.reasoning.clone(),
+            ops.len(),
+            out.dropped.len(),
+        );
+        let pending = db(&self.store, move |s| {
+            s.propose(&pb, &key, Some(&run), &reasoning, &ops, &provenance)
+        })
+        .await?;
+        self.emit(Event::Proposed {
+            pending,
+            ops: count,
+            dropped,
+        });
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        self.observe(pending, false).await?;
+        match self.ctx.config.approve {
+            ApproveMode::Auto => {
+                let outcome = db(&self.store, move |s| {
+                    s.decide_all(pending, true, "auto-policy", Source::AutoPolicy)
+                })
+                .await;
+                match outcome {
+                    Ok(o) => {
+                        self.observe(pending, true).await?;
+                        self.emit(Event::Applied {
+                            pending,
+                            revision: o.revision,
+                        });
+                    }
+                    Err(e) => self.emit(Event::Warning {
+                        message: format!("queued batch {pending} could not be applied: {e}"),
+                    }),
+                }
+                Ok(None)
+            }
+            ApproveMode::Wait => Ok(Some(pending)),
+            ApproveMode::Queue => Ok(None),
+        }
+    }
+
+    /// Waits until a queued batch is decided (by the workbench or `ace queue` in any process).
+    pub(super) async fn wait_for(&self, gate: &mut Gate, pending: i64) -> Result<(), LoopError> {
+        self.emit(Event::WaitingForApproval { pending });
+        let poll = Duration::from_millis(self.ctx.config.poll_ms.max(10));
+        loop {
+            let batch = db(&self.store, move |s| s.pending_batch(pending)).await?;
+            if !batch.is_pending() {
+                self.observe(pending, true).await?;
+                self.emit(Event::Applied {
+                    pending,
+                    revision: batch.revision,
+                });
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                more = gate.next() => if more.is_none() {
+                    return Err(LoopError::Cancelled);
+                },
+            }
+        }
+    }
+}
+
+/// A sample as the evidence a reviewer reads beside the proposal.
+fn evidence(o: &Outcome) -> Evidence {
+    Evidence {
+        key: o.record.key.clone(),
+        sample_id: o.record.sample_id.clone(),
+        question: o.record.question.clone(),
+        answer: o.record.answer.clone(),
+        ground_truth: o.record.ground_truth.clone(),
+        correct: o.record.correct,
+        feedback: o.record.feedback.clone(),
+        cited: o.record.cited.clone(),
+        reflection: o.reflection.as_ref().map(|r| ReflectionNote {
+            error_identification: r.error_identification.clone(),
+            root_cause_analysis: r.root_cause_analysis.clone(),
+            correct_approach: r.correct_approach.clone(),
+            key_insight: r.key_insight.clone(),
+        }),
+    }
+}

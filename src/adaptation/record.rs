@@ -1,0 +1,215 @@
+//! What a run leaves behind: its record (status, configuration, checkpoint), one record per sample,
+//! accuracy per split, and the totals `ace runs show` reports. The store keeps these; the loop
+//! writes them; nothing reads them back as strings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{RunConfig, RunKind};
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    /// Waiting for decisions on a queued batch.
+    Waiting,
+    Finished,
+    Cancelled,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Finished => "finished",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Marked as driven by a process (which may have died since: see `Store::run_is_live`).
+    pub fn is_live(self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Waiting)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Offline => "offline",
+            RunKind::Online => "online",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What the Reflector was given, said plainly in the run record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedbackMode {
+    /// The Reflector sees the ground truth.
+    GroundTruth,
+    /// The Reflector sees only the environment's feedback.
+    ExecutionFeedbackOnly,
+}
+
+impl FeedbackMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackMode::GroundTruth => "ground-truth",
+            FeedbackMode::ExecutionFeedbackOnly => "execution-feedback-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+impl std::fmt::Display for FeedbackMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Which part of the data a sample or an accuracy figure belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+    /// Accuracy of an online window, answered before it was learned from.
+    Online,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+            Split::Online => "online",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a run stands; saved after every batch, so a resumed run goes on from here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// 1-based epoch in progress.
+    pub epoch: u32,
+    /// Index (in the epoch's order) of the first sample not yet done.
+    pub next: usize,
+    /// Batches finished so far.
+    pub step: u64,
+    /// A queued batch of the batch starting at `next` that the run waits on.
+    pub awaiting: Option<i64>,
+    pub best_val: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub playbook: String,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub config: RunConfig,
+    pub feedback_mode: FeedbackMode,
+    pub checkpoint: Option<Checkpoint>,
+    pub best_revision: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One sample's outcome in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Unique in the run: `split/epoch/batch/index`.
+    pub key: String,
+    pub split: Split,
+    pub epoch: u32,
+    /// The batch of the run, from 1.
+    pub step: u64,
+    pub sample_id: String,
+    pub question: String,
+    pub answer: String,
+    pub ground_truth: Option<String>,
+    /// The final attempt was right.
+    pub correct: bool,
+    /// The first attempt (the one accuracy counts) was right.
+    pub first_correct: bool,
+    pub rounds: u32,
+    pub feedback: String,
+    pub cited: Vec<String>,
+    pub reflection: Option<serde_json::Value>,
+}
+
+/// Accuracy of one split after one batch of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Accuracy {
+    pub split: Split,
+    pub epoch: u32,
+    pub step: u64,
+    pub correct: u64,
+    pub total: u64,
+    /// The playbook revision the figure was measured on.
+    pub revision: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RoleTotals {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// What `ace runs show` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub run: RunRecord,
+    pub accuracy: Vec<Accuracy>,
+    pub samples: u64,
+    pub proposed_ops: u64,
+    pub approved_ops: u64,
+    pub rejected_ops: u64,
+    pub pending_ops: u64,
+    pub helpful_tags: u64,
+    pub harmful_tags: u64,
+    pub roles: BTreeMap<String, RoleTotals>,
+}

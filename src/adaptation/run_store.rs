@@ -1,0 +1,91 @@
+//! What the loop needs from persistence, as a trait: the loop is written against it and the SQLite
+//! store implements it (`store::Store`), so the core never names the store's types.
+
+use std::collections::HashSet;
+
+use super::{Accuracy, Checkpoint, RunConfig, RunRecord, RunStatus, SampleRecord, Split};
+use crate::approval::{DecideOutcome, PendingBatch, Provenance};
+use crate::delta::{ApplyOptions, ApplyOutcome, DeltaBatch, DeltaOp, Source};
+use crate::llm::CallRecord;
+use crate::playbook::Playbook;
+
+/// Runs, samples, the queue and the playbook, as the loop reads and writes them. Every write is
+/// one transaction; several processes may share what is behind it.
+pub trait RunStore: Send + 'static {
+    type Error: std::error::Error + Send + 'static;
+    /// Held while a process drives a run (see [`RunStore::claim_run`]).
+    type Claim: Send + 'static;
+
+    /// Creates playbook `name` with `sections` unless it exists.
+    fn ensure_playbook(&mut self, name: &str, sections: &[&str]) -> Result<(), Self::Error>;
+    fn load_playbook(&self, name: &str) -> Result<Playbook, Self::Error>;
+    /// Which of `ids` are active bullets of `playbook`.
+    fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, Self::Error>;
+    fn head_revision(&self, playbook: &str) -> Result<Option<i64>, Self::Error>;
+    /// Applies a batch as one revision (the policy's TAG counters).
+    fn apply(
+        &mut self,
+        playbook: &str,
+        batch: &DeltaBatch,
+        options: &ApplyOptions,
+    ) -> Result<ApplyOutcome, Self::Error>;
+    /// Queued batches waiting for decisions (all playbooks), and the playbook's active bullets
+    /// marked more harmful than helpful.
+    fn gauges(&self, playbook: &str) -> Result<(usize, usize), Self::Error>;
+
+    /// Queues ops for a person; idempotent by `key`. `None` for no ops.
+    fn propose(
+        &mut self,
+        playbook: &str,
+        key: &str,
+        run: Option<&str>,
+        reasoning: &str,
+        ops: &[(String, DeltaOp)],
+        provenance: &Provenance,
+    ) -> Result<Option<i64>, Self::Error>;
+    fn pending_batch(&self, id: i64) -> Result<PendingBatch, Self::Error>;
+    /// Approves or rejects every undecided op of a batch, recording `source` on the revision.
+    fn decide_all(
+        &mut self,
+        id: i64,
+        approve: bool,
+        author: &str,
+        source: Source,
+    ) -> Result<DecideOutcome, Self::Error>;
+
+    fn create_run(&mut self, config: &RunConfig) -> Result<String, Self::Error>;
+    fn run(&self, id: &str) -> Result<RunRecord, Self::Error>;
+    /// Claims a run for this process until the claim is dropped; fails if another process holds it.
+    fn claim_run(&self, id: &str) -> Result<Option<Self::Claim>, Self::Error>;
+    fn update_run(
+        &mut self,
+        id: &str,
+        status: RunStatus,
+        checkpoint: Option<&Checkpoint>,
+        best_revision: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), Self::Error>;
+    /// Stores samples with their model calls and citations (upserts by key).
+    fn record_samples(
+        &mut self,
+        run: &str,
+        playbook: &str,
+        samples: &[(SampleRecord, Vec<CallRecord>)],
+    ) -> Result<(), Self::Error>;
+    /// Stores model calls that belong to no single sample (the curator's).
+    fn record_calls(
+        &mut self,
+        run: &str,
+        key: &str,
+        calls: &[CallRecord],
+    ) -> Result<(), Self::Error>;
+    fn record_metric(&mut self, run: &str, accuracy: &Accuracy) -> Result<(), Self::Error>;
+    /// First-attempt (right, total) of a run's samples in a split and epoch (and batch).
+    fn first_attempt_score(
+        &self,
+        run: &str,
+        split: Split,
+        epoch: u32,
+        step: Option<u64>,
+    ) -> Result<(u64, u64), Self::Error>;
+}

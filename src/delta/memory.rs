@@ -1,0 +1,1 @@
+//! Applying ops to a playbook in memory.

@@ -1,0 +1,89 @@
+//! Row mappers: how a stored row becomes a core value. Every reader and the writer use these, so a
+//! column is read one way everywhere.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::playbook::{Bullet, BulletStatus, Section};
+
+/// A typed value from a text column: a word (`status`, `kind`) or JSON (`config`, `checkpoint`).
+/// Anything else is a database this binary did not write, said with the column and the value.
+pub(super) fn column<T: DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    json: bool,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    let parsed = if json {
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_value(Value::String(text.clone()))
+    };
+    parsed.map_err(|e| {
+        let name = r.as_ref().column_name(i).unwrap_or("?").to_string();
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("column {name} holds '{}': {e}", preview(&text)).into(),
+        )
+    })
+}
+
+fn preview(text: &str) -> String {
+    let mut p: String = text.chars().take(60).collect();
+    if text.chars().count() > 60 {
+        p.push('…');
+    }
+    p
+}
+
+/// Section columns, read by [`section_from_row`].
+pub(super) const SECTION_COLUMNS: &str = "name, slug, position, status";
+
+/// Reads a section from [`SECTION_COLUMNS`] starting at column `first`.
+pub(super) fn section_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Section> {
+    Ok(Section {
+        name: r.get(first)?,
+        slug: r.get(first + 1)?,
+        position: r.get(first + 2)?,
+        removed: r.get::<_, String>(first + 3)? == "removed",
+    })
+}
+
+/// Bullet columns, with the section id where the section name goes.
+pub(super) const BULLET_ROW_COLUMNS: &str = "b.bullet_id, b.section_id, b.content, b.helpful, b.harmful, b.neutral, b.metadata, \
+     b.status, b.position, b.created_at, b.updated_at";
+
+/// Reads a bullet from a row of [`BULLET_ROW_COLUMNS`]; `section` is left empty for the caller to fill
+/// in from the section id. Borrowed reads keep a 100k-row load cheap.
+pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet> {
+    use rusqlite::types::ValueRef;
+    let text = |i: usize| -> rusqlite::Result<&[u8]> {
+        match r.get_ref(i)? {
+            ValueRef::Text(t) => Ok(t),
+            _ => Ok(b""),
+        }
+    };
+    let metadata = text(6)?;
+    Ok(Bullet {
+        id: r.get(0)?,
+        section: String::new(),
+        content: r.get(2)?,
+        helpful: r.get::<_, i64>(3)? as u64,
+        harmful: r.get::<_, i64>(4)? as u64,
+        neutral: r.get::<_, i64>(5)? as u64,
+        metadata: if metadata == b"{}" {
+            Map::new()
+        } else {
+            serde_json::from_slice(metadata).unwrap_or_default()
+        },
+        status: if text(7)? == b"active" {
+            BulletStatus::Active
+        } else {
+            BulletStatus::Removed
+        },
+        position: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
