@@ -1,22 +1,33 @@
 //! Deltas: the only way a playbook changes.
 //!
 //! A [`DeltaBatch`] is a list of [`DeltaOp`]s with an idempotency key (`id`), a [`Source`] and an
-//! optional reason. The store applies a batch in one transaction and records one revision. This module
-//! holds the types and the checks that need no database (shape, sizes); the store checks the rest
-//! (unknown or removed bullet ids, unknown sections) against the playbook.
+//! optional reason. This module holds everything about what a delta means:
+//! - the types and the shape checks that need no playbook (`validate`: sizes, empty content, which
+//!   fields a source may set);
+//! - the rules of each op against a playbook (`apply`, `rules`: unknown or removed bullet ids,
+//!   unknown sections, id allocation, section moves), written once against [`PlaybookRows`] and run
+//!   the same by the store's writer (one transaction, one revision) and in memory
+//!   ([`apply_in_memory`]);
+//! - what a change did ([`Change`], [`ChangeSummary`]) and importing a playbook as a batch.
 
 mod apply;
 mod change;
 mod import;
 mod memory;
+mod rules;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use apply::{ApplyOptions, ApplyOutcome, SectionPolicy};
+pub use apply::{
+    Applied, Applier, ApplyError, ApplyOptions, ApplyOutcome, Head, PlaybookRows, SectionPolicy,
+    Step,
+};
 pub use change::{Change, ChangeSummary};
 pub use import::import_batch;
+pub use memory::{MemoryOutcome, apply_in_memory};
+pub use rules::merge_metadata;
 use validate::validate_op;
 
 use crate::playbook::BulletStatus;

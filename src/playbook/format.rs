@@ -311,6 +311,7 @@ fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError> {
             .collect(),
         next_bullet_number: next_number(&bullets),
         bullets,
+        ..Default::default()
     })
 }
 
@@ -584,6 +585,7 @@ fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
             .collect(),
         next_bullet_number: next_number(&bullets).max(next_id + 1),
         bullets,
+        ..Default::default()
     })
 }
 

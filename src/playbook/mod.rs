@@ -81,10 +81,22 @@ pub struct Section {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Playbook {
     pub name: String,
+    /// The sections shown, in order.
     pub sections: Vec<Section>,
     pub bullets: Vec<Bullet>,
     /// The next number the id counter hands out; never decreases.
     pub next_bullet_number: u64,
+    /// The next order key for a new bullet or section; never decreases. (0 when unknown, e.g. a
+    /// playbook read from a file: applying ops then starts past every key in it.)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_position: i64,
+    /// Removed sections: hidden, but their names and slugs are kept (adding one back restores it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_sections: Vec<Section>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Playbook {
@@ -115,6 +127,7 @@ impl Playbook {
     /// Sorts sections and bullets into display order (section position, then bullet position).
     pub fn sort(&mut self) {
         self.sections.sort_by_key(|s| s.position);
+        self.removed_sections.sort_by_key(|s| s.position);
         let order: std::collections::HashMap<&str, i64> = self
             .sections
             .iter()

@@ -359,6 +359,7 @@ mod tests {
             sections: vec![section],
             bullets: vec![bullet],
             next_bullet_number: 2,
+            ..Default::default()
         }
     }
 

@@ -12,6 +12,7 @@ mod read;
 mod revert;
 mod rows;
 mod runs;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -232,10 +232,10 @@ impl Store {
     pub fn load_playbook(&self, name: &str) -> Result<Playbook> {
         self.require_latest()?;
         let id = playbook_id(&self.conn, name)?;
-        let next: i64 = self.conn.query_row(
-            "SELECT next_bullet_number FROM playbooks WHERE id = ?1",
+        let (next, next_position): (i64, i64) = self.conn.query_row(
+            "SELECT next_bullet_number, next_position FROM playbooks WHERE id = ?1",
             [id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
@@ -262,16 +262,15 @@ impl Store {
             }
             bullets.push(b);
         }
-        let sections = rows
-            .into_iter()
-            .map(|(_, s)| s)
-            .filter(|s| !s.removed)
-            .collect();
+        let (removed_sections, sections) =
+            rows.into_iter().map(|(_, s)| s).partition(|s| s.removed);
         let mut playbook = Playbook {
             name: name.to_string(),
             sections,
             bullets,
             next_bullet_number: next as u64,
+            next_position,
+            removed_sections,
         };
         playbook.sort();
         Ok(playbook)
@@ -362,17 +361,21 @@ impl Store {
                 }
             }
         }
-        sections.retain(|_, s| !s.removed);
         let next_bullet_number = bullets
             .keys()
             .filter_map(|id| crate::playbook::parse_bullet_id(id).map(|(_, n)| n + 1))
             .max()
             .unwrap_or(1);
+        let (removed_sections, sections) = sections.into_values().partition(|s| s.removed);
         let mut playbook = Playbook {
             name: target.playbook,
-            sections: sections.into_values().collect(),
+            sections,
             bullets: bullets.into_values().collect(),
             next_bullet_number,
+            // the order-key counter of that time is not recorded; applying ops to this copy
+            // starts past every key in it
+            next_position: 0,
+            removed_sections,
         };
         playbook.sort();
         Ok(playbook)

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::apply::Writer;
 use super::read::load_changes;
 use super::rows::{SECTION_COLUMNS, section_from_row};
+use super::writer;
 use super::{Result, Store, StoreError, classify};
 use crate::delta::{ApplyOutcome, Change, DeltaBatch, Source};
 use crate::playbook::{Bullet, Section};
@@ -55,7 +55,7 @@ impl Store {
             if force { " (forced)" } else { "" }
         ));
         batch.author = author.map(str::to_string);
-        let mut writer = Writer::begin(&tx, playbook_id, &batch, Some(id))?;
+        let mut writer = writer::begin(&tx, playbook_id, &batch, Some(id))?;
         let mut renames: HashMap<String, Option<String>> = HashMap::new();
         for change in changes.iter().rev() {
             match change {
@@ -71,14 +71,14 @@ impl Store {
                     // A bullet going back to a section renamed since goes to it by its new name
                     // (looked up once per old name: a revert may move thousands of bullets back).
                     if let Some(t) = target.as_mut()
-                        && writer.section_row(&t.section).is_none()
+                        && writer.section(&t.section).is_none()
                     {
                         if !renames.contains_key(&t.section) {
                             let now = renamed_since(&tx, playbook_id, id, &t.section)?;
                             renames.insert(t.section.clone(), now);
                         }
                         if let Some(Some(now)) = renames.get(&t.section)
-                            && writer.section_row(now).is_some()
+                            && writer.section(now).is_some()
                         {
                             t.section.clone_from(now);
                         }
@@ -122,7 +122,7 @@ impl Store {
                     before: Some(section),
                     after: None,
                 } => {
-                    if writer.section_row(name).is_none() {
+                    if writer.section(name).is_none() {
                         writer.create_section(
                             None,
                             name,
@@ -137,7 +137,7 @@ impl Store {
                     ..
                 } => {
                     // Renamed, moved, removed or brought back: the row goes back to its old state.
-                    if before.name != after.name && writer.section_row(&before.name).is_some() {
+                    if before.name != after.name && writer.section(&before.name).is_some() {
                         return Err(StoreError::RevertConflict {
                             revision: id,
                             detail: format!(
@@ -146,12 +146,12 @@ impl Store {
                             ),
                         });
                     }
-                    let current = writer.section_row(&after.name).map(|r| r.section.clone());
+                    let current = writer.section(&after.name).cloned();
                     if let Some(current) = current {
                         if current != *before {
                             writer.set_section(None, &after.name, before.clone())?;
                         }
-                    } else if writer.section_row(&before.name).is_none() {
+                    } else if writer.section(&before.name).is_none() {
                         writer.create_section(
                             None,
                             &before.name,
@@ -162,7 +162,7 @@ impl Store {
                 }
             }
         }
-        let (revision, summary) = writer.finish()?;
+        let (revision, summary) = writer::finish(writer.finish())?;
         tx.commit().map_err(classify)?;
         Ok(ApplyOutcome::Applied {
             revision,

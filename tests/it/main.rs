@@ -7,6 +7,7 @@ mod adaptation;
 mod cli;
 mod concurrency;
 mod delta_apply;
+mod delta_rules;
 mod formula;
 mod import_export;
 mod laws;

@@ -1,0 +1,267 @@
+//! The SQLite side of applying: [`SqlRows`] gives the core's rules (`delta::Applier`) row-level
+//! access to one playbook inside a write transaction, and a revision is opened and closed around
+//! them. Bullets are read and written one index probe at a time, so a 100k-bullet playbook is
+//! never loaded to change a few.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::rows::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, section_from_row};
+use super::{Result, StoreError, now};
+use crate::delta::{Applied, Applier, Change, ChangeSummary, DeltaBatch, Head, PlaybookRows};
+use crate::playbook::{Bullet, Section};
+
+/// One playbook's rows inside a write transaction, stamped with the revision being written.
+pub(super) struct SqlRows<'t> {
+    tx: &'t Transaction<'t>,
+    playbook_id: i64,
+    /// The revision this transaction writes: every bullet row written carries it (`last_revision`).
+    pub revision: i64,
+    /// Row ids of the playbook's sections by name (removed ones too).
+    section_ids: HashMap<String, i64>,
+}
+
+/// The applier over a write transaction.
+pub(super) type Writer<'t> = Applier<SqlRows<'t>>;
+
+/// Opens a revision for `batch` on playbook `playbook_id` (its row is inserted now, so its id can
+/// be stamped on what it writes) and returns the applier to write it with.
+pub(super) fn begin<'t>(
+    tx: &'t Transaction<'t>,
+    playbook_id: i64,
+    batch: &DeltaBatch,
+    reverts: Option<i64>,
+) -> Result<Writer<'t>> {
+    let (name, next_number, next_position): (String, i64, i64) = tx.query_row(
+        "SELECT name, next_bullet_number, next_position FROM playbooks WHERE id = ?1",
+        [playbook_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1 ORDER BY position, id"
+    ))?;
+    let rows = stmt
+        .query_map([playbook_id], |r| {
+            Ok((r.get::<_, i64>(0)?, section_from_row(r, 1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let now = now(tx)?;
+    let parent: Option<i64> = tx.query_row(
+        "SELECT max(id) FROM revisions WHERE playbook_id = ?1",
+        [playbook_id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO revisions (playbook_id, parent_id, batch_id, source, author, reason, reverts, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![playbook_id, parent, batch.id, batch.source.as_str(), batch.author, batch.reason, reverts, now],
+    )?;
+    let rows_of = SqlRows {
+        tx,
+        playbook_id,
+        revision: tx.last_insert_rowid(),
+        section_ids: rows.iter().map(|(id, s)| (s.name.clone(), *id)).collect(),
+    };
+    let head = Head {
+        name,
+        next_bullet_number: next_number as u64,
+        next_position,
+        sections: rows.into_iter().map(|(_, s)| s).collect(),
+    };
+    Ok(Applier::new(rows_of, head, now))
+}
+
+/// Closes the revision: its counts, its changes (full before and after states, which make revert
+/// and time travel exact) and the playbook's counters. Returns the revision id and its summary.
+pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummary)> {
+    let summary = applied.summary();
+    let rows = &applied.rows;
+    let revision = rows.revision;
+    rows.tx.execute(
+        "UPDATE revisions SET n_added = ?2, n_changed = ?3, n_removed = ?4, n_tagged = ?5, n_sections = ?6
+         WHERE id = ?1",
+        params![
+            revision,
+            summary.added as i64,
+            summary.changed as i64,
+            summary.removed as i64,
+            summary.tagged as i64,
+            summary.sections as i64,
+        ],
+    )?;
+    let mut stmt = rows.tx.prepare_cached(
+        "INSERT INTO revision_ops (revision_id, idx, kind, key, op_index, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (idx, (op_index, change)) in applied.changes.iter().enumerate() {
+        let op_index = op_index.map(|i| i as i64);
+        let (before, after) = match change {
+            Change::Bullet { before, after, .. } => (to_json(before)?, to_json(after)?),
+            Change::Section { before, after, .. } => (to_json(before)?, to_json(after)?),
+        };
+        stmt.execute(params![
+            revision,
+            idx as i64,
+            change.kind(),
+            change.key(),
+            op_index,
+            before,
+            after
+        ])?;
+    }
+    rows.tx.execute(
+        "UPDATE playbooks SET next_bullet_number = ?2, next_position = ?3 WHERE id = ?1",
+        params![
+            rows.playbook_id,
+            i64::try_from(applied.next_bullet_number).unwrap_or(i64::MAX),
+            applied.next_position
+        ],
+    )?;
+    Ok((revision, summary))
+}
+
+fn to_json<T: Serialize>(v: &Option<T>) -> Result<Option<String>> {
+    Ok(v.as_ref().map(serde_json::to_string).transpose()?)
+}
+
+impl SqlRows<'_> {
+    fn section_id(&self, name: &str) -> Result<i64> {
+        self.section_ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| StoreError::Migration(format!("internal: section '{name}' missing")))
+    }
+
+    fn section_name(&self, section_id: i64) -> String {
+        self.section_ids
+            .iter()
+            .find(|(_, id)| **id == section_id)
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl PlaybookRows for SqlRows<'_> {
+    type Error = StoreError;
+
+    fn bullet(&mut self, id: &str) -> Result<Option<Bullet>> {
+        // No JOIN: section names come from the in-memory map, which keeps this a single index probe.
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {BULLET_ROW_COLUMNS} FROM bullets b WHERE b.playbook_id = ?1 AND b.bullet_id = ?2"
+        ))?;
+        let row = stmt
+            .query_row(params![self.playbook_id, id], |r| {
+                Ok((r.get::<_, i64>(1)?, bullet_from_row(r)?))
+            })
+            .optional()?;
+        Ok(row.map(|(section_id, mut bullet)| {
+            bullet.section = self.section_name(section_id);
+            bullet
+        }))
+    }
+
+    fn put_bullet(&mut self, bullet: &Bullet, new: bool) -> Result<()> {
+        let section_id = self.section_id(&bullet.section)?;
+        let metadata = serde_json::to_string(&bullet.metadata)?;
+        const INSERT: &str =
+            "INSERT INTO bullets (playbook_id, bullet_id, section_id, position, content, helpful, \
+             harmful, neutral, metadata, status, created_at, updated_at, last_revision)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+        const UPSERT: &str = " ON CONFLICT (playbook_id, bullet_id) DO UPDATE SET
+               section_id = excluded.section_id, position = excluded.position, content = excluded.content,
+               helpful = excluded.helpful, harmful = excluded.harmful, neutral = excluded.neutral,
+               metadata = excluded.metadata, status = excluded.status, created_at = excluded.created_at,
+               updated_at = excluded.updated_at, last_revision = excluded.last_revision";
+        // A new bullet is a plain INSERT: an id that exists after all fails on the unique index
+        // rather than overwriting.
+        let mut stmt = if new {
+            self.tx.prepare_cached(INSERT)?
+        } else {
+            self.tx.prepare_cached(&format!("{INSERT}{UPSERT}"))?
+        };
+        stmt.execute(params![
+            self.playbook_id,
+            bullet.id,
+            section_id,
+            bullet.position,
+            bullet.content,
+            bullet.helpful as i64,
+            bullet.harmful as i64,
+            bullet.neutral as i64,
+            metadata,
+            bullet.status.as_str(),
+            bullet.created_at,
+            bullet.updated_at,
+            self.revision,
+        ])?;
+        Ok(())
+    }
+
+    fn delete_bullet(&mut self, id: &str) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2")?;
+        stmt.execute(params![self.playbook_id, id])?;
+        Ok(())
+    }
+
+    fn active_ids_in(&mut self, section: &str) -> Result<Vec<String>> {
+        let section_id = self.section_id(section)?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT bullet_id FROM bullets WHERE section_id = ?1 AND status = 'active' ORDER BY position",
+        )?;
+        Ok(stmt
+            .query_map([section_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn section_has_bullets(&mut self, section: &str) -> Result<bool> {
+        let section_id = self.section_id(section)?;
+        Ok(self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM bullets WHERE section_id = ?1)",
+            [section_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn insert_section(&mut self, section: &Section) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO sections (playbook_id, name, slug, position) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                self.playbook_id,
+                section.name,
+                section.slug,
+                section.position
+            ],
+        )?;
+        self.section_ids
+            .insert(section.name.clone(), self.tx.last_insert_rowid());
+        Ok(())
+    }
+
+    fn update_section(&mut self, name: &str, section: &Section) -> Result<()> {
+        let id = self.section_id(name)?;
+        self.tx.execute(
+            "UPDATE sections SET name = ?2, slug = ?3, position = ?4, status = ?5 WHERE id = ?1",
+            params![
+                id,
+                section.name,
+                section.slug,
+                section.position,
+                if section.removed { "removed" } else { "active" }
+            ],
+        )?;
+        self.section_ids.remove(name);
+        self.section_ids.insert(section.name.clone(), id);
+        Ok(())
+    }
+
+    fn delete_section(&mut self, name: &str) -> Result<()> {
+        let id = self.section_id(name)?;
+        self.tx
+            .execute("DELETE FROM sections WHERE id = ?1", [id])?;
+        self.section_ids.remove(name);
+        Ok(())
+    }
+}
