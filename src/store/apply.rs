@@ -31,7 +31,7 @@ impl Store {
                 error,
             })?;
         let tx = self.begin()?;
-        let playbook_id = super::read::playbook_id(&tx, playbook)?;
+        let playbook_id = super::rows::playbook_id(&tx, playbook)?;
         let outcome = apply_in(&tx, playbook_id, batch, options)?;
         tx.commit().map_err(classify)?;
         Ok(outcome)

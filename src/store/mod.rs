@@ -1,8 +1,15 @@
-//! The SQLite store: playbooks, revisions, and (later) queue, runs and transcripts.
+//! The SQLite store: playbooks, revisions, the approval queue, runs, samples and transcripts. It
+//! speaks the core's types and depends on the core, never the other way.
 //!
-//! Every change to a playbook goes through [`Store::apply`] (or [`Store::revert`], which builds on the
-//! same machinery): one `BEGIN IMMEDIATE` transaction that validates each op against the current state,
-//! writes it, and records a revision with each bullet's state before and after.
+//! Every change to a playbook goes through [`Store::apply`] (or [`Store::revert`], which restores
+//! recorded states with the same writer): one `BEGIN IMMEDIATE` transaction in which the core's
+//! rules (`delta::Applier`) check each op against the current state and `writer` writes it, and
+//! one revision records each bullet's and section's state before and after.
+//!
+//! By job: `rows` (row mappers and lookups), `writer` (the rows under the rules, opening and closing
+//! a revision), `apply` (write entry points), `revert`, `read` (playbooks, revisions, time travel),
+//! `queue` (proposals and decisions), `runs` (runs, samples, metrics), `story` (a bullet's
+//! history), `for_loop` (the loop's `RunStore`), `migrations`.
 
 mod apply;
 mod for_loop;
@@ -12,6 +19,7 @@ mod read;
 mod revert;
 mod rows;
 mod runs;
+mod story;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +29,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use migrations::{LATEST_VERSION, MIGRATIONS};
 pub use read::{PlaybookSummary, Revision, RevisionDetail};
-pub use runs::{BulletStory, CounterPoint, RunClaim};
+pub use runs::RunClaim;
+pub use story::{BulletStory, CounterPoint};
 
 use crate::delta::DeltaError;
 

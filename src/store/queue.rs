@@ -5,8 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::apply::apply_in;
-use super::read::playbook_id;
-use super::rows::column;
+use super::rows::{column, playbook_id};
 use super::{Result, Store, StoreError, classify, now};
 use crate::approval::{
     BatchStatus, DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp, Provenance,

@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::rows::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, column, section_from_row};
+use super::rows::{
+    BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, column, load_changes, parse_change,
+    playbook_id, section_from_row,
+};
 use super::{Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary, Source};
 use crate::playbook::{Bullet, Playbook, Section};
@@ -43,32 +46,6 @@ pub struct RevisionDetail {
     pub changes: Vec<Change>,
 }
 
-pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
-    let id = conn
-        .query_row("SELECT id FROM playbooks WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    match id {
-        Some(id) => Ok(id),
-        None => {
-            let mut stmt = conn.prepare("SELECT name FROM playbooks ORDER BY name")?;
-            let names = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let available = if names.is_empty() {
-                "none yet".to_string()
-            } else {
-                names.join(", ")
-            };
-            Err(StoreError::UnknownPlaybook {
-                name: name.to_string(),
-                available,
-            })
-        }
-    }
-}
-
 const REVISION_COLUMNS: &str = "r.id, p.name, r.parent_id, r.batch_id, r.source, r.author, r.reason, r.reverts, \
      r.created_at, r.n_added, r.n_changed, r.n_removed, r.n_tagged, r.n_sections";
 
@@ -90,52 +67,6 @@ fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
             tagged: r.get::<_, i64>(12)? as u64,
             sections: r.get::<_, i64>(13)? as u64,
         },
-    })
-}
-
-pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT kind, key, before, after FROM revision_ops WHERE revision_id = ?1 ORDER BY idx",
-    )?;
-    let rows = stmt.query_map([revision], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
-    let mut changes = Vec::new();
-    for row in rows {
-        let (kind, key, before, after) = row?;
-        changes.push(parse_change(
-            &kind,
-            key,
-            before.as_deref(),
-            after.as_deref(),
-        )?);
-    }
-    Ok(changes)
-}
-
-fn parse_change(
-    kind: &str,
-    key: String,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> Result<Change> {
-    Ok(if kind == "section" {
-        Change::Section {
-            name: key,
-            before: before.map(serde_json::from_str::<Section>).transpose()?,
-            after: after.map(serde_json::from_str::<Section>).transpose()?,
-        }
-    } else {
-        Change::Bullet {
-            id: key,
-            before: before.map(serde_json::from_str::<Bullet>).transpose()?,
-            after: after.map(serde_json::from_str::<Bullet>).transpose()?,
-        }
     })
 }
 

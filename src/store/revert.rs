@@ -11,8 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::read::load_changes;
-use super::rows::{SECTION_COLUMNS, section_from_row};
+use super::rows::{SECTION_COLUMNS, load_changes, section_from_row};
 use super::writer;
 use super::{Result, Store, StoreError, classify};
 use crate::delta::{ApplyOutcome, Change, DeltaBatch, Source};

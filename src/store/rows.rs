@@ -1,9 +1,12 @@
 //! Row mappers: how a stored row becomes a core value. Every reader and the writer use these, so a
 //! column is read one way everywhere.
 
+use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::{Result, StoreError};
+use crate::delta::Change;
 use crate::playbook::{Bullet, BulletStatus, Section};
 
 /// A typed value from a text column: a word (`status`, `kind`) or JSON (`config`, `checkpoint`).
@@ -85,5 +88,79 @@ pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet>
         position: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+    })
+}
+
+/// The row id of playbook `name`; an unknown name is refused with the names there are.
+pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
+    let id = conn
+        .query_row("SELECT id FROM playbooks WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match id {
+        Some(id) => Ok(id),
+        None => {
+            let mut stmt = conn.prepare("SELECT name FROM playbooks ORDER BY name")?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let available = if names.is_empty() {
+                "none yet".to_string()
+            } else {
+                names.join(", ")
+            };
+            Err(StoreError::UnknownPlaybook {
+                name: name.to_string(),
+                available,
+            })
+        }
+    }
+}
+
+/// The recorded changes of a revision, in order.
+pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, key, before, after FROM revision_ops WHERE revision_id = ?1 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map([revision], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut changes = Vec::new();
+    for row in rows {
+        let (kind, key, before, after) = row?;
+        changes.push(parse_change(
+            &kind,
+            key,
+            before.as_deref(),
+            after.as_deref(),
+        )?);
+    }
+    Ok(changes)
+}
+
+pub(super) fn parse_change(
+    kind: &str,
+    key: String,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<Change> {
+    Ok(if kind == "section" {
+        Change::Section {
+            name: key,
+            before: before.map(serde_json::from_str::<Section>).transpose()?,
+            after: after.map(serde_json::from_str::<Section>).transpose()?,
+        }
+    } else {
+        Change::Bullet {
+            id: key,
+            before: before.map(serde_json::from_str::<Bullet>).transpose()?,
+            after: after.map(serde_json::from_str::<Bullet>).transpose()?,
+        }
     })
 }

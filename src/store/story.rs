@@ -1,0 +1,124 @@
+//! A bullet's story: the revision (and queued batch, run) it came from, its counters after each
+//! revision that touched it, and the runs that cited it.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::rows::{column, playbook_id};
+use super::{Result, Store, StoreError};
+use crate::delta::Source;
+use crate::playbook::BulletStatus;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CounterPoint {
+    pub revision: i64,
+    pub created_at: String,
+    pub source: Source,
+    pub helpful: u64,
+    pub harmful: u64,
+    pub neutral: u64,
+    /// `None`: the revision deleted the row (a revert of the ADD that created it).
+    pub status: Option<BulletStatus>,
+}
+
+/// Where a bullet came from and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulletStory {
+    pub bullet_id: String,
+    pub origin_revision: Option<i64>,
+    /// The queued batch (with its samples and reflections) that proposed it, if it came from a run.
+    pub origin_batch: Option<i64>,
+    pub origin_run: Option<String>,
+    pub history: Vec<CounterPoint>,
+    /// Runs that cited it, with how many samples each.
+    pub cited_by: Vec<(String, u64)>,
+}
+
+impl Store {
+    /// A bullet's story: the revision (and queued batch, run) it came from, its counters after each
+    /// revision that touched it, and the runs that cited it.
+    pub fn bullet_story(&self, playbook: &str, bullet_id: &str) -> Result<BulletStory> {
+        let pb = playbook_id(&self.conn, playbook)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.created_at, r.source, o.before IS NULL, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = ?1 AND o.kind = 'bullet' AND o.key = ?2 ORDER BY r.id, o.idx",
+        )?;
+        let mut origin = None;
+        let mut history: Vec<CounterPoint> = Vec::new();
+        let rows = stmt.query_map(params![pb, bullet_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                column::<Source>(r, 2, false)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (revision, created_at, source, created, after) = row?;
+            if created && origin.is_none() {
+                origin = Some(revision);
+            }
+            let after: Option<crate::playbook::Bullet> =
+                after.and_then(|a| serde_json::from_str(&a).ok());
+            let point = match after {
+                Some(b) => CounterPoint {
+                    revision,
+                    created_at,
+                    source,
+                    helpful: b.helpful,
+                    harmful: b.harmful,
+                    neutral: b.neutral,
+                    status: Some(b.status),
+                },
+                None => CounterPoint {
+                    revision,
+                    created_at,
+                    source,
+                    helpful: 0,
+                    harmful: 0,
+                    neutral: 0,
+                    status: None,
+                },
+            };
+            match history.last_mut() {
+                Some(last) if last.revision == revision => *last = point,
+                _ => history.push(point),
+            }
+        }
+        if history.is_empty() {
+            return Err(StoreError::UnknownBullet {
+                playbook: playbook.to_string(),
+                id: bullet_id.to_string(),
+            });
+        }
+        let (origin_batch, origin_run) = match origin {
+            Some(rev) => self
+                .conn
+                .query_row(
+                    "SELECT id, run_id FROM pending_batches WHERE revision_id = ?1",
+                    [rev],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?
+                .map_or((None, None), |(b, r)| (Some(b), r)),
+            None => (None, None),
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, count(*) FROM bullet_citations WHERE playbook_id = ?1 AND bullet_id = ?2 GROUP BY run_id ORDER BY run_id",
+        )?;
+        let cited_by = stmt
+            .query_map(params![pb, bullet_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(BulletStory {
+            bullet_id: bullet_id.to_string(),
+            origin_revision: origin,
+            origin_batch,
+            origin_run,
+            history,
+            cited_by,
+        })
+    }
+}
