@@ -9,8 +9,9 @@ use ace::delta::ApplyOptions;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source};
 use ace::playbook::DEFAULT_SECTIONS;
 use ace::store::Store;
-use ace::tui::state::{Action, State};
-use ace::tui::{snapshot, ui, update::update};
+use ace::tui::action::Action;
+use ace::tui::state::State;
+use ace::tui::{render, snapshot, update::update};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -40,7 +41,7 @@ fn open_and_draw(path: &std::path::Path, terminal: &mut Terminal<TestBackend>) -
         &mut state,
         Action::Loaded(Box::new(snapshot(&store, "big").unwrap())),
     );
-    terminal.draw(|f| ui::render(&state, f)).unwrap();
+    terminal.draw(|f| render(&state, f)).unwrap();
     state
 }
 
@@ -73,7 +74,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(100);
     group.bench_function("one frame, 100k bullets, 160x48", |b| {
         b.iter(|| {
-            terminal.draw(|f| ui::render(black_box(&state), f)).unwrap();
+            terminal.draw(|f| render(black_box(&state), f)).unwrap();
         })
     });
     group.bench_function("key press: next bullet, then a frame", |b| {
@@ -82,7 +83,7 @@ fn bench(c: &mut Criterion) {
                 &mut state,
                 Action::Key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE)),
             );
-            terminal.draw(|f| ui::render(&state, f)).unwrap();
+            terminal.draw(|f| render(&state, f)).unwrap();
         })
     });
     group.finish();

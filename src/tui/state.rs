@@ -1,16 +1,14 @@
-//! The workbench's one state struct, the actions that change it and the effects it asks for.
+//! The workbench's one state: what every pane shows, which one has the focus, the popup on top.
+//! Changed only by `update`; read by the renderers.
 
 use std::collections::VecDeque;
 
-use ratatui::crossterm::event::KeyEvent;
-use ratatui_textarea::TextArea;
-
-use crate::adaptation::RunRecord;
-use crate::adaptation::{Control, Event, RunConfig};
-use crate::approval::{Decision, PendingBatch};
-use crate::delta::DeltaBatch;
+use super::keymap::Layer;
+use super::popups::Popup;
+use crate::adaptation::{RunConfig, RunRecord, RunStatus};
+use crate::approval::PendingBatch;
 use crate::playbook::Playbook;
-use crate::store::{Revision, RevisionDetail};
+use crate::store::{BulletStory, Revision, RevisionDetail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -22,6 +20,17 @@ pub enum Pane {
 }
 
 impl Pane {
+    /// The key layers of the pane, its own first: what a key means there, and its footer.
+    pub fn layers(self) -> &'static [Layer] {
+        match self {
+            Pane::Sections => &[Layer::Sections, Layer::Playbook, Layer::Global],
+            Pane::Bullets => &[Layer::Bullets, Layer::Playbook, Layer::Global],
+            Pane::Run => &[Layer::Run, Layer::Global],
+            Pane::Queue => &[Layer::Queue, Layer::Global],
+            Pane::Revisions => &[Layer::Revisions, Layer::Global],
+        }
+    }
+
     pub const ORDER: [Pane; 5] = [
         Pane::Sections,
         Pane::Bullets,
@@ -41,39 +50,6 @@ pub enum Sort {
     Recent,
 }
 
-/// What a confirmed action does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Confirmed {
-    Quit,
-    Revert { revision: i64, force: bool },
-    DecideAll { batch: i64, approve: bool },
-    RemoveBullet(String),
-    RemoveSection(String),
-    CancelRun,
-}
-
-/// What a one-line input is for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputFor {
-    Filter,
-    RejectReason { batch: i64, op: usize },
-    AddBullet { section: String },
-    EditBullet { id: String },
-    RenameSection { section: String },
-}
-
-impl InputFor {
-    /// Bullet content may span lines (code snippets): Alt-Enter or Ctrl-j starts a new one.
-    pub fn multiline(&self) -> bool {
-        match self {
-            InputFor::EditBullet { .. } => true,
-            // with no section the input names a new section
-            InputFor::AddBullet { section } => !section.is_empty(),
-            _ => false,
-        }
-    }
-}
-
 /// A run that did not finish, as the resume picker lists it.
 #[derive(Debug, Clone)]
 pub struct Unfinished {
@@ -82,67 +58,43 @@ pub struct Unfinished {
     pub live_elsewhere: bool,
 }
 
-pub enum Popup {
-    /// The key list, scrolled down by `scroll` lines.
-    Help {
-        scroll: u16,
-    },
-    Confirm {
-        message: String,
-        action: Confirmed,
-    },
-    /// Editing a queued op as JSON (Ctrl-s saves and approves it).
-    EditOp {
-        batch: i64,
-        op: usize,
-        editor: TextArea<'static>,
-    },
-    Input {
-        purpose: InputFor,
-        title: String,
-        editor: TextArea<'static>,
-    },
-    /// The form that starts a run: one line per field.
-    RunForm(RunForm),
-    /// Picking the playbook to show (j/k, Enter).
-    PickPlaybook {
-        names: Vec<String>,
-        sel: usize,
-    },
-    /// Picking an unfinished run to resume (j/k, Enter).
-    ResumeRun {
-        runs: Vec<Unfinished>,
-        sel: usize,
-    },
-    /// Picking the section a bullet moves to (j/k, Enter).
-    MoveTo {
-        bullet: String,
-        sections: Vec<String>,
-        sel: usize,
-    },
+/// Where the run this workbench drives stands, as the Run pane says it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Phase {
+    /// No run started in this session.
+    #[default]
+    Idle,
+    /// Asked for; the run has not reported yet.
+    Starting,
+    Running,
+    Resumed,
+    Paused,
+    /// Waiting for decisions on this queued batch.
+    Waiting(i64),
+    /// This batch was just decided here; the run goes on.
+    Decided(i64),
+    /// The run stopped with an error (its `Finished` follows).
+    Failed(String),
+    /// The run could not start.
+    NotStarted(String),
+    Ended(RunStatus),
 }
 
-/// One field of the run form.
-pub struct FormField {
-    /// The [`parse_run_fields`](super::update::parse_run_fields) key (`dataset`, `epochs`, …).
-    pub key: &'static str,
-    pub label: &'static str,
-    pub hint: &'static str,
-    pub editor: TextArea<'static>,
-}
-
-impl FormField {
-    pub fn value(&self) -> String {
-        self.editor.lines().join(" ").trim().to_string()
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Idle => Ok(()),
+            Phase::Starting => f.write_str("starting"),
+            Phase::Running => f.write_str("running"),
+            Phase::Resumed => f.write_str("resumed"),
+            Phase::Paused => f.write_str("paused"),
+            Phase::Waiting(batch) => write!(f, "waiting for decisions on batch {batch}"),
+            Phase::Decided(batch) => write!(f, "batch {batch} decided; resuming"),
+            Phase::Failed(error) => write!(f, "failed: {error}"),
+            Phase::NotStarted(error) => write!(f, "not started: {error}"),
+            Phase::Ended(status) => write!(f, "{status}"),
+        }
     }
-}
-
-/// The start-a-run form: Tab / arrows move between fields, Enter starts, Esc cancels. A field the
-/// run cannot use keeps the form open with the reason and the cursor on that field.
-pub struct RunForm {
-    pub fields: Vec<FormField>,
-    pub focus: usize,
-    pub error: Option<String>,
 }
 
 /// What the run pane shows.
@@ -150,7 +102,7 @@ pub struct RunForm {
 pub struct RunView {
     pub active: bool,
     pub run: Option<String>,
-    pub status: String,
+    pub phase: Phase,
     pub feedback_mode: String,
     pub epoch: u32,
     pub done: usize,
@@ -198,7 +150,7 @@ pub struct State {
     pub active_count: usize,
     pub show_detail: bool,
     /// The selected bullet's story, loaded when the detail view opens.
-    pub story: Option<crate::store::BulletStory>,
+    pub story: Option<BulletStory>,
     pub queue: Vec<PendingBatch>,
     pub queue_sel: usize,
     pub op_sel: usize,
@@ -221,72 +173,6 @@ pub struct State {
     pub light_background: bool,
     /// A playbook asked for (`OpenPlaybook`) and not loaded yet.
     pub opening: Option<String>,
-}
-
-pub enum Action {
-    Key(KeyEvent),
-    ScrollUp,
-    ScrollDown,
-    Tick,
-    Loaded(Box<Snapshot>),
-    RevisionLoaded(Box<RevisionDetail>),
-    StoryLoaded(Box<crate::store::BulletStory>),
-    PlaybookAt(i64, Box<Playbook>),
-    Run(Box<Event>),
-    Ledger {
-        tokens: u64,
-        cost_usd: f64,
-    },
-    /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
-    UnfinishedRuns(Vec<Unfinished>),
-    Decided {
-        batch: i64,
-        revision: Option<i64>,
-        closed: bool,
-    },
-    Reverted {
-        revision: i64,
-        new: i64,
-    },
-    /// A revert refused because later revisions changed the same bullets.
-    RevertConflict {
-        revision: i64,
-        detail: String,
-    },
-    Failed(String),
-    Info(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    Refresh,
-    LoadRevision(i64),
-    LoadStory(String),
-    LoadPlaybookAt(i64),
-    Decide {
-        batch: i64,
-        decisions: Vec<(usize, Decision)>,
-    },
-    DecideAll {
-        batch: i64,
-        approve: bool,
-    },
-    Revert {
-        revision: i64,
-        force: bool,
-    },
-    Apply(DeltaBatch),
-    StartRun(Box<RunConfig>),
-    /// Shows another playbook (loads it and its revisions).
-    OpenPlaybook(String),
-    /// Lists the runs that did not finish (for `R`).
-    LoadUnfinishedRuns,
-    /// Resumes a run with its stored configuration (`ace train --resume`).
-    ResumeRun {
-        run: String,
-        playbook: String,
-    },
-    Control(Control),
 }
 
 impl State {
@@ -408,6 +294,14 @@ impl State {
         self.run.log.push_back(line.into());
         while self.run.log.len() > 200 {
             self.run.log.pop_front();
+        }
+    }
+
+    /// The key layers in force: the popup's, else the focused pane's.
+    pub fn key_layers(&self) -> &'static [Layer] {
+        match &self.popup {
+            Some(popup) => popup.layers(),
+            None => self.focus.layers(),
         }
     }
 

@@ -6,10 +6,12 @@ use ace::adaptation::{
 };
 use ace::approval::BatchStatus;
 use ace::approval::Decision;
-use ace::delta::DeltaOp;
+use ace::delta::{DeltaBatch, DeltaOp};
 use ace::store::Store;
-use ace::tui::state::{Action, Effect, Pane, Popup, Snapshot, State};
-use ace::tui::{ui, update::update};
+use ace::tui::action::{Action, Effect, HandEdit};
+use ace::tui::popups::Popup;
+use ace::tui::state::{Pane, Phase, Snapshot, State};
+use ace::tui::{render, update::update};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -111,7 +113,7 @@ fn started(run: &str, train: usize, resumed: bool) -> Action {
 
 fn screen(state: &State, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| ui::render(state, f)).unwrap();
+    terminal.draw(|f| render(state, f)).unwrap();
     let buffer = terminal.backend().buffer().clone();
     (0..h)
         .map(|y| {
@@ -171,7 +173,8 @@ fn navigation_keys() {
         "j/k scroll the list"
     );
     key(&mut st, KeyCode::Char('G'));
-    let last = ace::tui::update::COMMANDS.len() as u16 - 1;
+    // the last line of the help: one line per hint of the key table
+    let last = ace::tui::keymap::HINTS.len() as u16 - 1;
     assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
     key(&mut st, KeyCode::Esc);
     assert!(st.popup.is_none());
@@ -214,16 +217,16 @@ fn manual_curation_is_deltas_from_a_human() {
     let Effect::Apply(b) = &effects[0] else {
         panic!("{effects:?}")
     };
-    assert_eq!(b.source, ace::delta::Source::Human);
+    assert_eq!(b.what, "add");
     assert!(
-        matches!(&b.operations[0], DeltaOp::Add(a) if a.section == "FORMULAS AND CALCULATIONS" && a.content == "Use the median for skewed data.")
+        matches!(&b.ops[0], DeltaOp::Add(a) if a.section == "FORMULAS AND CALCULATIONS" && a.content == "Use the median for skewed data.")
     );
     key(&mut st, KeyCode::Right);
     key(&mut st, KeyCode::Char('e'));
     typed(&mut st, " Always.");
     let effects = key(&mut st, KeyCode::Enter);
     assert!(
-        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.content.as_deref() == Some("Current ratio = current assets / current liabilities. Always.")))
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.ops[0], DeltaOp::Update(u) if u.content.as_deref() == Some("Current ratio = current assets / current liabilities. Always.")))
     );
     key(&mut st, KeyCode::Char('m'));
     let Some(Popup::MoveTo { sections, .. }) = &st.popup else {
@@ -239,26 +242,36 @@ fn manual_curation_is_deltas_from_a_human() {
     key(&mut st, KeyCode::Char('j'));
     let effects = key(&mut st, KeyCode::Enter);
     assert!(
-        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::Update(u) if u.section.as_deref() == Some("OTHERS")))
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.ops[0], DeltaOp::Update(u) if u.section.as_deref() == Some("OTHERS")))
     );
     key(&mut st, KeyCode::Char('d'));
     assert!(matches!(st.popup, Some(Popup::Confirm { .. })));
     let effects = key(&mut st, KeyCode::Char('y'));
     assert!(
-        matches!(&effects[0], Effect::Apply(b) if b.operations[0] == DeltaOp::Remove { bullet_id: "calc-00001".into() })
+        matches!(&effects[0], Effect::Apply(b) if b.ops[0] == DeltaOp::Remove { bullet_id: "calc-00001".into() })
     );
     key(&mut st, KeyCode::Char('S'));
     typed(&mut st, "DATES");
     let effects = key(&mut st, KeyCode::Enter);
     assert!(
-        matches!(&effects[0], Effect::Apply(b) if matches!(&b.operations[0], DeltaOp::AddSection { section, .. } if section == "DATES"))
+        matches!(&effects[0], Effect::Apply(b) if matches!(&b.ops[0], DeltaOp::AddSection { section, .. } if section == "DATES"))
     );
 }
 
 /// Runs the `Apply` effects against the store and reloads the panes, as the workbench does.
 fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
     for e in effects {
-        let Effect::Apply(b) = e else { panic!("{e:?}") };
+        let Effect::Apply(edit) = e else {
+            panic!("{e:?}")
+        };
+        // the runner gives each edit a fresh batch id; here the revision count does
+        let n = store.revisions(Some("fin"), 10_000).unwrap().len();
+        let b = DeltaBatch::new(
+            format!("tui-{}-{n}", edit.what),
+            ace::delta::Source::Human,
+            edit.ops,
+        )
+        .with_reason(edit.reason);
         store
             .apply("fin", &b, &ace::delta::ApplyOptions::create_sections())
             .unwrap();
@@ -287,7 +300,7 @@ fn sections_are_renamed_moved_and_removed_by_hand() {
     ctrl(&mut st, 'u'); // clears the line
     typed(&mut st, "Formulas");
     let effects = key(&mut st, KeyCode::Enter);
-    assert!(matches!(&effects[0], Effect::Apply(b) if b.source == ace::delta::Source::Human));
+    assert!(matches!(&effects[0], Effect::Apply(b) if b.what == "section-rename"));
     applied(&mut store, &mut st, effects);
     assert_eq!(names(&st)[0], "Formulas");
     assert_eq!(st.visible.len(), 2, "its bullets came along");
@@ -470,8 +483,21 @@ fn run_keys_and_events() {
         form.fields[form.focus].key, "dataset",
         "the cursor starts on the dataset"
     );
-    // the fixture's dataset does not exist: the form says so and stays open on that field
-    assert!(key(&mut st, KeyCode::Enter).is_empty());
+    // update checks what needs no file system and asks for the run; the effects runner checks
+    // the files and answers: the fixture's dataset does not exist, so the form says so and stays
+    // open on that field
+    let effects = key(&mut st, KeyCode::Enter);
+    assert!(
+        matches!(&effects[..], [Effect::StartRun(c)] if c.dataset == std::path::Path::new("data.jsonl")),
+        "{effects:?}"
+    );
+    update(
+        &mut st,
+        Action::RunRefused {
+            field: Some("dataset"),
+            message: "dataset: no file at data.jsonl".into(),
+        },
+    );
     let Some(Popup::RunForm(form)) = &st.popup else {
         panic!("the form stays open")
     };
@@ -479,6 +505,7 @@ fn run_keys_and_events() {
         form.error.as_deref(),
         Some("dataset: no file at data.jsonl")
     );
+    assert_eq!(form.fields[form.focus].key, "dataset");
     // replace the dataset with a real file, then set epochs to something that is not a number
     ctrl(&mut st, 'u'); // clears the field
     let sample = "assets/sample/dataset.jsonl"; // tests run in the crate's directory
@@ -512,7 +539,13 @@ fn run_keys_and_events() {
     };
     assert_eq!(config.dataset, std::path::PathBuf::from(sample));
     assert_eq!(config.epochs, 2);
+    assert!(
+        matches!(&st.popup, Some(Popup::RunForm(f)) if f.checking),
+        "the form waits for the files to be checked"
+    );
+    update(&mut st, Action::RunAccepted);
     assert!(st.popup.is_none());
+    assert_eq!(st.run.phase, Phase::Starting);
     update(&mut st, started("run-1", 10, false));
     assert!(st.run.active);
     assert_eq!(
@@ -575,7 +608,8 @@ fn run_keys_and_events() {
         vec![Effect::Refresh, Effect::Control(Control::Wake)]
     );
     assert_eq!(st.run.waiting_on, None);
-    assert_eq!(st.run.status, "batch 3 decided; resuming");
+    assert_eq!(st.run.phase, Phase::Decided(3));
+    assert_eq!(st.run.phase.to_string(), "batch 3 decided; resuming");
 }
 
 #[test]
@@ -875,7 +909,7 @@ fn colours_follow_the_background_and_no_color() {
     key(&mut st, KeyCode::Char('4'));
     let colour_of = |st: &State| {
         let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
-        terminal.draw(|f| ui::render(st, f)).unwrap();
+        terminal.draw(|f| render(st, f)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let y = (0..24)
             .find(|y| {
@@ -937,7 +971,7 @@ fn bullet_content_takes_line_breaks_and_one_line_inputs_do_not() {
     let [Effect::Apply(batch)] = effects.as_slice() else {
         panic!("Enter saves: {effects:?}")
     };
-    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+    let [DeltaOp::Update(op)] = batch.ops.as_slice() else {
         panic!("{batch:?}")
     };
     let content = op.content.clone().unwrap();
@@ -967,7 +1001,7 @@ fn bullet_content_takes_line_breaks_and_one_line_inputs_do_not() {
     let [Effect::Apply(batch)] = effects.as_slice() else {
         panic!("{effects:?}")
     };
-    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+    let [DeltaOp::Update(op)] = batch.ops.as_slice() else {
         panic!("{batch:?}")
     };
     assert_eq!(op.content.as_deref(), Some(content.as_str()));
@@ -998,7 +1032,7 @@ fn a_long_bullet_is_edited_wrapped_and_saved_as_one_line() {
     let [Effect::Apply(batch)] = effects.as_slice() else {
         panic!("Enter saves the edit: {effects:?}");
     };
-    let [DeltaOp::Update(op)] = batch.operations.as_slice() else {
+    let [DeltaOp::Update(op)] = batch.ops.as_slice() else {
         panic!("one UPDATE: {batch:?}");
     };
     assert_eq!(op.bullet_id, id);
@@ -1061,9 +1095,10 @@ fn selections_follow_their_items_when_new_ones_arrive() {
     key(&mut st, KeyCode::Char('j'));
     let section = st.section_name().unwrap().to_string();
     // another change lands (as from a run or another process): a revision on top, a section before
-    let effects = vec![Effect::Apply(batch(
-        "elsewhere",
-        vec![
+    let effects = vec![Effect::Apply(HandEdit {
+        what: "elsewhere",
+        reason: "another change".into(),
+        ops: vec![
             DeltaOp::AddSection {
                 section: "DATES".into(),
                 slug: None,
@@ -1073,7 +1108,7 @@ fn selections_follow_their_items_when_new_ones_arrive() {
                 index: 0,
             },
         ],
-    ))];
+    })];
     applied(&mut store, &mut st, effects);
     assert_eq!(st.revisions[st.revision_sel].id, picked);
     assert_eq!(st.section_name(), Some(section.as_str()));

@@ -9,8 +9,9 @@ use ace::approval::BatchStatus;
 use ace::delta::Source;
 use ace::llm::mock::{MockServer, Script};
 use ace::store::Store;
-use ace::tui::state::{Pane, Popup, State};
-use ace::tui::{DEMO_SCRIPT, ModelSource, Workbench, ui};
+use ace::tui::popups::Popup;
+use ace::tui::state::{Pane, State};
+use ace::tui::{DEMO_SCRIPT, ModelSource, Workbench, render};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -37,7 +38,7 @@ fn pending_batch(s: &State) -> Option<i64> {
 
 fn screen(state: &State) -> String {
     let mut terminal = Terminal::new(TestBackend::new(110, 32)).unwrap();
-    terminal.draw(|f| ui::render(state, f)).unwrap();
+    terminal.draw(|f| render(state, f)).unwrap();
     let buffer = terminal.backend().buffer().clone();
     (0..32)
         .map(|y| {
@@ -55,7 +56,7 @@ fn next_proposal(wb: &mut Workbench, after: Option<i64>) -> i64 {
         wb.wait_until(WAIT, |s| s.run.waiting_on.is_some()
             && pending_batch(s).is_some_and(|id| Some(id) != after)),
         "no new proposal; run status: {}",
-        wb.state.run.status
+        wb.state.run.phase
     );
     pending_batch(&wb.state).unwrap()
 }
@@ -125,9 +126,9 @@ fn a_cancelled_run_is_resumed_from_the_workbench_and_goes_on() {
     assert!(
         wb.wait_until(WAIT, |s| !s.run.active),
         "{}",
-        wb.state.run.status
+        wb.state.run.phase
     );
-    assert_eq!(wb.state.run.status, "cancelled");
+    assert_eq!(wb.state.run.phase.to_string(), "cancelled");
 
     // R lists the unfinished run; Enter resumes it where it stopped: waiting on the same proposal
     press(&mut wb, KeyCode::Char('R'));
@@ -145,7 +146,7 @@ fn a_cancelled_run_is_resumed_from_the_workbench_and_goes_on() {
     assert!(
         wb.wait_until(WAIT, |s| s.run.active && s.run.waiting_on == Some(first)),
         "status: {}; {}",
-        wb.state.run.status,
+        wb.state.run.phase,
         wb.state.message
     );
     assert_eq!(
@@ -291,6 +292,38 @@ fn approve_undo_edit_and_reject_proposals_of_a_live_run() {
             .active_bullets()
             .any(|b| b.content.ends_with(" Check the units."))
     );
+    drop(wb);
+    server.shutdown();
+}
+
+#[test]
+fn the_run_form_is_checked_for_files_where_the_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('r'));
+    // the dataset field has the focus: a file that does not exist
+    wb.press(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    typed(&mut wb, "no/such/data.jsonl");
+    press(&mut wb, KeyCode::Enter);
+    assert!(
+        wb.wait_until(
+            WAIT,
+            |s| matches!(&s.popup, Some(Popup::RunForm(f)) if f.error.is_some())
+        ),
+        "the runner answers"
+    );
+    let Some(Popup::RunForm(form)) = &wb.state.popup else {
+        unreachable!()
+    };
+    assert_eq!(
+        form.error.as_deref(),
+        Some("dataset: no file at no/such/data.jsonl")
+    );
+    assert_eq!(form.fields[form.focus].key, "dataset");
+    assert!(!wb.state.run.active, "no run was started");
+    let check = Store::open(&dir.path().join("ace.db")).unwrap();
+    assert!(check.runs().unwrap().is_empty());
     drop(wb);
     server.shutdown();
 }

@@ -1,0 +1,96 @@
+//! What changes the state ([`Action`]: keys and background reports) and what `update` asks the
+//! effects runner to do ([`Effect`]: store jobs, runs, controls). Effects carry no clock, user name
+//! or file check: the runner adds those where it runs them, and answers with actions.
+
+use ratatui::crossterm::event::KeyEvent;
+
+use super::state::{Snapshot, Unfinished};
+use crate::adaptation::{Control, Event, RunConfig};
+use crate::approval::Decision;
+use crate::delta::DeltaOp;
+use crate::playbook::Playbook;
+use crate::store::{BulletStory, RevisionDetail};
+
+pub enum Action {
+    Key(KeyEvent),
+    ScrollUp,
+    ScrollDown,
+    Tick,
+    Loaded(Box<Snapshot>),
+    RevisionLoaded(Box<RevisionDetail>),
+    StoryLoaded(Box<BulletStory>),
+    PlaybookAt(i64, Box<Playbook>),
+    Run(Box<Event>),
+    Ledger {
+        tokens: u64,
+        cost_usd: f64,
+    },
+    /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
+    UnfinishedRuns(Vec<Unfinished>),
+    /// The run form's settings are usable (its files exist); the run is starting.
+    RunAccepted,
+    /// The run form names something the run cannot use: the field (a form key) and why.
+    RunRefused {
+        field: Option<&'static str>,
+        message: String,
+    },
+    Decided {
+        batch: i64,
+        revision: Option<i64>,
+        closed: bool,
+    },
+    Reverted {
+        revision: i64,
+        new: i64,
+    },
+    /// A revert refused because later revisions changed the same bullets.
+    RevertConflict {
+        revision: i64,
+        detail: String,
+    },
+    Failed(String),
+    Info(String),
+}
+
+/// A change a person made by hand, as ops. The runner makes it a batch: a fresh id from `what`
+/// and the clock, the person's name as author, source `human`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandEdit {
+    /// What kind of edit (`add`, `edit`, `section-move`, …): part of the batch id.
+    pub what: &'static str,
+    pub reason: String,
+    pub ops: Vec<DeltaOp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Refresh,
+    LoadRevision(i64),
+    LoadStory(String),
+    LoadPlaybookAt(i64),
+    Decide {
+        batch: i64,
+        decisions: Vec<(usize, Decision)>,
+    },
+    DecideAll {
+        batch: i64,
+        approve: bool,
+    },
+    Revert {
+        revision: i64,
+        force: bool,
+    },
+    Apply(HandEdit),
+    /// Checks the run's files, then starts it (answers `RunAccepted` or `RunRefused`).
+    StartRun(Box<RunConfig>),
+    /// Shows another playbook (loads it and its revisions).
+    OpenPlaybook(String),
+    /// Lists the runs that did not finish (for `R`).
+    LoadUnfinishedRuns,
+    /// Resumes a run with its stored configuration (`ace train --resume`).
+    ResumeRun {
+        run: String,
+        playbook: String,
+    },
+    Control(Control),
+}

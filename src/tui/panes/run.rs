@@ -1,0 +1,378 @@
+//! The Run pane: the run this workbench drives (start, resume, pause, step, cancel), its progress,
+//! the sample in hand, accuracy per epoch and a log, all from the run's one event stream.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Gauge, Paragraph, Wrap};
+
+use crate::adaptation::{Control, Event, Split};
+use crate::tui::action::Effect;
+use crate::tui::keymap::Cmd;
+use crate::tui::popups::{Confirmed, Popup, run_form};
+use crate::tui::state::{Pane, Phase, RunView, State};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, short};
+
+pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
+    let active = state.run.active;
+    match cmd {
+        Cmd::StartRun | Cmd::ResumeRun if active => {
+            state.message = "a run is already active".into()
+        }
+        Cmd::StartRun => state.popup = Some(Popup::RunForm(run_form(&state.default_run))),
+        Cmd::ResumeRun => return vec![Effect::LoadUnfinishedRuns],
+        Cmd::PauseResume | Cmd::Step | Cmd::ToBatchEnd | Cmd::ToEpochEnd | Cmd::CancelRun
+            if !active =>
+        {
+            state.message = "no run is active (r starts one)".into()
+        }
+        Cmd::PauseResume => {
+            return vec![Effect::Control(if state.run.phase == Phase::Paused {
+                Control::Resume
+            } else {
+                Control::Pause
+            })];
+        }
+        Cmd::Step => return vec![Effect::Control(Control::Step)],
+        Cmd::ToBatchEnd => return vec![Effect::Control(Control::RunToBatchEnd)],
+        Cmd::ToEpochEnd => return vec![Effect::Control(Control::RunToEpochEnd)],
+        Cmd::CancelRun => {
+            state.popup = Some(Popup::Confirm {
+                message: "Cancel the run? It can be resumed later (R in the Run pane).".into(),
+                action: Confirmed::CancelRun,
+            });
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// What one event of the run changes in the pane, and the log line it writes.
+pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
+    let run = &mut state.run;
+    let mut refresh = false;
+    match &event {
+        Event::Started {
+            run: id,
+            train,
+            feedback_mode,
+            resumed,
+            ..
+        } => {
+            // A new (or resumed) run starts from a clean view; the log keeps the earlier lines.
+            let log = std::mem::take(&mut run.log);
+            *run = RunView {
+                log,
+                ..RunView::default()
+            };
+            run.active = true;
+            run.run = Some(id.clone());
+            run.total = *train;
+            run.phase = if *resumed {
+                Phase::Resumed
+            } else {
+                Phase::Running
+            };
+            run.feedback_mode = feedback_mode.to_string();
+        }
+        Event::SampleStarted { question, .. } => {
+            run.question = question.clone();
+            run.answer.clear();
+            run.verdict.clear();
+        }
+        Event::Generated { answer, .. } => run.answer = answer.clone(),
+        Event::Evaluated {
+            correct,
+            feedback,
+            round,
+            ..
+        } => {
+            run.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
+            if *round > 1 {
+                run.verdict.push_str(&format!(" (attempt {round})"));
+            }
+        }
+        Event::Reflected { key_insight, .. } => run.insight = key_insight.clone(),
+        Event::BatchFinished {
+            epoch,
+            done,
+            correct_so_far,
+            seen_so_far,
+            ..
+        } => {
+            run.epoch = *epoch;
+            run.done = *done;
+            run.so_far = Some((*correct_so_far, *seen_so_far));
+        }
+        Event::EpochFinished {
+            epoch,
+            split,
+            correct,
+            total,
+        } => {
+            run.accuracy.push((
+                *epoch,
+                split.to_string(),
+                *correct as f64 / (*total).max(1) as f64,
+            ));
+        }
+        Event::Validated {
+            step,
+            correct,
+            total,
+            ..
+        } => run.accuracy.push((
+            run.epoch.max(1),
+            format!("val@{step}"),
+            *correct as f64 / (*total).max(1) as f64,
+        )),
+        Event::WaitingForApproval { pending } => {
+            run.waiting_on = Some(*pending);
+            run.phase = Phase::Waiting(*pending);
+            refresh = true;
+        }
+        Event::Proposed { .. } | Event::TagsApplied { .. } => refresh = true,
+        Event::Applied { .. } => {
+            run.waiting_on = None;
+            run.phase = Phase::Running;
+            refresh = true;
+        }
+        Event::Paused => run.phase = Phase::Paused,
+        Event::Resumed => run.phase = Phase::Running,
+        Event::Finished { status, .. } => {
+            run.active = false;
+            run.phase = Phase::Ended(*status);
+            run.waiting_on = None;
+            refresh = true;
+        }
+        Event::Failed { error } => run.phase = Phase::Failed(error.clone()),
+        Event::NotStarted { error } => {
+            run.active = false;
+            run.phase = Phase::NotStarted(error.clone());
+        }
+        Event::Warning { .. } => {}
+    }
+    if let Some(line) = log_line(&event) {
+        state.log(line);
+    }
+    if refresh {
+        vec![Effect::Refresh]
+    } else {
+        Vec::new()
+    }
+}
+
+fn log_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Started {
+            run,
+            playbook,
+            resumed,
+            train,
+            ..
+        } => format!(
+            "{run} {} on '{playbook}' ({train} training samples)",
+            if *resumed { "resumed" } else { "started" }
+        ),
+        Event::SampleStarted { key, .. } => format!("{key} started"),
+        Event::Evaluated {
+            key,
+            correct,
+            round,
+            ..
+        } => format!(
+            "{key}: {}{}",
+            if *correct { "right" } else { "wrong" },
+            if *round > 1 {
+                format!(" (attempt {round}, after reflection)")
+            } else {
+                String::new()
+            }
+        ),
+        Event::Proposed {
+            pending: Some(p),
+            ops,
+            dropped,
+        } => format!("proposed batch {p}: {ops} ops ({dropped} dropped)"),
+        Event::Applied { pending, revision } => format!(
+            "batch {pending} → {}",
+            revision.map_or("nothing applied".into(), |r| format!("revision {r}"))
+        ),
+        Event::Warning { message } => format!("warning: {message}"),
+        Event::Failed { error } => format!("failed: {error}"),
+        Event::NotStarted { error } => format!("the run did not start: {error}"),
+        Event::Finished { run, status } => format!("{run} {status}"),
+        _ => return None,
+    })
+}
+
+pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let run = &state.run;
+    let [top, gauge, middle, log] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Min(6),
+        Constraint::Length(6),
+    ])
+    .areas(area);
+    let title = match &run.run {
+        Some(id) => format!("Run {id} · {} · feedback: {}", run.phase, run.feedback_mode),
+        None => "Run · none yet (r starts one, R resumes one)".into(),
+    };
+    let head = vec![Line::from(format!(
+        "{} · tokens {} · ${:.4}",
+        state.model_label, run.tokens, run.cost_usd
+    ))];
+    frame.render_widget(
+        Paragraph::new(head).block(block(title, state.focus == Pane::Run, theme)),
+        top,
+    );
+    let ratio = if run.total == 0 {
+        0.0
+    } else {
+        (run.done as f64 / run.total as f64).min(1.0)
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .label(format!(
+                "epoch {} · {}/{}",
+                run.epoch.max(1),
+                run.done,
+                run.total
+            ))
+            .gauge_style(theme.added()),
+        gauge,
+    );
+    let [sample, chart] =
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(middle);
+    frame.render_widget(
+        Paragraph::new(sample_lines(run, theme))
+            .wrap(Wrap { trim: true })
+            .block(block("Current sample".into(), false, theme)),
+        sample,
+    );
+    render_accuracy_chart(run, frame, chart, theme);
+    let tail: Vec<Line> = run
+        .log
+        .iter()
+        .rev()
+        .take(log.height.saturating_sub(2) as usize)
+        .rev()
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    frame.render_widget(
+        Paragraph::new(tail).block(block("Log".into(), false, theme)),
+        log,
+    );
+}
+
+fn sample_lines(run: &RunView, theme: &Theme) -> Vec<Line<'static>> {
+    let train = Split::Train.as_str();
+    let mut acc: Vec<String> = run
+        .accuracy
+        .iter()
+        .map(|(e, split, a)| format!("{split} e{e}: {:.1}%", a * 100.0))
+        .collect();
+    if let Some((correct, seen)) = run.so_far.filter(|(_, seen)| *seen > 0) {
+        acc.push(format!(
+            "this epoch {correct}/{seen} ({:.0}%)",
+            100.0 * correct as f64 / seen as f64
+        ));
+    }
+    let bars: String = run
+        .accuracy
+        .iter()
+        .filter(|(_, s, _)| s == train)
+        .map(|(_, _, a)| {
+            ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((a * 7.0).round() as usize).min(7)]
+        })
+        .collect();
+    vec![
+        Line::from(vec![
+            Span::styled("question: ", theme.dim()),
+            Span::raw(short(&run.question, 400)),
+        ]),
+        Line::from(vec![
+            Span::styled("answer:   ", theme.dim()),
+            Span::raw(short(&run.answer, 200)),
+        ]),
+        Line::from(vec![
+            Span::styled("verdict:  ", theme.dim()),
+            Span::styled(
+                run.verdict.clone(),
+                if run.verdict.starts_with("right") {
+                    theme.added()
+                } else {
+                    theme.removed()
+                },
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("insight:  ", theme.dim()),
+            Span::raw(short(&run.insight, 300)),
+        ]),
+        Line::from(vec![
+            Span::styled("accuracy: ", theme.dim()),
+            Span::raw(if bars.is_empty() {
+                acc.join(" · ")
+            } else {
+                format!("{bars} {}", acc.join(" · "))
+            }),
+        ]),
+    ]
+}
+
+/// Accuracy per epoch, train and validation, as a line chart (0–100%).
+fn render_accuracy_chart(run: &RunView, frame: &mut Frame, area: Rect, theme: &Theme) {
+    use ratatui::symbols::Marker;
+    use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
+    let points = |val: bool| -> Vec<(f64, f64)> {
+        run.accuracy
+            .iter()
+            .filter(|(_, split, _)| {
+                if val {
+                    split.starts_with(Split::Val.as_str())
+                } else {
+                    split == Split::Train.as_str()
+                }
+            })
+            .map(|(epoch, _, a)| (f64::from(*epoch), a * 100.0))
+            .collect()
+    };
+    let (train, val) = (points(false), points(true));
+    let block = block("Accuracy by epoch".into(), false, theme);
+    if train.is_empty() && val.is_empty() {
+        frame.render_widget(Paragraph::new("no epoch finished yet").block(block), area);
+        return;
+    }
+    let epochs = train.iter().chain(&val).map(|p| p.0).fold(1.0, f64::max);
+    let datasets = vec![
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.added())
+            .data(&train),
+        Dataset::default()
+            .name("val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.changed())
+            .data(&val),
+    ];
+    let chart = Chart::new(datasets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([1.0, epochs.max(2.0)])
+                .labels(["1".to_string(), format!("{:.0}", epochs.max(2.0))]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, 100.0])
+                .labels(["0%", "50%", "100%"]),
+        );
+    frame.render_widget(chart, area);
+}

@@ -1,0 +1,278 @@
+//! The effects runner: does what `update` asks, off the render path. Store jobs run on blocking
+//! threads through [`crate::shared::blocking`]; the run is a tokio task whose one event stream
+//! comes back as actions. Here, not in `update`, live the clock (batch ids), the user's name
+//! (authors) and the file system (the run form's files).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::action::{Action, Effect, HandEdit};
+use super::state::Unfinished;
+use super::{ModelSource, models, snapshot};
+use crate::adaptation::{self, Controls, GetModels, RunConfig, RunStatus};
+use crate::delta::{ApplyOptions, DeltaBatch, Source};
+use crate::llm::Ledger;
+use crate::shared::{Shared, blocking};
+use crate::store::{Store, StoreError};
+
+pub(super) struct Runner {
+    pub store: Shared<Store>,
+    pub tx: UnboundedSender<Action>,
+    pub source: ModelSource,
+    /// The controls of the run this workbench started, held from the moment it starts.
+    pub controls: Option<Controls>,
+    /// The playbook shown (what reloads read).
+    pub playbook: Arc<Mutex<String>>,
+    /// The store's change marker as of the last reload (see [`Store::change_marker`]).
+    pub seen: Arc<Mutex<Option<(i64, i64, i64)>>>,
+}
+
+/// Who decides, as recorded on revisions and decisions.
+fn author() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "human".into())
+}
+
+/// A hand edit as a batch: a fresh id from the clock, the person as author, source `human`.
+fn hand_batch(edit: HandEdit) -> DeltaBatch {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut batch = DeltaBatch::new(
+        format!("tui-{}-{nanos:x}", edit.what),
+        Source::Human,
+        edit.ops,
+    )
+    .with_reason(edit.reason);
+    batch.author = Some(author());
+    batch
+}
+
+/// The first file of the run's configuration that does not exist, as the form field it came from.
+fn missing_file(config: &RunConfig) -> Option<(&'static str, String)> {
+    let files = [
+        ("dataset", Some(config.dataset.as_path())),
+        ("val", config.val.as_deref()),
+        ("test", config.test.as_deref()),
+    ];
+    files.into_iter().find_map(|(field, path)| {
+        path.filter(|p| !p.is_file())
+            .map(|p: &Path| (field, format!("{field}: no file at {}", p.display())))
+    })
+}
+
+impl Runner {
+    fn name(&self) -> String {
+        self.playbook.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// A store job off the render path; its result comes back as an action.
+    fn job<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+        done: impl FnOnce(T) -> Action + Send + 'static,
+    ) {
+        let (store, tx) = (self.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(match blocking(&store, f).await {
+                Ok(v) => done(v),
+                Err(e) => Action::Failed(e.to_string()),
+            });
+        });
+    }
+
+    pub fn run_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Refresh => self.reload(true),
+            Effect::LoadRevision(id) => self.job(
+                move |s| s.revision(id),
+                |d| Action::RevisionLoaded(Box::new(d)),
+            ),
+            Effect::LoadStory(id) => {
+                let name = self.name();
+                self.job(
+                    move |s| s.bullet_story(&name, &id),
+                    |story| Action::StoryLoaded(Box::new(story)),
+                );
+            }
+            Effect::LoadPlaybookAt(id) => self.job(
+                move |s| s.playbook_at(id),
+                move |p| Action::PlaybookAt(id, Box::new(p)),
+            ),
+            Effect::Decide { batch, decisions } => {
+                let author = author();
+                self.job(
+                    move |s| s.decide(batch, &decisions, &author),
+                    move |o| Action::Decided {
+                        batch,
+                        revision: o.revision,
+                        closed: o.closed,
+                    },
+                );
+            }
+            Effect::DecideAll { batch, approve } => {
+                let author = author();
+                self.job(
+                    move |s| s.decide_all(batch, approve, None, &author),
+                    move |o| Action::Decided {
+                        batch,
+                        revision: o.revision,
+                        closed: o.closed,
+                    },
+                );
+            }
+            Effect::Revert { revision, force } => {
+                // A conflict is not just an error: the person is told why and may force it.
+                let (store, tx, author) = (self.store.clone(), self.tx.clone(), author());
+                tokio::spawn(async move {
+                    let result =
+                        blocking(&store, move |s| s.revert(revision, force, Some(&author))).await;
+                    let _ = tx.send(match result {
+                        Ok(o) => Action::Reverted {
+                            revision,
+                            new: o.revision(),
+                        },
+                        Err(StoreError::RevertConflict { detail, .. }) => {
+                            Action::RevertConflict { revision, detail }
+                        }
+                        Err(e) => Action::Failed(e.to_string()),
+                    });
+                });
+            }
+            Effect::Apply(edit) => {
+                // The write and the reload in one job, so the panes show the result at once.
+                let (name, batch) = (self.name(), hand_batch(edit));
+                let (store, tx) = (self.store.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let result = blocking(&store, move |s| {
+                        let outcome = s.apply(&name, &batch, &ApplyOptions::create_sections())?;
+                        Ok((outcome, snapshot(s, &name)?))
+                    })
+                    .await;
+                    match result {
+                        Ok((outcome, snap)) => {
+                            let _ = tx.send(Action::Info(format!(
+                                "applied as revision {} (revertible in 4 Revisions)",
+                                outcome.revision()
+                            )));
+                            let _ = tx.send(Action::Loaded(Box::new(snap)));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Action::Failed(StoreError::to_string(&e)));
+                        }
+                    }
+                });
+            }
+            Effect::StartRun(config) => match missing_file(&config) {
+                Some((field, message)) => {
+                    let _ = self.tx.send(Action::RunRefused {
+                        field: Some(field),
+                        message,
+                    });
+                }
+                None => {
+                    let _ = self.tx.send(Action::RunAccepted);
+                    self.start_run(*config, None);
+                }
+            },
+            Effect::OpenPlaybook(name) => {
+                if let Ok(mut p) = self.playbook.lock() {
+                    *p = name;
+                }
+                self.reload(true);
+            }
+            Effect::LoadUnfinishedRuns => self.job(
+                |s| {
+                    let mut out = Vec::new();
+                    for run in s
+                        .runs()?
+                        .into_iter()
+                        .filter(|r| r.status != RunStatus::Finished)
+                    {
+                        let live_elsewhere = s.run_is_live(&run.id)?;
+                        out.push(Unfinished {
+                            run,
+                            live_elsewhere,
+                        });
+                    }
+                    Ok(out)
+                },
+                Action::UnfinishedRuns,
+            ),
+            Effect::ResumeRun { run, playbook } => self.start_run(
+                RunConfig {
+                    playbook,
+                    ..RunConfig::default()
+                },
+                Some(run),
+            ),
+            Effect::Control(c) => {
+                if let Some(controls) = &self.controls {
+                    let _ = controls.send(c);
+                }
+            }
+        }
+    }
+
+    /// Reloads the panes from the store; unless `always`, only if the store's change marker moved
+    /// (another process queued or decided something), so polling a 100k-bullet playbook costs one
+    /// query.
+    pub fn reload(&self, always: bool) {
+        let (name, store, tx, seen) = (
+            self.name(),
+            self.store.clone(),
+            self.tx.clone(),
+            self.seen.clone(),
+        );
+        tokio::spawn(async move {
+            let result = blocking(&store, move |s| {
+                let marker = s.change_marker()?;
+                let mut last = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if !always && *last == Some(marker) {
+                    return Ok(None); // nothing changed: no action, no frame
+                }
+                *last = Some(marker);
+                snapshot(s, &name).map(Some)
+            })
+            .await;
+            match result {
+                Ok(Some(snap)) => drop(tx.send(Action::Loaded(Box::new(snap)))),
+                Ok(None) => {}
+                Err(e) => drop(tx.send(Action::Failed(e.to_string()))),
+            }
+        });
+    }
+
+    /// Starts a run, or resumes `resume` (whose stored configuration wins; `config` then only names
+    /// the playbook to show). The run's controls are held at once, so a key pressed right after
+    /// the start reaches the run itself, in order; its one event stream comes back as actions.
+    fn start_run(&mut self, config: RunConfig, resume: Option<String>) {
+        let ledger = Ledger::default();
+        let (source, for_models) = (self.source.clone(), ledger.clone());
+        let models = GetModels::Build(Box::pin(async move { models(&source, &for_models).await }));
+        if let Ok(mut p) = self.playbook.lock() {
+            *p = config.playbook.clone();
+        }
+        let mut handle = adaptation::start(self.store.clone(), models, config, resume);
+        self.controls = Some(handle.controls.clone());
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = handle.events.recv().await {
+                let total = ledger.total();
+                let _ = tx.send(Action::Ledger {
+                    tokens: total.prompt_tokens + total.completion_tokens,
+                    cost_usd: total.cost_usd,
+                });
+                let _ = tx.send(Action::Run(Box::new(event)));
+            }
+            // A cancel the person asked for is not an error (the run pane says "cancelled").
+            if let Ok(Err(e)) = handle.task.await
+                && !matches!(e, adaptation::LoopError::Cancelled)
+            {
+                let _ = tx.send(Action::Failed(e.to_string()));
+            }
+        });
+    }
+}
