@@ -1,0 +1,311 @@
+//! The command line as clap sees it: every command, subcommand and argument, each with its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::train;
+use crate::playbook::format::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ace",
+    version,
+    about = "A workbench for ACE (Agentic Context Engineering) playbooks"
+)]
+pub struct Cli {
+    /// Database file [default: the platform data dir, e.g. ~/.local/share/ace/ace.db]
+    #[arg(long, global = true, env = "ACE_DB")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+// Parsed once per process; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
+    /// Create, list, show, import and export playbooks
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
+    /// Apply a delta batch (JSON) to a playbook
+    #[command(subcommand)]
+    Delta(DeltaCmd),
+    /// Browse and revert the history of changes
+    #[command(subcommand)]
+    Revisions(RevisionsCmd),
+    /// Schema migrations
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Measure store speed and memory on a scratch database (see docs/BENCHMARKS.md)
+    Bench(BenchArgs),
+    /// Show the model configuration (keys masked) and reach each role's endpoint
+    Doctor,
+    /// Run the ACE loop over a dataset (offline epochs or online windows)
+    Train(train::TrainArgs),
+    /// Review curator proposals waiting for a decision
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Adaptation runs and their results
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// A bullet's story: origin, counters over time, runs that cited it
+    #[command(subcommand)]
+    Bullet(BulletCmd),
+    /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
+    MockModel(MockModelArgs),
+    /// Open the workbench (what `ace` with no arguments does on a terminal)
+    Workbench {
+        /// The playbook to show first (else the first by name; `P` switches in the workbench)
+        #[arg(long)]
+        playbook: Option<String>,
+    },
+    /// Open the workbench against a bundled scripted demo model on loopback
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct MockModelArgs {
+    /// Script file (JSON): model name and reply rules
+    #[arg(long)]
+    pub script: PathBuf,
+    /// Extra latency added to every response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Address to listen on (loopback by default)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCmd {
+    /// List playbooks
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an empty playbook (with the paper's default sections unless --empty)
+    Create {
+        /// Name of the new playbook
+        name: String,
+        /// Create it without sections
+        #[arg(long)]
+        empty: bool,
+    },
+    /// Show a playbook, now or as it stood after revision N
+    Show {
+        name: Option<String>,
+        /// Show the playbook as it stood right after this revision
+        #[arg(long, value_name = "N")]
+        at: Option<i64>,
+        /// Include removed bullets
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a playbook file (ACE text, skillbook JSON or ace JSON; detected from content)
+    Import {
+        /// The file to read
+        file: PathBuf,
+        /// Name of the new playbook [default: the file name without extension]
+        #[arg(long)]
+        name: Option<String>,
+        /// Force a format: ace, json or skillbook
+        #[arg(long)]
+        format: Option<Format>,
+    },
+    /// Export a playbook: ace, json, skillbook or markdown
+    Export {
+        /// The playbook to export
+        name: String,
+        /// ace (official text), json (lossless), skillbook (ace-framework) or markdown
+        #[arg(long, default_value = "ace")]
+        format: Format,
+        /// Write to this file instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeltaCmd {
+    /// Apply a batch file: {"id", "source", "reason", "operations": [...]} (see docs/DELTAS.md)
+    Apply {
+        /// The batch file (JSON)
+        file: PathBuf,
+        /// The playbook to change
+        #[arg(long)]
+        playbook: String,
+        /// What to do when an op names a section the playbook lacks
+        #[arg(long, value_enum, default_value = "reject")]
+        new_sections: NewSections,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NewSections {
+    Create,
+    Reject,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RevisionsCmd {
+    /// List revisions, newest first
+    List {
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one revision as a diff
+    Show {
+        /// The revision (`ace revisions list`)
+        id: i64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert a revision with a new revision that applies its exact inverse
+    Revert {
+        /// The revision to undo
+        id: i64,
+        /// Revert even if later revisions changed the same bullets
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Queued batches waiting for decisions (oldest first)
+    List {
+        /// Only this playbook's batches
+        #[arg(long)]
+        playbook: Option<String>,
+        /// Include decided batches
+        #[arg(long)]
+        all: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One queued batch: its ops as a diff, and the samples and reflections behind them
+    Show {
+        /// The queued batch (`ace queue list`)
+        id: i64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a whole batch, or some ops of it (--op N, repeatable)
+    Approve {
+        /// The queued batch (`ace queue list`)
+        id: i64,
+        /// Only this op, by its number in `ace queue show` (from 0); repeatable
+        #[arg(long = "op")]
+        ops: Vec<usize>,
+        /// Who decides (recorded on the revision)
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+    /// Reject a whole batch, or some ops of it
+    Reject {
+        /// The queued batch (`ace queue list`)
+        id: i64,
+        /// Only this op, by its number in `ace queue show` (from 0); repeatable
+        #[arg(long = "op")]
+        ops: Vec<usize>,
+        /// Why (kept with the decision)
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who decides (recorded on the revision)
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+    /// Approve an edited version of one op (a JSON op from a file, e.g. {"type": "ADD", ...})
+    Edit {
+        /// The queued batch (`ace queue list`)
+        id: i64,
+        /// The op to replace, by its number in `ace queue show` (from 0)
+        #[arg(long = "op")]
+        op: usize,
+        /// JSON file with the replacement op
+        #[arg(long)]
+        file: PathBuf,
+        /// Who decides (recorded on the revision)
+        #[arg(long, env = "USER", default_value = "human")]
+        author: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accuracy per epoch and split, deltas proposed / approved / rejected, tags, tokens and cost per role
+    Show {
+        /// The run (`ace runs list`)
+        run: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BulletCmd {
+    /// Where a bullet came from, its counters over time and the runs that cited it
+    Story {
+        /// The bullet id, e.g. calc-00012
+        id: String,
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Migrate the schema to the latest version
+    Migrate,
+    /// Roll the schema back to version N (drops what later versions added)
+    Rollback {
+        #[arg(long)]
+        to: u32,
+    },
+    /// Show the schema version
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Bullets to add (in batches of 100)
+    #[arg(long, default_value_t = 100_000)]
+    pub bullets: usize,
+    /// TAG ops to apply for the throughput figure (in batches of 100)
+    #[arg(long, default_value_t = 20_000)]
+    pub tags: usize,
+    /// Measure the adaptation loop instead (against an in-process scripted model on loopback)
+    #[arg(long = "loop")]
+    pub run_loop: bool,
+    /// Loop: samples in the epoch
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Loop: latency the scripted model adds to every response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Loop: samples in flight at once
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Loop: samples per batch
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+}

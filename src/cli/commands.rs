@@ -1,0 +1,298 @@
+//! The commands over the store: playbooks, revisions, the queue, runs and the database.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::args::{DbCmd, PlaybookCmd, QueueCmd, RevisionsCmd, RunsCmd};
+use super::{print, read_file};
+use crate::approval::Decision;
+use crate::delta::ApplyOutcome;
+use crate::playbook::DEFAULT_SECTIONS;
+use crate::playbook::format::{self, Format};
+use crate::store::{LATEST_VERSION, Store};
+
+pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
+    let mut store = Store::open(db)?;
+    match cmd {
+        QueueCmd::List {
+            playbook,
+            all,
+            json,
+        } => {
+            let list = store.queue(playbook.as_deref(), !all)?;
+            if json {
+                print::json(out, &list)
+            } else {
+                print::queue_list(out, &list)
+            }
+        }
+        QueueCmd::Show { id, json } => {
+            let batch = store.pending_batch(id)?;
+            if json {
+                return print::json(out, &batch);
+            }
+            let playbook = store.load_playbook(&batch.playbook)?;
+            print::queued(out, &batch, &playbook)
+        }
+        QueueCmd::Approve { id, ops, author } => {
+            let outcome = if ops.is_empty() {
+                store.decide_all(id, true, None, &author)?
+            } else {
+                store.decide(
+                    id,
+                    &ops.iter()
+                        .map(|i| (*i, Decision::Approve))
+                        .collect::<Vec<_>>(),
+                    &author,
+                )?
+            };
+            print::decided(out, id, &outcome)
+        }
+        QueueCmd::Reject {
+            id,
+            ops,
+            reason,
+            author,
+        } => {
+            let outcome = if ops.is_empty() {
+                store.decide_all(id, false, reason.as_deref(), &author)?
+            } else {
+                let d = Decision::Reject {
+                    reason: reason.clone(),
+                };
+                store.decide(
+                    id,
+                    &ops.iter().map(|i| (*i, d.clone())).collect::<Vec<_>>(),
+                    &author,
+                )?
+            };
+            print::decided(out, id, &outcome)
+        }
+        QueueCmd::Edit {
+            id,
+            op,
+            file,
+            author,
+        } => {
+            let text = read_file(&file)?;
+            let edited: crate::delta::DeltaOp = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a delta op", file.display()))?;
+            let outcome = store.decide(id, &[(op, Decision::Edit(edited))], &author)?;
+            print::decided(out, id, &outcome)
+        }
+    }
+}
+
+pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> {
+    let store = Store::open(db)?;
+    match cmd {
+        RunsCmd::List { json } => {
+            let list = store.runs()?;
+            if json {
+                return print::json(out, &list);
+            }
+            // A run marked running or waiting that no process holds was stopped (killed, crashed).
+            let mut stopped = Vec::new();
+            for r in &list {
+                if matches!(r.status.as_str(), "running" | "waiting")
+                    && !store.run_is_live(&r.id)?
+                {
+                    stopped.push(r.id.clone());
+                }
+            }
+            print::run_list(out, &list, &stopped)
+        }
+        RunsCmd::Show { run, json } => {
+            let summary = store.run_summary(&run)?;
+            if json {
+                print::json(out, &summary)
+            } else {
+                print::run_summary(out, &summary)
+            }
+        }
+    }
+}
+
+pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
+    let store = Store::open(db)?;
+    writeln!(
+        out,
+        "ace — ACE playbook workbench (database: {})\n",
+        db.display()
+    )?;
+    print::playbook_list(out, &store.playbooks()?)?;
+    writeln!(
+        out,
+        "\ncommands:\n  ace workbench                 (on a terminal, plain `ace` opens it; `ace demo` with a scripted model)\n  \
+         ace playbook list|create|show|import|export\n  ace delta apply FILE --playbook NAME\n  \
+         ace revisions list|show N|revert N\n  ace train --playbook NAME --dataset FILE [--approve wait|auto|queue]\n  \
+         ace queue list|show N|approve N|reject N|edit N\n  ace runs list|show RUN\n  ace doctor                    (the model configuration, checked)\n  \
+         ace db migrate|rollback --to N|status\n  ace --help for everything"
+    )?;
+    Ok(())
+}
+
+pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        PlaybookCmd::List { json } => {
+            let list = Store::open(db)?.playbooks()?;
+            if json {
+                print::json(out, &list)
+            } else {
+                print::playbook_list(out, &list)
+            }
+        }
+        PlaybookCmd::Create { name, empty } => {
+            let sections: &[&str] = if empty { &[] } else { DEFAULT_SECTIONS };
+            Store::open(db)?.create_playbook(&name, sections)?;
+            writeln!(
+                out,
+                "created playbook '{name}' with {} sections",
+                sections.len()
+            )?;
+            Ok(())
+        }
+        PlaybookCmd::Show {
+            name,
+            at,
+            all,
+            json,
+        } => {
+            let store = Store::open(db)?;
+            let playbook = match at {
+                Some(rev) => store.playbook_at(rev)?,
+                None => store.load_playbook(&store.resolve_playbook(name.as_deref())?)?,
+            };
+            if let (Some(_), Some(name)) = (at, &name)
+                && &playbook.name != name
+            {
+                bail!(
+                    "revision {} belongs to playbook '{}', not '{name}'",
+                    at.unwrap_or_default(),
+                    playbook.name
+                );
+            }
+            if json {
+                print::json(out, &playbook)
+            } else {
+                print::playbook(out, &playbook, all)
+            }
+        }
+        PlaybookCmd::Import { file, name, format } => {
+            let text = read_file(&file)?;
+            let format = format.unwrap_or_else(|| Format::detect(&text));
+            let label = file.display().to_string();
+            let parsed = format::parse(format, &text, &label)?;
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "imported".into()),
+            };
+            if parsed.sections.is_empty() && parsed.bullets.is_empty() {
+                bail!("{label} holds no sections and no bullets; nothing to import");
+            }
+            let batch = crate::delta::import_batch(&parsed, &format!("import:{label}"));
+            let mut store = Store::open(db)?;
+            let outcome = store.import_playbook(&name, &batch, parsed.next_bullet_number)?;
+            writeln!(
+                out,
+                "imported {} bullets in {} sections from {label} into playbook '{name}' (revision {})",
+                parsed.bullets.len(),
+                parsed.sections.len(),
+                outcome.revision()
+            )?;
+            Ok(())
+        }
+        PlaybookCmd::Export {
+            name,
+            format,
+            output,
+        } => {
+            let playbook = Store::open(db)?.load_playbook(&name)?;
+            let text = format::export(format, &playbook);
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => out.write_all(text.as_bytes())?,
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        RevisionsCmd::List {
+            playbook,
+            limit,
+            json,
+        } => {
+            let list = Store::open(db)?.revisions(playbook.as_deref(), limit)?;
+            if json {
+                print::json(out, &list)
+            } else {
+                print::revision_list(out, &list)
+            }
+        }
+        RevisionsCmd::Show { id, json } => {
+            let store = Store::open(db)?;
+            let detail = store.revision(id)?;
+            if json {
+                return print::json(out, &detail);
+            }
+            print::revision(out, &detail)?;
+            if let Some(batch) = store.revision_provenance(id)? {
+                print::provenance(out, &batch)?;
+            }
+            Ok(())
+        }
+        RevisionsCmd::Revert { id, force } => {
+            let mut store = Store::open(db)?;
+            let author = std::env::var("USER").ok();
+            let outcome = store.revert(id, force, author.as_deref())?;
+            if let ApplyOutcome::Applied {
+                revision, summary, ..
+            } = outcome
+            {
+                writeln!(
+                    out,
+                    "reverted revision {id} as revision {revision} ({summary})"
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()> {
+    let mut store = Store::open_unmigrated(db)?;
+    let from = store.schema_version()?;
+    match cmd {
+        DbCmd::Status => writeln!(
+            out,
+            "schema version {from} (this binary writes version {LATEST_VERSION})"
+        )?,
+        DbCmd::Migrate => {
+            let done = store.migrate_to(LATEST_VERSION)?;
+            if done.is_empty() {
+                writeln!(out, "already at schema version {from}")?;
+            } else {
+                writeln!(out, "migrated from version {from} to {LATEST_VERSION}")?;
+            }
+        }
+        DbCmd::Rollback { to } => {
+            if to > from {
+                bail!(
+                    "the database is at version {from}; rollback only goes down (use `ace db migrate` to go up)"
+                );
+            }
+            store.migrate_to(to)?;
+            writeln!(out, "rolled back from version {from} to {to}")?;
+        }
+    }
+    Ok(())
+}
