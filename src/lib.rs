@@ -1,8 +1,13 @@
 //! `ace`: a workbench for ACE (Agentic Context Engineering) playbooks.
 //!
-//! The core names the paper's concepts: [`playbook`] (bullets in sections) and [`delta`] (the only
-//! way a playbook changes). [`store`] keeps playbooks in SQLite with every change as a revertible
-//! revision; [`cli`] is the command line on top.
+//! The core names the paper's concepts, one module each: [`playbook`] (bullets in sections),
+//! [`delta`] (the only way a playbook changes, and the rules of every op), [`approval`] (the queue a
+//! proposal waits in), [`prompts`], [`llm`] (OpenAI-compatible models), [`roles`] (Generator,
+//! Reflector, Curator), [`environment`] (scoring answers) and [`adaptation`] (the loop). The core
+//! never imports a layer: [`store`] keeps playbooks, revisions, the queue and runs in SQLite and
+//! implements the core's traits; [`cli`] and [`tui`] (the workbench) sit on top. [`shared`] runs
+//! store jobs off the async threads for the loop and the workbench alike; [`config`] reads model
+//! settings. See `docs/ARCHITECTURE.md`.
 
 pub mod adaptation;
 pub mod approval;

@@ -132,7 +132,7 @@ pub enum PlaybookCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DeltaCmd {
-    /// Apply a batch file: {"id", "source", "reason", "operations": [...]} (see docs/DELTAS.md)
+    /// Apply a batch file: {"id", "source", "reason", "operations": [...]} (see docs/STORE.md)
     Apply {
         /// The batch file (JSON)
         file: PathBuf,
