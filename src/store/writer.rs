@@ -40,7 +40,7 @@ pub(super) fn begin<'t>(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1 ORDER BY position, id"
+        "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
     ))?;
     let rows = stmt
         .query_map([playbook_id], |r| {
