@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use super::keymap::Layer;
 use super::popups::Popup;
-use crate::adaptation::{RunConfig, RunRecord, RunStatus};
+use crate::adaptation::{RunConfig, RunRecord, RunStatus, Split};
 use crate::approval::PendingBatch;
 use crate::playbook::Playbook;
 use crate::store::{BulletStory, Revision, RevisionDetail};
@@ -97,6 +97,27 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// One accuracy figure of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub epoch: u32,
+    pub split: Split,
+    /// For a validation: after which batch.
+    pub after_batch: Option<u64>,
+    /// 0..1
+    pub accuracy: f64,
+}
+
+impl Score {
+    /// How the pane names it: `train e1`, `val@12 e2`.
+    pub fn label(&self) -> String {
+        match self.after_batch {
+            Some(step) => format!("{}@{step} e{}", self.split, self.epoch),
+            None => format!("{} e{}", self.split, self.epoch),
+        }
+    }
+}
+
 /// What the run pane shows.
 #[derive(Debug, Clone, Default)]
 pub struct RunView {
@@ -111,8 +132,8 @@ pub struct RunView {
     pub answer: String,
     pub verdict: String,
     pub insight: String,
-    /// (epoch, split, accuracy 0..1)
-    pub accuracy: Vec<(u32, String, f64)>,
+    /// Accuracy figures as they came: per epoch, and per validation.
+    pub accuracy: Vec<Score>,
     /// First-attempt (correct, seen) in the epoch so far, from the last finished batch.
     pub so_far: Option<(u64, u64)>,
     pub waiting_on: Option<i64>,

@@ -10,7 +10,7 @@ use crate::adaptation::{Control, Event, Split};
 use crate::tui::action::Effect;
 use crate::tui::keymap::Cmd;
 use crate::tui::popups::{Confirmed, Popup, run_form};
-use crate::tui::state::{Pane, Phase, RunView, State};
+use crate::tui::state::{Pane, Phase, RunView, Score, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, short};
 
@@ -111,22 +111,24 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
             correct,
             total,
         } => {
-            run.accuracy.push((
-                *epoch,
-                split.to_string(),
-                *correct as f64 / (*total).max(1) as f64,
-            ));
+            run.accuracy.push(Score {
+                epoch: *epoch,
+                split: *split,
+                after_batch: None,
+                accuracy: *correct as f64 / (*total).max(1) as f64,
+            });
         }
         Event::Validated {
             step,
             correct,
             total,
             ..
-        } => run.accuracy.push((
-            run.epoch.max(1),
-            format!("val@{step}"),
-            *correct as f64 / (*total).max(1) as f64,
-        )),
+        } => run.accuracy.push(Score {
+            epoch: run.epoch.max(1),
+            split: Split::Val,
+            after_batch: Some(*step),
+            accuracy: *correct as f64 / (*total).max(1) as f64,
+        }),
         Event::WaitingForApproval { pending } => {
             run.waiting_on = Some(*pending);
             run.phase = Phase::Waiting(*pending);
@@ -269,11 +271,10 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 fn sample_lines(run: &RunView, theme: &Theme) -> Vec<Line<'static>> {
-    let train = Split::Train.as_str();
     let mut acc: Vec<String> = run
         .accuracy
         .iter()
-        .map(|(e, split, a)| format!("{split} e{e}: {:.1}%", a * 100.0))
+        .map(|s| format!("{}: {:.1}%", s.label(), s.accuracy * 100.0))
         .collect();
     if let Some((correct, seen)) = run.so_far.filter(|(_, seen)| *seen > 0) {
         acc.push(format!(
@@ -284,9 +285,9 @@ fn sample_lines(run: &RunView, theme: &Theme) -> Vec<Line<'static>> {
     let bars: String = run
         .accuracy
         .iter()
-        .filter(|(_, s, _)| s == train)
-        .map(|(_, _, a)| {
-            ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((a * 7.0).round() as usize).min(7)]
+        .filter(|s| s.split == Split::Train)
+        .map(|s| {
+            ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((s.accuracy * 7.0).round() as usize).min(7)]
         })
         .collect();
     vec![
@@ -328,20 +329,14 @@ fn sample_lines(run: &RunView, theme: &Theme) -> Vec<Line<'static>> {
 fn render_accuracy_chart(run: &RunView, frame: &mut Frame, area: Rect, theme: &Theme) {
     use ratatui::symbols::Marker;
     use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
-    let points = |val: bool| -> Vec<(f64, f64)> {
+    let points = |split: Split| -> Vec<(f64, f64)> {
         run.accuracy
             .iter()
-            .filter(|(_, split, _)| {
-                if val {
-                    split.starts_with(Split::Val.as_str())
-                } else {
-                    split == Split::Train.as_str()
-                }
-            })
-            .map(|(epoch, _, a)| (f64::from(*epoch), a * 100.0))
+            .filter(|s| s.split == split)
+            .map(|s| (f64::from(s.epoch), s.accuracy * 100.0))
             .collect()
     };
-    let (train, val) = (points(false), points(true));
+    let (train, val) = (points(Split::Train), points(Split::Val));
     let block = block("Accuracy by epoch".into(), false, theme);
     if train.is_empty() && val.is_empty() {
         frame.render_widget(Paragraph::new("no epoch finished yet").block(block), area);
