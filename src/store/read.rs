@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::rows::{
-    BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, column, load_changes, parse_change,
-    playbook_id, section_from_row,
+    BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, change_columns, column, load_changes,
+    parse_change, playbook_id, section_from_row,
 };
 use super::{Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary, Source};
@@ -248,14 +248,7 @@ impl Store {
         )?;
         let mut sections: HashMap<String, Section> = HashMap::new();
         let mut bullets: HashMap<String, Bullet> = HashMap::new();
-        let rows = stmt.query_map([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?;
+        let rows = stmt.query_map([id], change_columns)?;
         for row in rows {
             let (kind, key, before, after) = row?;
             // A bullet's before state is not needed; parse it only for sections (renames).

@@ -123,14 +123,7 @@ pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Chang
     let mut stmt = conn.prepare_cached(
         "SELECT kind, key, before, after FROM revision_ops WHERE revision_id = ?1 ORDER BY idx",
     )?;
-    let rows = stmt.query_map([revision], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
+    let rows = stmt.query_map([revision], change_columns)?;
     let mut changes = Vec::new();
     for row in rows {
         let (kind, key, before, after) = row?;
@@ -142,6 +135,14 @@ pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Chang
         )?);
     }
     Ok(changes)
+}
+
+/// A recorded change as stored: kind, key, the before and after states as JSON.
+pub(super) type ChangeColumns = (String, String, Option<String>, Option<String>);
+
+/// Reads [`ChangeColumns`] from `kind, key, before, after`.
+pub(super) fn change_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 pub(super) fn parse_change(

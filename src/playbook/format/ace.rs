@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::Map;
 
-use super::{FormatError, next_number, preview, slugs_from_ids};
-use crate::playbook::{Bullet, BulletStatus, Playbook, Section};
+use super::{FormatError, assemble, preview};
+use crate::playbook::{Bullet, BulletStatus, Playbook};
 
 struct BulletLine<'a> {
     id: &'a str,
@@ -193,23 +193,7 @@ pub(super) fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError>
             "no '## SECTION' header found; is this an ACE playbook?",
         ));
     }
-    let slugs = slugs_from_ids(&sections, &bullets);
-    Ok(Playbook {
-        name: String::new(),
-        sections: sections
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Section {
-                name: name.clone(),
-                slug: slugs[i].clone(),
-                position: i as i64,
-                removed: false,
-            })
-            .collect(),
-        next_bullet_number: next_number(&bullets),
-        bullets,
-        ..Default::default()
-    })
+    Ok(assemble(&sections, bullets, 1))
 }
 
 pub(super) fn export_ace(playbook: &Playbook) -> String {

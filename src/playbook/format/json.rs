@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
-use super::{FormatError, JSON_FORMAT_TAG, next_number, slugs_from_ids};
-use crate::playbook::{Bullet, BulletStatus, Playbook, Section};
+use super::{FormatError, JSON_FORMAT_TAG, assemble};
+use crate::playbook::{Bullet, BulletStatus, Playbook};
 
 pub(super) fn export_json(playbook: &Playbook) -> String {
     let value = json!({
@@ -171,23 +171,7 @@ pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, Format
         ));
     }
     let next_id = value.get("next_id").and_then(Value::as_u64).unwrap_or(0);
-    let slugs = slugs_from_ids(&sections, &bullets);
-    Ok(Playbook {
-        name: String::new(),
-        sections: sections
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Section {
-                name: name.clone(),
-                slug: slugs[i].clone(),
-                position: i as i64,
-                removed: false,
-            })
-            .collect(),
-        next_bullet_number: next_number(&bullets).max(next_id + 1),
-        bullets,
-        ..Default::default()
-    })
+    Ok(assemble(&sections, bullets, next_id + 1))
 }
 
 pub(super) fn export_skillbook(playbook: &Playbook) -> String {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::{Bullet, Playbook, parse_bullet_id, section_slug};
+use super::{Bullet, Playbook, Section, parse_bullet_id, section_slug};
 use ace::{export_ace, export_markdown, parse_ace};
 use json::{export_json, export_skillbook, parse_json, parse_skillbook};
 
@@ -128,7 +128,7 @@ pub(super) fn preview(s: &str) -> String {
 /// Section slugs for formats that do not store them (ACE text, skillbook): a section takes the most
 /// common id prefix among its bullets, unless a section with more such bullets claimed that prefix
 /// first (bullets moved between sections keep their ids); otherwise the slug comes from its name.
-pub(super) fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
+fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<String> {
     let best: Vec<Option<(String, usize)>> = sections
         .iter()
         .map(|name| {
@@ -157,7 +157,30 @@ pub(super) fn slugs_from_ids(sections: &[String], bullets: &[Bullet]) -> Vec<Str
     slugs
 }
 
-pub(super) fn next_number(bullets: &[Bullet]) -> u64 {
+/// A parsed playbook: its sections in file order (slugs from the ids, see [`slugs_from_ids`]) and
+/// its bullets, the id counter past every id and at least `next_at_least`.
+pub(super) fn assemble(sections: &[String], bullets: Vec<Bullet>, next_at_least: u64) -> Playbook {
+    let slugs = slugs_from_ids(sections, &bullets);
+    Playbook {
+        name: String::new(),
+        sections: sections
+            .iter()
+            .zip(slugs)
+            .enumerate()
+            .map(|(i, (name, slug))| Section {
+                name: name.clone(),
+                slug,
+                position: i as i64,
+                removed: false,
+            })
+            .collect(),
+        next_bullet_number: next_number(&bullets).max(next_at_least),
+        bullets,
+        ..Default::default()
+    }
+}
+
+fn next_number(bullets: &[Bullet]) -> u64 {
     bullets
         .iter()
         .filter_map(|b| parse_bullet_id(&b.id).map(|(_, n)| n + 1))
