@@ -148,7 +148,7 @@ impl Runner {
                 tokio::spawn(async move {
                     let result = blocking(&store, move |s| {
                         let outcome = s.apply(&name, &batch, &ApplyOptions::create_sections())?;
-                        Ok((outcome, snapshot(s, &name)?))
+                        Ok::<_, StoreError>((outcome, snapshot(s, &name)?))
                     })
                     .await;
                     match result {
@@ -160,7 +160,7 @@ impl Runner {
                             let _ = tx.send(Action::Loaded(Box::new(snap)));
                         }
                         Err(e) => {
-                            let _ = tx.send(Action::Failed(StoreError::to_string(&e)));
+                            let _ = tx.send(Action::Failed(e.to_string()));
                         }
                     }
                 });
