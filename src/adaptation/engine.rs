@@ -14,6 +14,7 @@ use super::{
 };
 use crate::environment::{Dataset, Sample, dataset};
 use crate::playbook::{DEFAULT_SECTIONS, Playbook};
+use crate::prompts::{Index, Retrieval};
 use crate::shared::{Shared, blocking};
 
 /// Runs `job` on the store on a blocking thread; a store error stops the run.
@@ -123,6 +124,8 @@ pub async fn run<S: RunStore>(
         train,
         val,
         test,
+        index: None,
+        token_budget: None,
     };
     let result = lp.go(&mut gate).await;
     let (status, error) = match &result {
@@ -296,6 +299,10 @@ pub(super) struct Loop<S: RunStore> {
     pub train: Vec<Sample>,
     pub val: Option<Vec<Sample>>,
     pub test: Option<Vec<Sample>>,
+    /// The retrieval index of the playbook, kept in step with it between batches.
+    pub index: Option<Arc<Index>>,
+    /// The playbook's token budget, if it has one.
+    pub token_budget: Option<u64>,
 }
 
 /// A deterministic shuffle of `0..n` for an epoch (xorshift seeded by seed and epoch).
@@ -340,11 +347,37 @@ impl<S: RunStore> Loop<S> {
         .await
     }
 
-    pub async fn playbook(&self) -> Result<Arc<Playbook>, LoopError> {
+    pub async fn playbook(&mut self) -> Result<Arc<Playbook>, LoopError> {
         let name = self.ctx.config.playbook.clone();
-        Ok(Arc::new(
-            db(&self.store, move |s| s.load_playbook(&name)).await?,
-        ))
+        let (playbook, budget) = db(&self.store, move |s| {
+            Ok((s.load_playbook(&name)?, s.token_budget(&name)?))
+        })
+        .await?;
+        self.token_budget = budget;
+        Ok(Arc::new(playbook))
+    }
+
+    /// The retrieval index of `playbook` (none when the whole playbook always goes in), brought in
+    /// step on a blocking thread: the first build of a large playbook tokenises every bullet.
+    pub async fn index_for(
+        &mut self,
+        playbook: &Arc<Playbook>,
+    ) -> Result<Option<Arc<Index>>, LoopError> {
+        if self.ctx.config.retrieval == Retrieval::Whole {
+            return Ok(None);
+        }
+        let (held, playbook) = (self.index.take(), playbook.clone());
+        let index = tokio::task::spawn_blocking(move || {
+            let mut index = held
+                .and_then(|i| Arc::try_unwrap(i).ok())
+                .unwrap_or_default();
+            index.sync(&playbook);
+            Arc::new(index)
+        })
+        .await
+        .map_err(|e| LoopError::Data(format!("indexing the playbook failed: {e}")))?;
+        self.index = Some(index.clone());
+        Ok(Some(index))
     }
 
     async fn go(&mut self, gate: &mut Gate) -> Result<(), LoopError> {
@@ -362,12 +395,20 @@ impl<S: RunStore> Loop<S> {
         while self.ck.epoch <= epochs {
             let epoch = self.ck.epoch;
             let order = order(n, cfg.seed, epoch, cfg.kind == RunKind::Offline);
+            // The epoch's score so far is kept in the checkpoint; a checkpoint of an older version
+            // mid-epoch is scored from the store once.
+            let mut so_far = match self.ck.so_far {
+                Some(s) => s,
+                None if self.ck.next == 0 => (0, 0),
+                None => self.score(epoch, None).await?,
+            };
             while self.ck.next < n {
                 let (start, end) = (self.ck.next, (self.ck.next + batch).min(n));
                 gate.wait().await?;
                 let step = self.ck.step + 1;
-                let awaiting = match self.ck.awaiting.take() {
-                    Some(id) => Some(id),
+                let (awaiting, batch_score) = match self.ck.awaiting.take() {
+                    // resumed while waiting: the batch's samples were scored by the process before
+                    Some(id) => (Some(id), self.score(epoch, Some(step)).await?),
                     None => {
                         self.learn_batch(gate, &order[start..end], epoch, step)
                             .await?
@@ -379,13 +420,13 @@ impl<S: RunStore> Loop<S> {
                     self.wait_for(gate, pending).await?;
                     self.ck.awaiting = None;
                 }
+                so_far = (so_far.0 + batch_score.0, so_far.1 + batch_score.1);
                 self.ck.next = end;
                 self.ck.step = step;
+                self.ck.so_far = Some(so_far);
                 self.save(RunStatus::Running).await?;
-                let (correct, seen) = self.score(epoch, None).await?;
                 if cfg.kind == RunKind::Online {
-                    let window = self.score(epoch, Some(step)).await?;
-                    self.metric(Split::Online, epoch, step, window.0, window.1)
+                    self.metric(Split::Online, epoch, step, batch_score.0, batch_score.1)
                         .await?;
                 }
                 self.emit(Event::BatchFinished {
@@ -393,8 +434,8 @@ impl<S: RunStore> Loop<S> {
                     step,
                     done: end,
                     total: n,
-                    correct_so_far: correct,
-                    seen_so_far: seen,
+                    correct_so_far: so_far.0,
+                    seen_so_far: so_far.1,
                 });
                 if let Some(k) = cfg.val_every
                     && k > 0
@@ -404,7 +445,7 @@ impl<S: RunStore> Loop<S> {
                 }
                 gate.finished(Mode::ToBatchEnd);
             }
-            let (correct, total) = self.score(epoch, None).await?;
+            let (correct, total) = so_far;
             self.metric(Split::Train, epoch, self.ck.step, correct, total)
                 .await?;
             self.emit(Event::EpochFinished {
@@ -418,6 +459,7 @@ impl<S: RunStore> Loop<S> {
             }
             self.ck.epoch += 1;
             self.ck.next = 0;
+            self.ck.so_far = None;
             self.save(RunStatus::Running).await?;
             gate.finished(Mode::ToEpochEnd);
         }
@@ -463,7 +505,8 @@ impl<S: RunStore> Loop<S> {
         .await
     }
 
-    /// First-attempt accuracy of the training samples done so far in `epoch` (in one batch, if given).
+    /// First-attempt accuracy of the training samples of `epoch` (of one batch, if given), from the
+    /// store: only when resuming (the loop keeps the score as it goes).
     async fn score(&self, epoch: u32, step: Option<u64>) -> Result<(u64, u64), LoopError> {
         let run = self.ctx.run.clone();
         db(&self.store, move |s| {
@@ -486,6 +529,7 @@ impl<S: RunStore> Loop<S> {
     pub async fn run_samples(
         &self,
         playbook: Arc<Playbook>,
+        index: Option<Arc<Index>>,
         items: Vec<(Sample, Slot)>,
         learn: bool,
     ) -> Result<Vec<Outcome>, LoopError> {
@@ -496,12 +540,15 @@ impl<S: RunStore> Loop<S> {
         let count = items.len();
         for (i, (sample, slot)) in items.into_iter().enumerate() {
             let (ctx, pb, permits) = (self.ctx.clone(), playbook.clone(), permits.clone());
+            let index = index.clone();
             set.spawn(async move {
                 let _permit = permits
                     .acquire_owned()
                     .await
                     .map_err(|_| LoopError::Cancelled)?;
-                process(ctx, pb, sample, slot, learn).await.map(|o| (i, o))
+                process(ctx, pb, index, sample, slot, learn)
+                    .await
+                    .map(|o| (i, o))
             });
         }
         let mut out: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
@@ -524,13 +571,14 @@ impl<S: RunStore> Loop<S> {
     }
 
     async fn evaluate(
-        &self,
+        &mut self,
         split: Split,
         samples: &[Sample],
         epoch: u32,
         step: u64,
     ) -> Result<(u64, u64), LoopError> {
         let playbook = self.playbook().await?;
+        let index = self.index_for(&playbook).await?;
         let items = samples
             .iter()
             .enumerate()
@@ -546,7 +594,7 @@ impl<S: RunStore> Loop<S> {
                 )
             })
             .collect();
-        let done = self.run_samples(playbook, items, false).await?;
+        let done = self.run_samples(playbook, index, items, false).await?;
         self.record(&done).await?;
         let correct = done.iter().filter(|o| o.record.correct).count() as u64;
         Ok((correct, done.len() as u64))

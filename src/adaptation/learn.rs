@@ -13,15 +13,17 @@ use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source, TagOp};
 use crate::roles::{self, CuratorInput, Reflection, Tag};
 
 impl<S: RunStore> Loop<S> {
-    /// One training batch. Returns the queued batch to wait on (approve mode `wait`).
+    /// One training batch. Returns the queued batch to wait on (approve mode `wait`) and the
+    /// batch's first-attempt score (right, seen).
     pub(super) async fn learn_batch(
         &mut self,
         gate: &mut Gate,
         indices: &[usize],
         epoch: u32,
         step: u64,
-    ) -> Result<Option<i64>, LoopError> {
+    ) -> Result<(Option<i64>, (u64, u64)), LoopError> {
         let playbook = self.playbook().await?;
+        let index = self.index_for(&playbook).await?;
         let mut outcomes = Vec::new();
         let mut i = 0;
         while i < indices.len() {
@@ -41,7 +43,9 @@ impl<S: RunStore> Loop<S> {
                     )
                 })
                 .collect();
-            let done = self.run_samples(playbook.clone(), items, true).await?;
+            let done = self
+                .run_samples(playbook.clone(), index.clone(), items, true)
+                .await?;
             self.record(&done).await?;
             outcomes.extend(done);
             i += take;
@@ -49,8 +53,10 @@ impl<S: RunStore> Loop<S> {
                 gate.finished(Mode::Step);
             }
         }
+        let correct = outcomes.iter().filter(|o| o.record.first_correct).count() as u64;
+        let score = (correct, outcomes.len() as u64);
         self.apply_tags(&outcomes, epoch, step).await?;
-        self.curate(&outcomes, epoch, step).await
+        Ok((self.curate(&outcomes, epoch, step).await?, score))
     }
 
     /// The reflector's tags, one TAG per bullet per sample, summed per bullet, applied by policy as one
@@ -128,7 +134,7 @@ impl<S: RunStore> Loop<S> {
     }
 
     async fn curate(
-        &self,
+        &mut self,
         outcomes: &[Outcome],
         epoch: u32,
         step: u64,
@@ -146,10 +152,22 @@ impl<S: RunStore> Loop<S> {
             return Ok(None);
         }
         let playbook = self.playbook().await?;
+        // A large playbook shows the curator the bullets relevant to the batch's lessons.
+        let index = self.index_for(&playbook).await?;
+        let shown = index.as_ref().and_then(|ix| {
+            let query: String = reflections
+                .iter()
+                .map(|(about, r)| format!("{about} {}", r.summary()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            self.ctx.choose(ix, &query)
+        });
         let input = CuratorInput {
             playbook: &playbook,
+            shown: shown.as_deref(),
             reflections: &reflections,
-            token_budget: self.ctx.config.token_budget,
+            size_tokens: index.as_ref().map(|ix| ix.total_tokens()),
+            token_budget: self.token_budget,
         };
         let trace = crate::llm::TraceIds {
             run: Some(self.ctx.run.clone()),

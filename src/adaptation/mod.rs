@@ -34,6 +34,7 @@ pub use sample::LoopError;
 
 use crate::environment::{Environment, FieldMap};
 use crate::llm::{BoxFuture, Ledger, LlmClient};
+use crate::prompts::Retrieval;
 
 /// What happens to the curator's proposals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -116,10 +117,23 @@ pub struct RunConfig {
     pub fields: Fields,
     /// Keep the ground truth from the Reflector: it sees only the environment's feedback.
     pub no_labels: bool,
-    /// Playbook token budget shown to the curator.
-    pub token_budget: Option<usize>,
+    /// How the generator's playbook is chosen: `whole`, `topk:K` or `auto` (whole while it fits
+    /// `prompt_budget`, else the most relevant bullets that fit).
+    #[serde(default)]
+    pub retrieval: Retrieval,
+    /// Tokens of playbook the generator's (and curator's) prompt may carry.
+    #[serde(default = "default_prompt_budget")]
+    pub prompt_budget: u64,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
+}
+
+/// Tokens of playbook a prompt carries by default: about 1,500 bullets of the published playbooks'
+/// size, well inside the context of today's models; larger playbooks are retrieved from.
+pub const DEFAULT_PROMPT_BUDGET: u64 = 60_000;
+
+fn default_prompt_budget() -> u64 {
+    DEFAULT_PROMPT_BUDGET
 }
 
 impl Default for RunConfig {
@@ -142,7 +156,8 @@ impl Default for RunConfig {
             skip_bad: false,
             fields: Fields::default(),
             no_labels: false,
-            token_budget: None,
+            retrieval: Retrieval::Auto,
+            prompt_budget: DEFAULT_PROMPT_BUDGET,
             poll_ms: 200,
         }
     }

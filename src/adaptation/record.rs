@@ -139,6 +139,10 @@ pub struct Checkpoint {
     /// A queued batch of the batch starting at `next` that the run waits on.
     pub awaiting: Option<i64>,
     pub best_val: Option<f64>,
+    /// First-attempt (right, seen) of the epoch's finished batches: kept as the run goes, so
+    /// scoring a batch never re-reads the run's samples. Absent in checkpoints of older versions.
+    #[serde(default)]
+    pub so_far: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +181,9 @@ pub struct SampleRecord {
     pub feedback: String,
     pub cited: Vec<String>,
     pub reflection: Option<serde_json::Value>,
+    /// The bullets the generator was shown; `None`: the whole playbook.
+    #[serde(default)]
+    pub shown: Option<Vec<String>>,
 }
 
 /// Accuracy of one split after one batch of an epoch.

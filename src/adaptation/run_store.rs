@@ -22,6 +22,8 @@ pub trait RunStore: Send + 'static {
     /// Which of `ids` are active bullets of `playbook`.
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, Self::Error>;
     fn head_revision(&self, playbook: &str) -> Result<Option<i64>, Self::Error>;
+    /// The playbook's token budget, if it has one.
+    fn token_budget(&self, playbook: &str) -> Result<Option<u64>, Self::Error>;
     /// Applies a batch as one revision (the policy's TAG counters).
     fn apply(
         &mut self,

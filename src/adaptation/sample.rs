@@ -11,6 +11,7 @@ use super::{SampleRecord, Split};
 use crate::environment::Sample;
 use crate::llm::{CallRecord, TraceIds};
 use crate::playbook::{Bullet, Playbook};
+use crate::prompts::{Index, Retrieval};
 use crate::roles::{self, BulletTag, GeneratorInput, Reflection, ReflectorInput, RoleError};
 
 /// Where a sample sits in the run.
@@ -62,6 +63,28 @@ pub enum LoopError {
 }
 
 impl Ctx {
+    /// The bullets to show for `query` under the run's retrieval setting; `None`: the whole
+    /// playbook (it fits the prompt budget, or the setting is `whole`).
+    pub fn choose(&self, index: &Index, query: &str) -> Option<Vec<String>> {
+        let cfg = &self.config;
+        match cfg.retrieval {
+            Retrieval::Whole => return None,
+            Retrieval::Auto if index.total_tokens() <= cfg.prompt_budget => return None,
+            _ => {}
+        }
+        // enough candidates to fill the budget with bullets of a few tokens each
+        let limit = match cfg.retrieval {
+            Retrieval::TopK(k) => k,
+            _ => usize::try_from(cfg.prompt_budget / 8).unwrap_or(usize::MAX),
+        };
+        let ranked: Vec<String> = index
+            .search(query, limit.max(1))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        index.choose(cfg.retrieval, cfg.prompt_budget, &ranked)
+    }
+
     /// Reports an event (and counts it in the metrics).
     pub fn emit(&self, event: Event) {
         super::metrics::record(&event);
@@ -96,10 +119,15 @@ fn used_bullets(playbook: &Playbook, ids: &[String]) -> Vec<Bullet> {
 pub async fn process(
     ctx: Arc<Ctx>,
     playbook: Arc<Playbook>,
+    index: Option<Arc<Index>>,
     sample: Sample,
     slot: Slot,
     learn: bool,
 ) -> Result<Outcome, LoopError> {
+    // What the generator is shown: chosen once per sample, by the task (not the reflections).
+    let shown = index
+        .as_deref()
+        .and_then(|ix| ctx.choose(ix, &format!("{}\n{}", sample.question, sample.context)));
     let key = slot.key();
     let trace = TraceIds {
         run: Some(ctx.run.clone()),
@@ -121,10 +149,10 @@ pub async fn process(
         rounds += 1;
         let input = GeneratorInput {
             playbook: &playbook,
+            shown: shown.as_deref(),
             question: &sample.question,
             context: &sample.context,
             reflection: reflection_text.as_deref(),
-            retrieval: None,
         };
         let (reasoning, cited) =
             match roles::generate(ctx.models.generator.as_ref(), &input, &trace, &ctx.cancel).await
@@ -237,6 +265,7 @@ pub async fn process(
         feedback: verdict.feedback.clone(),
         cited: cited_all,
         reflection: last_reflection.as_ref().map(|r| json!(r)),
+        shown,
     };
     Ok(Outcome {
         record,

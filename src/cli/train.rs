@@ -64,9 +64,17 @@ pub struct TrainArgs {
     pub online: bool,
     #[arg(long, default_value_t = 1)]
     pub window: usize,
-    /// Playbook token budget shown to the curator
-    #[arg(long)]
-    pub token_budget: Option<usize>,
+    /// Set the playbook's token budget (kept with the playbook; the curator sees it, auto-approval
+    /// never exceeds it)
+    #[arg(long, value_name = "TOKENS")]
+    pub token_budget: Option<u64>,
+    /// How the generator's playbook is chosen: whole, topk:K, or auto (whole while it fits
+    /// --prompt-budget, else the most relevant bullets that fit)
+    #[arg(long, default_value = "auto")]
+    pub retrieval: crate::prompts::Retrieval,
+    /// Tokens of playbook a generator or curator prompt may carry
+    #[arg(long, value_name = "TOKENS", default_value_t = crate::adaptation::DEFAULT_PROMPT_BUDGET)]
+    pub prompt_budget: u64,
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
@@ -107,7 +115,8 @@ impl TrainArgs {
                 answer: self.answer_field.clone(),
             },
             no_labels: self.no_labels,
-            token_budget: self.token_budget,
+            retrieval: self.retrieval,
+            prompt_budget: self.prompt_budget,
             poll_ms: 200,
         }
     }
@@ -122,12 +131,18 @@ fn say(bar: &ProgressBar, line: String) {
 }
 
 pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let mut store = Store::open(db)?;
     if let Some(id) = &args.resume {
         let run = store.run(id)?;
         if run.status == RunStatus::Finished {
             bail!("run {id} has already finished; nothing to resume");
         }
+    }
+    if let (Some(budget), Some(name)) = (args.token_budget, &args.playbook) {
+        if store.resolve_playbook(Some(name)).is_err() {
+            store.create_playbook(name, crate::playbook::DEFAULT_SECTIONS)?;
+        }
+        store.set_token_budget(name, Some(budget))?;
     }
     let store = crate::shared::shared(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -57,6 +57,8 @@ pub fn apply_in_memory(
         sections.into_iter().partition(|s| s.removed);
     playbook.sections = active;
     playbook.removed_sections = removed;
+    // no longer the playbook of a stored revision
+    playbook.revision = None;
     playbook.sort();
     Ok(MemoryOutcome {
         changes,

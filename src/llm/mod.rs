@@ -84,6 +84,18 @@ pub struct CallRecord {
     pub latency_ms: u64,
     pub cost_usd: f64,
     pub attempts: u32,
+    /// The playbook text the prompt carried and how to rebuild it: stored prompts hold a marker in
+    /// its place, so they do not grow with the playbook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<PlaybookText>,
+}
+
+/// A rendered playbook inside a prompt: the text (kept in memory only) and the view it renders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookText {
+    pub view: crate::playbook::View,
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// A JSON schema the answer must follow (sent as `response_format` when the server supports it).

@@ -93,6 +93,23 @@ pub struct Playbook {
     /// Removed sections: hidden, but their names and slugs are kept (adding one back restores it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_sections: Vec<Section>,
+    /// The revision this playbook is as of, when it was read from a store (`None`: not stored, or
+    /// no revision yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+}
+
+/// Which part of a playbook a prompt carried, and how it was rendered: enough to rebuild the text
+/// exactly from the playbook as of `revision`, so stored prompts need not hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub revision: Option<i64>,
+    /// The bullets shown, in playbook order; `None`: every active bullet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bullets: Option<Vec<String>>,
+    /// Whether each bullet's helpful/harmful counters were shown (the curator's rendering) or not
+    /// (the generator's, which keeps consecutive prompts alike).
+    pub counters: bool,
 }
 
 fn is_zero(n: &i64) -> bool {

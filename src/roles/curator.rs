@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Reflection, RoleError, call_structured, opt_text};
 use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp, content_hash};
 use crate::llm::{CallRecord, LlmClient, TraceIds};
-use crate::playbook::{Playbook, normalize_section_key};
+use crate::playbook::{Playbook, View, normalize_section_key};
 use crate::prompts;
 
 /// Jaccard similarity at or above which an ADD is flagged as similar to an existing bullet.
@@ -47,10 +47,14 @@ pub struct CuratorOutput {
 
 pub struct CuratorInput<'a> {
     pub playbook: &'a Playbook,
+    /// The bullets to show (those relevant to the reflections, for a large playbook); `None`: all.
+    pub shown: Option<&'a [String]>,
     /// What each reflected sample was about, and its reflection.
     pub reflections: &'a [(String, Reflection)],
+    /// The playbook's size in tokens, if known (else it is counted).
+    pub size_tokens: Option<u64>,
     /// Token budget of the playbook, shown to the curator against the current size.
-    pub token_budget: Option<usize>,
+    pub token_budget: Option<u64>,
 }
 
 fn collapse(s: &str) -> String {
@@ -86,7 +90,7 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     common / a.union(&b).count() as f64
 }
 
-fn stats(playbook: &Playbook, budget: Option<usize>) -> String {
+fn stats(playbook: &Playbook, size: u64, budget: Option<u64>) -> String {
     let active: Vec<_> = playbook.active_bullets().collect();
     let list = |f: &dyn Fn(&&crate::playbook::Bullet) -> bool| {
         let ids: Vec<&str> = active
@@ -101,10 +105,9 @@ fn stats(playbook: &Playbook, budget: Option<usize>) -> String {
             ids.join(", ")
         }
     };
-    let tokens = prompts::estimate_tokens(&prompts::render_playbook(playbook));
     let budget = budget.map_or_else(|| "no budget set".to_string(), |b| format!("budget {b}"));
     format!(
-        "bullets: {}\nhigh-performing (helpful > harmful, helpful >= 2): {}\nproblematic (harmful > helpful): {}\nunused so far (no tags): {}\nsize: about {tokens} tokens ({budget})",
+        "bullets: {}\nhigh-performing (helpful > harmful, helpful >= 2): {}\nproblematic (harmful > helpful): {}\nunused so far (no tags): {}\nsize: {size} tokens ({budget})",
         active.len(),
         list(&|b| b.helpful > b.harmful && b.helpful >= 2),
         list(&|b| b.harmful > b.helpful),
@@ -311,9 +314,23 @@ pub async fn curate(
     trace: &TraceIds,
     cancel: &CancellationToken,
 ) -> Result<CuratorOutput, RoleError> {
+    let size = input.size_tokens.unwrap_or_else(|| {
+        let whole = View {
+            revision: input.playbook.revision,
+            bullets: None,
+            counters: false,
+        };
+        prompts::tokens(&prompts::render(input.playbook, &whole)) as u64
+    });
+    let view = View {
+        revision: input.playbook.revision,
+        bullets: input.shown.map(<[String]>::to_vec),
+        counters: true,
+    };
     let prompt = prompts::curator(
-        &prompts::render_playbook(input.playbook),
-        &stats(input.playbook, input.token_budget),
+        input.playbook,
+        view,
+        &stats(input.playbook, size, input.token_budget),
         &reflections_text(input.reflections),
     );
     let ((reasoning, proposed), calls) =

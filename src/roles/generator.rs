@@ -6,23 +6,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RoleError, call_structured, cited_ids, opt_text, text_field};
 use crate::llm::{CallRecord, LlmClient, TraceIds};
-use crate::playbook::Playbook;
+use crate::playbook::{Playbook, View};
 use crate::prompts;
-
-/// Top-k retrieval for large playbooks (see [`prompts::retrieve`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Retrieval {
-    pub top_k: usize,
-    pub token_budget: usize,
-}
 
 pub struct GeneratorInput<'a> {
     pub playbook: &'a Playbook,
+    /// The bullets to show (chosen by [`prompts::retrieval`]); `None`: the whole playbook.
+    pub shown: Option<&'a [String]>,
     pub question: &'a str,
     pub context: &'a str,
     /// The reflection on a previous wrong attempt at the same task, if any.
     pub reflection: Option<&'a str>,
-    pub retrieval: Option<Retrieval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,18 +76,14 @@ pub async fn generate(
     trace: &TraceIds,
     cancel: &CancellationToken,
 ) -> Result<GeneratorOutput, RoleError> {
-    let shown = match input.retrieval {
-        Some(r) => prompts::retrieve(
-            input.playbook,
-            &format!("{} {}", input.question, input.context),
-            r.top_k,
-            r.token_budget,
-        )
-        .unwrap_or_else(|_| input.playbook.clone()),
-        None => input.playbook.clone(),
+    let view = View {
+        revision: input.playbook.revision,
+        bullets: input.shown.map(<[String]>::to_vec),
+        counters: false,
     };
     let prompt = prompts::generator(
-        &prompts::render_playbook(&shown),
+        input.playbook,
+        view,
         input.question,
         input.context,
         input.reflection,

@@ -80,6 +80,7 @@ pub(crate) async fn call_structured<T>(
             latency_ms: response.latency.as_millis() as u64,
             cost_usd: response.cost_usd,
             attempts: response.attempts,
+            playbook: prompt.playbook.clone(),
         });
         let parsed = crate::llm::json::extract_object(&response.content).and_then(|v| parse(&v));
         match parsed {

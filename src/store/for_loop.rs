@@ -44,6 +44,10 @@ impl RunStore for Store {
         Store::apply(self, playbook, batch, options)
     }
 
+    fn token_budget(&self, playbook: &str) -> Result<Option<u64>, StoreError> {
+        Store::token_budget(self, playbook)
+    }
+
     fn gauges(&self, playbook: &str) -> Result<(usize, usize), StoreError> {
         Store::gauges(self, playbook)
     }

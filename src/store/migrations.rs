@@ -37,6 +37,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0004_section_status.up.sql"),
         down: include_str!("migrations/0004_section_status.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "budgets, token and embedding caches, shown bullets, prompts by reference",
+        up: include_str!("migrations/0005_refine.up.sql"),
+        down: include_str!("migrations/0005_refine.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -12,6 +12,7 @@
 //! history), `for_loop` (the loop's `RunStore`), `migrations`.
 
 mod apply;
+mod budget;
 mod for_loop;
 pub mod migrations;
 mod queue;
@@ -20,6 +21,7 @@ mod revert;
 mod rows;
 mod runs;
 mod story;
+mod transcripts;
 mod writer;
 
 use std::path::{Path, PathBuf};

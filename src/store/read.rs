@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::rows::{
@@ -68,6 +68,54 @@ fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
             sections: r.get::<_, i64>(13)? as u64,
         },
     })
+}
+
+/// [`Store::load_playbook`] inside a transaction (or on a plain connection).
+fn load_playbook_in(conn: &Connection, name: &str) -> Result<Playbook> {
+    let id = playbook_id(conn, name)?;
+    let (next, next_position, revision): (i64, i64, Option<i64>) = conn.query_row(
+        "SELECT next_bullet_number, next_position, (SELECT max(id) FROM revisions WHERE playbook_id = ?1)
+         FROM playbooks WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
+    ))?;
+    let rows = stmt
+        .query_map([id], |r| Ok((r.get::<_, i64>(0)?, section_from_row(r, 1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // NOT INDEXED: a straight scan of the table beats one index probe plus one row lookup per bullet.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {BULLET_ROW_COLUMNS} FROM bullets b NOT INDEXED WHERE b.playbook_id = ?1"
+    ))?;
+    let count: i64 = conn.query_row(
+        "SELECT count(*) FROM bullets WHERE playbook_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let mut bullets = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut cursor = stmt.query([id])?;
+    while let Some(r) = cursor.next()? {
+        let section_id: i64 = r.get(1)?;
+        let mut b = bullet_from_row(r)?;
+        if let Some((_, s)) = rows.iter().find(|(id, _)| *id == section_id) {
+            b.section.clone_from(&s.name);
+        }
+        bullets.push(b);
+    }
+    let (removed_sections, sections) = rows.into_iter().map(|(_, s)| s).partition(|s| s.removed);
+    let mut playbook = Playbook {
+        name: name.to_string(),
+        sections,
+        bullets,
+        next_bullet_number: next as u64,
+        next_position,
+        removed_sections,
+        revision,
+    };
+    playbook.sort();
+    Ok(playbook)
 }
 
 impl Store {
@@ -159,51 +207,13 @@ impl Store {
         }
     }
 
-    /// Loads a whole playbook (sections and all bullets, active and removed) in display order.
+    /// Loads a whole playbook (sections and all bullets, active and removed) in display order, as of
+    /// its newest revision (read in one transaction, so the two agree).
     pub fn load_playbook(&self, name: &str) -> Result<Playbook> {
         self.require_latest()?;
-        let id = playbook_id(&self.conn, name)?;
-        let (next, next_position): (i64, i64) = self.conn.query_row(
-            "SELECT next_bullet_number, next_position FROM playbooks WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, {SECTION_COLUMNS} FROM sections WHERE playbook_id = ?1"
-        ))?;
-        let rows = stmt
-            .query_map([id], |r| Ok((r.get::<_, i64>(0)?, section_from_row(r, 1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        // NOT INDEXED: a straight scan of the table beats one index probe plus one row lookup per bullet.
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {BULLET_ROW_COLUMNS} FROM bullets b NOT INDEXED WHERE b.playbook_id = ?1"
-        ))?;
-        let count: i64 = self.conn.query_row(
-            "SELECT count(*) FROM bullets WHERE playbook_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        let mut bullets = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let mut cursor = stmt.query([id])?;
-        while let Some(r) = cursor.next()? {
-            let section_id: i64 = r.get(1)?;
-            let mut b = bullet_from_row(r)?;
-            if let Some((_, s)) = rows.iter().find(|(id, _)| *id == section_id) {
-                b.section.clone_from(&s.name);
-            }
-            bullets.push(b);
-        }
-        let (removed_sections, sections) =
-            rows.into_iter().map(|(_, s)| s).partition(|s| s.removed);
-        let mut playbook = Playbook {
-            name: name.to_string(),
-            sections,
-            bullets,
-            next_bullet_number: next as u64,
-            next_position,
-            removed_sections,
-        };
-        playbook.sort();
+        let tx = self.conn.unchecked_transaction()?;
+        let playbook = load_playbook_in(&tx, name)?;
+        tx.commit()?;
         Ok(playbook)
     }
 
@@ -300,6 +310,7 @@ impl Store {
             // starts past every key in it
             next_position: 0,
             removed_sections,
+            revision: Some(id),
         };
         playbook.sort();
         Ok(playbook)

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::rows::{column, playbook_id};
+use super::transcripts::stored_prompt;
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
     Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, SampleRecord,
@@ -195,15 +196,15 @@ impl Store {
         {
             let mut sample_stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO run_samples (run_id, key, split, epoch, step, sample_id, question, answer, ground_truth,
-                     correct, first_correct, rounds, feedback, cited, reflection, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     correct, first_correct, rounds, feedback, cited, reflection, created_at, shown)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?;
             let mut clear_calls =
                 tx.prepare_cached("DELETE FROM llm_calls WHERE run_id = ?1 AND sample_key = ?2")?;
             let mut call_stmt = tx.prepare_cached(
                 "INSERT INTO llm_calls (run_id, sample_key, role, prompt_version, prompt, response, model, prompt_tokens,
-                     completion_tokens, latency_ms, cost_usd, attempts, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
             for (split, s, calls) in samples {
@@ -224,15 +225,17 @@ impl Store {
                     serde_json::to_string(&s.cited)?,
                     s.reflection.as_ref().map(Value::to_string),
                     at,
+                    s.shown.as_ref().map(serde_json::to_string).transpose()?,
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
                 for c in calls {
+                    let (prompt, view) = stored_prompt(c)?;
                     call_stmt.execute(params![
                         run,
                         s.key,
                         c.role.as_str(),
                         c.prompt_version,
-                        serde_json::to_string(&c.messages)?,
+                        prompt,
                         c.response,
                         c.model,
                         c.usage.prompt_tokens as i64,
@@ -241,6 +244,7 @@ impl Store {
                         c.cost_usd,
                         c.attempts,
                         at,
+                        view,
                     ])?;
                 }
                 for id in &s.cited {
@@ -268,6 +272,7 @@ impl Store {
             feedback: String::new(),
             cited: Vec::new(),
             reflection: None,
+            shown: None,
         };
         let playbook = self.run(run)?.playbook;
         self.write_samples(
@@ -329,7 +334,7 @@ impl Store {
 
     pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection
+            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, shown
              FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
         )?;
         let rows = stmt.query_map([run], |r| {
@@ -353,33 +358,9 @@ impl Store {
                 reflection: r
                     .get::<_, Option<String>>(13)?
                     .and_then(|t| serde_json::from_str(&t).ok()),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
-    /// Model calls of a run (all, or one sample's), oldest first.
-    pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT role, prompt_version, prompt, response, model, prompt_tokens, completion_tokens, latency_ms, cost_usd, attempts
-             FROM llm_calls WHERE run_id = ?1 AND (?2 IS NULL OR sample_key = ?2) ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![run, sample_key], |r| {
-            let role: String = r.get(0)?;
-            Ok(CallRecord {
-                role: serde_json::from_value(Value::String(role))
-                    .unwrap_or(crate::llm::Role::Generator),
-                prompt_version: r.get(1)?,
-                messages: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                response: r.get(3)?,
-                model: r.get(4)?,
-                usage: crate::llm::Usage {
-                    prompt_tokens: r.get::<_, i64>(5)? as u64,
-                    completion_tokens: r.get::<_, i64>(6)? as u64,
-                },
-                latency_ms: r.get::<_, i64>(7)? as u64,
-                cost_usd: r.get(8)?,
-                attempts: r.get(9)?,
+                shown: r
+                    .get::<_, Option<String>>(14)?
+                    .and_then(|t| serde_json::from_str(&t).ok()),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -139,6 +139,40 @@ async fn approved_bullets_are_fed_back_and_the_loop_learns() {
             .any(|c| c.prompt_version.starts_with("curator-v1-"))
     );
     assert!(calls.iter().all(|c| c.model == "scripted:world"));
+    // prompts are stored without the playbook text, and rebuilt exactly from the revision they
+    // carried: the second epoch's generator prompts held the approved lessons
+    let stored: Vec<String> = {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT prompt FROM llm_calls WHERE role = 'generator'")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        stored
+            .iter()
+            .all(|p| p.contains("\\u0001playbook\\u0001") && !p.contains(world::ZORB))
+    );
+    let rebuilt: Vec<&ace::llm::CallRecord> = calls
+        .iter()
+        .filter(|c| c.role == ace::llm::Role::Generator)
+        .collect();
+    assert_eq!(rebuilt.len(), stored.len());
+    assert!(
+        rebuilt
+            .iter()
+            .all(|c| c.messages[0].content.contains("PLAYBOOK:\n")
+                && !c.messages[0].content.contains('\u{1}'))
+    );
+    assert!(
+        rebuilt.iter().any(|c| c.messages[0]
+            .content
+            .contains(&format!("] {}", world::ZORB))),
+        "a rebuilt prompt shows the lesson it carried"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +225,18 @@ async fn auto_approval_learns_without_a_person_and_says_so() {
     assert!(
         matches!(events.last(), Some(Event::Finished { status, .. }) if *status == RunStatus::Finished)
     );
+    // every stored prompt, rebuilt from its revision, is exactly what the server received
+    let sent: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.body["messages"].clone())
+        .collect();
+    let calls = store.run_calls(&run, None).unwrap();
+    assert_eq!(calls.len(), sent.len());
+    for call in &calls {
+        let rebuilt = serde_json::to_value(&call.messages).unwrap();
+        assert!(sent.contains(&rebuilt), "{rebuilt}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -235,14 +235,14 @@ fn db_commands_migrate_and_roll_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
     assert!(ok(&db, &["db", "status"]).contains("schema version 0"));
-    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 4"));
-    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 4 to 1"));
+    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 5"));
+    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 5 to 1"));
     assert!(ok(&db, &["db", "status"]).contains("schema version 1"));
     let err = fails(&db, &["db", "rollback", "--to", "2"]);
     assert!(err.contains("rollback only goes down"), "{err}");
     // an ordinary command brings an older database up to date on open
     ok(&db, &["playbook", "list"]);
-    assert!(ok(&db, &["db", "status"]).contains("schema version 4"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 5"));
 }
 
 #[test]

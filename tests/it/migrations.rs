@@ -68,9 +68,14 @@ fn every_version_migrates_up_and_down_keeping_data() {
     // up to 3: runs and the queue appear
     assert_eq!(store.migrate_to(3).unwrap(), vec![3]);
     assert!(tables(store.connection()).contains(&"pending_batches".to_string()));
-    // up to 4: sections get a status; now at the latest version the data is usable
+    // up to 4: sections get a status
     assert_eq!(store.migrate_to(4).unwrap(), vec![4]);
     assert!(columns(store.connection(), "sections").contains(&"status".to_string()));
+    // up to 5: budgets, the token and embedding caches, shown bullets and prompt views; now at the
+    // latest version the data is usable
+    assert_eq!(store.migrate_to(5).unwrap(), vec![5]);
+    assert!(columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
+    assert!(tables(store.connection()).contains(&"embeddings".to_string()));
     let p = store.load_playbook("old").unwrap();
     assert_eq!(
         (p.bullets[0].content.as_str(), p.bullets[0].helpful),
@@ -99,9 +104,16 @@ fn every_version_migrates_up_and_down_keeping_data() {
         ),
     );
     assert!(store.load_playbook("old").unwrap().sections.is_empty());
-    assert_eq!(store.migrate_to(3).unwrap(), vec![4]);
+    store.set_token_budget("old", Some(5000)).unwrap();
+    assert_eq!(store.migrate_to(3).unwrap(), vec![5, 4]);
     assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
-    assert_eq!(store.migrate_to(4).unwrap(), vec![4]);
+    assert!(!columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
+    assert_eq!(store.migrate_to(5).unwrap(), vec![4, 5]);
+    assert_eq!(
+        store.token_budget("old").unwrap(),
+        None,
+        "the budget went with version 5"
+    );
     let p = store.load_playbook("old").unwrap();
     assert_eq!(p.sections.len(), 1);
     assert!(p.bullets.iter().all(|b| !b.is_active()));
@@ -119,7 +131,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
             .iter()
             .all(|b| b.is_active())
     );
-    // a queued proposal at version 4 …
+    // a queued proposal at version 5 …
     store
         .propose(
             "old",
@@ -136,7 +148,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![4, 3]);
+    assert_eq!(store.migrate_to(2).unwrap(), vec![5, 4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)

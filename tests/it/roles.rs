@@ -79,7 +79,7 @@ async fn the_generator_keeps_only_cited_ids_that_exist() {
         question: QUESTION,
         context: "",
         reflection: None,
-        retrieval: None,
+        shown: None,
     };
     let out = roles::generate(
         &client,
@@ -93,11 +93,11 @@ async fn the_generator_keeps_only_cited_ids_that_exist() {
     assert_eq!(out.bullet_ids, ["calc-00001", "err-00002"]);
     assert_eq!(out.unknown_ids, ["misc-00099", "ab-00017"]);
     assert_eq!(out.calls.len(), 1);
-    assert!(out.calls[0].prompt_version.starts_with("generator-v1-"));
+    assert!(out.calls[0].prompt_version.starts_with("generator-v2-"));
     let sent = server.requests()[0].text();
     assert!(
-        sent.contains("[calc-00001] helpful=0 harmful=0 :: Current ratio"),
-        "the playbook is in the prompt"
+        sent.contains("[calc-00001] Current ratio") && !sent.contains("helpful=0"),
+        "the playbook is in the prompt, without the counters that change every batch"
     );
     assert!(sent.contains(QUESTION));
 }
@@ -125,7 +125,7 @@ async fn malformed_output_gets_one_repair_request_quoting_the_error() {
         question: QUESTION,
         context: "",
         reflection: None,
-        retrieval: None,
+        shown: None,
     };
     let out = roles::generate(
         &client,
@@ -165,7 +165,7 @@ async fn output_that_stays_unusable_is_a_typed_error_with_the_raw_text() {
         question: QUESTION,
         context: "",
         reflection: None,
-        retrieval: None,
+        shown: None,
     };
     let err = roles::generate(
         &client,
@@ -288,6 +288,8 @@ async fn the_curator_emits_normalised_deduplicated_ops_with_stable_keys() {
     ))
     .unwrap();
     let input = CuratorInput {
+        shown: None,
+        size_tokens: None,
         playbook: &pb,
         reflections: &[(QUESTION.to_string(), r)],
         token_budget: Some(2000),
@@ -326,7 +328,11 @@ async fn the_curator_emits_normalised_deduplicated_ops_with_stable_keys() {
             || text.contains("Key insight: use the quick ratio"),
         "{text}"
     );
-    assert!(text.contains("size: about") && text.contains("budget 2000"));
+    assert!(text.contains(" tokens (budget 2000)"), "{text}");
+    assert!(
+        text.contains("helpful=0 harmful=0 ::"),
+        "the curator sees the counters"
+    );
 }
 
 #[tokio::test]
@@ -336,6 +342,8 @@ async fn a_curator_op_of_unknown_type_is_repaired_or_rejected_never_half_used() 
     let (server, client) = setup(vec![rule("curator", bad)]).await;
     let pb = playbook();
     let input = CuratorInput {
+        shown: None,
+        size_tokens: None,
         playbook: &pb,
         reflections: &[],
         token_budget: None,
@@ -365,7 +373,7 @@ async fn a_server_error_surfaces_as_a_role_error_naming_the_role() {
         question: QUESTION,
         context: "",
         reflection: None,
-        retrieval: None,
+        shown: None,
     };
     let err = roles::generate(
         &client,

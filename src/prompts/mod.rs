@@ -3,14 +3,21 @@
 //! Each role's prompt is a system message (instructions, then the playbook: the parts that change
 //! rarely) and a user message (the question, the attempt, the reflection: the parts that change every
 //! call), so consecutive calls share the longest possible prefix for providers' prompt caches. The
-//! playbook is rendered in one stable order: sections in their order, bullets in theirs.
+//! playbook is rendered in one stable order ([`render`]), for the generator without the counters
+//! that change after every batch; a large playbook is cut to the bullets relevant to the task
+//! ([`retrieval`]). Sizes are counted in real BPE tokens ([`tokens`]).
+
+mod render;
+pub mod retrieval;
 
 use serde_json::Value;
 
 use crate::delta::content_hash;
-use crate::llm::{Message, OutputSchema, Role};
-use crate::playbook::format::{Format, export};
-use crate::playbook::{Bullet, Playbook};
+use crate::llm::{Message, OutputSchema, PlaybookText, Role};
+use crate::playbook::{Bullet, Playbook, View};
+
+pub use render::{bullet_cost, bullet_line, playbook_tokens, render, section_cost, tokens};
+pub use retrieval::{Index, Retrieval};
 
 struct Template {
     system: &'static str,
@@ -19,21 +26,21 @@ struct Template {
 }
 
 const GENERATOR: Template = Template {
-    system: include_str!("../assets/prompts/generator.system.md"),
-    user: include_str!("../assets/prompts/generator.user.md"),
-    schema: include_str!("../assets/prompts/generator.schema.json"),
+    system: include_str!("../../assets/prompts/generator.system.md"),
+    user: include_str!("../../assets/prompts/generator.user.md"),
+    schema: include_str!("../../assets/prompts/generator.schema.json"),
 };
 const REFLECTOR: Template = Template {
-    system: include_str!("../assets/prompts/reflector.system.md"),
-    user: include_str!("../assets/prompts/reflector.user.md"),
-    schema: include_str!("../assets/prompts/reflector.schema.json"),
+    system: include_str!("../../assets/prompts/reflector.system.md"),
+    user: include_str!("../../assets/prompts/reflector.user.md"),
+    schema: include_str!("../../assets/prompts/reflector.schema.json"),
 };
 const CURATOR: Template = Template {
-    system: include_str!("../assets/prompts/curator.system.md"),
-    user: include_str!("../assets/prompts/curator.user.md"),
-    schema: include_str!("../assets/prompts/curator.schema.json"),
+    system: include_str!("../../assets/prompts/curator.system.md"),
+    user: include_str!("../../assets/prompts/curator.user.md"),
+    schema: include_str!("../../assets/prompts/curator.schema.json"),
 };
-const REPAIR: &str = include_str!("../assets/prompts/repair.md");
+const REPAIR: &str = include_str!("../../assets/prompts/repair.md");
 
 fn template(role: Role) -> &'static Template {
     match role {
@@ -56,7 +63,7 @@ fn body(text: &'static str) -> (&'static str, &'static str) {
 }
 
 /// The version id recorded with every call: role, declared version and a hash of the template text,
-/// e.g. `generator-v1-3f2a9c1e`, so an edited template can never pass for the old one.
+/// e.g. `generator-v2-3f2a9c1e`, so an edited template can never pass for the old one.
 pub fn version(role: Role) -> String {
     let t = template(role);
     let (declared, _) = body(t.system);
@@ -92,6 +99,8 @@ pub struct Prompt {
     pub version: String,
     pub messages: Vec<Message>,
     pub schema: OutputSchema,
+    /// The playbook text the system message carries, and how to rebuild it.
+    pub playbook: Option<PlaybookText>,
 }
 
 fn prompt(role: Role, system: &[(&str, &str)], user: &[(&str, &str)]) -> Prompt {
@@ -104,16 +113,16 @@ fn prompt(role: Role, system: &[(&str, &str)], user: &[(&str, &str)]) -> Prompt 
             Message::user(fill(body(t.user).1, user).trim().to_string()),
         ],
         schema: schema(role),
+        playbook: None,
     }
 }
 
-/// The playbook as prompt text: `## section` then `[id] helpful=X harmful=Y :: content`, active bullets,
-/// stable order (the official ACE text format).
-pub fn render_playbook(playbook: &Playbook) -> String {
-    if playbook.active_bullets().next().is_none() {
-        return "(the playbook is empty so far)".to_string();
+/// `playbook` rendered for `view`, ready to fill a template and to be recorded by reference.
+fn playbook_text(playbook: &Playbook, view: View) -> PlaybookText {
+    PlaybookText {
+        text: render(playbook, &view),
+        view,
     }
-    export(Format::Ace, playbook).trim_end().to_string()
 }
 
 fn labelled(label: &str, text: Option<&str>) -> String {
@@ -123,12 +132,15 @@ fn labelled(label: &str, text: Option<&str>) -> String {
     }
 }
 
+/// The generator's prompt: the playbook as `view` shows it (no counters), then the task.
 pub fn generator(
-    playbook: &str,
+    playbook: &Playbook,
+    view: View,
     question: &str,
     context: &str,
     reflection: Option<&str>,
 ) -> Prompt {
+    let shown = playbook_text(playbook, view);
     let reflection = labelled(
         "YOUR PREVIOUS ATTEMPT AT THIS TASK WAS WRONG. REFLECTION ON IT",
         reflection,
@@ -138,15 +150,17 @@ pub fn generator(
     } else {
         format!("\nCONTEXT:\n{}", context.trim())
     };
-    prompt(
+    let mut p = prompt(
         Role::Generator,
-        &[("playbook", playbook)],
+        &[("playbook", &shown.text)],
         &[
             ("reflection", &reflection),
             ("question", question.trim()),
             ("context", &context),
         ],
-    )
+    );
+    p.playbook = Some(shown);
+    p
 }
 
 /// What the Reflector sees of one attempt.
@@ -202,74 +216,22 @@ pub fn reflector(p: &ReflectorPrompt<'_>) -> Prompt {
     )
 }
 
-pub fn curator(playbook: &str, stats: &str, reflections: &str) -> Prompt {
-    prompt(
+/// The curator's prompt: the playbook as `view` shows it (with counters), its statistics, and the
+/// batch's reflections.
+pub fn curator(playbook: &Playbook, view: View, stats: &str, reflections: &str) -> Prompt {
+    let shown = playbook_text(playbook, view);
+    let mut p = prompt(
         Role::Curator,
-        &[("playbook", playbook)],
+        &[("playbook", &shown.text)],
         &[("stats", stats), ("reflections", reflections)],
-    )
+    );
+    p.playbook = Some(shown);
+    p
 }
 
 /// The follow-up message of the one repair re-ask, quoting why the answer could not be used.
 pub fn repair(error: &str) -> Message {
     Message::user(fill(body(REPAIR).1, &[("error", error)]).trim().to_string())
-}
-
-/// Rough token count (4 characters a token), enough for budgets and statistics.
-pub fn estimate_tokens(text: &str) -> usize {
-    text.chars().count().div_ceil(4)
-}
-
-/// For large playbooks: the `k` bullets most relevant to `query` (BM25 over an in-memory SQLite FTS5
-/// index, `porter unicode61` tokenizer), cut to `token_budget`, returned in playbook order with every
-/// section header kept. Bullets are never reordered, so the rendering stays stable.
-pub fn retrieve(
-    playbook: &Playbook,
-    query: &str,
-    k: usize,
-    token_budget: usize,
-) -> rusqlite::Result<Playbook> {
-    let conn = rusqlite::Connection::open_in_memory()?;
-    conn.execute_batch(
-        "CREATE VIRTUAL TABLE b USING fts5(idx UNINDEXED, content, tokenize = 'porter unicode61')",
-    )?;
-    let active: Vec<&Bullet> = playbook.active_bullets().collect();
-    {
-        let mut insert = conn.prepare("INSERT INTO b (idx, content) VALUES (?1, ?2)")?;
-        for (i, bullet) in active.iter().enumerate() {
-            insert.execute(rusqlite::params![i as i64, bullet.content])?;
-        }
-    }
-    // Quote every word so user text can never be read as FTS5 syntax; OR them for recall.
-    let terms: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() > 1)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
-    let mut chosen: Vec<usize> = Vec::new();
-    if !terms.is_empty() {
-        let mut stmt =
-            conn.prepare("SELECT idx FROM b WHERE b MATCH ?1 ORDER BY bm25(b) LIMIT ?2")?;
-        let mut used = 0usize;
-        for idx in stmt.query_map(rusqlite::params![terms.join(" OR "), k as i64], |r| {
-            r.get::<_, i64>(0)
-        })? {
-            let i = idx? as usize;
-            let cost = estimate_tokens(&active[i].content) + 8;
-            if used + cost > token_budget {
-                continue;
-            }
-            used += cost;
-            chosen.push(i);
-        }
-    }
-    chosen.sort_unstable();
-    let mut subset = Playbook {
-        bullets: chosen.into_iter().map(|i| active[i].clone()).collect(),
-        ..playbook.clone()
-    };
-    subset.bullets.retain(|b| b.is_active());
-    Ok(subset)
 }
 
 #[cfg(test)]
@@ -279,8 +241,8 @@ mod tests {
     #[test]
     fn versions_name_role_declared_version_and_hash() {
         let v = version(Role::Generator);
-        assert!(v.starts_with("generator-v1-"), "{v}");
-        assert_eq!(v.len(), "generator-v1-".len() + 8);
+        assert!(v.starts_with("generator-v2-"), "{v}");
+        assert_eq!(v.len(), "generator-v2-".len() + 8);
         assert_ne!(version(Role::Generator), version(Role::Curator));
     }
 

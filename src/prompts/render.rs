@@ -1,0 +1,100 @@
+//! The playbook as prompt text, and its size in tokens.
+
+use std::sync::OnceLock;
+
+use tiktoken_rs::CoreBPE;
+
+use crate::playbook::{Bullet, Playbook, View};
+
+/// What an empty playbook renders as.
+pub const EMPTY: &str = "(the playbook is empty so far)";
+
+/// One bullet's line: `[id] content` for the generator; with counters (`[id] helpful=X harmful=Y ::
+/// content`, the official ACE text) for the curator, who weighs them.
+pub fn bullet_line(bullet: &Bullet, counters: bool) -> String {
+    if counters {
+        format!(
+            "[{}] helpful={} harmful={} :: {}",
+            bullet.id, bullet.helpful, bullet.harmful, bullet.content
+        )
+    } else {
+        format!("[{}] {}", bullet.id, bullet.content)
+    }
+}
+
+/// The playbook as prompt text: `## section` then a line per bullet, sections in their order and
+/// bullets in theirs, active bullets only; with `view.bullets`, only those (and only the sections
+/// holding them). The same view of the same revision always renders the same text, which is what
+/// lets stored prompts refer to it instead of holding it.
+pub fn render(playbook: &Playbook, view: &View) -> String {
+    let shown: Option<std::collections::HashSet<&str>> = view
+        .bullets
+        .as_ref()
+        .map(|ids| ids.iter().map(String::as_str).collect());
+    let mut out = String::new();
+    for section in &playbook.sections {
+        let mut lines = playbook
+            .section_bullets(&section.name)
+            .filter(|b| shown.as_ref().is_none_or(|s| s.contains(b.id.as_str())))
+            .peekable();
+        // every section of the whole playbook; of a selection only those it draws from
+        if shown.is_some() && lines.peek().is_none() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("## ");
+        out.push_str(&section.name);
+        out.push('\n');
+        for b in lines {
+            out.push_str(&bullet_line(b, view.counters));
+            out.push('\n');
+        }
+    }
+    let has_bullets = match &shown {
+        Some(s) => !s.is_empty() && playbook.active_bullets().any(|b| s.contains(b.id.as_str())),
+        None => playbook.active_bullets().next().is_some(),
+    };
+    if !has_bullets {
+        return EMPTY.to_string();
+    }
+    out.trim_end().to_string()
+}
+
+/// What one bullet adds to the generator's playbook, in tokens: its line and the line break.
+pub fn bullet_cost(bullet: &Bullet) -> u64 {
+    tokens(&bullet_line(bullet, false)) as u64 + 1
+}
+
+/// What one section adds to the generator's playbook, in tokens: its header and the blank line.
+pub fn section_cost(name: &str) -> u64 {
+    tokens(&format!("## {name}\n")) as u64 + 1
+}
+
+/// The playbook's size as the generator sees it whole, in tokens: the sum of [`bullet_cost`] over
+/// its active bullets and [`section_cost`] over its sections (the tokens of the rendered text, up
+/// to a few where lines meet).
+pub fn playbook_tokens(playbook: &Playbook) -> u64 {
+    playbook.active_bullets().map(bullet_cost).sum::<u64>()
+        + playbook
+            .sections
+            .iter()
+            .map(|s| section_cost(&s.name))
+            .sum::<u64>()
+}
+
+fn bpe() -> &'static CoreBPE {
+    static BPE: OnceLock<CoreBPE> = OnceLock::new();
+    // The cl100k tables ship inside the tiktoken-rs crate: nothing is downloaded.
+    BPE.get_or_init(|| tiktoken_rs::cl100k_base().expect("the cl100k tables are built in"))
+}
+
+/// The size of `text` in tokens of the cl100k BPE (GPT-4-family models; other models' tokenizers
+/// differ by a few percent, which budgets leave room for).
+pub fn tokens(text: &str) -> usize {
+    if text.is_empty() {
+        return 0;
+    }
+    bpe().encode_ordinary(text).len()
+}

@@ -1,0 +1,28 @@
+-- Grow and refine: a token budget per playbook; caches of derived data (a playbook's size in tokens
+-- per revision, embeddings per content); what each sample was shown; prompts stored by reference.
+ALTER TABLE playbooks ADD COLUMN token_budget INTEGER CHECK (token_budget IS NULL OR token_budget > 0);
+
+-- The playbook's size as the generator sees it, counted once per revision (derived; safe to delete).
+CREATE TABLE playbook_tokens (
+    playbook_id INTEGER NOT NULL REFERENCES playbooks(id) ON DELETE CASCADE,
+    revision_id INTEGER NOT NULL,
+    tokens      INTEGER NOT NULL,
+    PRIMARY KEY (playbook_id, revision_id)
+) WITHOUT ROWID;
+
+-- Embedding vectors by model and content hash (FNV-1a 64 of the text, stored as a signed integer):
+-- a text is embedded once per model (derived; safe to delete).
+CREATE TABLE embeddings (
+    model  TEXT    NOT NULL,
+    hash   INTEGER NOT NULL,
+    dim    INTEGER NOT NULL,
+    vector BLOB    NOT NULL,
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+
+-- The bullets the generator was shown (JSON array of ids); NULL: the whole playbook.
+ALTER TABLE run_samples ADD COLUMN shown TEXT;
+
+-- How to rebuild the playbook text a prompt carried (JSON: revision, bullets shown, rendering); the
+-- stored prompt holds a marker in its place, so prompts do not grow with the playbook.
+ALTER TABLE llm_calls ADD COLUMN playbook_view TEXT;
