@@ -39,7 +39,7 @@ fn open_and_draw(path: &std::path::Path, terminal: &mut Terminal<TestBackend>) -
     let mut state = State::new("bench".into(), "model: none".into(), RunConfig::default());
     update(
         &mut state,
-        Action::Loaded(Box::new(snapshot(&store, "big").unwrap())),
+        Action::Loaded(Box::new(snapshot(&mut store, "big").unwrap())),
     );
     terminal.draw(|f| render(&state, f)).unwrap();
     state

@@ -93,6 +93,17 @@ pub enum PlaybookCmd {
         /// Create it without sections
         #[arg(long)]
         empty: bool,
+        /// Its token budget (see `ace playbook budget`)
+        #[arg(long, value_name = "TOKENS")]
+        budget: Option<u64>,
+    },
+    /// Set or clear a playbook's token budget: its size (in cl100k tokens, as the generator sees it)
+    /// that auto-approval never exceeds and proposals are measured against
+    Budget {
+        /// The playbook
+        name: String,
+        /// Tokens, or `none` to clear it
+        tokens: String,
     },
     /// Show a playbook, now or as it stood after revision N
     Show {
@@ -116,6 +127,9 @@ pub enum PlaybookCmd {
         /// Force a format: ace, json or skillbook
         #[arg(long)]
         format: Option<Format>,
+        /// The new playbook's token budget
+        #[arg(long, value_name = "TOKENS")]
+        budget: Option<u64>,
     },
     /// Export a playbook: ace, json, skillbook or markdown
     Export {

@@ -116,13 +116,17 @@ pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> 
 }
 
 pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let mut store = Store::open(db)?;
+    let mut list = store.playbooks()?;
+    for p in &mut list {
+        p.tokens = Some(store.playbook_tokens(&p.name)?);
+    }
     writeln!(
         out,
         "ace — ACE playbook workbench (database: {})\n",
         db.display()
     )?;
-    print::playbook_list(out, &store.playbooks()?)?;
+    print::playbook_list(out, &list)?;
     writeln!(
         out,
         "\ncommands:\n  ace workbench                 (on a terminal, plain `ace` opens it; `ace demo` with a scripted model)\n  \
@@ -137,21 +141,56 @@ pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
 pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
         PlaybookCmd::List { json } => {
-            let list = Store::open(db)?.playbooks()?;
+            let mut store = Store::open(db)?;
+            let mut list = store.playbooks()?;
+            for p in &mut list {
+                p.tokens = Some(store.playbook_tokens(&p.name)?);
+            }
             if json {
                 print::json(out, &list)
             } else {
                 print::playbook_list(out, &list)
             }
         }
-        PlaybookCmd::Create { name, empty } => {
+        PlaybookCmd::Create {
+            name,
+            empty,
+            budget,
+        } => {
             let sections: &[&str] = if empty { &[] } else { DEFAULT_SECTIONS };
-            Store::open(db)?.create_playbook(&name, sections)?;
+            let mut store = Store::open(db)?;
+            store.create_playbook(&name, sections)?;
+            if budget.is_some() {
+                store.set_token_budget(&name, budget)?;
+            }
             writeln!(
                 out,
-                "created playbook '{name}' with {} sections",
-                sections.len()
+                "created playbook '{name}' with {} sections{}",
+                sections.len(),
+                budget
+                    .map(|b| format!(", budget {b} tokens"))
+                    .unwrap_or_default()
             )?;
+            Ok(())
+        }
+        PlaybookCmd::Budget { name, tokens } => {
+            let budget = match tokens.trim() {
+                "none" => None,
+                t => Some(t.parse::<u64>().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("'{t}' is not a token budget: give a whole number above 0, or none")
+                })?),
+            };
+            let mut store = Store::open(db)?;
+            store.set_token_budget(&name, budget)?;
+            let size = store.playbook_tokens(&name)?;
+            match budget {
+                Some(b) => writeln!(
+                    out,
+                    "playbook '{name}': budget {b} tokens; it holds {size} ({})",
+                    if size > b { "over budget" } else { "within it" }
+                )?,
+                None => writeln!(out, "playbook '{name}': no budget; it holds {size} tokens")?,
+            }
             Ok(())
         }
         PlaybookCmd::Show {
@@ -160,10 +199,18 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             all,
             json,
         } => {
-            let store = Store::open(db)?;
+            let mut store = Store::open(db)?;
             let playbook = match at {
                 Some(rev) => store.playbook_at(rev)?,
                 None => store.load_playbook(&store.resolve_playbook(name.as_deref())?)?,
+            };
+            // the size now (a past revision is shown as it was, without it)
+            let size = match at {
+                Some(_) => None,
+                None => Some((
+                    store.playbook_tokens(&playbook.name)?,
+                    store.token_budget(&playbook.name)?,
+                )),
             };
             if let (Some(_), Some(name)) = (at, &name)
                 && &playbook.name != name
@@ -175,12 +222,25 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
                 );
             }
             if json {
-                print::json(out, &playbook)
+                let mut value = serde_json::to_value(&playbook)?;
+                if let Some((tokens, budget)) = size {
+                    value["tokens"] = tokens.into();
+                    value["token_budget"] = budget.into();
+                }
+                print::json(out, &value)
             } else {
+                if let Some((tokens, budget)) = size {
+                    print::size_line(out, tokens, budget)?;
+                }
                 print::playbook(out, &playbook, all)
             }
         }
-        PlaybookCmd::Import { file, name, format } => {
+        PlaybookCmd::Import {
+            file,
+            name,
+            format,
+            budget,
+        } => {
             let text = read_file(&file)?;
             let format = format.unwrap_or_else(|| Format::detect(&text));
             let label = file.display().to_string();
@@ -198,6 +258,9 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             let batch = crate::delta::import_batch(&parsed, &format!("import:{label}"));
             let mut store = Store::open(db)?;
             let outcome = store.import_playbook(&name, &batch, parsed.next_bullet_number)?;
+            if budget.is_some() {
+                store.set_token_budget(&name, budget)?;
+            }
             writeln!(
                 out,
                 "imported {} bullets in {} sections from {label} into playbook '{name}' (revision {})",

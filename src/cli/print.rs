@@ -35,16 +35,34 @@ pub fn playbook_list(out: &mut impl Write, list: &[PlaybookSummary]) -> Result<(
         .max(8);
     writeln!(
         out,
-        "{:<w$} {:>8} {:>8} {:>8} {:>9}",
-        "PLAYBOOK", "SECTIONS", "BULLETS", "REMOVED", "REVISIONS"
+        "{:<w$} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
+        "PLAYBOOK", "SECTIONS", "BULLETS", "REMOVED", "REVISIONS", "TOKENS", "BUDGET"
     )?;
+    let number = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
     for p in list {
         writeln!(
             out,
-            "{:<w$} {:>8} {:>8} {:>8} {:>9}",
-            p.name, p.sections, p.active_bullets, p.removed_bullets, p.revisions
+            "{:<w$} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
+            p.name,
+            p.sections,
+            p.active_bullets,
+            p.removed_bullets,
+            p.revisions,
+            number(p.tokens),
+            number(p.token_budget)
         )?;
     }
+    Ok(())
+}
+
+/// The size line atop `playbook show`: an HTML comment, which ACE text readers skip.
+pub fn size_line(out: &mut impl Write, tokens: u64, budget: Option<u64>) -> Result<()> {
+    match budget {
+        Some(b) if tokens > b => writeln!(out, "<!-- {tokens} tokens, over its budget of {b} -->")?,
+        Some(b) => writeln!(out, "<!-- {tokens} tokens of a {b}-token budget -->")?,
+        None => writeln!(out, "<!-- {tokens} tokens, no budget -->")?,
+    }
+    writeln!(out)?;
     Ok(())
 }
 

@@ -23,6 +23,10 @@ pub struct PlaybookSummary {
     pub removed_bullets: u64,
     pub revisions: u64,
     pub next_bullet_number: u64,
+    pub token_budget: Option<u64>,
+    /// The playbook's size in tokens, when asked for ([`Store::playbook_tokens`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,7 +126,7 @@ impl Store {
     pub fn playbooks(&self) -> Result<Vec<PlaybookSummary>> {
         self.require_latest()?;
         let mut stmt = self.conn.prepare(
-            "SELECT p.id, p.name, p.created_at, p.next_bullet_number,
+            "SELECT p.id, p.name, p.created_at, p.next_bullet_number, p.token_budget,
                     (SELECT count(*) FROM sections s WHERE s.playbook_id = p.id AND s.status = 'active'),
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'active'),
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'removed'),
@@ -135,10 +139,12 @@ impl Store {
                 name: r.get(1)?,
                 created_at: r.get(2)?,
                 next_bullet_number: r.get::<_, i64>(3)? as u64,
-                sections: r.get::<_, i64>(4)? as u64,
-                active_bullets: r.get::<_, i64>(5)? as u64,
-                removed_bullets: r.get::<_, i64>(6)? as u64,
-                revisions: r.get::<_, i64>(7)? as u64,
+                token_budget: r.get::<_, Option<i64>>(4)?.map(|b| b as u64),
+                sections: r.get::<_, i64>(5)? as u64,
+                active_bullets: r.get::<_, i64>(6)? as u64,
+                removed_bullets: r.get::<_, i64>(7)? as u64,
+                revisions: r.get::<_, i64>(8)? as u64,
+                tokens: None,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -67,17 +67,21 @@ pub fn first_run(store: &mut Store, data_dir: &Path) -> Result<PathBuf> {
 }
 
 /// Everything the panes show, read from the store in one go.
-pub fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store::StoreError> {
+pub fn snapshot(store: &mut Store, playbook: &str) -> Result<Snapshot, crate::store::StoreError> {
     let playbooks = store.playbook_names()?;
     let name = if playbooks.iter().any(|p| p == playbook) {
         playbook.to_string()
     } else {
         playbooks.first().cloned().unwrap_or_default()
     };
-    let playbook = if name.is_empty() {
+    let (playbook, tokens, token_budget) = if name.is_empty() {
         Default::default()
     } else {
-        store.load_playbook(&name)?
+        (
+            store.load_playbook(&name)?,
+            store.playbook_tokens(&name)?,
+            store.token_budget(&name)?,
+        )
     };
     let mut queue = store.pending(None)?;
     queue.extend(
@@ -90,6 +94,8 @@ pub fn snapshot(store: &Store, playbook: &str) -> Result<Snapshot, crate::store:
     Ok(Snapshot {
         playbooks,
         playbook,
+        tokens,
+        token_budget,
         queue,
         revisions: if name.is_empty() {
             Vec::new()

@@ -69,10 +69,19 @@ fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         .as_ref()
         .map(|(r, _)| format!(" @rev {r}"))
         .unwrap_or_default();
+    let size = match (state.viewing_at.is_some(), state.token_budget) {
+        (true, _) => String::new(),
+        (false, Some(b)) if state.tokens > b => {
+            format!(" · {}/{b} tokens, OVER BUDGET", state.tokens)
+        }
+        (false, Some(b)) => format!(" · {}/{b} tokens", state.tokens),
+        (false, None) => format!(" · {} tokens", state.tokens),
+    };
     spans.push(Span::raw(format!(
-        "· {}{at} ({} bullets) · {}",
+        "· {}{at} ({} bullets{size}) · {}",
         pb.name, state.active_count, state.model_label
     )));
+
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

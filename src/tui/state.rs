@@ -147,6 +147,9 @@ pub struct RunView {
 pub struct Snapshot {
     pub playbooks: Vec<String>,
     pub playbook: Playbook,
+    /// The playbook's size in tokens and its budget.
+    pub tokens: u64,
+    pub token_budget: Option<u64>,
     pub queue: Vec<PendingBatch>,
     pub revisions: Vec<Revision>,
 }
@@ -157,6 +160,9 @@ pub struct State {
     pub model_label: String,
     pub playbooks: Vec<String>,
     pub playbook: Playbook,
+    /// The current playbook's size in tokens and its budget.
+    pub tokens: u64,
+    pub token_budget: Option<u64>,
     pub focus: Pane,
     pub section: usize,
     pub bullet: usize,
@@ -203,6 +209,8 @@ impl State {
             model_label,
             playbooks: Vec::new(),
             playbook: Playbook::default(),
+            tokens: 0,
+            token_budget: None,
             focus: Pane::Sections,
             section: 0,
             bullet: 0,

@@ -184,6 +184,8 @@ fn loaded(state: &mut State, snapshot: super::state::Snapshot) {
         .or_else(|| state.section_name().map(str::to_string));
     state.playbooks = snapshot.playbooks;
     state.playbook = snapshot.playbook;
+    state.tokens = snapshot.tokens;
+    state.token_budget = snapshot.token_budget;
     state.queue = snapshot.queue;
     state.revisions = snapshot.revisions;
     if state.viewing_at.is_none()

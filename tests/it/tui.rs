@@ -80,6 +80,8 @@ fn fixture() -> (Store, State) {
     let mut snapshot = Snapshot {
         playbooks: vec!["fin".into()],
         playbook: store.load_playbook("fin").unwrap(),
+        tokens: store.playbook_tokens("fin").unwrap(),
+        token_budget: None,
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
     };
@@ -279,6 +281,8 @@ fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
     let snapshot = Snapshot {
         playbooks: vec!["fin".into()],
         playbook: store.load_playbook("fin").unwrap(),
+        tokens: store.playbook_tokens("fin").unwrap(),
+        token_budget: None,
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
     };
@@ -628,13 +632,13 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
             &Default::default(),
         )
         .unwrap();
-    let load = |store: &Store, st: &mut State, name: &str| {
+    let load = |store: &mut Store, st: &mut State, name: &str| {
         update(
             st,
             Action::Loaded(Box::new(ace::tui::snapshot(store, name).unwrap())),
         )
     };
-    assert!(load(&store, &mut st, "fin").is_empty());
+    assert!(load(&mut store, &mut st, "fin").is_empty());
 
     // P picks another playbook to show; runs started from the form now default to it
     key(&mut st, KeyCode::Char('P'));
@@ -651,16 +655,16 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
         vec![Effect::OpenPlaybook("ops".into())]
     );
     assert_eq!(st.default_run.playbook, "ops");
-    load(&store, &mut st, "ops");
+    load(&mut store, &mut st, "ops");
     assert_eq!(st.playbook.name, "ops");
-    assert!(screen(&st, 80, 24).contains("ops (0 bullets)"));
+    assert!(screen(&st, 80, 24).contains("ops (0 bullets · "));
     key(&mut st, KeyCode::Char('P'));
     key(&mut st, KeyCode::Char('k'));
     assert_eq!(
         key(&mut st, KeyCode::Enter),
         vec![Effect::OpenPlaybook("fin".into())]
     );
-    load(&store, &mut st, "fin");
+    load(&mut store, &mut st, "fin");
 
     // in the queue, a proposal is shown against its own playbook
     assert!(
@@ -679,7 +683,7 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
         update(&mut st, Action::Tick).is_empty(),
         "asked once while it loads"
     );
-    load(&store, &mut st, "ops");
+    load(&mut store, &mut st, "ops");
     let shown = screen(&st, 100, 30);
     assert!(shown.contains("Restart the worker first."), "{shown}");
     assert!(!shown.contains("approving creates section"), "{shown}");
@@ -691,7 +695,7 @@ fn the_shown_playbook_is_switched_by_hand_and_follows_the_selected_proposal() {
         vec![Effect::OpenPlaybook("fin".into())]
     );
     assert_eq!(st.focus, Pane::Sections);
-    assert!(load(&store, &mut st, "fin").is_empty());
+    assert!(load(&mut store, &mut st, "fin").is_empty());
     assert_eq!(st.playbook.name, "fin");
 }
 
