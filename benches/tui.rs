@@ -35,7 +35,7 @@ fn filled(path: &std::path::Path, n: usize) {
 }
 
 fn open_and_draw(path: &std::path::Path, terminal: &mut Terminal<TestBackend>) -> State {
-    let store = Store::open(path).unwrap();
+    let mut store = Store::open(path).unwrap();
     let mut state = State::new("bench".into(), "model: none".into(), RunConfig::default());
     update(
         &mut state,
