@@ -325,6 +325,32 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
                 Some(b) => writeln!(out, "  - [{bullet_id}] {}", b.content)?,
                 None => writeln!(out, "  - [{bullet_id}]")?,
             },
+            DeltaOp::Merge(m) => {
+                let text =
+                    |id: &str| playbook.bullet(id).map(|b| b.content.clone()).unwrap_or_default();
+                let similarity = m
+                    .similarity
+                    .map(|s| format!(" (similarity {s:.2})"))
+                    .unwrap_or_default();
+                writeln!(out, "  ≈ merge into [{}]{similarity}", m.bullet_id)?;
+                writeln!(out, "    kept:     {}", text(&m.bullet_id))?;
+                if let Some(dup) = &m.duplicate {
+                    writeln!(
+                        out,
+                        "  - [{dup}] {} (its counters join the kept bullet)",
+                        text(dup)
+                    )?;
+                }
+                if let Some(p) = &m.proposed {
+                    writeln!(
+                        out,
+                        "    proposed: {p} (helpful +1 instead of a second bullet)"
+                    )?;
+                }
+                if let Some(c) = &m.content {
+                    writeln!(out, "  + becomes: {c}")?;
+                }
+            }
             other => writeln!(out, "  {}", other.describe())?,
         }
         if let Some(r) = &op.reason {

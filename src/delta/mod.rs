@@ -193,6 +193,31 @@ pub enum DeltaOp {
     /// Soft remove: the section and its active bullets are marked removed; history keeps them.
     #[serde(alias = "remove_section")]
     RemoveSection { section: String },
+    /// Fold a near duplicate into the bullet it repeats (see [`MergeOp`]).
+    #[serde(alias = "merge")]
+    Merge(MergeOp),
+}
+
+/// MERGE a near duplicate into the bullet it repeats. The kept bullet (`bullet_id`) takes the
+/// duplicate's counters, one `helpful` more for a proposed lesson it absorbs (re-deriving a lesson
+/// is evidence for it), and `content` if given; the duplicate, an existing bullet, is removed. The
+/// proposed text and the similarity are there for the reviewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeOp {
+    /// The bullet that stays.
+    pub bullet_id: String,
+    /// An existing bullet folded in and removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
+    /// A proposed lesson (the text of an ADD) folded in instead of becoming a second bullet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed: Option<String>,
+    /// New content for the kept bullet (else it keeps its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// How alike the two are (cosine of embeddings, or lexical overlap), 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 impl DeltaOp {
@@ -206,6 +231,7 @@ impl DeltaOp {
             DeltaOp::RenameSection { .. } => "RENAME_SECTION",
             DeltaOp::MoveSection { .. } => "MOVE_SECTION",
             DeltaOp::RemoveSection { .. } => "REMOVE_SECTION",
+            DeltaOp::Merge(_) => "MERGE",
         }
     }
 
@@ -216,6 +242,7 @@ impl DeltaOp {
             DeltaOp::Update(u) => Some(&u.bullet_id),
             DeltaOp::Tag(t) => Some(&t.bullet_id),
             DeltaOp::Remove { bullet_id } => Some(bullet_id),
+            DeltaOp::Merge(m) => Some(&m.bullet_id),
             DeltaOp::AddSection { .. }
             | DeltaOp::RenameSection { .. }
             | DeltaOp::MoveSection { .. }
@@ -250,6 +277,13 @@ impl DeltaOp {
                 format!("MOVE_SECTION '{section}' to place {index}")
             }
             DeltaOp::RemoveSection { section } => format!("REMOVE_SECTION '{section}'"),
+            DeltaOp::Merge(m) => match (&m.duplicate, &m.proposed) {
+                (Some(dup), _) => format!("MERGE {dup} into {}", m.bullet_id),
+                (None, Some(text)) => {
+                    format!("MERGE \"{}\" into {}", preview(text), m.bullet_id)
+                }
+                (None, None) => format!("MERGE into {}", m.bullet_id),
+            },
         }
     }
 }

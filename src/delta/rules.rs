@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::apply::{Applier, ApplyError, PlaybookRows, SectionPolicy, Step};
-use super::{AddOp, Change, DeltaOp, TagOp, UpdateOp};
+use super::{AddOp, Change, DeltaOp, MergeOp, TagOp, UpdateOp};
 use crate::playbook::{Bullet, BulletStatus, Section, format_bullet_id, parse_bullet_id};
 
 impl<R: PlaybookRows> Applier<R> {
@@ -42,7 +42,43 @@ impl<R: PlaybookRows> Applier<R> {
             DeltaOp::RemoveSection { section } => {
                 self.remove_section(index, op, section).map(|_| None)
             }
+            DeltaOp::Merge(m) => self.merge(index, op, m).map(|_| None),
         }
+    }
+
+    /// The kept bullet takes the duplicate's counters (or one helpful for an absorbed lesson) and
+    /// the new content if any; the duplicate is removed, noting where it went.
+    fn merge(&mut self, index: usize, op: &DeltaOp, m: &MergeOp) -> Step<(), R::Error> {
+        let kept = self.existing_active(index, op, &m.bullet_id)?;
+        let gone = match &m.duplicate {
+            Some(id) => Some(self.existing_active(index, op, id)?),
+            None => None,
+        };
+        let mut after = kept.clone();
+        let (h, x, n) = match &gone {
+            Some(g) => (g.helpful, g.harmful, g.neutral),
+            None => (1, 0, 0),
+        };
+        let add = |a: u64, b: u64| a.checked_add(b).filter(|n| *n <= i64::MAX as u64);
+        match (add(kept.helpful, h), add(kept.harmful, x), add(kept.neutral, n)) {
+            (Some(h), Some(x), Some(n)) => (after.helpful, after.harmful, after.neutral) = (h, x, n),
+            _ => return self.refuse(index, op, "a counter would overflow"),
+        }
+        if let Some(content) = &m.content {
+            after.content = content.trim().to_string();
+        }
+        after.updated_at = self.now.clone();
+        self.record_bullet(index, kept, after)?;
+        if let Some(before) = gone {
+            let mut removed = before.clone();
+            removed.status = BulletStatus::Removed;
+            removed
+                .metadata
+                .insert("merged_into".into(), m.bullet_id.clone().into());
+            removed.updated_at = self.now.clone();
+            self.record_bullet(index, before, removed)?;
+        }
+        Ok(())
     }
 
     fn existing_section(&self, index: usize, op: &DeltaOp, name: &str) -> Step<Section, R::Error> {

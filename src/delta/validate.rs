@@ -128,5 +128,31 @@ pub(super) fn validate_op(op: &DeltaOp, source: Source) -> Result<(), String> {
         DeltaOp::MoveSection { section, .. } | DeltaOp::RemoveSection { section } => {
             validate_section_name(section)
         }
+        DeltaOp::Merge(m) => {
+            validate_bullet_ref(&m.bullet_id)?;
+            if let Some(dup) = &m.duplicate {
+                validate_bullet_ref(dup)?;
+                if *dup == m.bullet_id {
+                    return Err("MERGE folds a bullet into itself".into());
+                }
+            }
+            if m.duplicate.is_some() == m.proposed.is_some() {
+                return Err(
+                    "MERGE folds in either an existing bullet (duplicate) or a proposed lesson (proposed)".into(),
+                );
+            }
+            if let Some(text) = &m.proposed {
+                validate_content(text)?;
+            }
+            if let Some(c) = &m.content {
+                validate_content(c)?;
+            }
+            if let Some(s) = m.similarity
+                && !(0.0..=1.0).contains(&s)
+            {
+                return Err(format!("similarity {s} is not between 0 and 1"));
+            }
+            Ok(())
+        }
     }
 }

@@ -286,3 +286,87 @@ fn unknown_playbook_is_a_clear_error() {
         .unwrap_err();
     assert_eq!(err.to_string(), "no playbook named 'nope' (playbooks: fin)");
 }
+
+fn merge(kept: &str, duplicate: Option<&str>, proposed: Option<&str>) -> DeltaOp {
+    DeltaOp::Merge(ace::delta::MergeOp {
+        bullet_id: kept.into(),
+        duplicate: duplicate.map(str::to_string),
+        proposed: proposed.map(str::to_string),
+        content: None,
+        similarity: Some(0.93),
+    })
+}
+
+#[test]
+fn merge_folds_a_duplicate_in_with_its_counters_and_reverts_exactly() {
+    let mut store = finance_store();
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "dup",
+            vec![
+                add("OTHERS", "Current ratio is current assets over current liabilities."),
+                tag("misc-00005", 2, 0),
+            ],
+        ),
+    );
+    let before = store.load_playbook("fin").unwrap();
+    let out = apply(
+        &mut store,
+        "fin",
+        batch("m", vec![merge("calc-00001", Some("misc-00005"), None)]),
+    );
+    let p = store.load_playbook("fin").unwrap();
+    let kept = p.bullet("calc-00001").unwrap();
+    assert_eq!((kept.helpful, kept.harmful), (3 + 2, 1), "counters combined");
+    let gone = p.bullet("misc-00005").unwrap();
+    assert!(!gone.is_active());
+    assert_eq!(gone.metadata["merged_into"], "calc-00001");
+    // a proposed lesson folded in: one helpful more, and new wording if given
+    let mut with_text = merge("calc-00002", None, Some("ROI is gain minus cost over cost."));
+    if let DeltaOp::Merge(m) = &mut with_text {
+        m.content = Some("ROI = (gain - cost) / cost, as a percentage.".into());
+    }
+    apply(&mut store, "fin", batch("m2", vec![with_text]));
+    let p = store.load_playbook("fin").unwrap();
+    let roi = p.bullet("calc-00002").unwrap();
+    assert_eq!(roi.helpful, 1);
+    assert_eq!(roi.content, "ROI = (gain - cost) / cost, as a percentage.");
+    // the merge's revert brings both bullets back as they were
+    store.revert(out.revision() + 1, false, None).unwrap();
+    store.revert(out.revision(), false, None).unwrap();
+    let after = store.load_playbook("fin").unwrap();
+    assert_eq!(view(&after), view(&before));
+}
+
+#[test]
+fn a_merge_that_cannot_apply_is_refused_with_its_reason() {
+    let mut store = finance_store();
+    let refused = |store: &mut Store, op: DeltaOp| {
+        store
+            .apply("fin", &batch("x", vec![op]), &ApplyOptions::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(&mut store, merge("calc-00001", Some("calc-00001"), None));
+    assert!(e.contains("MERGE folds a bullet into itself"), "{e}");
+    let e = refused(&mut store, merge("calc-00001", None, None));
+    assert!(e.contains("either an existing bullet"), "{e}");
+    let e = refused(&mut store, merge("calc-00001", Some("zz-00009"), None));
+    assert!(e.contains("bullet zz-00009 does not exist"), "{e}");
+    apply(&mut store, "fin", batch("rm", vec![remove("misc-00004")]));
+    let e = refused(&mut store, merge("calc-00001", Some("misc-00004"), None));
+    assert!(e.contains("bullet misc-00004 is removed"), "{e}");
+    let mut bad = merge("calc-00001", None, Some("x"));
+    if let DeltaOp::Merge(m) = &mut bad {
+        m.similarity = Some(1.5);
+    }
+    assert!(refused(&mut store, bad).contains("not between 0 and 1"));
+    // a file may say it too
+    let parsed = DeltaBatch::from_json(
+        r#"{"id": "f", "operations": [{"type": "MERGE", "bullet_id": "calc-00001", "duplicate": "calc-00002", "similarity": 0.97}]}"#,
+    )
+    .unwrap();
+    assert!(matches!(parsed.operations[0], DeltaOp::Merge(_)));
+}

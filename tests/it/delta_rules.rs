@@ -4,8 +4,8 @@
 //! op that caused it).
 
 use ace::delta::{
-    AddOp, ApplyOptions, ApplyOutcome, Change, DeltaBatch, DeltaOp, SectionPolicy, Source, TagOp,
-    UpdateOp, apply_in_memory,
+    AddOp, ApplyOptions, ApplyOutcome, Change, DeltaBatch, DeltaOp, MergeOp, SectionPolicy, Source,
+    TagOp, UpdateOp, apply_in_memory,
 };
 use ace::playbook::{Playbook, format_bullet_id};
 use ace::store::{Store, StoreError};
@@ -48,6 +48,11 @@ enum Raw {
     RemoveSection {
         section: usize,
     },
+    Merge {
+        kept: usize,
+        duplicate: Option<usize>,
+        content: Option<String>,
+    },
 }
 
 fn content() -> impl Strategy<Value = String> {
@@ -71,6 +76,8 @@ fn raw() -> impl Strategy<Value = Raw> {
         1 => (0..12usize, 0..12usize).prop_map(|(section, to)| Raw::Rename { section, to }),
         1 => (0..12usize, 0..8usize).prop_map(|(section, to)| Raw::Move { section, to }),
         1 => (0..12usize).prop_map(|section| Raw::RemoveSection { section }),
+        2 => (0..40usize, proptest::option::weighted(0.7, 0..40usize), proptest::option::weighted(0.3, content()))
+            .prop_map(|(kept, duplicate, content)| Raw::Merge { kept, duplicate, content }),
     ]
 }
 
@@ -181,6 +188,19 @@ fn concrete(p: &Playbook, raws: &[Raw], import: bool) -> Vec<DeltaOp> {
             Raw::RemoveSection { section } => DeltaOp::RemoveSection {
                 section: pick(&sections, *section),
             },
+            Raw::Merge {
+                kept,
+                duplicate,
+                content,
+            } => DeltaOp::Merge(MergeOp {
+                bullet_id: pick(&bullets, *kept),
+                duplicate: duplicate.map(|d| pick(&bullets, d)),
+                proposed: duplicate
+                    .is_none()
+                    .then(|| "A lesson said again in other words".to_string()),
+                content: content.clone(),
+                similarity: Some(0.9),
+            }),
         })
         .collect()
 }

@@ -162,6 +162,39 @@ fn op_lines(op: &DeltaOp, state: &State, theme: &Theme) -> Vec<Line<'static>> {
             ),
             theme.removed(),
         ))],
+        DeltaOp::Merge(m) => {
+            let similarity = m
+                .similarity
+                .map(|s| format!(" (similarity {s:.2})"))
+                .unwrap_or_default();
+            let text = |id: &str| pb.bullet(id).map(|b| b.content.clone()).unwrap_or_default();
+            let mut v = vec![
+                Line::from(Span::styled(
+                    format!("≈ merge into [{}]{similarity}", m.bullet_id),
+                    theme.changed(),
+                )),
+                Line::from(format!("  kept:     {}", text(&m.bullet_id))),
+            ];
+            if let Some(dup) = &m.duplicate {
+                v.push(Line::from(Span::styled(
+                    format!("- [{dup}] {} (its counters join the kept bullet)", text(dup)),
+                    theme.removed(),
+                )));
+            }
+            if let Some(p) = &m.proposed {
+                v.push(Line::from(Span::styled(
+                    format!("  proposed: {p} (helpful +1 instead of a second bullet)"),
+                    theme.dim(),
+                )));
+            }
+            if let Some(c) = &m.content {
+                v.push(Line::from(Span::styled(
+                    format!("+ becomes: {c}"),
+                    theme.added(),
+                )));
+            }
+            v
+        }
         other => vec![Line::from(Span::styled(other.describe(), theme.changed()))],
     }
 }
