@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// `[prices."gpt-4o-mini"] input_per_mtok = 0.15, output_per_mtok = 0.6`
     #[serde(default)]
     pub prices: HashMap<String, Price>,
+    /// `[embedding]`: the `/v1/embeddings` model for de-duplication and retrieval (optional).
+    #[serde(default)]
+    pub embedding: Option<EndpointFile>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,6 +73,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub roles: BTreeMap<Role, Option<EndpointConfig>>,
+    /// The embeddings endpoint, if an embedding model is configured.
+    pub embedding: Option<EndpointConfig>,
     pub prices: PriceTable,
     /// The file read, if any.
     pub file: Option<PathBuf>,
@@ -230,11 +235,53 @@ pub fn load_with(
         }
         roles.insert(role, Some(endpoint));
     }
+    let embedding = embedding_endpoint(&file, env)?;
     Ok(ModelConfig {
         roles,
+        embedding,
         prices: PriceTable(file.prices),
         file: file_used,
     })
+}
+
+/// The embeddings endpoint: `ACE_EMBEDDING_*` variables, then the file's `[embedding]`, then the
+/// general settings for where and with which key (never a model: none configured means none).
+fn embedding_endpoint(
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<EndpointConfig>, ConfigError> {
+    let ef = file.embedding.clone().unwrap_or_default();
+    let Some(model) = env("ACE_EMBEDDING_MODEL").or(ef.model.clone()) else {
+        return Ok(None);
+    };
+    let key_from = |f: &EndpointFile| {
+        f.api_key
+            .clone()
+            .or_else(|| f.api_key_env.as_deref().and_then(env))
+    };
+    let api_key = env("ACE_EMBEDDING_API_KEY")
+        .or_else(|| key_from(&ef))
+        .or_else(|| env("ACE_API_KEY"))
+        .or_else(|| env("OPENAI_API_KEY"))
+        .or_else(|| key_from(&file.model));
+    let base_url = env("ACE_EMBEDDING_BASE_URL")
+        .or(ef.base_url.clone())
+        .or_else(|| env("ACE_BASE_URL"))
+        .or_else(|| env("OPENAI_BASE_URL"))
+        .or(file.model.base_url.clone())
+        .unwrap_or_else(|| OPENAI_URL.to_string());
+    let mut endpoint = EndpointConfig::new(base_url, model);
+    endpoint.api_key = api_key;
+    if let Some(t) = ef.timeout_secs.filter(|t| t.is_finite() && *t > 0.0) {
+        endpoint.timeout = Duration::from_secs_f64(t);
+    }
+    if let Some(r) = ef.max_retries.or(parse_env(env, "ACE_MAX_RETRIES")?) {
+        endpoint.max_retries = r;
+    }
+    if let Some(c) = ef.concurrency {
+        endpoint.concurrency = c.max(1);
+    }
+    Ok(Some(endpoint))
 }
 
 /// Fills roles that have no endpoint: tries Ollama on localhost briefly (≤ 500 ms), else says
@@ -357,6 +404,30 @@ mod tests {
         assert_eq!(get(Role::Curator).model, "big");
         assert_eq!(get(Role::Reflector).base_url, "http://127.0.0.1:10/v1");
         assert_eq!(get(Role::Generator).timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn an_embedding_model_is_optional_and_shares_the_endpoint() {
+        let c = load_with(
+            None,
+            &env_of(&[("ACE_BASE_URL", "http://x/v1"), ("ACE_MODEL", "m")]),
+        )
+        .unwrap();
+        assert!(c.embedding.is_none(), "no embedding model, no embeddings");
+        let c = load_with(
+            None,
+            &env_of(&[
+                ("ACE_BASE_URL", "http://x/v1"),
+                ("ACE_MODEL", "m"),
+                ("ACE_EMBEDDING_MODEL", "nomic-embed-text"),
+            ]),
+        )
+        .unwrap();
+        let e = c.embedding.unwrap();
+        assert_eq!(
+            (e.base_url.as_str(), e.model.as_str()),
+            ("http://x/v1", "nomic-embed-text")
+        );
     }
 
     #[test]

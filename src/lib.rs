@@ -18,6 +18,7 @@ pub mod environment;
 pub mod llm;
 pub mod playbook;
 pub mod prompts;
+pub mod refine;
 pub mod roles;
 pub mod shared;
 pub mod store;

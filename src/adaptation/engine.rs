@@ -8,13 +8,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::control::{Controls, Gate, Mode};
+use super::refining::Judge;
 use super::sample::{Ctx, LoopError, Outcome, Slot, process};
 use super::{
     Accuracy, Checkpoint, Control, Event, GetModels, RunConfig, RunKind, RunStatus, RunStore, Split,
 };
 use crate::environment::{Dataset, Sample, dataset};
 use crate::playbook::{DEFAULT_SECTIONS, Playbook};
-use crate::prompts::{Index, Retrieval};
+use crate::prompts::Index;
 use crate::shared::{Shared, blocking};
 
 /// Runs `job` on the store on a blocking thread; a store error stops the run.
@@ -126,7 +127,13 @@ pub async fn run<S: RunStore>(
         test,
         index: None,
         token_budget: None,
+        judge: Judge {
+            embedder: ctx.models.embedder.clone(),
+        },
     };
+    lp.emit(Event::Notice {
+        message: lp.judge.notice(),
+    });
     let result = lp.go(&mut gate).await;
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Finished, None),
@@ -303,6 +310,8 @@ pub(super) struct Loop<S: RunStore> {
     pub index: Option<Arc<Index>>,
     /// The playbook's token budget, if it has one.
     pub token_budget: Option<u64>,
+    /// How near duplicates are judged.
+    pub judge: Judge,
 }
 
 /// A deterministic shuffle of `0..n` for an epoch (xorshift seeded by seed and epoch).
@@ -357,14 +366,11 @@ impl<S: RunStore> Loop<S> {
         Ok(Arc::new(playbook))
     }
 
-    /// The retrieval index of `playbook` (none when the whole playbook always goes in), brought in
+    /// The retrieval index of `playbook` (retrieval and near-duplicate candidates use it), brought in
     /// step on a blocking thread: the first build of a large playbook tokenises every bullet.
-    pub async fn index_for(
-        &mut self,
-        playbook: &Arc<Playbook>,
-    ) -> Result<Option<Arc<Index>>, LoopError> {
-        if self.ctx.config.retrieval == Retrieval::Whole {
-            return Ok(None);
+    pub async fn index_for(&mut self, playbook: &Arc<Playbook>) -> Result<Arc<Index>, LoopError> {
+        if let Some(index) = self.index.as_ref().filter(|i| i.is_current(playbook)) {
+            return Ok(index.clone());
         }
         let (held, playbook) = (self.index.take(), playbook.clone());
         let index = tokio::task::spawn_blocking(move || {
@@ -377,7 +383,7 @@ impl<S: RunStore> Loop<S> {
         .await
         .map_err(|e| LoopError::Data(format!("indexing the playbook failed: {e}")))?;
         self.index = Some(index.clone());
-        Ok(Some(index))
+        Ok(index)
     }
 
     async fn go(&mut self, gate: &mut Gate) -> Result<(), LoopError> {
@@ -578,7 +584,7 @@ impl<S: RunStore> Loop<S> {
         step: u64,
     ) -> Result<(u64, u64), LoopError> {
         let playbook = self.playbook().await?;
-        let index = self.index_for(&playbook).await?;
+        let index = Some(self.index_for(&playbook).await?);
         let items = samples
             .iter()
             .enumerate()

@@ -23,7 +23,7 @@ impl<S: RunStore> Loop<S> {
         step: u64,
     ) -> Result<(Option<i64>, (u64, u64)), LoopError> {
         let playbook = self.playbook().await?;
-        let index = self.index_for(&playbook).await?;
+        let index = Some(self.index_for(&playbook).await?);
         let mut outcomes = Vec::new();
         let mut i = 0;
         while i < indices.len() {
@@ -53,6 +53,8 @@ impl<S: RunStore> Loop<S> {
                 gate.finished(Mode::Step);
             }
         }
+        // the index is brought in step again for the curator: let go of this batch's hold on it
+        drop(index);
         let correct = outcomes.iter().filter(|o| o.record.first_correct).count() as u64;
         let score = (correct, outcomes.len() as u64);
         self.apply_tags(&outcomes, epoch, step).await?;
@@ -154,19 +156,17 @@ impl<S: RunStore> Loop<S> {
         let playbook = self.playbook().await?;
         // A large playbook shows the curator the bullets relevant to the batch's lessons.
         let index = self.index_for(&playbook).await?;
-        let shown = index.as_ref().and_then(|ix| {
-            let query: String = reflections
-                .iter()
-                .map(|(about, r)| format!("{about} {}", r.summary()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            self.ctx.choose(ix, &query)
-        });
+        let query: String = reflections
+            .iter()
+            .map(|(about, r)| format!("{about} {}", r.summary()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown = self.ctx.choose(&index, &query);
         let input = CuratorInput {
             playbook: &playbook,
             shown: shown.as_deref(),
             reflections: &reflections,
-            size_tokens: index.as_ref().map(|ix| ix.total_tokens()),
+            size_tokens: Some(index.total_tokens()),
             token_budget: self.token_budget,
         };
         let trace = crate::llm::TraceIds {
@@ -195,6 +195,12 @@ impl<S: RunStore> Loop<S> {
         let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
         let calls = out.calls.clone();
         db(&self.store, move |s| s.record_calls(&run, &key, &calls)).await?;
+        // a lesson the playbook already holds, in other words, is folded into that bullet
+        let proposed: Vec<DeltaOp> = out.operations.iter().map(|c| c.op.clone()).collect();
+        let (folded, more_dropped) = self.fold_duplicates(&playbook, &index, proposed).await?;
+        let mut out = out;
+        out.dropped.extend(more_dropped);
+        out.operations = roles::curator::keyed(folded);
         let provenance = Provenance {
             run: Some(self.ctx.run.clone()),
             epoch: Some(epoch),

@@ -15,6 +15,7 @@ mod engine;
 mod learn;
 pub mod metrics;
 pub mod record;
+mod refining;
 mod run_store;
 mod sample;
 
@@ -33,7 +34,7 @@ pub use run_store::RunStore;
 pub use sample::LoopError;
 
 use crate::environment::{Environment, FieldMap};
-use crate::llm::{BoxFuture, Ledger, LlmClient};
+use crate::llm::{BoxFuture, Embedder, Ledger, LlmClient};
 use crate::prompts::Retrieval;
 
 /// What happens to the curator's proposals.
@@ -124,6 +125,10 @@ pub struct RunConfig {
     /// Tokens of playbook the generator's (and curator's) prompt may carry.
     #[serde(default = "default_prompt_budget")]
     pub prompt_budget: u64,
+    /// Similarity at or above which a proposed lesson is a duplicate of a bullet (default: 0.85
+    /// for embeddings' cosine, 0.9 for word overlap, which cannot tell a paraphrase from a related rule).
+    #[serde(default)]
+    pub dedup_threshold: Option<f64>,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -158,6 +163,7 @@ impl Default for RunConfig {
             no_labels: false,
             retrieval: Retrieval::Auto,
             prompt_budget: DEFAULT_PROMPT_BUDGET,
+            dedup_threshold: None,
             poll_ms: 200,
         }
     }
@@ -181,6 +187,8 @@ pub struct Models {
     pub generator: Arc<dyn LlmClient>,
     pub reflector: Arc<dyn LlmClient>,
     pub curator: Arc<dyn LlmClient>,
+    /// Embeddings for judging near duplicates; without, word overlap judges them.
+    pub embedder: Option<Arc<dyn Embedder>>,
     pub ledger: Ledger,
 }
 
@@ -307,6 +315,11 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// Something a person should know once about how the run works (e.g. how duplicates are
+    /// judged).
+    Notice {
+        message: String,
+    },
     Failed {
         error: String,
     },
@@ -318,7 +331,7 @@ pub enum Event {
 
 /// The three role clients from the model configuration (docs/CONFIGURATION.md), sharing one ledger.
 pub async fn models_from_config(ledger: &Ledger) -> anyhow::Result<Models> {
-    use crate::llm::{OpenAiClient, Role};
+    use crate::llm::{OpenAiClient, OpenAiEmbedder, Role};
     let cfg = crate::config::load(&crate::config::process_env)?;
     let endpoints = crate::config::resolve(&cfg).await?;
     let client = |role: Role| -> anyhow::Result<Arc<dyn LlmClient>> {
@@ -332,6 +345,10 @@ pub async fn models_from_config(ledger: &Ledger) -> anyhow::Result<Models> {
         generator: client(Role::Generator)?,
         reflector: client(Role::Reflector)?,
         curator: client(Role::Curator)?,
+        embedder: match &cfg.embedding {
+            Some(endpoint) => Some(Arc::new(OpenAiEmbedder::new(endpoint.clone())?)),
+            None => None,
+        },
         ledger: ledger.clone(),
     })
 }

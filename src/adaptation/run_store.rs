@@ -24,6 +24,17 @@ pub trait RunStore: Send + 'static {
     fn head_revision(&self, playbook: &str) -> Result<Option<i64>, Self::Error>;
     /// The playbook's token budget, if it has one.
     fn token_budget(&self, playbook: &str) -> Result<Option<u64>, Self::Error>;
+    /// Cached embedding vectors of `model` by text key (see [`crate::refine::text_key`]).
+    fn cached_vectors(
+        &self,
+        model: &str,
+        keys: &[u64],
+    ) -> Result<std::collections::HashMap<u64, Vec<f32>>, Self::Error>;
+    fn cache_vectors(
+        &mut self,
+        model: &str,
+        vectors: &[(u64, Vec<f32>)],
+    ) -> Result<(), Self::Error>;
     /// Applies a batch as one revision (the policy's TAG counters).
     fn apply(
         &mut self,

@@ -170,6 +170,7 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
     let script = Script {
         model: "bench".into(),
         reject_formats: vec![],
+        embeddings: vec![],
         rules: vec![
             rule(
                 "generator",
@@ -207,6 +208,7 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
             generator: client.clone(),
             reflector: client.clone(),
             curator: client,
+            embedder: None,
             ledger: ledger.clone(),
         };
         let store = Arc::new(Mutex::new(Store::open(&dir.join("bench.db"))?));

@@ -326,8 +326,12 @@ pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Re
                 None => writeln!(out, "  - [{bullet_id}]")?,
             },
             DeltaOp::Merge(m) => {
-                let text =
-                    |id: &str| playbook.bullet(id).map(|b| b.content.clone()).unwrap_or_default();
+                let text = |id: &str| {
+                    playbook
+                        .bullet(id)
+                        .map(|b| b.content.clone())
+                        .unwrap_or_default()
+                };
                 let similarity = m
                     .similarity
                     .map(|s| format!(" (similarity {s:.2})"))

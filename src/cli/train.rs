@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// Tokens of playbook a generator or curator prompt may carry
     #[arg(long, value_name = "TOKENS", default_value_t = crate::adaptation::DEFAULT_PROMPT_BUDGET)]
     pub prompt_budget: u64,
+    /// Similarity (0 to 1) at or above which a proposed lesson repeats a bullet and becomes a merge
+    /// proposal [default: 0.85 with embeddings, 0.9 by word overlap]
+    #[arg(long, value_name = "X")]
+    pub dedup_threshold: Option<f64>,
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
@@ -117,6 +121,7 @@ impl TrainArgs {
             no_labels: self.no_labels,
             retrieval: self.retrieval,
             prompt_budget: self.prompt_budget,
+            dedup_threshold: self.dedup_threshold,
             poll_ms: 200,
         }
     }
@@ -203,6 +208,7 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                     format!("validation after batch {step}: {correct}/{total}{}", if best { " (best so far)" } else { "" }),
                 ),
                 Event::Warning { message } => say(&bar, format!("warning: {message}")),
+                Event::Notice { message } => say(&bar, format!("note: {message}")),
                 Event::Failed { error } | Event::NotStarted { error } => say(&bar, format!("failed: {error}")),
                 Event::Finished { status, .. } => {
                     bar.finish_and_clear();

@@ -60,8 +60,14 @@ impl<R: PlaybookRows> Applier<R> {
             None => (1, 0, 0),
         };
         let add = |a: u64, b: u64| a.checked_add(b).filter(|n| *n <= i64::MAX as u64);
-        match (add(kept.helpful, h), add(kept.harmful, x), add(kept.neutral, n)) {
-            (Some(h), Some(x), Some(n)) => (after.helpful, after.harmful, after.neutral) = (h, x, n),
+        match (
+            add(kept.helpful, h),
+            add(kept.harmful, x),
+            add(kept.neutral, n),
+        ) {
+            (Some(h), Some(x), Some(n)) => {
+                (after.helpful, after.harmful, after.neutral) = (h, x, n)
+            }
             _ => return self.refuse(index, op, "a counter would overflow"),
         }
         if let Some(content) = &m.content {

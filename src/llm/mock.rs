@@ -29,6 +29,45 @@ pub struct Script {
     pub reject_formats: Vec<String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// How `POST …/embeddings` answers: the first rule whose words all occur in a text gives its
+    /// vector (or fails the request with its status); a text no rule matches gets a vector of its
+    /// words hashed into 64 dimensions, so equal texts are alike and unrelated ones are not.
+    #[serde(default)]
+    pub embeddings: Vec<EmbedRule>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRule {
+    #[serde(default)]
+    pub when_contains: Vec<String>,
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Fail the whole request with this HTTP status instead.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// How many texts this rule answers; absent = unlimited.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// A text's words hashed into 64 dimensions, normalised.
+pub fn hashed_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; 64];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 1)
+    {
+        let h = crate::delta::content_hash(word.to_lowercase().as_bytes());
+        v[(h % 64) as usize] += 1.0;
+    }
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
+    v.iter().map(|x| x / norm).collect()
 }
 
 fn default_model() -> String {
@@ -100,6 +139,7 @@ impl Recorded {
 struct State {
     script: Script,
     uses: Mutex<Vec<u32>>,
+    embed_uses: Mutex<Vec<u32>>,
     log: Mutex<Vec<Recorded>>,
     latency: Duration,
     counter: std::sync::atomic::AtomicU64,
@@ -135,6 +175,7 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             uses: Mutex::new(vec![0; script.rules.len()]),
+            embed_uses: Mutex::new(vec![0; script.embeddings.len()]),
             script,
             log: Mutex::new(Vec::new()),
             latency,
@@ -329,6 +370,68 @@ fn error_reply(status: u16, message: &str) -> Reply {
     }
 }
 
+fn embeddings(state: &State, request: &Request) -> Reply {
+    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+        return error_reply(400, "scripted model: the request body is not JSON");
+    };
+    let texts: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => {
+            return error_reply(
+                400,
+                "scripted model: \"input\" must be a string or an array",
+            );
+        }
+    };
+    state
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Recorded {
+            role: Some("embedding".into()),
+            body: body.clone(),
+            rule: None,
+        });
+    let mut vectors = Vec::with_capacity(texts.len());
+    {
+        let mut uses = state.embed_uses.lock().unwrap_or_else(|e| e.into_inner());
+        for text in &texts {
+            let found = state.script.embeddings.iter().enumerate().find(|(i, r)| {
+                r.times.is_none_or(|t| uses[*i] < t)
+                    && r.when_contains.iter().all(|w| text.contains(w.as_str()))
+            });
+            match found {
+                Some((i, rule)) => {
+                    uses[i] += 1;
+                    if let Some(status) = rule.status {
+                        return error_reply(status, &format!("scripted fault: HTTP {status}"));
+                    }
+                    vectors.push(rule.vector.clone().unwrap_or_else(|| hashed_vector(text)));
+                }
+                None => vectors.push(hashed_vector(text)),
+            }
+        }
+    }
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    let tokens: usize = texts.iter().map(|t| t.len().div_ceil(4)).sum();
+    Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"object": "list", "data": data, "model": format!("scripted:{}", state.script.model),
+                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        .to_string(),
+        cut: false,
+    }
+}
+
 async fn answer(state: &State, request: &Request) -> Reply {
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
@@ -336,6 +439,9 @@ async fn answer(state: &State, request: &Request) -> Reply {
     let model = format!("scripted:{}", state.script.model);
     if request.method == "GET" && request.path.ends_with("/models") {
         return Reply { status: 200, headers: Vec::new(), body: json!({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "ace mock-model"}]}).to_string(), cut: false };
+    }
+    if request.method == "POST" && request.path.ends_with("/embeddings") {
+        return embeddings(state, request);
     }
     if request.method != "POST" || !request.path.ends_with("/chat/completions") {
         return error_reply(

@@ -2,6 +2,7 @@
 //! Chat Completions API ([`openai::OpenAiClient`]), tolerant JSON extraction ([`json`]), token and cost
 //! accounting ([`ledger`]), and a scripted OpenAI-compatible server for tests and demos ([`mock`]).
 
+pub mod embed;
 pub mod json;
 pub mod ledger;
 pub mod mock;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use embed::{Embedder, OpenAiEmbedder};
 pub use ledger::{Ledger, PriceTable, RetryNotice, RoleUsage};
 pub use openai::{EndpointConfig, OpenAiClient};
 

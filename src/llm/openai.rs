@@ -150,7 +150,7 @@ fn mode_from(n: u8) -> OutputMode {
 }
 
 /// The error text a server put in its body (`{"error": {"message": …}}` and variants), else the body.
-fn server_message(body: &str) -> String {
+pub(super) fn server_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let found = parsed.as_ref().and_then(|v| {
         v.pointer("/error/message")
@@ -171,7 +171,7 @@ fn server_message(body: &str) -> String {
     }
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()

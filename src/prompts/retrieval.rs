@@ -120,11 +120,16 @@ impl Index {
         index
     }
 
+    /// Whether the index is in step with `playbook` (the same stored revision).
+    pub fn is_current(&self, playbook: &Playbook) -> bool {
+        self.synced && playbook.revision.is_some() && playbook.revision == self.revision
+    }
+
     /// Brings the index in step with `playbook`: new and changed bullets are indexed, gone ones
     /// dropped; unchanged ones cost a hash each. A playbook at the revision already synced costs
     /// nothing.
     pub fn sync(&mut self, playbook: &Playbook) {
-        if self.synced && playbook.revision.is_some() && playbook.revision == self.revision {
+        if self.is_current(playbook) {
             return;
         }
         let mut seen = vec![false; self.docs.len()];
@@ -244,6 +249,22 @@ impl Index {
 
     /// The `limit` bullets most relevant to `query` by BM25, best first, with their scores.
     pub fn search(&self, query: &str, limit: usize) -> Vec<(String, f64)> {
+        self.rank(query, limit, usize::MAX)
+    }
+
+    /// Bullets that share the rarer words of `text` (words in at most one bullet in fifty, or 64),
+    /// most alike first: candidates for near duplicates, found without walking the long lists of
+    /// common words, so cheap even on a large playbook.
+    pub fn neighbours(&self, text: &str, limit: usize) -> Vec<String> {
+        let cap = (self.live / 50).max(64);
+        self.rank(text, limit, cap)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// BM25 ranking over the query's words that occur in at most `max_df` bullets.
+    fn rank(&self, query: &str, limit: usize, max_df: usize) -> Vec<(String, f64)> {
         if self.live == 0 || limit == 0 {
             return Vec::new();
         }
@@ -257,11 +278,15 @@ impl Index {
         let mut scores: HashMap<u32, f64> = HashMap::new();
         for t in query_terms {
             let list = &self.postings[t as usize];
+            // the list holds dead entries too: past twice the cap the live ones surely pass it
+            if list.len() > max_df.saturating_mul(2) {
+                continue;
+            }
             let df = list
                 .iter()
                 .filter(|(slot, _)| self.docs[*slot as usize].alive)
                 .count() as f64;
-            if df == 0.0 {
+            if df == 0.0 || df as usize > max_df {
                 continue;
             }
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();

@@ -3,10 +3,10 @@
 //! Normalisation: whitespace collapsed, section names mapped to the playbook's own (case and
 //! punctuation ignored). De-duplication of ADDs, against active bullets and earlier ADDs of the same
 //! answer:
-//! - an **exact** duplicate (same text after case and whitespace folding) becomes a `TAG helpful+1` of
-//!   the existing bullet: the curator re-derived the same lesson, which is evidence for it;
-//! - a **near** duplicate — the same set of content words (lowercased, stop words and a plural `s`
-//!   removed; order, case and punctuation ignored) — is dropped, naming the bullet it repeats;
+//! - an **exact** duplicate (same text after case and whitespace folding) or one with the same set of
+//!   content words (lowercased, stop words and a plural `s` removed) becomes a `MERGE` of the lesson
+//!   into the existing bullet (one helpful more: the curator re-derived it, which is evidence);
+//!   paraphrases are caught later by [`crate::refine::dedup`], with embeddings when available;
 //! - a merely **similar** ADD (token-set Jaccard ≥ [`SIMILAR`] over those content words) is kept but
 //!   flagged: its metadata gets `similar_to` and `similarity`, so the reviewer sees the pair. Lexical
 //!   overlap cannot tell a paraphrase from a different rule ("current ratio = …" vs "quick ratio = …"
@@ -20,10 +20,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Reflection, RoleError, call_structured, opt_text};
-use crate::delta::{AddOp, DeltaBatch, DeltaOp, Source, TagOp, UpdateOp, content_hash};
+use crate::delta::{AddOp, DeltaBatch, DeltaOp, MergeOp, Source, TagOp, UpdateOp, content_hash};
 use crate::llm::{CallRecord, LlmClient, TraceIds};
 use crate::playbook::{Playbook, View, normalize_section_key};
 use crate::prompts;
+use crate::refine;
 
 /// Jaccard similarity at or above which an ADD is flagged as similar to an existing bullet.
 pub const SIMILAR: f64 = 0.6;
@@ -61,33 +62,9 @@ fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-const STOP: &[&str] = &[
-    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "be", "it",
-    "that", "this", "as", "by", "at", "when", "always", "before",
-];
-
-fn tokens(s: &str) -> std::collections::BTreeSet<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .map(str::to_lowercase)
-        .filter(|w| !w.is_empty() && !STOP.contains(&w.as_str()))
-        .map(|w| {
-            if w.len() > 3 && w.ends_with('s') {
-                w[..w.len() - 1].to_string()
-            } else {
-                w
-            }
-        })
-        .collect()
-}
-
-/// Token-set Jaccard similarity (see the module docs).
+/// Token-set Jaccard similarity of content words (see [`crate::refine::lexical`]).
 pub fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (tokens(a), tokens(b));
-    if a.is_empty() && b.is_empty() {
-        return 1.0;
-    }
-    let common = a.intersection(&b).count() as f64;
-    common / a.union(&b).count() as f64
+    refine::lexical(a, b)
 }
 
 fn stats(playbook: &Playbook, size: u64, budget: Option<u64>) -> String {
@@ -222,43 +199,50 @@ pub fn normalize(
             DeltaOp::Add(add) => {
                 add.content = collapse(&add.content);
                 add.section = section_name(&add.section);
-                let folded = add.content.to_lowercase();
-                if let Some(b) = playbook
+                // A lesson the playbook has already (the same text, or the same content words)
+                // becomes a MERGE into that bullet: evidence for it, reviewable, not a second copy.
+                let folded = refine::fold(&add.content);
+                let words = refine::content_words(&add.content);
+                let same = playbook
                     .active_bullets()
-                    .find(|b| collapse(&b.content).to_lowercase() == folded)
-                {
-                    let tag = DeltaOp::Tag(TagOp {
-                        bullet_id: b.id.clone(),
-                        helpful: 1,
-                        harmful: 0,
-                        neutral: 0,
+                    .find(|b| refine::fold(&b.content) == folded)
+                    .map(|b| (b, "exact duplicate"))
+                    .or_else(|| {
+                        playbook
+                            .active_bullets()
+                            .find(|b| refine::content_words(&b.content) == words)
+                            .map(|b| (b, "same content words as"))
                     });
-                    if !kept.contains(&tag) {
-                        kept.push(tag);
+                if let Some((b, how)) = same {
+                    if kept
+                        .iter()
+                        .any(|k| matches!(k, DeltaOp::Merge(m) if m.bullet_id == b.id))
+                    {
+                        dropped.push((
+                            desc,
+                            format!("{how} {}, which this answer already merges into", b.id),
+                        ));
+                        continue;
                     }
+                    let merge = DeltaOp::Merge(MergeOp {
+                        bullet_id: b.id.clone(),
+                        duplicate: None,
+                        proposed: Some(add.content.clone()),
+                        content: None,
+                        similarity: Some(1.0),
+                    });
                     dropped.push((
                         desc,
-                        format!(
-                            "exact duplicate of {}; proposed as TAG helpful+1 instead",
-                            b.id
-                        ),
+                        format!("{how} {}; proposed as a MERGE into it instead", b.id),
                     ));
+                    if !kept.contains(&merge) {
+                        kept.push(merge);
+                    }
                     continue;
                 }
-                let words = tokens(&add.content);
-                if let Some(b) = playbook
-                    .active_bullets()
-                    .find(|b| tokens(&b.content) == words)
-                {
-                    dropped.push((
-                        desc,
-                        format!("near duplicate of {} (same content words)", b.id),
-                    ));
-                    continue;
-                }
-                let repeat = kept
-                    .iter()
-                    .any(|k| matches!(k, DeltaOp::Add(o) if tokens(&o.content) == words));
+                let repeat = kept.iter().any(
+                    |k| matches!(k, DeltaOp::Add(o) if refine::content_words(&o.content) == words),
+                );
                 if repeat {
                     dropped.push((desc, "repeats another ADD of this answer".into()));
                     continue;
@@ -295,8 +279,12 @@ pub fn normalize(
         }
         kept.push(op);
     }
-    let ops = kept
-        .into_iter()
+    (keyed(kept), dropped)
+}
+
+/// Ops with their idempotency keys (`c-` + a hash of the op's JSON).
+pub fn keyed(ops: Vec<DeltaOp>) -> Vec<CuratedOp> {
+    ops.into_iter()
         .map(|op| {
             let json = serde_json::to_string(&op).unwrap_or_default();
             CuratedOp {
@@ -304,8 +292,7 @@ pub fn normalize(
                 op,
             }
         })
-        .collect();
-    (ops, dropped)
+        .collect()
 }
 
 pub async fn curate(
@@ -452,13 +439,21 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "TAG calc-00001 helpful+1 harmful+0 neutral+0",
+                "MERGE \"Strip thousands separators before dividi…\" into calc-00001",
                 "ADD to 'FORMULAS AND CALCULATIONS': \"Round only the final answer to two decim…\""
             ]
         );
         assert_eq!(dropped.len(), 5);
-        assert!(dropped[0].1.starts_with("exact duplicate of calc-00001"));
-        assert!(dropped[1].1.starts_with("near duplicate of calc-00001"));
+        assert!(
+            dropped[0]
+                .1
+                .starts_with("exact duplicate calc-00001; proposed as a MERGE")
+        );
+        assert!(
+            dropped[1]
+                .1
+                .starts_with("same content words as calc-00001, which this answer already merges")
+        );
         assert!(dropped[2].1.contains("repeats another"));
         assert_eq!(dropped[3].1, "bullet calc-00099 is not in the playbook");
         assert_eq!(dropped[4].1, "no bullet_id given");

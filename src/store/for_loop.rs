@@ -48,6 +48,22 @@ impl RunStore for Store {
         Store::token_budget(self, playbook)
     }
 
+    fn cached_vectors(
+        &self,
+        model: &str,
+        keys: &[u64],
+    ) -> Result<std::collections::HashMap<u64, Vec<f32>>, StoreError> {
+        Store::cached_vectors(self, model, keys)
+    }
+
+    fn cache_vectors(
+        &mut self,
+        model: &str,
+        vectors: &[(u64, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        Store::cache_vectors(self, model, vectors)
+    }
+
     fn gauges(&self, playbook: &str) -> Result<(usize, usize), StoreError> {
         Store::gauges(self, playbook)
     }

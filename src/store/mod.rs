@@ -22,6 +22,7 @@ mod rows;
 mod runs;
 mod story;
 mod transcripts;
+mod vectors;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -112,14 +112,17 @@ pub(crate) async fn models(source: &ModelSource, ledger: &Ledger) -> Result<Mode
             let mut endpoint = crate::llm::EndpointConfig::new(url.clone(), "scripted-demo");
             endpoint.min_backoff = Duration::from_millis(50);
             let client: Arc<dyn LlmClient> = Arc::new(OpenAiClient::new(
-                endpoint,
+                endpoint.clone(),
                 ledger.clone(),
                 Default::default(),
             )?);
+            // the demo server answers /embeddings too (hashed words: alike texts, alike vectors)
+            endpoint.model = "scripted-embed".into();
             Ok(Models {
                 generator: client.clone(),
                 reflector: client.clone(),
                 curator: client,
+                embedder: Some(Arc::new(crate::llm::OpenAiEmbedder::new(endpoint)?)),
                 ledger: ledger.clone(),
             })
         }

@@ -28,6 +28,7 @@ fn models(server: &MockServer) -> Models {
         generator: client.clone(),
         reflector: client.clone(),
         curator: client,
+        embedder: None,
         ledger,
     }
 }

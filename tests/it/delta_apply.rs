@@ -306,7 +306,10 @@ fn merge_folds_a_duplicate_in_with_its_counters_and_reverts_exactly() {
         batch(
             "dup",
             vec![
-                add("OTHERS", "Current ratio is current assets over current liabilities."),
+                add(
+                    "OTHERS",
+                    "Current ratio is current assets over current liabilities.",
+                ),
                 tag("misc-00005", 2, 0),
             ],
         ),
@@ -319,12 +322,20 @@ fn merge_folds_a_duplicate_in_with_its_counters_and_reverts_exactly() {
     );
     let p = store.load_playbook("fin").unwrap();
     let kept = p.bullet("calc-00001").unwrap();
-    assert_eq!((kept.helpful, kept.harmful), (3 + 2, 1), "counters combined");
+    assert_eq!(
+        (kept.helpful, kept.harmful),
+        (3 + 2, 1),
+        "counters combined"
+    );
     let gone = p.bullet("misc-00005").unwrap();
     assert!(!gone.is_active());
     assert_eq!(gone.metadata["merged_into"], "calc-00001");
     // a proposed lesson folded in: one helpful more, and new wording if given
-    let mut with_text = merge("calc-00002", None, Some("ROI is gain minus cost over cost."));
+    let mut with_text = merge(
+        "calc-00002",
+        None,
+        Some("ROI is gain minus cost over cost."),
+    );
     if let DeltaOp::Merge(m) = &mut with_text {
         m.content = Some("ROI = (gain - cost) / cost, as a percentage.".into());
     }

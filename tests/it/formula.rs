@@ -79,6 +79,7 @@ fn script(samples: &[Value]) -> Script {
     Script {
         model: "formula-world".into(),
         reject_formats: vec![],
+        embeddings: vec![],
         rules,
     }
 }

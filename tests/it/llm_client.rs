@@ -30,6 +30,7 @@ async fn server(rules: Vec<Rule>) -> MockServer {
     MockServer::start_local(Script {
         model: "test".into(),
         reject_formats: vec![],
+        embeddings: vec![],
         rules,
     })
     .await
@@ -266,6 +267,7 @@ async fn a_refused_response_format_falls_back_to_json_object_then_plain() {
     let s = MockServer::start_local(Script {
         model: "t".into(),
         reject_formats: vec!["json_schema".into()],
+        embeddings: vec![],
         rules: vec![ok_rule()],
     })
     .await
@@ -291,6 +293,7 @@ async fn a_refused_response_format_falls_back_to_json_object_then_plain() {
     let s = MockServer::start_local(Script {
         model: "t".into(),
         reject_formats: vec!["json_schema".into(), "json_object".into()],
+        embeddings: vec![],
         rules: vec![ok_rule()],
     })
     .await

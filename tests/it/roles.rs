@@ -23,6 +23,7 @@ async fn setup(rules: Vec<Rule>) -> (MockServer, OpenAiClient) {
     let server = MockServer::start_local(Script {
         model: "roles".into(),
         reject_formats: vec![],
+        embeddings: vec![],
         rules,
     })
     .await
@@ -307,7 +308,7 @@ async fn the_curator_emits_normalised_deduplicated_ops_with_stable_keys() {
         ops,
         [
             "ADD to 'FORMULAS AND CALCULATIONS': \"Quick ratio = (current assets - inventor…\"",
-            "TAG err-00002 helpful+1 harmful+0 neutral+0",
+            "MERGE \"strip thousands separators before dividi…\" into err-00002",
             "TAG calc-00001 helpful+1 harmful+0 neutral+0",
             "REMOVE misc-00003",
         ]

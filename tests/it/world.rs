@@ -48,6 +48,7 @@ pub fn script(delay_ms: Option<u64>) -> Script {
     Script {
         model: "world".into(),
         reject_formats: vec![],
+        embeddings: vec![],
         rules: vec![
             generator(&["zorb of 6", ZORB], "12", delay_ms),
             generator(&["zorb of 10", ZORB], "20", delay_ms),

@@ -177,7 +177,10 @@ fn op_lines(op: &DeltaOp, state: &State, theme: &Theme) -> Vec<Line<'static>> {
             ];
             if let Some(dup) = &m.duplicate {
                 v.push(Line::from(Span::styled(
-                    format!("- [{dup}] {} (its counters join the kept bullet)", text(dup)),
+                    format!(
+                        "- [{dup}] {} (its counters join the kept bullet)",
+                        text(dup)
+                    ),
                     theme.removed(),
                 )));
             }

@@ -153,7 +153,7 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
             run.active = false;
             run.phase = Phase::NotStarted(error.clone());
         }
-        Event::Warning { .. } => {}
+        Event::Warning { .. } | Event::Notice { .. } => {}
     }
     if let Some(line) = log_line(&event) {
         state.log(line);
@@ -202,6 +202,7 @@ fn log_line(event: &Event) -> Option<String> {
             revision.map_or("nothing applied".into(), |r| format!("revision {r}"))
         ),
         Event::Warning { message } => format!("warning: {message}"),
+        Event::Notice { message } => format!("note: {message}"),
         Event::Failed { error } => format!("failed: {error}"),
         Event::NotStarted { error } => format!("the run did not start: {error}"),
         Event::Finished { run, status } => format!("{run} {status}"),
