@@ -127,9 +127,7 @@ pub async fn run<S: RunStore>(
         test,
         index: None,
         token_budget: None,
-        judge: Judge {
-            embedder: ctx.models.embedder.clone(),
-        },
+        judge: Judge::new(ctx.models.embedder.clone()),
     };
     lp.emit(Event::Notice {
         message: lp.judge.notice(),

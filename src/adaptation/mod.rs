@@ -15,7 +15,7 @@ mod engine;
 mod learn;
 pub mod metrics;
 pub mod record;
-mod refining;
+pub mod refining;
 mod run_store;
 mod sample;
 

@@ -9,15 +9,29 @@ use std::sync::Arc;
 use super::engine::{Loop, db};
 use super::sample::LoopError;
 use super::{Event, RunStore};
-use crate::delta::DeltaOp;
+use tokio_util::sync::CancellationToken;
+
+use crate::delta::{DeltaOp, MergeOp};
 use crate::llm::Embedder;
 use crate::playbook::Playbook;
 use crate::prompts::Index;
 use crate::refine::{Method, Similarity, dedup, text_key};
+use crate::shared::Shared;
 
 /// How the run judges near duplicates; fixed at the start, lexical for good after a failure.
 pub(super) struct Judge {
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// Vectors already fetched this run, by text key (the active bullets' and recent lessons').
+    pub held: HashMap<u64, Vec<f32>>,
+}
+
+impl Judge {
+    pub fn new(embedder: Option<Arc<dyn Embedder>>) -> Self {
+        Judge {
+            embedder,
+            held: HashMap::new(),
+        }
+    }
 }
 
 impl Judge {
@@ -42,45 +56,123 @@ impl Judge {
     }
 }
 
-impl<S: RunStore> Loop<S> {
-    /// Vectors of `texts` under the run's embedding model: cached ones from the store, the rest
-    /// embedded now and cached.
-    async fn vectors(
-        &self,
-        embedder: &Arc<dyn Embedder>,
-        texts: Vec<String>,
-    ) -> Result<HashMap<u64, Vec<f32>>, String> {
-        let model = embedder.model().to_string();
-        let mut wanted: HashMap<u64, String> = HashMap::new();
-        for t in texts {
-            wanted.entry(text_key(&t)).or_insert(t);
+/// Vectors of `texts` under `embedder`'s model: those in `held` (taken out of it), cached ones from
+/// the store, the rest embedded now and cached. Keyed by [`text_key`].
+pub async fn vectors<S: RunStore>(
+    store: &Shared<S>,
+    embedder: &Arc<dyn Embedder>,
+    texts: Vec<String>,
+    held: &mut HashMap<u64, Vec<f32>>,
+    cancel: &CancellationToken,
+) -> Result<HashMap<u64, Vec<f32>>, String> {
+    let model = embedder.model().to_string();
+    let mut wanted: HashMap<u64, String> = HashMap::new();
+    let mut found = HashMap::new();
+    for t in texts {
+        let key = text_key(&t);
+        if let Some(v) = held.remove(&key) {
+            found.insert(key, v);
+        } else if !found.contains_key(&key) {
+            wanted.entry(key).or_insert(t);
         }
-        let keys: Vec<u64> = wanted.keys().copied().collect();
-        let m = model.clone();
-        let mut found = db(&self.store, move |s| s.cached_vectors(&m, &keys))
+    }
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let keys: Vec<u64> = wanted.keys().copied().collect();
+    let m = model.clone();
+    let cached = db(store, move |s| s.cached_vectors(&m, &keys))
+        .await
+        .map_err(|e| e.to_string())?;
+    let missing: Vec<(u64, String)> = wanted
+        .into_iter()
+        .filter(|(k, _)| !cached.contains_key(k))
+        .collect();
+    found.extend(cached);
+    if !missing.is_empty() {
+        let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+        let vectors = embedder
+            .embed(&texts, cancel)
             .await
             .map_err(|e| e.to_string())?;
-        let missing: Vec<(u64, String)> = wanted
-            .into_iter()
-            .filter(|(k, _)| !found.contains_key(k))
-            .collect();
-        if !missing.is_empty() {
-            let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
-            let vectors = embedder
-                .embed(&texts, &self.ctx.cancel)
-                .await
-                .map_err(|e| e.to_string())?;
-            let fresh: Vec<(u64, Vec<f32>)> =
-                missing.iter().map(|(k, _)| *k).zip(vectors).collect();
-            let cached = fresh.clone();
-            db(&self.store, move |s| s.cache_vectors(&model, &cached))
-                .await
-                .map_err(|e| e.to_string())?;
-            found.extend(fresh);
-        }
-        Ok(found)
+        let fresh: Vec<(u64, Vec<f32>)> = missing.iter().map(|(k, _)| *k).zip(vectors).collect();
+        let cached = fresh.clone();
+        db(store, move |s| s.cache_vectors(&model, &cached))
+            .await
+            .map_err(|e| e.to_string())?;
+        found.extend(fresh);
     }
+    Ok(found)
+}
 
+/// What a scan of a playbook for near duplicates found.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// How it judged (word overlap when no embedding model is configured or it failed).
+    pub method: Method,
+    pub threshold: f64,
+    /// The playbook's active bullets.
+    pub bullets: usize,
+    pub merges: Vec<MergeOp>,
+    /// Why embeddings were not used although a model is configured.
+    pub warning: Option<String>,
+}
+
+/// Scans playbook `name` for near duplicates: every pair at or above `threshold` (the method's
+/// default if none) as a MERGE of the weaker bullet into the stronger. Reads only; queueing the
+/// merges is the caller's choice.
+pub async fn scan<S: RunStore>(
+    store: &Shared<S>,
+    embedder: Option<Arc<dyn Embedder>>,
+    name: &str,
+    threshold: Option<f64>,
+    cancel: &CancellationToken,
+) -> Result<Scan, String> {
+    let n = name.to_string();
+    let playbook = db(store, move |s| s.load_playbook(&n))
+        .await
+        .map_err(|e| e.to_string())?;
+    let playbook = Arc::new(playbook);
+    let mut similarity = Similarity::lexical();
+    let mut warning = None;
+    if let Some(embedder) = embedder {
+        let texts = dedup::texts_for_scan(&playbook);
+        match vectors(store, &embedder, texts, &mut HashMap::new(), cancel).await {
+            Ok(vectors) => {
+                similarity = Similarity {
+                    method: Method::Semantic {
+                        model: embedder.model().to_string(),
+                    },
+                    vectors,
+                }
+            }
+            Err(_) if cancel.is_cancelled() => return Err("cancelled".into()),
+            Err(e) => {
+                warning = Some(format!(
+                    "the embeddings endpoint failed ({e}); judged by word overlap instead"
+                ))
+            }
+        }
+    }
+    let threshold = threshold.unwrap_or_else(|| similarity.method.default_threshold());
+    let pb = playbook.clone();
+    let (merges, method) = tokio::task::spawn_blocking(move || {
+        let index = Index::build(&pb);
+        let merges = dedup::scan(&pb, &index, &similarity, threshold);
+        (merges, similarity.method)
+    })
+    .await
+    .map_err(|e| format!("the scan failed: {e}"))?;
+    Ok(Scan {
+        method,
+        threshold,
+        bullets: playbook.active_bullets().count(),
+        merges,
+        warning,
+    })
+}
+
+impl<S: RunStore> Loop<S> {
     /// The curator's ops with near-duplicate ADDs folded into MERGE proposals, and what was
     /// dropped. An embeddings failure switches the run to word overlap, with a warning.
     pub(super) async fn fold_duplicates(
@@ -94,8 +186,10 @@ impl<S: RunStore> Loop<S> {
         }
         let mut similarity = Similarity::lexical();
         if let Some(embedder) = self.judge.embedder.clone() {
-            let texts = dedup::texts_for_adds(playbook, index, &ops);
-            match self.vectors(&embedder, texts).await {
+            let texts = dedup::texts_for_adds(playbook, index, &ops, &self.judge.method());
+            // what is not asked for this time is let go: the held set follows the playbook
+            let mut held = std::mem::take(&mut self.judge.held);
+            match vectors(&self.store, &embedder, texts, &mut held, &self.ctx.cancel).await {
                 Ok(vectors) => {
                     similarity = Similarity {
                         method: self.judge.method(),
@@ -118,12 +212,8 @@ impl<S: RunStore> Loop<S> {
             .config
             .dedup_threshold
             .unwrap_or_else(|| similarity.method.default_threshold());
-        Ok(dedup::fold_adds(
-            playbook,
-            index,
-            ops,
-            &similarity,
-            threshold,
-        ))
+        let folded = dedup::fold_adds(playbook, index, ops, &similarity, threshold);
+        self.judge.held = similarity.vectors;
+        Ok(folded)
     }
 }

@@ -105,6 +105,24 @@ pub enum PlaybookCmd {
         /// Tokens, or `none` to clear it
         tokens: String,
     },
+    /// Scan a playbook for near duplicates and queue them as MERGE proposals (nothing changes
+    /// until they are approved, in the workbench or with `ace queue approve`)
+    Dedup {
+        /// The playbook
+        name: String,
+        /// Similarity (0 to 1] at or above which two bullets are duplicates [default: 0.85 by
+        /// embeddings, 0.9 by word overlap]
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Judge by word overlap even when an embedding model is configured
+        #[arg(long)]
+        lexical: bool,
+        /// List the pairs only; queue nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a playbook, now or as it stood after revision N
     Show {
         name: Option<String>,

@@ -173,6 +173,23 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             )?;
             Ok(())
         }
+        PlaybookCmd::Dedup {
+            name,
+            threshold,
+            lexical,
+            dry_run,
+            json,
+        } => super::refine::dedup(
+            db,
+            super::refine::DedupArgs {
+                name,
+                threshold,
+                lexical,
+                dry_run,
+                json,
+            },
+            out,
+        ),
         PlaybookCmd::Budget { name, tokens } => {
             let budget = match tokens.trim() {
                 "none" => None,

@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod doctor;
 mod print;
+mod refine;
 mod train;
 
 pub use args::*;

@@ -5,28 +5,70 @@
 
 use std::collections::HashSet;
 
-use super::{Similarity, fold};
+use super::{Method, Similarity, fold};
 use crate::delta::{DeltaOp, MergeOp};
-use crate::playbook::Playbook;
+use crate::playbook::{Bullet, Playbook};
 use crate::prompts::Index;
 
-/// How many neighbours of a text are compared with it.
+/// How many neighbours of a text are compared with it, when not every bullet is.
 pub const NEIGHBOURS: usize = 8;
+
+/// Up to this many active bullets, embeddings compare a proposed lesson with every bullet (a
+/// paraphrase may share no word with the bullet it repeats); above it, with its neighbours.
+pub const EXHAUSTIVE_ADDS: usize = 5000;
+
+/// Up to this many active bullets, a scan under embeddings compares every pair.
+pub const EXHAUSTIVE_SCAN: usize = 1500;
+
+/// Whether every active bullet is a candidate under `method` (embeddings on a playbook of at most
+/// `limit` active bullets).
+fn exhaustive(playbook: &Playbook, method: &Method, limit: usize) -> bool {
+    matches!(method, Method::Semantic { .. }) && playbook.active_bullets().nth(limit).is_none()
+}
+
+/// The bullets `text` is compared with: every active one, or its neighbours in the index.
+fn candidates<'a>(
+    playbook: &'a Playbook,
+    index: &Index,
+    text: &str,
+    everyone: bool,
+) -> Vec<&'a Bullet> {
+    if everyone {
+        return playbook.active_bullets().collect();
+    }
+    index
+        .neighbours(text, NEIGHBOURS)
+        .into_iter()
+        .filter_map(|id| playbook.bullet(&id).filter(|b| b.is_active()))
+        .collect()
+}
 
 fn rounded(score: f64) -> f64 {
     (score * 100.0).round() / 100.0
 }
 
-/// The texts whose vectors [`fold_adds`] compares: each ADD's and its neighbours'.
-pub fn texts_for_adds(playbook: &Playbook, index: &Index, ops: &[DeltaOp]) -> Vec<String> {
+/// The texts whose vectors [`fold_adds`] compares under `method`: each ADD's and its candidates'.
+pub fn texts_for_adds(
+    playbook: &Playbook,
+    index: &Index,
+    ops: &[DeltaOp],
+    method: &Method,
+) -> Vec<String> {
+    let everyone = exhaustive(playbook, method, EXHAUSTIVE_ADDS);
     let mut texts = Vec::new();
     for op in ops {
         if let DeltaOp::Add(add) = op {
             texts.push(add.content.clone());
-            for id in index.neighbours(&add.content, NEIGHBOURS) {
-                if let Some(b) = playbook.bullet(&id) {
-                    texts.push(b.content.clone());
-                }
+        }
+    }
+    if everyone {
+        texts.extend(playbook.active_bullets().map(|b| b.content.clone()));
+        return texts;
+    }
+    for op in ops {
+        if let DeltaOp::Add(add) = op {
+            for b in candidates(playbook, index, &add.content, false) {
+                texts.push(b.content.clone());
             }
         }
     }
@@ -43,6 +85,7 @@ pub fn fold_adds(
     similarity: &Similarity,
     threshold: f64,
 ) -> (Vec<DeltaOp>, Vec<(String, String)>) {
+    let everyone = exhaustive(playbook, &similarity.method, EXHAUSTIVE_ADDS);
     let mut kept: Vec<DeltaOp> = Vec::new();
     let mut dropped = Vec::new();
     for op in ops {
@@ -50,10 +93,8 @@ pub fn fold_adds(
             kept.push(op);
             continue;
         };
-        let best = index
-            .neighbours(&add.content, NEIGHBOURS)
+        let best = candidates(playbook, index, &add.content, everyone)
             .into_iter()
-            .filter_map(|id| playbook.bullet(&id).filter(|b| b.is_active()))
             .map(|b| (b, similarity.score(&b.content, &add.content)))
             .filter(|(_, s)| *s >= threshold)
             .max_by(|x, y| x.1.total_cmp(&y.1));
@@ -118,7 +159,7 @@ pub fn texts_for_scan(playbook: &Playbook) -> Vec<String> {
 }
 
 /// Every pair of active bullets at or above `threshold`, as MERGE ops, most similar first; a bullet
-/// takes part in one merge at most. The bullet with the better record (helpful minus harmful, then
+/// is merged away once at most, and a kept bullet is never merged away. The bullet with the better record (helpful minus harmful, then
 /// the older) is kept and takes the other's counters.
 pub fn scan(
     playbook: &Playbook,
@@ -142,11 +183,17 @@ pub fn scan(
             by_text.insert(fold(&b.content), i);
         }
     }
+    let everyone = exhaustive(playbook, &similarity.method, EXHAUSTIVE_SCAN);
     for (i, b) in active.iter().enumerate() {
-        for id in index.neighbours(&b.content, NEIGHBOURS) {
-            let Some(&j) = slot.get(id.as_str()) else {
-                continue;
-            };
+        let others: Vec<usize> = if everyone {
+            (i + 1..active.len()).collect()
+        } else {
+            candidates(playbook, index, &b.content, false)
+                .into_iter()
+                .filter_map(|c| slot.get(c.id.as_str()).copied())
+                .collect()
+        };
+        for j in others {
             // each unordered pair once
             if j <= i {
                 continue;
@@ -158,24 +205,29 @@ pub fn scan(
         }
     }
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-    let mut used = HashSet::new();
+    // a bullet merged away takes no further part; a kept one may absorb several duplicates (three
+    // copies of one bullet end as one), but two kept bullets are not merged into each other
+    let mut kept: HashSet<usize> = HashSet::new();
+    let mut gone: HashSet<usize> = HashSet::new();
     let mut merges = Vec::new();
     for (score, i, j) in pairs {
-        if used.contains(&i) || used.contains(&j) {
+        if gone.contains(&i) || gone.contains(&j) || (kept.contains(&i) && kept.contains(&j)) {
             continue;
         }
-        used.insert(i);
-        used.insert(j);
         let record = |k: usize| active[k].helpful as i64 - active[k].harmful as i64;
-        // ties keep the earlier bullet (i comes first in playbook order)
-        let (keep, gone) = if record(j) > record(i) {
+        // a keeper stays the keeper; else the better record, and on a tie the earlier bullet
+        let (keep, drop) = if kept.contains(&i) {
+            (i, j)
+        } else if kept.contains(&j) || record(j) > record(i) {
             (j, i)
         } else {
             (i, j)
         };
+        kept.insert(keep);
+        gone.insert(drop);
         merges.push(MergeOp {
             bullet_id: active[keep].id.clone(),
-            duplicate: Some(active[gone].id.clone()),
+            duplicate: Some(active[drop].id.clone()),
             proposed: None,
             content: None,
             similarity: Some(rounded(score)),
