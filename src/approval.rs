@@ -155,6 +155,49 @@ pub struct Provenance {
     pub curator_reasoning: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<DroppedOp>,
+    /// Set when the proposal would have taken the playbook over its token budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetNote>,
+}
+
+/// A proposal measured against its playbook's token budget, when it did not fit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BudgetNote {
+    pub budget: u64,
+    /// The playbook's size before the batch.
+    pub before: u64,
+    /// Its size with the curator's ops alone.
+    pub proposed: u64,
+    /// Its size with the prunes added to the batch too.
+    pub after: u64,
+    /// The prunes added, each with why (as `op`, `reason`).
+    pub prunes: Vec<DroppedOp>,
+}
+
+impl BudgetNote {
+    /// E.g. `over budget: 12,380 tokens of 12,000 as proposed; 3 prunes added bring it to 11,950`.
+    pub fn describe(&self) -> String {
+        let head = format!(
+            "over budget as proposed: {} → {} tokens (budget {})",
+            self.before, self.proposed, self.budget
+        );
+        if self.prunes.is_empty() {
+            format!("{head}; nothing in the playbook to prune")
+        } else {
+            format!(
+                "{head}; {} prune{} added bring it to {}{}",
+                self.prunes.len(),
+                if self.prunes.len() == 1 { "" } else { "s" },
+                self.after,
+                if self.after > self.budget {
+                    ", still over"
+                } else {
+                    ""
+                }
+            )
+        }
+    }
 }
 
 /// One sample behind a proposal.

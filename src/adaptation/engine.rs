@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::control::{Controls, Gate, Mode};
-use super::refining::Judge;
+use super::refining::{Judge, Shown};
 use super::sample::{Ctx, LoopError, Outcome, Slot, process};
 use super::{
     Accuracy, Checkpoint, Control, Event, GetModels, RunConfig, RunKind, RunStatus, RunStore, Split,
@@ -128,6 +128,7 @@ pub async fn run<S: RunStore>(
         index: None,
         token_budget: None,
         judge: Judge::new(ctx.models.embedder.clone()),
+        shown: Shown::default(),
     };
     lp.emit(Event::Notice {
         message: lp.judge.notice(),
@@ -310,6 +311,8 @@ pub(super) struct Loop<S: RunStore> {
     pub token_budget: Option<u64>,
     /// How near duplicates are judged.
     pub judge: Judge,
+    /// How often each bullet was shown this run (tracked while the playbook has a budget).
+    pub shown: Shown,
 }
 
 /// A deterministic shuffle of `0..n` for an epoch (xorshift seeded by seed and epoch).

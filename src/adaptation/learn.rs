@@ -24,6 +24,9 @@ impl<S: RunStore> Loop<S> {
     ) -> Result<(Option<i64>, (u64, u64)), LoopError> {
         let playbook = self.playbook().await?;
         let index = Some(self.index_for(&playbook).await?);
+        if self.token_budget.is_some() {
+            self.shown.observe(&playbook);
+        }
         let mut outcomes = Vec::new();
         let mut i = 0;
         while i < indices.len() {
@@ -55,6 +58,11 @@ impl<S: RunStore> Loop<S> {
         }
         // the index is brought in step again for the curator: let go of this batch's hold on it
         drop(index);
+        if self.token_budget.is_some() {
+            for o in &outcomes {
+                self.shown.record(o.record.shown.as_deref());
+            }
+        }
         let correct = outcomes.iter().filter(|o| o.record.first_correct).count() as u64;
         let score = (correct, outcomes.len() as u64);
         self.apply_tags(&outcomes, epoch, step).await?;
@@ -198,6 +206,8 @@ impl<S: RunStore> Loop<S> {
         // a lesson the playbook already holds, in other words, is folded into that bullet
         let proposed: Vec<DeltaOp> = out.operations.iter().map(|c| c.op.clone()).collect();
         let (folded, more_dropped) = self.fold_duplicates(&playbook, &index, proposed).await?;
+        // over the token budget, the batch also proposes what to let go
+        let (folded, budget) = self.hold_budget(&playbook, &index, folded).await?;
         let mut out = out;
         out.dropped.extend(more_dropped);
         out.operations = roles::curator::keyed(folded);
@@ -215,6 +225,7 @@ impl<S: RunStore> Loop<S> {
                     reason: reason.clone(),
                 })
                 .collect(),
+            budget: budget.clone(),
         };
         let ops: Vec<(String, DeltaOp)> = out
             .operations
@@ -244,18 +255,38 @@ impl<S: RunStore> Loop<S> {
         self.observe(pending, false).await?;
         match self.ctx.config.approve {
             ApproveMode::Auto => {
+                // never over the token budget: checked again as the batch is written
                 let outcome = db(&self.store, move |s| {
-                    s.decide_all(pending, true, "auto-policy", Source::AutoPolicy)
+                    s.approve_within_budget(pending, "auto-policy", Source::AutoPolicy)
                 })
                 .await;
                 match outcome {
-                    Ok(o) => {
+                    Ok(Ok(o)) => {
                         self.observe(pending, true).await?;
+                        if let Some(note) = budget.filter(|n| !n.prunes.is_empty()) {
+                            self.emit(Event::Notice {
+                                message: format!(
+                                    "batch {pending} would have taken the playbook over its token budget ({} → {} of {}); applied with {} prune{} ({} tokens now)",
+                                    note.before,
+                                    note.proposed,
+                                    note.budget,
+                                    note.prunes.len(),
+                                    if note.prunes.len() == 1 { "" } else { "s" },
+                                    note.after
+                                ),
+                            });
+                        }
                         self.emit(Event::Applied {
                             pending,
                             revision: o.revision,
                         });
                     }
+                    Ok(Err(effect)) => self.emit(Event::Warning {
+                        message: format!(
+                            "queued batch {pending} held for a person: approving it would take the playbook over its token budget ({}), even with the prunes it proposes; review it with `ace queue show {pending}` or in the workbench",
+                            effect.describe()
+                        ),
+                    }),
                     Err(e) => self.emit(Event::Warning {
                         message: format!("queued batch {pending} could not be applied: {e}"),
                     }),

@@ -129,6 +129,10 @@ pub struct RunConfig {
     /// for embeddings' cosine, 0.9 for word overlap, which cannot tell a paraphrase from a related rule).
     #[serde(default)]
     pub dedup_threshold: Option<f64>,
+    /// When a proposal would take the playbook over its token budget, a bullet never cited by this
+    /// many samples that were shown it (in this run) may be pruned.
+    #[serde(default = "default_unused_after")]
+    pub prune_unused_after: u64,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -139,6 +143,13 @@ pub const DEFAULT_PROMPT_BUDGET: u64 = 60_000;
 
 fn default_prompt_budget() -> u64 {
     DEFAULT_PROMPT_BUDGET
+}
+
+/// Samples shown a bullet without it being cited, by default, before it counts as unused.
+pub const DEFAULT_UNUSED_AFTER: u64 = 50;
+
+fn default_unused_after() -> u64 {
+    DEFAULT_UNUSED_AFTER
 }
 
 impl Default for RunConfig {
@@ -164,6 +175,7 @@ impl Default for RunConfig {
             retrieval: Retrieval::Auto,
             prompt_budget: DEFAULT_PROMPT_BUDGET,
             dedup_threshold: None,
+            prune_unused_after: DEFAULT_UNUSED_AFTER,
             poll_ms: 200,
         }
     }

@@ -11,11 +11,13 @@ use super::sample::LoopError;
 use super::{Event, RunStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{BudgetNote, DroppedOp};
 use crate::delta::{DeltaOp, MergeOp};
 use crate::llm::Embedder;
 use crate::playbook::Playbook;
 use crate::prompts::Index;
-use crate::refine::{Method, Similarity, dedup, text_key};
+use crate::refine::prune::{self, Exposure};
+use crate::refine::{Method, Similarity, SizeEffect, dedup, size_change, text_key};
 use crate::shared::Shared;
 
 /// How the run judges near duplicates; fixed at the start, lexical for good after a failure.
@@ -172,7 +174,115 @@ pub async fn scan<S: RunStore>(
     })
 }
 
+/// How often each bullet was put before the generator in this run (for "never cited"): samples
+/// that saw the whole playbook since the bullet was first seen, plus those it was retrieved for.
+#[derive(Default)]
+pub(super) struct Shown {
+    whole: u64,
+    since: HashMap<String, u64>,
+    picked: HashMap<String, u64>,
+}
+
+impl Shown {
+    /// Notes the bullets of `playbook` not seen before (before the batch that shows them).
+    pub fn observe(&mut self, playbook: &Playbook) {
+        for b in playbook.active_bullets() {
+            if !self.since.contains_key(&b.id) {
+                self.since.insert(b.id.clone(), self.whole);
+            }
+        }
+    }
+
+    /// One sample was shown `shown` (`None`: the whole playbook).
+    pub fn record(&mut self, shown: Option<&[String]>) {
+        match shown {
+            None => self.whole += 1,
+            Some(ids) => {
+                for id in ids {
+                    *self.picked.entry(id.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Exposure for Shown {
+    fn shown(&self, bullet: &str) -> Option<u64> {
+        let since = self.since.get(bullet)?;
+        Some(self.whole - since + self.picked.get(bullet).copied().unwrap_or(0))
+    }
+}
+
 impl<S: RunStore> Loop<S> {
+    /// When the batch would take the playbook over its token budget: prunes added to it (harmful
+    /// bullets, then near duplicates, then unused ones) and the note the reviewer reads. Within
+    /// budget, or with no budget, the ops pass unchanged.
+    pub(super) async fn hold_budget(
+        &mut self,
+        playbook: &Arc<Playbook>,
+        index: &Arc<Index>,
+        mut ops: Vec<DeltaOp>,
+    ) -> Result<(Vec<DeltaOp>, Option<BudgetNote>), LoopError> {
+        let Some(budget) = self.token_budget else {
+            return Ok((ops, None));
+        };
+        let before = index.total_tokens();
+        let change = match size_change(playbook, &ops) {
+            Ok(change) => change,
+            Err(e) => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "cannot measure the proposal against the token budget ({e}); approval checks it again"
+                    ),
+                });
+                return Ok((ops, None));
+            }
+        };
+        let proposed = SizeEffect::new(before, change, Some(budget));
+        if !proposed.over() {
+            return Ok((ops, None));
+        }
+        let need = proposed.excess();
+        let unused_after = self.ctx.config.prune_unused_after;
+        let mut prunes = prune::prunes(playbook, &ops, need, &[], &self.shown, unused_after);
+        if prunes.iter().map(|p| p.saves).sum::<u64>() < need {
+            // near duplicates next: a scan by word overlap over the index's candidates
+            let (pb, ix) = (playbook.clone(), index.clone());
+            let threshold = Method::Lexical.default_threshold();
+            let merges = tokio::task::spawn_blocking(move || {
+                dedup::scan(&pb, &ix, &Similarity::lexical(), threshold)
+            })
+            .await
+            .map_err(|e| LoopError::Data(format!("the duplicate scan failed: {e}")))?;
+            prunes = prune::prunes(playbook, &ops, need, &merges, &self.shown, unused_after);
+        }
+        let mut note = BudgetNote {
+            budget,
+            before,
+            proposed: proposed.after,
+            after: proposed.after,
+            prunes: Vec::new(),
+        };
+        let mut with: Vec<DeltaOp> = ops.clone();
+        with.extend(prunes.iter().map(|p| p.op.clone()));
+        match size_change(playbook, &with) {
+            Ok(change) => {
+                note.after = before.saturating_add_signed(change);
+                note.prunes = prunes
+                    .iter()
+                    .map(|p| DroppedOp {
+                        op: p.op.describe(),
+                        reason: p.reason.clone(),
+                    })
+                    .collect();
+                ops = with;
+            }
+            Err(e) => self.emit(Event::Warning {
+                message: format!("the prunes for the token budget do not apply ({e}); none added"),
+            }),
+        }
+        Ok((ops, Some(note)))
+    }
     /// The curator's ops with near-duplicate ADDs folded into MERGE proposals, and what was
     /// dropped. An embeddings failure switches the run to word overlap, with a warning.
     pub(super) async fn fold_duplicates(

@@ -8,6 +8,7 @@ use crate::approval::{DecideOutcome, PendingBatch, Provenance};
 use crate::delta::{ApplyOptions, ApplyOutcome, DeltaBatch, DeltaOp, Source};
 use crate::llm::CallRecord;
 use crate::playbook::Playbook;
+use crate::refine::SizeEffect;
 
 /// Runs, samples, the queue and the playbook, as the loop reads and writes them. Every write is
 /// one transaction; several processes may share what is behind it.
@@ -65,6 +66,15 @@ pub trait RunStore: Send + 'static {
         author: &str,
         source: Source,
     ) -> Result<DecideOutcome, Self::Error>;
+
+    /// Approves every undecided op of a batch unless that would take the playbook over its token
+    /// budget; then nothing is decided and the inner error holds the size it would have reached.
+    fn approve_within_budget(
+        &mut self,
+        id: i64,
+        author: &str,
+        source: Source,
+    ) -> Result<Result<DecideOutcome, SizeEffect>, Self::Error>;
 
     fn create_run(&mut self, config: &RunConfig) -> Result<String, Self::Error>;
     fn run(&self, id: &str) -> Result<RunRecord, Self::Error>;

@@ -34,7 +34,13 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
                 return print::json(out, &batch);
             }
             let playbook = store.load_playbook(&batch.playbook)?;
-            print::queued(out, &batch, &playbook)
+            let effect = crate::refine::budget::queued_effect(
+                &batch,
+                &playbook,
+                store.playbook_tokens(&batch.playbook)?,
+                store.token_budget(&batch.playbook)?,
+            );
+            print::queued(out, &batch, &playbook, effect)
         }
         QueueCmd::Approve { id, ops, author } => {
             let outcome = if ops.is_empty() {

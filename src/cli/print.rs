@@ -261,13 +261,33 @@ pub fn queue_list(out: &mut impl Write, list: &[PendingBatch]) -> Result<()> {
 }
 
 /// A queued batch as a diff against the playbook, with its evidence.
-pub fn queued(out: &mut impl Write, b: &PendingBatch, playbook: &Playbook) -> Result<()> {
+pub fn queued(
+    out: &mut impl Write,
+    b: &PendingBatch,
+    playbook: &Playbook,
+    effect: Option<crate::refine::SizeEffect>,
+) -> Result<()> {
     use crate::delta::DeltaOp;
     writeln!(
         out,
         "queued batch {} for playbook '{}' · {} · {}",
         b.id, b.playbook, b.status, b.created_at
     )?;
+    if let Some(e) = effect {
+        writeln!(out, "size if approved: {}", e.describe())?;
+        if e.over() {
+            writeln!(
+                out,
+                "approving all of it takes the playbook over its token budget (auto-approval holds such a batch)"
+            )?;
+        }
+    }
+    if let Some(note) = &b.provenance.budget {
+        writeln!(out, "{}", note.describe())?;
+        for p in &note.prunes {
+            writeln!(out, "  prune {}: {}", p.op, p.reason)?;
+        }
+    }
     if let Some(run) = &b.run_id {
         writeln!(out, "from run {run}")?;
     }

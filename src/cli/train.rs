@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// proposal [default: 0.85 with embeddings, 0.9 by word overlap]
     #[arg(long, value_name = "X")]
     pub dedup_threshold: Option<f64>,
+    /// Over the token budget, a bullet never cited by this many samples shown it may be proposed
+    /// for pruning
+    #[arg(long, value_name = "N", default_value_t = crate::adaptation::DEFAULT_UNUSED_AFTER)]
+    pub prune_unused_after: u64,
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
@@ -122,6 +126,7 @@ impl TrainArgs {
             retrieval: self.retrieval,
             prompt_budget: self.prompt_budget,
             dedup_threshold: self.dedup_threshold,
+            prune_unused_after: self.prune_unused_after,
             poll_ms: 200,
         }
     }

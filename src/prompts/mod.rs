@@ -16,7 +16,9 @@ use crate::delta::content_hash;
 use crate::llm::{Message, OutputSchema, PlaybookText, Role};
 use crate::playbook::{Bullet, Playbook, View};
 
-pub use render::{bullet_cost, bullet_line, playbook_tokens, render, section_cost, tokens};
+pub use render::{
+    bullet_cost, bullet_line, change_cost, playbook_tokens, render, section_cost, tokens,
+};
 pub use retrieval::{Index, Retrieval};
 
 struct Template {

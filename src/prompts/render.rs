@@ -72,6 +72,25 @@ pub fn section_cost(name: &str) -> u64 {
     tokens(&format!("## {name}\n")) as u64 + 1
 }
 
+/// What one recorded change does to the playbook's size ([`playbook_tokens`]), in tokens.
+pub fn change_cost(change: &crate::delta::Change) -> i64 {
+    use crate::delta::Change;
+    let bullet = |b: &Option<Bullet>| {
+        b.as_ref()
+            .filter(|b| b.is_active())
+            .map_or(0, |b| bullet_cost(b) as i64)
+    };
+    let section = |s: &Option<crate::playbook::Section>| {
+        s.as_ref()
+            .filter(|s| !s.removed)
+            .map_or(0, |s| section_cost(&s.name) as i64)
+    };
+    match change {
+        Change::Bullet { before, after, .. } => bullet(after) - bullet(before),
+        Change::Section { before, after, .. } => section(after) - section(before),
+    }
+}
+
 /// The playbook's size as the generator sees it whole, in tokens: the sum of [`bullet_cost`] over
 /// its active bullets and [`section_cost`] over its sections (the tokens of the rendered text, up
 /// to a few where lines meet).

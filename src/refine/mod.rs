@@ -4,11 +4,15 @@
 //! - [`dedup`]: a lesson said again in other words becomes a MERGE into the bullet it repeats,
 //!   judged by embeddings when a model serves them ([`Method::Semantic`]) and by word overlap
 //!   otherwise ([`Method::Lexical`]);
+//! - [`budget`]: what a batch would do to a playbook's size ([`SizeEffect`]);
 //! - [`prune`]: when a proposal would take a playbook over its token budget, the bullets to let go
-//!   (more harmful than helpful, never cited, duplicates).
+//!   (more harmful than helpful, duplicates, never cited).
 
+pub mod budget;
 pub mod dedup;
 pub mod prune;
+
+pub use budget::{SizeEffect, size_change};
 
 use std::collections::{BTreeSet, HashMap};
 

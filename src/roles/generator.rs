@@ -25,7 +25,8 @@ pub struct GeneratorOutput {
     /// Ids the answer cited that exist (active) in the playbook: the JSON field first, then citations
     /// in the text, without repeats.
     pub bullet_ids: Vec<String>,
-    /// Cited ids the playbook does not have (dropped from `bullet_ids`).
+    /// Cited ids the playbook does not have, or the generator was not shown (dropped from
+    /// `bullet_ids`).
     pub unknown_ids: Vec<String>,
     pub final_answer: String,
     #[serde(skip)]
@@ -89,10 +90,11 @@ pub async fn generate(
         input.reflection,
     );
     let (parsed, calls) = call_structured(client, &prompt, trace, cancel, parse).await?;
-    let (bullet_ids, unknown_ids) = parsed
-        .ids
-        .into_iter()
-        .partition(|id| input.playbook.bullet(id).is_some_and(|b| b.is_active()));
+    // a bullet counts as used only if the generator was shown it (with retrieval, a selection)
+    let (bullet_ids, unknown_ids) = parsed.ids.into_iter().partition(|id| {
+        input.shown.is_none_or(|s| s.contains(id))
+            && input.playbook.bullet(id).is_some_and(|b| b.is_active())
+    });
     Ok(GeneratorOutput {
         reasoning: parsed.reasoning,
         bullet_ids,

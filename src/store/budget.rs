@@ -2,28 +2,33 @@
 //! per revision: from the nearest revision already counted plus the recorded changes since, so a
 //! large playbook is tokenised whole only once.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{change_columns, parse_change, playbook_id};
 use super::{Result, Store, StoreError, classify};
-use crate::delta::Change;
-use crate::playbook::{Bullet, Section};
-use crate::prompts::{bullet_cost, playbook_tokens, section_cost};
+use crate::prompts::{change_cost, playbook_tokens};
 
 /// Beyond this many changes since the nearest counted revision, counting the playbook whole is
 /// cheaper than replaying them.
 const REPLAY_LIMIT: i64 = 20_000;
 
-fn bullet_size(b: &Option<Bullet>) -> i64 {
-    b.as_ref()
-        .filter(|b| b.is_active())
-        .map_or(0, |b| bullet_cost(b) as i64)
-}
-
-fn section_size(s: &Option<Section>) -> i64 {
-    s.as_ref()
-        .filter(|s| !s.removed)
-        .map_or(0, |s| section_cost(&s.name) as i64)
+/// What the revisions of playbook `id` after `from` up to `to` did to its size, in tokens.
+pub(super) fn replay_changes(conn: &Connection, id: i64, from: i64, to: i64) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+         WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx",
+    )?;
+    let mut total = 0i64;
+    for row in stmt.query_map(params![id, from, to], change_columns)? {
+        let (kind, key, before, after) = row?;
+        total += change_cost(&parse_change(
+            &kind,
+            key,
+            before.as_deref(),
+            after.as_deref(),
+        )?);
+    }
+    Ok(total)
 }
 
 impl Store {
@@ -97,23 +102,7 @@ impl Store {
         };
         let tokens = match base {
             Some((revision, tokens)) if replay => {
-                let mut stmt = self.conn.prepare(
-                    "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
-                     WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx",
-                )?;
-                let mut total = tokens;
-                for row in stmt.query_map(params![id, revision, head], change_columns)? {
-                    let (kind, key, before, after) = row?;
-                    total += match parse_change(&kind, key, before.as_deref(), after.as_deref())? {
-                        Change::Bullet { before, after, .. } => {
-                            bullet_size(&after) - bullet_size(&before)
-                        }
-                        Change::Section { before, after, .. } => {
-                            section_size(&after) - section_size(&before)
-                        }
-                    };
-                }
-                total.max(0) as u64
+                (tokens + replay_changes(&self.conn, id, revision, head)?).max(0) as u64
             }
             _ => {
                 let whole = self.load_playbook(playbook)?;

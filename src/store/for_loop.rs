@@ -11,6 +11,7 @@ use crate::approval::{DecideOutcome, PendingBatch, Provenance};
 use crate::delta::{ApplyOptions, ApplyOutcome, DeltaBatch, DeltaOp, Source};
 use crate::llm::CallRecord;
 use crate::playbook::Playbook;
+use crate::refine::SizeEffect;
 
 impl RunStore for Store {
     type Error = StoreError;
@@ -92,6 +93,19 @@ impl RunStore for Store {
         source: Source,
     ) -> Result<DecideOutcome, StoreError> {
         Store::decide_all_as(self, id, approve, None, author, source)
+    }
+
+    fn approve_within_budget(
+        &mut self,
+        id: i64,
+        author: &str,
+        source: Source,
+    ) -> Result<Result<DecideOutcome, SizeEffect>, StoreError> {
+        match Store::approve_within_budget(self, id, author, source) {
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(StoreError::OverBudget { effect, .. }) => Ok(Err(effect)),
+            Err(e) => Err(e),
+        }
     }
 
     fn create_run(&mut self, config: &RunConfig) -> Result<String, StoreError> {

@@ -76,6 +76,15 @@ pub enum StoreError {
     RevertConflict { revision: i64, detail: String },
     #[error("no queued batch {0}")]
     UnknownPending(i64),
+    #[error(
+        "approving queued batch {batch} would take playbook '{playbook}' over its token budget ({}); nothing was decided",
+        effect.describe()
+    )]
+    OverBudget {
+        batch: i64,
+        playbook: String,
+        effect: crate::refine::SizeEffect,
+    },
     #[error("{0}")]
     Queue(String),
     #[error("no run '{0}'")]

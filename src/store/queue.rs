@@ -11,6 +11,7 @@ use crate::approval::{
     BatchStatus, DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp, Provenance,
 };
 use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
+use crate::refine::SizeEffect;
 
 fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
     let row = conn
@@ -62,6 +63,14 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
         });
     }
     Ok(batch)
+}
+
+/// The size a guarded approval starts from: the playbook's tokens as of revision `at`.
+#[derive(Debug, Clone, Copy)]
+struct Guard {
+    at: i64,
+    before: u64,
+    budget: u64,
 }
 
 impl Store {
@@ -154,6 +163,44 @@ impl Store {
         author: &str,
         source: Source,
     ) -> Result<DecideOutcome> {
+        self.decide_guarded(id, decisions, author, source, None)
+    }
+
+    /// Approves every still-pending op of batch `id`, unless that would take its playbook over its
+    /// token budget: then nothing at all is decided or written and the error says by how much
+    /// ([`StoreError::OverBudget`]). The size is checked inside the writing transaction, so no
+    /// concurrent change slips between the check and the write. Without a budget, as
+    /// [`Store::decide_all_as`].
+    pub fn approve_within_budget(
+        &mut self,
+        id: i64,
+        author: &str,
+        source: Source,
+    ) -> Result<DecideOutcome> {
+        let batch = self.pending_batch(id)?;
+        let Some(budget) = self.token_budget(&batch.playbook)? else {
+            return self.decide_all_as(id, true, None, author, source);
+        };
+        let at = self.head_revision(&batch.playbook)?.unwrap_or(0);
+        let before = self.playbook_tokens(&batch.playbook)?;
+        let decisions: Vec<(usize, Decision)> = batch
+            .ops
+            .iter()
+            .filter(|o| o.status == OpStatus::Pending)
+            .map(|o| (o.idx, Decision::Approve))
+            .collect();
+        let guard = Guard { at, before, budget };
+        self.decide_guarded(id, &decisions, author, source, Some(guard))
+    }
+
+    fn decide_guarded(
+        &mut self,
+        id: i64,
+        decisions: &[(usize, Decision)],
+        author: &str,
+        source: Source,
+        guard: Option<Guard>,
+    ) -> Result<DecideOutcome> {
         let tx = self.begin()?;
         let batch = load_batch(&tx, id)?;
         if batch.status != BatchStatus::Pending {
@@ -221,8 +268,20 @@ impl Store {
                     error,
                 })?;
             let pb = playbook_id(&tx, &batch.playbook)?;
-            revision =
-                Some(apply_in(&tx, pb, &delta, &ApplyOptions::create_sections())?.revision());
+            let applied = apply_in(&tx, pb, &delta, &ApplyOptions::create_sections())?.revision();
+            if let Some(g) = guard {
+                let change = super::budget::replay_changes(&tx, pb, g.at, applied)?;
+                let effect = SizeEffect::new(g.before, change, Some(g.budget));
+                if effect.over() {
+                    // dropping the transaction rolls back the decisions and the write
+                    return Err(StoreError::OverBudget {
+                        batch: id,
+                        playbook: batch.playbook.clone(),
+                        effect,
+                    });
+                }
+            }
+            revision = Some(applied);
         }
         tx.execute(
             "UPDATE pending_batches SET status = ?2, decided_at = ?3, decided_by = ?4, revision_id = ?5 WHERE id = ?1",

@@ -91,12 +91,21 @@ pub fn snapshot(store: &mut Store, playbook: &str) -> Result<Snapshot, crate::st
             .filter(|b| !b.is_pending())
             .take(20),
     );
+    let effects = queue
+        .iter()
+        .filter(|b| b.is_pending() && b.playbook == playbook.name && !name.is_empty())
+        .filter_map(|b| {
+            crate::refine::budget::queued_effect(b, &playbook, tokens, token_budget)
+                .map(|e| (b.id, e))
+        })
+        .collect();
     Ok(Snapshot {
         playbooks,
         playbook,
         tokens,
         token_budget,
         queue,
+        effects,
         revisions: if name.is_empty() {
             Vec::new()
         } else {

@@ -1,13 +1,14 @@
 //! The workbench's one state: what every pane shows, which one has the focus, the popup on top.
 //! Changed only by `update`; read by the renderers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::keymap::Layer;
 use super::popups::Popup;
 use crate::adaptation::{RunConfig, RunRecord, RunStatus, Split};
 use crate::approval::PendingBatch;
 use crate::playbook::Playbook;
+use crate::refine::SizeEffect;
 use crate::store::{BulletStory, Revision, RevisionDetail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,8 @@ pub struct Snapshot {
     pub tokens: u64,
     pub token_budget: Option<u64>,
     pub queue: Vec<PendingBatch>,
+    /// What approving each pending batch of the shown playbook would do to its size.
+    pub effects: HashMap<i64, SizeEffect>,
     pub revisions: Vec<Revision>,
 }
 
@@ -179,6 +182,8 @@ pub struct State {
     /// The selected bullet's story, loaded when the detail view opens.
     pub story: Option<BulletStory>,
     pub queue: Vec<PendingBatch>,
+    /// What approving each pending batch of the shown playbook would do to its size.
+    pub effects: HashMap<i64, SizeEffect>,
     pub queue_sel: usize,
     pub op_sel: usize,
     pub revisions: Vec<Revision>,
@@ -222,6 +227,7 @@ impl State {
             show_detail: false,
             story: None,
             queue: Vec::new(),
+            effects: HashMap::new(),
             queue_sel: 0,
             op_sel: 0,
             revisions: Vec::new(),

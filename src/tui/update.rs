@@ -186,6 +186,7 @@ fn loaded(state: &mut State, snapshot: super::state::Snapshot) {
     state.playbook = snapshot.playbook;
     state.tokens = snapshot.tokens;
     state.token_budget = snapshot.token_budget;
+    state.effects = snapshot.effects;
     state.queue = snapshot.queue;
     state.revisions = snapshot.revisions;
     if state.viewing_at.is_none()

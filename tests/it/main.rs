@@ -14,6 +14,7 @@ mod laws;
 mod llm_client;
 mod migrations;
 mod prompts;
+mod refine;
 mod revisions;
 mod roles;
 mod sections;

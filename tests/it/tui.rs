@@ -84,6 +84,7 @@ fn fixture() -> (Store, State) {
         token_budget: None,
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
+        effects: Default::default(),
     };
     for b in &mut snapshot.playbook.bullets {
         b.created_at = "2026-11-24T12:00:00.000Z".into();
@@ -285,6 +286,7 @@ fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
         token_budget: None,
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
+        effects: Default::default(),
     };
     update(st, Action::Loaded(Box::new(snapshot)));
 }

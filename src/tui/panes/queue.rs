@@ -243,6 +243,35 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         return;
     };
     let mut lines = Vec::new();
+    if let Some(effect) = state.effects.get(&batch.id) {
+        let over = effect.over();
+        lines.push(Line::from(vec![
+            Span::styled("size if approved: ", theme.dim()),
+            Span::styled(
+                effect.describe(),
+                if over {
+                    theme.removed()
+                } else {
+                    Style::default()
+                },
+            ),
+        ]));
+        if over {
+            lines.push(Line::from(Span::styled(
+                "approving all of it takes the playbook over its token budget (auto-approval holds such a batch)",
+                theme.removed(),
+            )));
+        }
+    }
+    if let Some(note) = &batch.provenance.budget {
+        lines.push(Line::from(Span::styled(note.describe(), theme.dim())));
+        for p in &note.prunes {
+            lines.push(Line::from(format!("  prune {}: {}", p.op, p.reason)));
+        }
+    }
+    if !lines.is_empty() {
+        lines.push(Line::from(""));
+    }
     for (i, op) in batch.ops.iter().enumerate() {
         let marker = if i == state.op_sel { "▶" } else { " " };
         lines.push(Line::from(Span::styled(
