@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::control::{Controls, Gate, Mode};
 use super::refining::{Judge, Shown};
-use super::sample::{Ctx, LoopError, Outcome, Slot, process};
+use super::sample::{Ctx, LoopError, Outcome, Slot, process, query_of};
 use super::{
     Accuracy, Checkpoint, Control, Event, GetModels, RunConfig, RunKind, RunStatus, RunStore, Split,
 };
@@ -534,18 +534,25 @@ impl<S: RunStore> Loop<S> {
 
     /// Runs samples concurrently (bounded by the configured concurrency); results in input order.
     pub async fn run_samples(
-        &self,
+        &mut self,
         playbook: Arc<Playbook>,
         index: Option<Arc<Index>>,
         items: Vec<(Sample, Slot)>,
         learn: bool,
     ) -> Result<Vec<Outcome>, LoopError> {
+        let semantic = match &index {
+            Some(ix) => {
+                let queries: Vec<String> = items.iter().map(|(s, _)| query_of(s)).collect();
+                self.semantic_rankings(&playbook, ix, &queries).await?
+            }
+            None => vec![None; items.len()],
+        };
         let permits = Arc::new(tokio::sync::Semaphore::new(
             self.ctx.config.concurrency.max(1),
         ));
         let mut set = JoinSet::new();
         let count = items.len();
-        for (i, (sample, slot)) in items.into_iter().enumerate() {
+        for (i, ((sample, slot), semantic)) in items.into_iter().zip(semantic).enumerate() {
             let (ctx, pb, permits) = (self.ctx.clone(), playbook.clone(), permits.clone());
             let index = index.clone();
             set.spawn(async move {
@@ -553,7 +560,7 @@ impl<S: RunStore> Loop<S> {
                     .acquire_owned()
                     .await
                     .map_err(|_| LoopError::Cancelled)?;
-                process(ctx, pb, index, sample, slot, learn)
+                process(ctx, pb, index, semantic, sample, slot, learn)
                     .await
                     .map(|o| (i, o))
             });

@@ -169,7 +169,7 @@ impl<S: RunStore> Loop<S> {
             .map(|(about, r)| format!("{about} {}", r.summary()))
             .collect::<Vec<_>>()
             .join("\n");
-        let shown = self.ctx.choose(&index, &query);
+        let shown = self.ctx.choose(&index, &query, None);
         let input = CuratorInput {
             playbook: &playbook,
             shown: shown.as_deref(),

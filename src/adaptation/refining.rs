@@ -17,14 +17,14 @@ use crate::llm::Embedder;
 use crate::playbook::Playbook;
 use crate::prompts::Index;
 use crate::refine::prune::{self, Exposure};
-use crate::refine::{Method, Similarity, SizeEffect, dedup, size_change, text_key};
+use crate::refine::{Method, Similarity, SizeEffect, Vector, dedup, size_change, text_key};
 use crate::shared::Shared;
 
 /// How the run judges near duplicates; fixed at the start, lexical for good after a failure.
 pub(super) struct Judge {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Vectors already fetched this run, by text key (the active bullets' and recent lessons').
-    pub held: HashMap<u64, Vec<f32>>,
+    pub held: HashMap<u64, Vector>,
 }
 
 impl Judge {
@@ -58,52 +58,60 @@ impl Judge {
     }
 }
 
-/// Vectors of `texts` under `embedder`'s model: those in `held` (taken out of it), cached ones from
-/// the store, the rest embedded now and cached. Keyed by [`text_key`].
+/// Vectors held in memory beyond this many numbers (32 MB; about 5,000 vectors of 1,536
+/// dimensions) are let go, all but the ones just asked for.
+const HELD_FLOATS: usize = 8 << 20;
+
+/// Vectors of `texts` under `embedder`'s model: those already in `held`, cached ones from the
+/// store, the rest embedded now and cached; all of them are then held too. Keyed by [`text_key`].
 pub async fn vectors<S: RunStore>(
     store: &Shared<S>,
     embedder: &Arc<dyn Embedder>,
     texts: Vec<String>,
-    held: &mut HashMap<u64, Vec<f32>>,
+    held: &mut HashMap<u64, Vector>,
     cancel: &CancellationToken,
-) -> Result<HashMap<u64, Vec<f32>>, String> {
+) -> Result<HashMap<u64, Vector>, String> {
     let model = embedder.model().to_string();
     let mut wanted: HashMap<u64, String> = HashMap::new();
-    let mut found = HashMap::new();
+    let mut found: HashMap<u64, Vector> = HashMap::new();
     for t in texts {
         let key = text_key(&t);
-        if let Some(v) = held.remove(&key) {
-            found.insert(key, v);
+        if let Some(v) = held.get(&key) {
+            found.insert(key, v.clone());
         } else if !found.contains_key(&key) {
             wanted.entry(key).or_insert(t);
         }
     }
-    if wanted.is_empty() {
-        return Ok(found);
-    }
-    let keys: Vec<u64> = wanted.keys().copied().collect();
-    let m = model.clone();
-    let cached = db(store, move |s| s.cached_vectors(&m, &keys))
-        .await
-        .map_err(|e| e.to_string())?;
-    let missing: Vec<(u64, String)> = wanted
-        .into_iter()
-        .filter(|(k, _)| !cached.contains_key(k))
-        .collect();
-    found.extend(cached);
-    if !missing.is_empty() {
-        let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
-        let vectors = embedder
-            .embed(&texts, cancel)
+    if !wanted.is_empty() {
+        let keys: Vec<u64> = wanted.keys().copied().collect();
+        let m = model.clone();
+        let cached = db(store, move |s| s.cached_vectors(&m, &keys))
             .await
             .map_err(|e| e.to_string())?;
-        let fresh: Vec<(u64, Vec<f32>)> = missing.iter().map(|(k, _)| *k).zip(vectors).collect();
-        let cached = fresh.clone();
-        db(store, move |s| s.cache_vectors(&model, &cached))
-            .await
-            .map_err(|e| e.to_string())?;
-        found.extend(fresh);
+        let missing: Vec<(u64, String)> = wanted
+            .into_iter()
+            .filter(|(k, _)| !cached.contains_key(k))
+            .collect();
+        found.extend(cached.into_iter().map(|(k, v)| (k, Vector::from(v))));
+        if !missing.is_empty() {
+            let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+            let vectors = embedder
+                .embed(&texts, cancel)
+                .await
+                .map_err(|e| e.to_string())?;
+            let fresh: Vec<(u64, Vec<f32>)> =
+                missing.iter().map(|(k, _)| *k).zip(vectors).collect();
+            found.extend(fresh.iter().map(|(k, v)| (*k, Vector::from(v.as_slice()))));
+            db(store, move |s| s.cache_vectors(&model, &fresh))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
+    let floats = |m: &HashMap<u64, Vector>| m.values().map(|v| v.len()).sum::<usize>();
+    if floats(held) + floats(&found) > HELD_FLOATS {
+        held.clear();
+    }
+    held.extend(found.iter().map(|(k, v)| (*k, v.clone())));
     Ok(found)
 }
 
@@ -213,7 +221,104 @@ impl Exposure for Shown {
     }
 }
 
+/// Beyond [`dedup::EXHAUSTIVE_ADDS`] active bullets, embeddings re-rank this many of BM25's best
+/// candidates for each task.
+const RERANK: usize = 200;
+
 impl<S: RunStore> Loop<S> {
+    /// For each query, the bullets ranked by embedding similarity (fused with BM25's ranking when
+    /// the generator is shown a selection). `None`s when there is no embedding model or the whole
+    /// playbook goes in. Task texts are embedded each time (one request per batch) and not
+    /// cached; bullets' vectors are. An embeddings failure leaves retrieval to BM25, with a warning.
+    pub(super) async fn semantic_rankings(
+        &mut self,
+        playbook: &Playbook,
+        index: &Index,
+        queries: &[String],
+    ) -> Result<Vec<Option<Vec<String>>>, LoopError> {
+        let none = vec![None; queries.len()];
+        let Some(embedder) = self.judge.embedder.clone() else {
+            return Ok(none);
+        };
+        if queries.is_empty() || !self.ctx.selects(index) {
+            return Ok(none);
+        }
+        let everyone = playbook
+            .active_bullets()
+            .nth(dedup::EXHAUSTIVE_ADDS)
+            .is_none();
+        let candidates: Vec<Vec<&crate::playbook::Bullet>> = if everyone {
+            let all: Vec<_> = playbook.active_bullets().collect();
+            vec![all; queries.len()]
+        } else {
+            let by_id: HashMap<&str, &crate::playbook::Bullet> = playbook
+                .active_bullets()
+                .map(|b| (b.id.as_str(), b))
+                .collect();
+            queries
+                .iter()
+                .map(|q| {
+                    index
+                        .search(q, RERANK)
+                        .into_iter()
+                        .filter_map(|(id, _)| by_id.get(id.as_str()).copied())
+                        .collect()
+                })
+                .collect()
+        };
+        let mut texts: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for b in candidates.iter().flatten() {
+            if seen.insert(b.id.as_str()) {
+                texts.push(b.content.clone());
+            }
+        }
+        let fetched = async {
+            let bullets = vectors(
+                &self.store,
+                &embedder,
+                texts,
+                &mut self.judge.held,
+                &self.ctx.cancel,
+            )
+            .await?;
+            let tasks = embedder
+                .embed(queries, &self.ctx.cancel)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((bullets, tasks))
+        };
+        let (bullets, tasks) = match fetched.await {
+            Ok(v) => v,
+            Err(_) if self.ctx.cancel.is_cancelled() => return Err(LoopError::Cancelled),
+            Err(e) => {
+                self.judge.embedder = None;
+                self.emit(Event::Warning {
+                    message: format!(
+                        "the embeddings endpoint failed ({e}); bullets are retrieved by BM25 alone and near duplicates judged by word overlap from now on"
+                    ),
+                });
+                return Ok(none);
+            }
+        };
+        Ok(candidates
+            .iter()
+            .zip(&tasks)
+            .map(|(cands, task)| {
+                let mut scored: Vec<(f64, &str)> = cands
+                    .iter()
+                    .filter_map(|b| {
+                        let v = bullets.get(&text_key(&b.content))?;
+                        Some((crate::refine::cosine(task, v), b.id.as_str()))
+                    })
+                    .collect();
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                scored.truncate(RERANK.max(self.ctx.config.prompt_budget as usize / 8));
+                Some(scored.into_iter().map(|(_, id)| id.to_string()).collect())
+            })
+            .collect())
+    }
+
     /// When the batch would take the playbook over its token budget: prunes added to it (harmful
     /// bullets, then near duplicates, then unused ones) and the note the reviewer reads. Within
     /// budget, or with no budget, the ops pass unchanged.
@@ -297,9 +402,8 @@ impl<S: RunStore> Loop<S> {
         let mut similarity = Similarity::lexical();
         if let Some(embedder) = self.judge.embedder.clone() {
             let texts = dedup::texts_for_adds(playbook, index, &ops, &self.judge.method());
-            // what is not asked for this time is let go: the held set follows the playbook
-            let mut held = std::mem::take(&mut self.judge.held);
-            match vectors(&self.store, &embedder, texts, &mut held, &self.ctx.cancel).await {
+            let held = &mut self.judge.held;
+            match vectors(&self.store, &embedder, texts, held, &self.ctx.cancel).await {
                 Ok(vectors) => {
                     similarity = Similarity {
                         method: self.judge.method(),
@@ -322,8 +426,12 @@ impl<S: RunStore> Loop<S> {
             .config
             .dedup_threshold
             .unwrap_or_else(|| similarity.method.default_threshold());
-        let folded = dedup::fold_adds(playbook, index, ops, &similarity, threshold);
-        self.judge.held = similarity.vectors;
-        Ok(folded)
+        Ok(dedup::fold_adds(
+            playbook,
+            index,
+            ops,
+            &similarity,
+            threshold,
+        ))
     }
 }

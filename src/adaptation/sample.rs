@@ -63,25 +63,42 @@ pub enum LoopError {
 }
 
 impl Ctx {
-    /// The bullets to show for `query` under the run's retrieval setting; `None`: the whole
-    /// playbook (it fits the prompt budget, or the setting is `whole`).
-    pub fn choose(&self, index: &Index, query: &str) -> Option<Vec<String>> {
+    /// Whether the generator is shown a selection of the playbook (not the whole of it).
+    pub fn selects(&self, index: &Index) -> bool {
         let cfg = &self.config;
         match cfg.retrieval {
-            Retrieval::Whole => return None,
-            Retrieval::Auto if index.total_tokens() <= cfg.prompt_budget => return None,
-            _ => {}
+            Retrieval::Whole => false,
+            Retrieval::Auto => index.total_tokens() > cfg.prompt_budget,
+            Retrieval::TopK(_) => true,
         }
+    }
+
+    /// The bullets to show for `query` under the run's retrieval setting; `None`: the whole
+    /// playbook (it fits the prompt budget, or the setting is `whole`). `semantic` is a ranking by
+    /// embeddings, fused with BM25's when given.
+    pub fn choose(
+        &self,
+        index: &Index,
+        query: &str,
+        semantic: Option<&[String]>,
+    ) -> Option<Vec<String>> {
+        if !self.selects(index) {
+            return None;
+        }
+        let cfg = &self.config;
         // enough candidates to fill the budget with bullets of a few tokens each
         let limit = match cfg.retrieval {
             Retrieval::TopK(k) => k,
             _ => usize::try_from(cfg.prompt_budget / 8).unwrap_or(usize::MAX),
         };
-        let ranked: Vec<String> = index
+        let mut ranked: Vec<String> = index
             .search(query, limit.max(1))
             .into_iter()
             .map(|(id, _)| id)
             .collect();
+        if let Some(semantic) = semantic {
+            ranked = crate::prompts::retrieval::fuse(&[ranked, semantic.to_vec()]);
+        }
         index.choose(cfg.retrieval, cfg.prompt_budget, &ranked)
     }
 
@@ -108,6 +125,11 @@ impl From<RoleError> for LoopError {
     }
 }
 
+/// What retrieval ranks bullets against for a sample: its question and context.
+pub fn query_of(sample: &Sample) -> String {
+    format!("{}\n{}", sample.question, sample.context)
+}
+
 fn used_bullets(playbook: &Playbook, ids: &[String]) -> Vec<Bullet> {
     ids.iter()
         .filter_map(|id| playbook.bullet(id).cloned())
@@ -120,6 +142,7 @@ pub async fn process(
     ctx: Arc<Ctx>,
     playbook: Arc<Playbook>,
     index: Option<Arc<Index>>,
+    semantic: Option<Vec<String>>,
     sample: Sample,
     slot: Slot,
     learn: bool,
@@ -127,7 +150,7 @@ pub async fn process(
     // What the generator is shown: chosen once per sample, by the task (not the reflections).
     let shown = index
         .as_deref()
-        .and_then(|ix| ctx.choose(ix, &format!("{}\n{}", sample.question, sample.context)));
+        .and_then(|ix| ctx.choose(ix, &query_of(&sample), semantic.as_deref()));
     let key = slot.key();
     let trace = TraceIds {
         run: Some(ctx.run.clone()),

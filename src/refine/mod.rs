@@ -97,10 +97,13 @@ pub fn text_key(text: &str) -> u64 {
     content_hash(text.as_bytes())
 }
 
+/// An embedding, shared without copying.
+pub type Vector = std::sync::Arc<[f32]>;
+
 /// Similarity under one method, with the vectors it needs (by [`text_key`]) already fetched.
 pub struct Similarity {
     pub method: Method,
-    pub vectors: HashMap<u64, Vec<f32>>,
+    pub vectors: HashMap<u64, Vector>,
 }
 
 impl Similarity {

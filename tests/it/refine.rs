@@ -683,3 +683,76 @@ fn queue_show_says_when_approving_would_exceed_the_budget() {
         "{out}"
     );
 }
+
+/// The large playbook with a lesson that shares no word with the task it answers.
+fn playbook_with_paraphrased_lesson(store: &mut Store) -> String {
+    let text = std::fs::read_to_string(test_data("playbooks/appworld_online_trained_playbook.txt"))
+        .unwrap();
+    let text = format!("{text}\n## LESSONS\n[les-99001] {HIDDEN}\n");
+    let parsed = format::parse(Format::Ace, &text, "big").unwrap();
+    store
+        .import_playbook(
+            "big",
+            &ace::delta::import_batch(&parsed, "import"),
+            parsed.next_bullet_number,
+        )
+        .unwrap();
+    "les-99001".into()
+}
+
+const HIDDEN: &str = "Quantities called Z double their input.";
+
+async fn hidden_lesson_run(embedder: bool) -> (Vec<ace::adaptation::SampleRecord>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("z.jsonl");
+    std::fs::write(
+        &data,
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    let id = playbook_with_paraphrased_lesson(&mut store);
+    let same = |when: &str| EmbedRule {
+        when_contains: vec![when.into()],
+        vector: Some({
+            let mut v = vec![0f32; 64];
+            v[7] = 1.0;
+            v
+        }),
+        ..EmbedRule::default()
+    };
+    let mut script = script(vec![], vec![same("zorb of 6"), same("called Z double")]);
+    script.rules.insert(
+        0,
+        Rule {
+            role: Some("generator".into()),
+            when_contains: vec!["zorb of 6".into(), HIDDEN.into()],
+            reply: Some(
+                json!({"reasoning": "Z doubles", "bullet_ids": [id], "final_answer": "12"}),
+            ),
+            ..Rule::default()
+        },
+    );
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(store));
+    let mut cfg = config(&data, "big");
+    cfg.prompt_budget = 1_500;
+    cfg.approve = ApproveMode::Queue;
+    let (run_id, _) = run(&store, models(&server, embedder), cfg).await;
+    let samples = store.lock().unwrap().run_samples(&run_id).unwrap();
+    (samples, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_retrieve_a_lesson_that_shares_no_word_with_the_task() {
+    // by BM25 alone the lesson is not found among ~360 bullets
+    let (samples, id) = hidden_lesson_run(false).await;
+    assert!(!samples[0].shown.as_ref().unwrap().contains(&id));
+    assert!(!samples[0].first_correct);
+    // fused with embeddings it is, and the task is answered
+    let (samples, id) = hidden_lesson_run(true).await;
+    assert!(samples[0].shown.as_ref().unwrap().contains(&id));
+    assert!(samples[0].first_correct);
+    assert_eq!(samples[0].cited, vec![id]);
+}
