@@ -18,6 +18,9 @@ use crate::playbook::{DEFAULT_SECTIONS, Playbook};
 use crate::prompts::Index;
 use crate::shared::{Shared, blocking};
 
+/// Beyond this many recorded changes since the held copy, the playbook is read whole again.
+const REPLAY_LIMIT: usize = 5_000;
+
 /// Runs `job` on the store on a blocking thread; a store error stops the run.
 pub(super) async fn db<S: RunStore, T: Send + 'static>(
     store: &Shared<S>,
@@ -127,6 +130,8 @@ pub async fn run<S: RunStore>(
         test,
         index: None,
         token_budget: None,
+        held: None,
+        unindexed: None,
         judge: Judge::new(ctx.models.embedder.clone()),
         shown: Shown::default(),
     };
@@ -309,6 +314,11 @@ pub(super) struct Loop<S: RunStore> {
     pub index: Option<Arc<Index>>,
     /// The playbook's token budget, if it has one.
     pub token_budget: Option<u64>,
+    /// The playbook as last read, kept current by [`Loop::playbook`].
+    pub held: Option<Arc<Playbook>>,
+    /// The changes replayed into `held` since the index was last brought in step (`None`: not
+    /// known, the index syncs against the whole playbook).
+    pub unindexed: Option<Vec<crate::delta::Change>>,
     /// How near duplicates are judged.
     pub judge: Judge,
     /// How often each bullet was shown this run (tracked while the playbook has a budget).
@@ -357,14 +367,38 @@ impl<S: RunStore> Loop<S> {
         .await
     }
 
+    /// The playbook as it stands now. The copy held from the last call is brought up to date with
+    /// the changes recorded since (by this run or anyone else), so a large playbook is not read
+    /// whole after every batch; it is read whole the first time, or after many changes.
     pub async fn playbook(&mut self) -> Result<Arc<Playbook>, LoopError> {
         let name = self.ctx.config.playbook.clone();
-        let (playbook, budget) = db(&self.store, move |s| {
-            Ok((s.load_playbook(&name)?, s.token_budget(&name)?))
+        let since = self.held.as_ref().and_then(|p| p.revision);
+        let (replay, budget) = db(&self.store, move |s| {
+            let replay = match since {
+                Some(rev) => s.changes_since(&name, rev, REPLAY_LIMIT)?,
+                None => None,
+            };
+            Ok((replay, s.token_budget(&name)?))
         })
         .await?;
         self.token_budget = budget;
-        Ok(Arc::new(playbook))
+        if let (Some(replay), Some(held)) = (replay, self.held.as_mut()) {
+            if !replay.changes.is_empty() || held.revision != Some(replay.head) {
+                // in place when nothing else holds it (else on a copy)
+                replay.apply_to(Arc::make_mut(held));
+                if let Some(unindexed) = self.unindexed.as_mut() {
+                    unindexed.extend(replay.changes);
+                }
+            }
+            return Ok(held.clone());
+        }
+        self.held = None;
+        self.unindexed = None;
+        let name = self.ctx.config.playbook.clone();
+        let playbook = db(&self.store, move |s| s.load_playbook(&name)).await?;
+        let playbook = Arc::new(playbook);
+        self.held = Some(playbook.clone());
+        Ok(playbook)
     }
 
     /// The retrieval index of `playbook` (retrieval and near-duplicate candidates use it), brought in
@@ -374,15 +408,23 @@ impl<S: RunStore> Loop<S> {
             return Ok(index.clone());
         }
         let (held, playbook) = (self.index.take(), playbook.clone());
-        let index = tokio::task::spawn_blocking(move || {
-            let mut index = held
-                .and_then(|i| Arc::try_unwrap(i).ok())
-                .unwrap_or_default();
-            index.sync(&playbook);
-            Arc::new(index)
-        })
-        .await
-        .map_err(|e| LoopError::Data(format!("indexing the playbook failed: {e}")))?;
+        // the changes since the index's revision, when that is the playbook's before them
+        let changes = self.unindexed.replace(Vec::new());
+        let index =
+            tokio::task::spawn_blocking(move || match held.and_then(|i| Arc::try_unwrap(i).ok()) {
+                Some(mut index) => {
+                    match changes {
+                        Some(changes) if index.is_synced() => {
+                            index.apply_changes(&playbook, &changes)
+                        }
+                        _ => index.sync(&playbook),
+                    }
+                    Arc::new(index)
+                }
+                None => Arc::new(Index::build(&playbook)),
+            })
+            .await
+            .map_err(|e| LoopError::Data(format!("indexing the playbook failed: {e}")))?;
         self.index = Some(index.clone());
         Ok(index)
     }

@@ -56,8 +56,10 @@ impl<S: RunStore> Loop<S> {
                 gate.finished(Mode::Step);
             }
         }
-        // the index is brought in step again for the curator: let go of this batch's hold on it
+        // the playbook and index are brought in step again for the curator: let go of this
+        // batch's hold on them, so they are updated in place
         drop(index);
+        drop(playbook);
         if self.token_budget.is_some() {
             for o in &outcomes {
                 self.shown.record(o.record.shown.as_deref());

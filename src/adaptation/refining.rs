@@ -167,7 +167,7 @@ pub async fn scan<S: RunStore>(
     let threshold = threshold.unwrap_or_else(|| similarity.method.default_threshold());
     let pb = playbook.clone();
     let (merges, method) = tokio::task::spawn_blocking(move || {
-        let index = Index::build(&pb);
+        let index = Index::words_only(&pb);
         let merges = dedup::scan(&pb, &index, &similarity, threshold);
         (merges, similarity.method)
     })

@@ -23,6 +23,13 @@ pub trait RunStore: Send + 'static {
     /// Which of `ids` are active bullets of `playbook`.
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, Self::Error>;
     fn head_revision(&self, playbook: &str) -> Result<Option<i64>, Self::Error>;
+    /// The changes after revision `since`, if at most `limit` (see [`crate::delta::Replay`]).
+    fn changes_since(
+        &self,
+        playbook: &str,
+        since: i64,
+        limit: usize,
+    ) -> Result<Option<crate::delta::Replay>, Self::Error>;
     /// The playbook's token budget, if it has one.
     fn token_budget(&self, playbook: &str) -> Result<Option<u64>, Self::Error>;
     /// Cached embedding vectors of `model` by text key (see [`crate::refine::text_key`]).

@@ -328,6 +328,17 @@ pub struct BenchArgs {
     /// Measure the adaptation loop instead (against an in-process scripted model on loopback)
     #[arg(long = "loop")]
     pub run_loop: bool,
+    /// Measure grow and refine at scale instead: retrieval, dedup scans and a run on a synthetic
+    /// playbook of --bullets bullets (use with --samples, --batch-size, --concurrency)
+    #[arg(long, conflicts_with = "run_loop")]
+    pub refine: bool,
+    /// Refine: the part of the benchmark that runs in its own process (its memory measured alone):
+    /// the scratch directory and the scripted model's URL
+    #[arg(long, num_args = 2, value_names = ["DIR", "URL"], hide = true)]
+    pub refine_run: Option<Vec<String>>,
+    /// Refine: tokens of playbook a generator or curator prompt may carry
+    #[arg(long, default_value_t = crate::adaptation::DEFAULT_PROMPT_BUDGET)]
+    pub prompt_budget: u64,
     /// Loop: samples in the epoch
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,

@@ -196,6 +196,7 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
             std::time::Duration::from_millis(args.latency_ms),
         )
         .await?;
+        server.keep_requests(16);
         let mut endpoint = EndpointConfig::new(server.base_url(), "bench");
         endpoint.concurrency = args.concurrency * 2;
         let ledger = Ledger::default();

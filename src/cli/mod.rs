@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_refine;
 mod commands;
 mod doctor;
 mod print;
@@ -68,6 +69,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Revisions(cmd)) => revisions(&db, cmd, out),
         Some(Command::Db(cmd)) => database(&db, cmd, out),
         Some(Command::Bench(args)) if args.run_loop => bench::run_loop(&args, out),
+        Some(Command::Bench(args)) if args.refine_run.is_some() => bench_refine::child(&args, out),
+        Some(Command::Bench(args)) if args.refine => bench_refine::run(&args, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
         Some(Command::Doctor) => {
             let config = crate::config::load(&crate::config::process_env)?;
@@ -142,6 +145,8 @@ fn workbench(db: &Path, demo: bool, playbook: Option<String>) -> Result<()> {
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         std::time::Duration::from_millis(150),
     ))?;
+    // nobody reads the log of a demo: keep only the latest requests
+    server.keep_requests(100);
     let config = crate::adaptation::RunConfig {
         batch_size: 1,
         approve: crate::adaptation::ApproveMode::Wait,
@@ -182,6 +187,7 @@ fn mock_model(args: MockModelArgs, out: &mut impl Write) -> Result<()> {
         )
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+        server.keep_requests(100);
         // The server keeps serving even if nobody reads its standard output any more.
         let url = server.base_url();
         let _ = writeln!(

@@ -123,3 +123,79 @@ impl std::fmt::Display for ChangeSummary {
         Ok(())
     }
 }
+
+/// The changes a playbook went through after a revision it is known at, and its counters after
+/// them: enough to bring a copy in memory up to date without reading it whole again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The revision the changes lead to.
+    pub head: i64,
+    pub changes: Vec<Change>,
+    pub next_bullet_number: u64,
+    pub next_position: i64,
+}
+
+impl Replay {
+    /// Applies the changes to `playbook` (as [`crate::store`] records them: each change holds the
+    /// state after it), then sets its revision and counters. Only a change of order re-sorts.
+    pub fn apply_to(&self, playbook: &mut crate::playbook::Playbook) {
+        let mut resort = false;
+        for change in &self.changes {
+            match change {
+                Change::Section {
+                    name,
+                    before,
+                    after,
+                } => {
+                    resort = true;
+                    playbook.sections.retain(|s| s.name != *name);
+                    playbook.removed_sections.retain(|s| s.name != *name);
+                    let Some(s) = after else {
+                        continue;
+                    };
+                    // a rename: the bullets follow their section
+                    if let Some(old) = before.as_ref().filter(|b| b.name != s.name) {
+                        playbook.sections.retain(|x| x.name != old.name);
+                        playbook.removed_sections.retain(|x| x.name != old.name);
+                        for b in playbook
+                            .bullets
+                            .iter_mut()
+                            .filter(|b| b.section == old.name)
+                        {
+                            b.section.clone_from(&s.name);
+                        }
+                    }
+                    if s.removed {
+                        playbook.removed_sections.push(s.clone());
+                    } else {
+                        playbook.sections.push(s.clone());
+                    }
+                }
+                Change::Bullet { id, after, .. } => {
+                    let at = playbook.bullets.iter().position(|b| b.id == *id);
+                    match (at, after) {
+                        (Some(i), Some(b)) => {
+                            let old = &playbook.bullets[i];
+                            resort |= old.section != b.section || old.position != b.position;
+                            playbook.bullets[i] = b.clone();
+                        }
+                        (None, Some(b)) => {
+                            resort = true;
+                            playbook.bullets.push(b.clone());
+                        }
+                        (Some(i), None) => {
+                            playbook.bullets.remove(i);
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        if resort {
+            playbook.sort();
+        }
+        playbook.revision = Some(self.head);
+        playbook.next_bullet_number = self.next_bullet_number;
+        playbook.next_position = self.next_position;
+    }
+}

@@ -141,6 +141,8 @@ struct State {
     uses: Mutex<Vec<u32>>,
     embed_uses: Mutex<Vec<u32>>,
     log: Mutex<Vec<Recorded>>,
+    /// How many of the latest requests the log keeps.
+    keep: std::sync::atomic::AtomicUsize,
     latency: Duration,
     counter: std::sync::atomic::AtomicU64,
 }
@@ -155,6 +157,19 @@ pub struct MockServer {
 impl Drop for MockServer {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+impl State {
+    fn record(&self, request: Recorded) {
+        let keep = self.keep.load(std::sync::atomic::Ordering::Relaxed);
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(request);
+        // trimmed in bulk, so keeping the latest N costs O(1) a request
+        if log.len() > keep.saturating_mul(2).max(1) {
+            let cut = log.len() - keep;
+            log.drain(..cut);
+        }
     }
 }
 
@@ -178,6 +193,7 @@ impl MockServer {
             embed_uses: Mutex::new(vec![0; script.embeddings.len()]),
             script,
             log: Mutex::new(Vec::new()),
+            keep: std::sync::atomic::AtomicUsize::new(usize::MAX),
             latency,
             counter: Default::default(),
         });
@@ -223,6 +239,18 @@ impl MockServer {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Keeps only the latest `n` requests for [`MockServer::requests`] (a long-lived server, a
+    /// benchmark); by default every request is kept.
+    pub fn keep_requests(&self, n: usize) {
+        self.state
+            .keep
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+        let mut log = self.state.log.lock().unwrap_or_else(|e| e.into_inner());
+        let cut = log.len().saturating_sub(n);
+        log.drain(..cut);
+    }
+
+    /// The requests received (the latest ones, if [`MockServer::keep_requests`] limited them).
     pub fn requests(&self) -> Vec<Recorded> {
         self.state
             .log
@@ -387,15 +415,11 @@ fn embeddings(state: &State, request: &Request) -> Reply {
             );
         }
     };
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Recorded {
-            role: Some("embedding".into()),
-            body: body.clone(),
-            rule: None,
-        });
+    state.record(Recorded {
+        role: Some("embedding".into()),
+        body: body.clone(),
+        rule: None,
+    });
     let mut vectors = Vec::with_capacity(texts.len());
     {
         let mut uses = state.embed_uses.lock().unwrap_or_else(|e| e.into_inner());
@@ -463,15 +487,11 @@ async fn answer(state: &State, request: &Request) -> Reply {
     if let Some(f) = &format
         && state.script.reject_formats.iter().any(|r| r == f)
     {
-        state
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Recorded {
-                role,
-                body,
-                rule: None,
-            });
+        state.record(Recorded {
+            role,
+            body,
+            rule: None,
+        });
         return error_reply(
             400,
             &format!("response_format type '{f}' is not supported by this server"),
@@ -498,15 +518,11 @@ async fn answer(state: &State, request: &Request) -> Reply {
         }
         found.map(|(i, r)| (i, r.clone()))
     };
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Recorded {
-            role: role.clone(),
-            body,
-            rule: chosen.as_ref().map(|(i, _)| *i),
-        });
+    state.record(Recorded {
+        role: role.clone(),
+        body,
+        rule: chosen.as_ref().map(|(i, _)| *i),
+    });
     let Some((_, rule)) = chosen else {
         return error_reply(
             422,

@@ -1,5 +1,7 @@
 //! The playbook as prompt text, and its size in tokens.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use tiktoken_rs::CoreBPE;
@@ -27,18 +29,45 @@ pub fn bullet_line(bullet: &Bullet, counters: bool) -> String {
 /// holding them). The same view of the same revision always renders the same text, which is what
 /// lets stored prompts refer to it instead of holding it.
 pub fn render(playbook: &Playbook, view: &View) -> String {
-    let shown: Option<std::collections::HashSet<&str>> = view
+    let shown: Option<HashSet<&str, BuildHasherDefault<Fnv>>> = view
         .bullets
         .as_ref()
         .map(|ids| ids.iter().map(String::as_str).collect());
+    // one pass over the bullets, each to its section's list (in playbook order within it)
+    let slot: std::collections::HashMap<&str, usize> = playbook
+        .sections
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut lists: Vec<Vec<&Bullet>> = vec![Vec::new(); playbook.sections.len()];
+    let mut current: Option<(&str, Option<usize>)> = None;
+    let mut any = false;
+    for b in &playbook.bullets {
+        if !b.is_active() || shown.as_ref().is_some_and(|s| !s.contains(b.id.as_str())) {
+            continue;
+        }
+        // bullets come grouped by section: look a section up once per run of its bullets
+        let at = match current {
+            Some((name, at)) if name == b.section => at,
+            _ => {
+                let at = slot.get(b.section.as_str()).copied();
+                current = Some((b.section.as_str(), at));
+                at
+            }
+        };
+        if let Some(at) = at {
+            lists[at].push(b);
+            any = true;
+        }
+    }
+    if !any {
+        return EMPTY.to_string();
+    }
     let mut out = String::new();
-    for section in &playbook.sections {
-        let mut lines = playbook
-            .section_bullets(&section.name)
-            .filter(|b| shown.as_ref().is_none_or(|s| s.contains(b.id.as_str())))
-            .peekable();
+    for (section, lines) in playbook.sections.iter().zip(&lists) {
         // every section of the whole playbook; of a selection only those it draws from
-        if shown.is_some() && lines.peek().is_none() {
+        if shown.is_some() && lines.is_empty() {
             continue;
         }
         if !out.is_empty() {
@@ -48,18 +77,50 @@ pub fn render(playbook: &Playbook, view: &View) -> String {
         out.push_str(&section.name);
         out.push('\n');
         for b in lines {
-            out.push_str(&bullet_line(b, view.counters));
+            push_line(&mut out, b, view.counters);
             out.push('\n');
         }
     }
-    let has_bullets = match &shown {
-        Some(s) => !s.is_empty() && playbook.active_bullets().any(|b| s.contains(b.id.as_str())),
-        None => playbook.active_bullets().next().is_some(),
-    };
-    if !has_bullets {
-        return EMPTY.to_string();
-    }
     out.trim_end().to_string()
+}
+
+/// [`bullet_line`], written into `out`.
+fn push_line(out: &mut String, bullet: &Bullet, counters: bool) {
+    use std::fmt::Write;
+    out.push('[');
+    out.push_str(&bullet.id);
+    out.push_str("] ");
+    if counters {
+        let _ = write!(
+            out,
+            "helpful={} harmful={} :: ",
+            bullet.helpful, bullet.harmful
+        );
+    }
+    out.push_str(&bullet.content);
+}
+
+/// FNV-1a: a fast hash for short keys such as bullet ids (no untrusted flooding concern here).
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// What one bullet adds to the generator's playbook, in tokens: its line and the line break.

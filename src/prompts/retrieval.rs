@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::render::{bullet_cost, section_cost};
-use crate::delta::content_hash;
+use crate::delta::{Change, content_hash};
 use crate::playbook::Playbook;
 
 /// How the generator's playbook is chosen.
@@ -104,6 +104,9 @@ pub struct Index {
     vocabulary: HashMap<String, u32>,
     /// Per term: (doc, term frequency). Entries of dead docs stay until the next compaction.
     postings: Vec<Vec<(u32, u16)>>,
+    /// Per term: live docs holding it (recounted after a sync that dropped docs).
+    df: Vec<u32>,
+    df_stale: bool,
     live: usize,
     live_len: u64,
     live_tokens: u64,
@@ -111,6 +114,8 @@ pub struct Index {
     header_tokens: u64,
     revision: Option<i64>,
     synced: bool,
+    /// Built for search only: bullets are not sized (see [`Index::words_only`]).
+    unsized_: bool,
 }
 
 impl Index {
@@ -118,6 +123,30 @@ impl Index {
         let mut index = Index::default();
         index.sync(playbook);
         index
+    }
+
+    /// An index for searching words only (near-duplicate scans): bullets are not tokenised, so
+    /// [`Index::total_tokens`] and [`Index::choose`] know no sizes. Cheaper to build.
+    pub fn words_only(playbook: &Playbook) -> Index {
+        let mut index = Index {
+            unsized_: true,
+            ..Index::default()
+        };
+        index.sync(playbook);
+        index
+    }
+
+    fn cost(&self, bullet: &crate::playbook::Bullet) -> u64 {
+        if self.unsized_ {
+            0
+        } else {
+            bullet_cost(bullet)
+        }
+    }
+
+    /// Whether the index was ever brought in step with a playbook.
+    pub fn is_synced(&self) -> bool {
+        self.synced
     }
 
     /// Whether the index is in step with `playbook` (the same stored revision).
@@ -139,11 +168,13 @@ impl Index {
                 Some(&slot) if self.docs[slot].hash == hash => seen[slot] = true,
                 Some(&slot) => {
                     self.kill(slot);
-                    self.add(&b.id, hash, bullet_cost(b), &b.content);
+                    let cost = self.cost(b);
+                    self.add(&b.id, hash, cost, &b.content);
                     seen.push(true);
                 }
                 None => {
-                    self.add(&b.id, hash, bullet_cost(b), &b.content);
+                    let cost = self.cost(b);
+                    self.add(&b.id, hash, cost, &b.content);
                     seen.push(true);
                 }
             }
@@ -153,13 +184,64 @@ impl Index {
                 self.kill(slot);
             }
         }
-        self.header_tokens = playbook
-            .sections
-            .iter()
-            .map(|s| section_cost(&s.name))
-            .sum();
+        self.settle(playbook);
+    }
+
+    /// Brings an index that was in step with the playbook before `changes` (as recorded, each
+    /// holding the bullet after it) in step with `playbook`, which is after them: only the bullets
+    /// the changes name are looked at.
+    pub fn apply_changes(&mut self, playbook: &Playbook, changes: &[Change]) {
+        for change in changes {
+            let Change::Bullet { id, after, .. } = change else {
+                continue;
+            };
+            let slot = self.by_id.get(id).copied();
+            match after.as_ref().filter(|b| b.is_active()) {
+                Some(b) => {
+                    let hash = content_hash(b.content.as_bytes());
+                    match slot {
+                        Some(s) if self.docs[s].hash == hash => {}
+                        Some(s) => {
+                            self.kill(s);
+                            let cost = self.cost(b);
+                            self.add(&b.id, hash, cost, &b.content);
+                        }
+                        None => {
+                            let cost = self.cost(b);
+                            self.add(&b.id, hash, cost, &b.content);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(s) = slot {
+                        self.kill(s);
+                    }
+                }
+            }
+        }
+        self.settle(playbook);
+    }
+
+    /// After docs were added and dropped: section headers, document frequencies, compaction.
+    fn settle(&mut self, playbook: &Playbook) {
+        if !self.unsized_ {
+            self.header_tokens = playbook
+                .sections
+                .iter()
+                .map(|s| section_cost(&s.name))
+                .sum();
+        }
         if self.docs.len() > 2 * self.live.max(1000) {
             self.compact();
+        }
+        if self.df_stale {
+            for (t, list) in self.postings.iter().enumerate() {
+                self.df[t] = list
+                    .iter()
+                    .filter(|(slot, _)| self.docs[*slot as usize].alive)
+                    .count() as u32;
+            }
+            self.df_stale = false;
         }
         self.revision = playbook.revision;
         self.synced = true;
@@ -175,12 +257,14 @@ impl Index {
             let t = *self.vocabulary.entry(term).or_insert(next);
             if t as usize == self.postings.len() {
                 self.postings.push(Vec::new());
+                self.df.push(0);
             }
             let c = counts.entry(t).or_insert(0);
             *c = c.saturating_add(1);
         }
         for (t, tf) in counts {
             self.postings[t as usize].push((slot, tf));
+            self.df[t as usize] += 1;
         }
         let line_tokens = u32::try_from(cost).unwrap_or(u32::MAX);
         self.docs.push(Doc {
@@ -199,6 +283,7 @@ impl Index {
     fn kill(&mut self, slot: usize) {
         let doc = &mut self.docs[slot];
         if doc.alive {
+            self.df_stale = true;
             doc.alive = false;
             self.live -= 1;
             self.live_len -= u64::from(doc.len);
@@ -275,35 +360,41 @@ impl Index {
             .collect();
         query_terms.sort_unstable();
         query_terms.dedup();
-        let mut scores: HashMap<u32, f64> = HashMap::new();
+        // scores in a dense array (a doc's slot indexes it): no hashing in the inner loop
+        let mut scores: Vec<f64> = vec![0.0; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for t in query_terms {
-            let list = &self.postings[t as usize];
-            // the list holds dead entries too: past twice the cap the live ones surely pass it
-            if list.len() > max_df.saturating_mul(2) {
+            let df = self.df[t as usize] as usize;
+            if df == 0 || df > max_df {
                 continue;
             }
-            let df = list
-                .iter()
-                .filter(|(slot, _)| self.docs[*slot as usize].alive)
-                .count() as f64;
-            if df == 0.0 || df as usize > max_df {
-                continue;
-            }
+            let df = df as f64;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-            for &(slot, tf) in list {
+            for &(slot, tf) in &self.postings[t as usize] {
                 let doc = &self.docs[slot as usize];
                 if !doc.alive {
                     continue;
                 }
                 let tf = f64::from(tf);
                 let norm = K1 * (1.0 - B + B * f64::from(doc.len) / avg);
-                *scores.entry(slot).or_insert(0.0) += idf * tf * (K1 + 1.0) / (tf + norm);
+                let score = &mut scores[slot as usize];
+                if *score == 0.0 {
+                    touched.push(slot);
+                }
+                *score += idf * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut ranked: Vec<(u32, f64)> = scores.into_iter().collect();
-        // best first; ties in playbook order (lower slot first), so the choice is deterministic
-        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(limit);
+        let mut ranked: Vec<(u32, f64)> = touched
+            .into_iter()
+            .map(|slot| (slot, scores[slot as usize]))
+            .collect();
+        // best first; ties by slot (lower first), so the choice is deterministic
+        let order = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit - 1, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_unstable_by(order);
         ranked
             .into_iter()
             .map(|(slot, score)| (self.docs[slot as usize].id.clone(), score))

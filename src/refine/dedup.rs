@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{Method, Similarity, fold};
+use super::{Method, Prepared, Similarity, fold};
 use crate::delta::{DeltaOp, MergeOp};
 use crate::playbook::{Bullet, Playbook};
 use crate::prompts::Index;
@@ -184,13 +184,18 @@ pub fn scan(
         }
     }
     let everyone = exhaustive(playbook, &similarity.method, EXHAUSTIVE_SCAN);
+    let prepared: Vec<Prepared> = active
+        .iter()
+        .map(|b| similarity.prepare(&b.content))
+        .collect();
     for (i, b) in active.iter().enumerate() {
         let others: Vec<usize> = if everyone {
             (i + 1..active.len()).collect()
         } else {
-            candidates(playbook, index, &b.content, false)
-                .into_iter()
-                .filter_map(|c| slot.get(c.id.as_str()).copied())
+            index
+                .neighbours(&b.content, NEIGHBOURS)
+                .iter()
+                .filter_map(|id| slot.get(id.as_str()).copied())
                 .collect()
         };
         for j in others {
@@ -198,7 +203,7 @@ pub fn scan(
             if j <= i {
                 continue;
             }
-            let score = similarity.score(&b.content, &active[j].content);
+            let score = similarity.score_prepared(&prepared[i], &prepared[j]);
             if score >= threshold {
                 pairs.push((score, i, j));
             }

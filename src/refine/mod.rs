@@ -117,20 +117,66 @@ impl Similarity {
     /// How alike two texts are, 0 to 1. Texts equal after folding case and spaces are 1 by any
     /// method; under embeddings a text without a vector is compared by word overlap.
     pub fn score(&self, a: &str, b: &str) -> f64 {
-        if fold(a) == fold(b) {
-            return 1.0;
-        }
-        match &self.method {
-            Method::Semantic { .. } => match (
-                self.vectors.get(&text_key(a)),
-                self.vectors.get(&text_key(b)),
-            ) {
-                (Some(x), Some(y)) => cosine(x, y).max(0.0),
-                _ => lexical(a, b),
+        self.score_prepared(&self.prepare(a), &self.prepare(b))
+    }
+
+    /// What [`Similarity::score_prepared`] needs of a text, worked out once.
+    pub fn prepare(&self, text: &str) -> Prepared {
+        let mut words: Vec<u64> = content_words(text)
+            .iter()
+            .map(|w| content_hash(w.as_bytes()))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        Prepared {
+            folded: content_hash(fold(text).as_bytes()),
+            words,
+            vector: match &self.method {
+                Method::Semantic { .. } => self.vectors.get(&text_key(text)).cloned(),
+                Method::Lexical => None,
             },
-            Method::Lexical => lexical(a, b),
         }
     }
+
+    /// [`Similarity::score`] of two prepared texts.
+    pub fn score_prepared(&self, a: &Prepared, b: &Prepared) -> f64 {
+        if a.folded == b.folded {
+            return 1.0;
+        }
+        match (&a.vector, &b.vector) {
+            (Some(x), Some(y)) => cosine(x, y).max(0.0),
+            _ => jaccard(&a.words, &b.words),
+        }
+    }
+}
+
+/// A text made ready for comparison: its folded form's hash, its content words' hashes (sorted),
+/// its vector if the method uses one.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    folded: u64,
+    words: Vec<u64>,
+    vector: Option<Vector>,
+}
+
+/// Jaccard similarity of two sorted, deduplicated sets.
+fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / (a.len() + b.len() - common) as f64
 }
 
 /// A text with case and runs of whitespace folded: two bullets equal under it are the same bullet.

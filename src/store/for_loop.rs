@@ -36,6 +36,15 @@ impl RunStore for Store {
         Store::head_revision(self, playbook)
     }
 
+    fn changes_since(
+        &self,
+        playbook: &str,
+        since: i64,
+        limit: usize,
+    ) -> Result<Option<crate::delta::Replay>, StoreError> {
+        Store::changes_since(self, playbook, since, limit)
+    }
+
     fn apply(
         &mut self,
         playbook: &str,

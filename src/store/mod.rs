@@ -12,6 +12,7 @@
 //! history), `for_loop` (the loop's `RunStore`), `migrations`.
 
 mod apply;
+pub mod blobs;
 mod budget;
 mod for_loop;
 pub mod migrations;

@@ -10,7 +10,7 @@ use super::rows::{
     parse_change, playbook_id, section_from_row,
 };
 use super::{Result, Store, StoreError};
-use crate::delta::{Change, ChangeSummary, Source};
+use crate::delta::{Change, ChangeSummary, Replay, Source};
 use crate::playbook::{Bullet, Playbook, Section};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -320,5 +320,55 @@ impl Store {
         };
         playbook.sort();
         Ok(playbook)
+    }
+}
+
+impl Store {
+    /// What playbook `name` went through after revision `since`, if that is at most `limit` recorded
+    /// changes (else `None`: reading it whole is the better way). The loop keeps its copy current
+    /// with it instead of reading a large playbook whole after every batch.
+    pub fn changes_since(&self, name: &str, since: i64, limit: usize) -> Result<Option<Replay>> {
+        self.require_latest()?;
+        let pb = playbook_id(&self.conn, name)?;
+        let (head, next_number, next_position): (Option<i64>, i64, i64) = self.conn.query_row(
+            "SELECT (SELECT max(id) FROM revisions WHERE playbook_id = p.id), next_bullet_number, next_position
+             FROM playbooks p WHERE p.id = ?1",
+            [pb],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let Some(head) = head.filter(|h| *h >= since) else {
+            return Ok(None);
+        };
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3",
+            params![pb, since, head],
+            |r| r.get(0),
+        )?;
+        if count as usize > limit {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx",
+        )?;
+        let mut changes = Vec::with_capacity(count as usize);
+        for row in stmt.query_map(params![pb, since, head], change_columns)? {
+            let (kind, key, before, after) = row?;
+            // a bullet's before state is not needed; a section's is (renames)
+            let before = if kind == "section" { before } else { None };
+            changes.push(parse_change(
+                &kind,
+                key,
+                before.as_deref(),
+                after.as_deref(),
+            )?);
+        }
+        Ok(Some(Replay {
+            head,
+            changes,
+            next_bullet_number: next_number as u64,
+            next_position,
+        }))
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
+use super::blobs::{pack_ids, unpack_ids};
 use super::rows::{column, playbook_id};
 use super::transcripts::stored_prompt;
 use super::{Result, Store, StoreError, classify, now};
@@ -208,6 +209,13 @@ impl Store {
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
             for (split, s, calls) in samples {
+                // the row keeps the list of bullets shown (the sample's, or its calls' first
+                // selection); calls that showed the same list refer to it
+                let shown: Option<Vec<String>> = s.shown.clone().or_else(|| {
+                    calls
+                        .iter()
+                        .find_map(|c| c.playbook.as_ref().and_then(|p| p.view.bullets.clone()))
+                });
                 sample_stmt.execute(params![
                     run,
                     s.key,
@@ -225,11 +233,11 @@ impl Store {
                     serde_json::to_string(&s.cited)?,
                     s.reflection.as_ref().map(Value::to_string),
                     at,
-                    s.shown.as_ref().map(serde_json::to_string).transpose()?,
+                    shown.as_deref().map(pack_ids),
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
                 for c in calls {
-                    let (prompt, view) = stored_prompt(c)?;
+                    let (prompt, view) = stored_prompt(&tx, c, shown.as_deref())?;
                     call_stmt.execute(params![
                         run,
                         s.key,
@@ -359,8 +367,8 @@ impl Store {
                     .get::<_, Option<String>>(13)?
                     .and_then(|t| serde_json::from_str(&t).ok()),
                 shown: r
-                    .get::<_, Option<String>>(14)?
-                    .and_then(|t| serde_json::from_str(&t).ok()),
+                    .get::<_, Option<Vec<u8>>>(14)?
+                    .and_then(|b| unpack_ids(&b)),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use serde_json::Value;
 
+use super::blobs::{fetch, intern, unpack_ids};
 use super::{Result, Store};
 use crate::llm::{CallRecord, Message, PlaybookText, Role, Usage};
 use crate::playbook::{Playbook, View};
@@ -15,24 +16,83 @@ use crate::prompts;
 /// What stands in a stored prompt where the playbook text was.
 const MARKER: &str = "\u{1}playbook\u{1}";
 
-/// A call's prompt as stored (messages as JSON, the playbook text replaced by [`MARKER`]) and its
-/// view. A prompt whose text cannot be found where the view says is stored whole.
-pub(super) fn stored_prompt(call: &CallRecord) -> Result<(String, Option<String>)> {
-    let Some(PlaybookText { view, text }) = &call.playbook else {
-        return Ok((serde_json::to_string(&call.messages)?, None));
-    };
+/// Message texts longer than this are stored once (see [`super::blobs`]) and referred to.
+const SHARED_TEXT: usize = 200;
+
+/// A message as stored: its text in place, or a reference to it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredMessage {
+    role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<i64>,
+}
+
+/// A view as stored: with its bullets, or saying they are the ones its sample row lists.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredView {
+    #[serde(flatten)]
+    view: View,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    row: bool,
+}
+
+/// A call's prompt as stored: messages as JSON, long texts by reference and the playbook text
+/// replaced by [`MARKER`], and its view (the bullets left out when they are `row_shown`, the list
+/// its row keeps). A prompt whose playbook text cannot be found where the view says is stored whole.
+pub(super) fn stored_prompt(
+    conn: &Connection,
+    call: &CallRecord,
+    row_shown: Option<&[String]>,
+) -> Result<(String, Option<String>)> {
     let mut messages = call.messages.clone();
-    let Some(system) = messages
-        .first_mut()
-        .filter(|m| m.content.contains(text.as_str()))
-    else {
-        return Ok((serde_json::to_string(&call.messages)?, None));
-    };
-    system.content = system.content.replacen(text.as_str(), MARKER, 1);
-    Ok((
-        serde_json::to_string(&messages)?,
-        Some(serde_json::to_string(view)?),
-    ))
+    let mut view = None;
+    if let Some(PlaybookText { view: v, text }) = &call.playbook
+        && let Some(system) = messages
+            .first_mut()
+            .filter(|m| m.content.contains(text.as_str()))
+    {
+        system.content = system.content.replacen(text.as_str(), MARKER, 1);
+        let row = v.bullets.is_some() && v.bullets.as_deref() == row_shown;
+        let mut v = v.clone();
+        if row {
+            v.bullets = None;
+        }
+        view = Some(serde_json::to_string(&StoredView { view: v, row })?);
+    }
+    let mut stored = Vec::with_capacity(messages.len());
+    for m in messages {
+        let text = if m.content.len() > SHARED_TEXT {
+            intern(conn, m.content.as_bytes())?
+        } else {
+            None
+        };
+        stored.push(StoredMessage {
+            role: m.role,
+            content: text.is_none().then_some(m.content),
+            text,
+        });
+    }
+    Ok((serde_json::to_string(&stored)?, view))
+}
+
+fn read_messages(conn: &Connection, json: &str) -> Result<Vec<Message>> {
+    let stored: Vec<StoredMessage> = serde_json::from_str(json).unwrap_or_default();
+    stored
+        .into_iter()
+        .map(|m| {
+            let content = match (m.content, m.text) {
+                (Some(c), _) => c,
+                (None, Some(hash)) => String::from_utf8_lossy(&fetch(conn, hash)?).into_owned(),
+                (None, None) => String::new(),
+            };
+            Ok(Message {
+                role: m.role,
+                content,
+            })
+        })
+        .collect()
 }
 
 impl Store {
@@ -40,35 +100,55 @@ impl Store {
     /// playbook text each carried is rebuilt from its revision.
     pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT role, prompt_version, prompt, response, model, prompt_tokens, completion_tokens, latency_ms, cost_usd,
-                    attempts, playbook_view
-             FROM llm_calls WHERE run_id = ?1 AND (?2 IS NULL OR sample_key = ?2) ORDER BY id",
+            "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
+                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, s.shown
+             FROM llm_calls c LEFT JOIN run_samples s ON s.run_id = c.run_id AND s.key = c.sample_key
+             WHERE c.run_id = ?1 AND (?2 IS NULL OR c.sample_key = ?2) ORDER BY c.id",
         )?;
         let rows = stmt.query_map(params![run, sample_key], |r| {
             let role: String = r.get(0)?;
             let view: Option<View> = r
                 .get::<_, Option<String>>(10)?
-                .and_then(|t| serde_json::from_str(&t).ok());
-            Ok(CallRecord {
-                role: serde_json::from_value(Value::String(role)).unwrap_or(Role::Generator),
-                prompt_version: r.get(1)?,
-                messages: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                response: r.get(3)?,
-                model: r.get(4)?,
-                usage: Usage {
-                    prompt_tokens: r.get::<_, i64>(5)? as u64,
-                    completion_tokens: r.get::<_, i64>(6)? as u64,
+                .and_then(|t| serde_json::from_str::<StoredView>(&t).ok())
+                .map(|stored| {
+                    let mut view = stored.view;
+                    if stored.row {
+                        view.bullets = r
+                            .get::<_, Option<Vec<u8>>>(11)
+                            .ok()
+                            .flatten()
+                            .and_then(|b| unpack_ids(&b));
+                    }
+                    view
+                });
+            Ok((
+                CallRecord {
+                    role: serde_json::from_value(Value::String(role)).unwrap_or(Role::Generator),
+                    prompt_version: r.get(1)?,
+                    messages: Vec::new(),
+                    response: r.get(3)?,
+                    model: r.get(4)?,
+                    usage: Usage {
+                        prompt_tokens: r.get::<_, i64>(5)? as u64,
+                        completion_tokens: r.get::<_, i64>(6)? as u64,
+                    },
+                    latency_ms: r.get::<_, i64>(7)? as u64,
+                    cost_usd: r.get(8)?,
+                    attempts: r.get(9)?,
+                    playbook: view.map(|view| PlaybookText {
+                        view,
+                        text: String::new(),
+                    }),
                 },
-                latency_ms: r.get::<_, i64>(7)? as u64,
-                cost_usd: r.get(8)?,
-                attempts: r.get(9)?,
-                playbook: view.map(|view| PlaybookText {
-                    view,
-                    text: String::new(),
-                }),
-            })
+                r.get::<_, String>(2)?,
+            ))
         })?;
-        let mut calls = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut calls = Vec::new();
+        for row in rows {
+            let (mut call, prompt) = row?;
+            call.messages = read_messages(&self.conn, &prompt)?;
+            calls.push(call);
+        }
         let mut playbooks: HashMap<Option<i64>, Playbook> = HashMap::new();
         for call in &mut calls {
             let Some(shown) = call.playbook.as_mut() else {

@@ -260,6 +260,8 @@ proptest! {
         ),
     ) {
         let mut store = seeded();
+        // a copy kept current by replaying the recorded changes, as the loop keeps its playbook
+        let mut replayed = store.load_playbook("pb").unwrap();
         for (n, (raws, create, kind)) in batches.iter().enumerate() {
             let before = store.load_playbook("pb").unwrap();
             let import = *kind == 0;
@@ -287,6 +289,14 @@ proptest! {
                 Err(other) => panic!("the store failed: {other}"),
             }
             let stored = store.load_playbook("pb").unwrap();
+            if let Some(since) = replayed.revision {
+                store
+                    .changes_since("pb", since, usize::MAX)
+                    .unwrap()
+                    .expect("changes since a known revision")
+                    .apply_to(&mut replayed);
+                prop_assert_eq!(&replayed, &stored, "replayed changes rebuild the playbook");
+            }
             memory.revision = stored.revision; // in memory a playbook is as of no stored revision
             prop_assert_eq!(&memory, &stored);
         }

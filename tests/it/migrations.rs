@@ -260,3 +260,62 @@ fn processes_opening_a_new_database_at_once_migrate_it_once() {
         assert_eq!(o.join().unwrap().unwrap(), LATEST_VERSION);
     }
 }
+
+#[test]
+fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let run = store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let system = "You are the ACE Curator. ".repeat(20);
+    let call = ace::llm::CallRecord {
+        role: ace::llm::Role::Curator,
+        prompt_version: "curator-v1-test".into(),
+        messages: vec![
+            ace::llm::Message::system(system.clone()),
+            ace::llm::Message::user("short"),
+        ],
+        response: "{}".into(),
+        model: "m".into(),
+        usage: Default::default(),
+        latency_ms: 1,
+        cost_usd: 0.0,
+        attempts: 1,
+        playbook: None,
+    };
+    store
+        .record_calls(&run, "curator/1/1", std::slice::from_ref(&call))
+        .unwrap();
+    store
+        .record_calls(&run, "curator/1/2", std::slice::from_ref(&call))
+        .unwrap();
+    let blobs: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(blobs, 1, "the long text is stored once");
+    assert_eq!(
+        store.run_calls(&run, None).unwrap()[1].messages,
+        call.messages
+    );
+    store.migrate_to(4).unwrap();
+    let prompts: Vec<String> = {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT prompt FROM llm_calls")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for p in prompts {
+        let messages: Vec<ace::llm::Message> = serde_json::from_str(&p).unwrap();
+        assert_eq!(messages, call.messages);
+    }
+}

@@ -20,9 +20,18 @@ CREATE TABLE embeddings (
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 
--- The bullets the generator was shown (JSON array of ids); NULL: the whole playbook.
-ALTER TABLE run_samples ADD COLUMN shown TEXT;
+-- The bullets the generator was shown (for the curator's row, the curator), packed (see
+-- src/store/blobs.rs); NULL: the whole playbook.
+ALTER TABLE run_samples ADD COLUMN shown BLOB;
 
--- How to rebuild the playbook text a prompt carried (JSON: revision, bullets shown, rendering); the
--- stored prompt holds a marker in its place, so prompts do not grow with the playbook.
+-- How to rebuild the playbook text a prompt carried (JSON: revision, bullets shown or "row": the
+-- ones its sample row lists, rendering); the stored prompt holds a marker in its place, so prompts
+-- do not grow with the playbook.
 ALTER TABLE llm_calls ADD COLUMN playbook_view TEXT;
+
+-- Texts that recur across model calls (a role's system prompt), stored once by content hash
+-- (FNV-1a 64 as a signed integer); stored prompts refer to them.
+CREATE TABLE blobs (
+    hash INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
