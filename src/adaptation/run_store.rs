@@ -19,6 +19,8 @@ pub trait RunStore: Send + 'static {
 
     /// Creates playbook `name` with `sections` unless it exists.
     fn ensure_playbook(&mut self, name: &str, sections: &[&str]) -> Result<(), Self::Error>;
+    /// The playbook whole (the loop reads it once, then keeps it current from its changes: a store
+    /// need not cache what it read).
     fn load_playbook(&self, name: &str) -> Result<Playbook, Self::Error>;
     /// Which of `ids` are active bullets of `playbook`.
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, Self::Error>;

@@ -91,14 +91,15 @@ impl Ctx {
             Retrieval::TopK(k) => k,
             _ => usize::try_from(cfg.prompt_budget / 8).unwrap_or(usize::MAX),
         };
-        let mut ranked: Vec<String> = index
+        let Some(semantic) = semantic else {
+            return index.select(cfg.retrieval, cfg.prompt_budget, query, limit.max(1));
+        };
+        let ranked: Vec<String> = index
             .search(query, limit.max(1))
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        if let Some(semantic) = semantic {
-            ranked = crate::prompts::retrieval::fuse(&[ranked, semantic.to_vec()]);
-        }
+        let ranked = crate::prompts::retrieval::fuse(&[ranked, semantic.to_vec()]);
         index.choose(cfg.retrieval, cfg.prompt_budget, &ranked)
     }
 

@@ -227,7 +227,7 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
         let handle = adaptation::start(store, models, config, None);
         handle.task.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
         let wall = start.elapsed().as_secs_f64();
-        anyhow::Ok((wall, server.requests().len()))
+        anyhow::Ok((wall, server.request_count()))
     });
     let _ = std::fs::remove_dir_all(&dir);
     let (wall, calls) = result?;

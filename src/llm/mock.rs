@@ -143,6 +143,8 @@ struct State {
     log: Mutex<Vec<Recorded>>,
     /// How many of the latest requests the log keeps.
     keep: std::sync::atomic::AtomicUsize,
+    /// Requests received in all (kept in the log or not).
+    received: std::sync::atomic::AtomicU64,
     latency: Duration,
     counter: std::sync::atomic::AtomicU64,
 }
@@ -162,6 +164,8 @@ impl Drop for MockServer {
 
 impl State {
     fn record(&self, request: Recorded) {
+        self.received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let keep = self.keep.load(std::sync::atomic::Ordering::Relaxed);
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         log.push(request);
@@ -194,6 +198,7 @@ impl MockServer {
             script,
             log: Mutex::new(Vec::new()),
             keep: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            received: Default::default(),
             latency,
             counter: Default::default(),
         });
@@ -248,6 +253,13 @@ impl MockServer {
         let mut log = self.state.log.lock().unwrap_or_else(|e| e.into_inner());
         let cut = log.len().saturating_sub(n);
         log.drain(..cut);
+    }
+
+    /// How many requests the server received, whether its log kept them or not.
+    pub fn request_count(&self) -> u64 {
+        self.state
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The requests received (the latest ones, if [`MockServer::keep_requests`] limited them).

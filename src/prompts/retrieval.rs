@@ -68,6 +68,22 @@ impl<'de> Deserialize<'de> for Retrieval {
     }
 }
 
+/// Hashing of ids and words (short keys from our own playbooks): FNV-1a.
+type Fast = std::hash::BuildHasherDefault<super::render::Fnv>;
+
+/// A postings list as (doc, term frequency): runs of equal entries.
+fn runs(list: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let slot = *list.get(i)?;
+        let start = i;
+        while list.get(i) == Some(&slot) {
+            i += 1;
+        }
+        Some((slot, (i - start) as u32))
+    })
+}
+
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
@@ -100,10 +116,12 @@ struct Doc {
 #[derive(Default)]
 pub struct Index {
     docs: Vec<Doc>,
-    by_id: HashMap<String, usize>,
-    vocabulary: HashMap<String, u32>,
-    /// Per term: (doc, term frequency). Entries of dead docs stay until the next compaction.
-    postings: Vec<Vec<(u32, u16)>>,
+    by_id: HashMap<String, usize, Fast>,
+    vocabulary: HashMap<String, u32, Fast>,
+    /// Per term: the docs holding it, a doc once per occurrence (its entries adjacent, so a run's
+    /// length is the term's frequency there: 4 bytes an occurrence). Entries of dead docs stay
+    /// until the next compaction.
+    postings: Vec<Vec<u32>>,
     /// Per term: live docs holding it (recounted after a sync that dropped docs).
     df: Vec<u32>,
     df_stale: bool,
@@ -236,8 +254,7 @@ impl Index {
         }
         if self.df_stale {
             for (t, list) in self.postings.iter().enumerate() {
-                self.df[t] = list
-                    .iter()
+                self.df[t] = runs(list)
                     .filter(|(slot, _)| self.docs[*slot as usize].alive)
                     .count() as u32;
             }
@@ -263,7 +280,8 @@ impl Index {
             *c = c.saturating_add(1);
         }
         for (t, tf) in counts {
-            self.postings[t as usize].push((slot, tf));
+            let list = &mut self.postings[t as usize];
+            list.extend(std::iter::repeat_n(slot, usize::from(tf)));
             self.df[t as usize] += 1;
         }
         let line_tokens = u32::try_from(cost).unwrap_or(u32::MAX);
@@ -305,7 +323,7 @@ impl Index {
             }
         }
         for list in &mut self.postings {
-            list.retain_mut(|(slot, _)| {
+            list.retain_mut(|slot| {
                 let new = renumber[*slot as usize];
                 *slot = new;
                 new != u32::MAX
@@ -334,7 +352,46 @@ impl Index {
 
     /// The `limit` bullets most relevant to `query` by BM25, best first, with their scores.
     pub fn search(&self, query: &str, limit: usize) -> Vec<(String, f64)> {
-        self.rank(query, limit, usize::MAX)
+        self.named(self.rank(query, limit, usize::MAX))
+    }
+
+    fn named(&self, ranked: Vec<(u32, f64)>) -> Vec<(String, f64)> {
+        ranked
+            .into_iter()
+            .map(|(slot, score)| (self.docs[slot as usize].id.clone(), score))
+            .collect()
+    }
+
+    /// [`Index::search`] then [`Index::choose`] in one step, without naming the candidates that
+    /// are not chosen: what the generator is shown for `query`.
+    pub fn select(
+        &self,
+        mode: Retrieval,
+        budget: u64,
+        query: &str,
+        limit: usize,
+    ) -> Option<Vec<String>> {
+        let most = match mode {
+            Retrieval::Whole => return None,
+            Retrieval::Auto if self.total_tokens() <= budget => return None,
+            Retrieval::Auto => usize::MAX,
+            Retrieval::TopK(k) => k,
+        };
+        let mut used = self.header_tokens;
+        let mut chosen = Vec::new();
+        for (slot, _) in self.rank(query, limit, usize::MAX) {
+            if chosen.len() >= most {
+                break;
+            }
+            let doc = &self.docs[slot as usize];
+            let cost = u64::from(doc.tokens);
+            if used + cost > budget {
+                continue;
+            }
+            used += cost;
+            chosen.push(doc.id.clone());
+        }
+        Some(chosen)
     }
 
     /// Bullets that share the rarer words of `text` (words in at most one bullet in fifty, or 64),
@@ -342,14 +399,14 @@ impl Index {
     /// common words, so cheap even on a large playbook.
     pub fn neighbours(&self, text: &str, limit: usize) -> Vec<String> {
         let cap = (self.live / 50).max(64);
-        self.rank(text, limit, cap)
+        self.named(self.rank(text, limit, cap))
             .into_iter()
             .map(|(id, _)| id)
             .collect()
     }
 
     /// BM25 ranking over the query's words that occur in at most `max_df` bullets.
-    fn rank(&self, query: &str, limit: usize, max_df: usize) -> Vec<(String, f64)> {
+    fn rank(&self, query: &str, limit: usize, max_df: usize) -> Vec<(u32, f64)> {
         if self.live == 0 || limit == 0 {
             return Vec::new();
         }
@@ -370,7 +427,7 @@ impl Index {
             }
             let df = df as f64;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-            for &(slot, tf) in &self.postings[t as usize] {
+            for (slot, tf) in runs(&self.postings[t as usize]) {
                 let doc = &self.docs[slot as usize];
                 if !doc.alive {
                     continue;
@@ -396,9 +453,6 @@ impl Index {
         }
         ranked.sort_unstable_by(order);
         ranked
-            .into_iter()
-            .map(|(slot, score)| (self.docs[slot as usize].id.clone(), score))
-            .collect()
     }
 
     /// The bullets the generator is shown: `None` for the whole playbook, else the ids chosen by

@@ -25,7 +25,8 @@ impl RunStore for Store {
     }
 
     fn load_playbook(&self, name: &str) -> Result<Playbook, StoreError> {
-        Store::load_playbook(self, name)
+        // the loop keeps the playbook in memory and current from its changes
+        Store::load_playbook_lean(self, name)
     }
 
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {

@@ -13,6 +13,9 @@
 
 mod apply;
 pub mod blobs;
+
+/// The page cache of a connection, in KiB (reads of a large playbook come from it when repeated).
+pub(crate) const CACHE_KIB: u32 = 32_768;
 mod budget;
 mod for_loop;
 pub mod migrations;
@@ -203,10 +206,10 @@ impl Store {
         // A 32 MiB page cache keeps a 100k-bullet playbook off the read syscalls (mmap would too, but
         // counts the mapped file in RSS); a larger autocheckpoint batches the WAL copy-back and its fsync.
         self.conn
-            .execute_batch(
-                "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
-                 PRAGMA wal_autocheckpoint=4000; PRAGMA temp_store=MEMORY;",
-            )
+            .execute_batch(&format!(
+                "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{CACHE_KIB}; \
+                 PRAGMA wal_autocheckpoint=4000; PRAGMA temp_store=MEMORY;"
+            ))
             .map_err(classify)?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use super::rows::{
     BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, change_columns, column, load_changes,
     parse_change, playbook_id, section_from_row,
 };
-use super::{Result, Store, StoreError};
+use super::{CACHE_KIB, Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary, Replay, Source};
 use crate::playbook::{Bullet, Playbook, Section};
 
@@ -324,6 +324,18 @@ impl Store {
 }
 
 impl Store {
+    /// [`Store::load_playbook`] through a small page cache: for a process that keeps the playbook
+    /// in memory from then on (an adaptation run), the pages read need not be kept as well, nor
+    /// interleave with the playbook in memory.
+    pub fn load_playbook_lean(&self, name: &str) -> Result<Playbook> {
+        self.conn
+            .execute_batch("PRAGMA shrink_memory; PRAGMA cache_size=-1024;")?;
+        let playbook = self.load_playbook(name);
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size=-{CACHE_KIB};"))?;
+        playbook
+    }
+
     /// What playbook `name` went through after revision `since`, if that is at most `limit` recorded
     /// changes (else `None`: reading it whole is the better way). The loop keeps its copy current
     /// with it instead of reading a large playbook whole after every batch.

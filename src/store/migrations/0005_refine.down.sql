@@ -1,5 +1,6 @@
 -- Version 4 stores whole prompts: the playbook text goes back into the prompts that hold a marker
 -- only when read by a newer binary; an older one shows the marker. Budgets and caches are dropped.
+DROP INDEX bullets_harmful;
 -- Messages stored by reference get their text back in place.
 UPDATE llm_calls SET prompt = (
     SELECT json_group_array(

@@ -35,3 +35,6 @@ CREATE TABLE blobs (
     hash INTEGER PRIMARY KEY,
     body BLOB NOT NULL
 );
+
+-- The bullets more harmful than helpful, counted after every batch (a metric) without a scan.
+CREATE INDEX bullets_harmful ON bullets (playbook_id) WHERE status = 'active' AND harmful > helpful;
