@@ -330,6 +330,10 @@ fn measure(dir: &Path, args: &super::BenchArgs, out: &mut impl Write) -> Result<
         std::fs::write(&data, lines)?;
         drop(shared);
         let before = db_bytes(&db)?;
+        if std::env::var_os("ACE_BENCH_KEEP").is_some() {
+            // kept beside the database, to see where the growth goes (e.g. with sqlite3's dbstat)
+            std::fs::copy(&db, dir.join("before-run.db"))?;
+        }
         let exe = std::env::current_exe()?;
         let child = tokio::process::Command::new(exe)
             .args(["bench", "--refine-run"])

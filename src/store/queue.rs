@@ -8,10 +8,79 @@ use super::apply::apply_in;
 use super::rows::{column, playbook_id};
 use super::{Result, Store, StoreError, classify, now};
 use crate::approval::{
-    BatchStatus, DecideOutcome, Decision, OpStatus, PendingBatch, PendingOp, Provenance,
+    BatchStatus, DecideOutcome, Decision, Evidence, OpStatus, PendingBatch, PendingOp, Provenance,
+    ReflectionNote,
 };
 use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
 use crate::refine::SizeEffect;
+
+/// A sample behind a proposal as its run recorded it (`None` if the run holds no such sample).
+fn recorded_evidence(conn: &rusqlite::Connection, run: &str, key: &str) -> Option<Evidence> {
+    conn.prepare_cached(
+        "SELECT sample_id, question, answer, ground_truth, correct, feedback, cited, reflection
+         FROM run_samples WHERE run_id = ?1 AND key = ?2",
+    )
+    .ok()?
+    .query_row(params![run, key], |r| {
+        Ok(Evidence {
+            key: key.to_string(),
+            sample_id: r.get(0)?,
+            question: r.get(1)?,
+            answer: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            ground_truth: r.get(3)?,
+            correct: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
+            feedback: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            cited: r
+                .get::<_, Option<String>>(6)?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            reflection: r
+                .get::<_, Option<String>>(7)?
+                .and_then(|t| serde_json::from_str::<ReflectionNote>(&t).ok()),
+        })
+    })
+    .ok()
+}
+
+/// The provenance as stored: a sample exactly as its run recorded it is kept as its key alone (a
+/// string in `samples`), so a batch's evidence does not store each sample a second time.
+fn stored_provenance(conn: &rusqlite::Connection, provenance: &Provenance) -> Result<String> {
+    let mut value = serde_json::to_value(provenance)?;
+    if let (Some(run), Some(samples)) = (&provenance.run, value.get_mut("samples")) {
+        for (stored, sample) in samples
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&provenance.samples)
+        {
+            if recorded_evidence(conn, run, &sample.key).as_ref() == Some(sample) {
+                *stored = serde_json::Value::String(sample.key.clone());
+            }
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// The provenance read back, each sample kept by key read from its run (a sample whose record is
+/// gone shows by its key alone).
+fn read_provenance(conn: &rusqlite::Connection, mut value: serde_json::Value) -> Provenance {
+    let run = value.get("run").and_then(|r| r.as_str()).map(str::to_string);
+    if let Some(samples) = value.get_mut("samples").and_then(|s| s.as_array_mut()) {
+        for sample in samples {
+            if let serde_json::Value::String(key) = sample {
+                let evidence = run
+                    .as_deref()
+                    .and_then(|run| recorded_evidence(conn, run, key))
+                    .unwrap_or_else(|| Evidence {
+                        key: key.clone(),
+                        ..Evidence::default()
+                    });
+                *sample = serde_json::to_value(evidence).unwrap_or_default();
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or_default()
+}
 
 fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
     let row = conn
@@ -28,7 +97,7 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
                     status: column(r, 4, false)?,
                     reasoning: r.get(5)?,
                     // Evidence is for people: unreadable evidence shows as none rather than hiding the batch.
-                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).map(|v| read_provenance(conn, v)).unwrap_or_default(),
                     created_at: r.get(7)?,
                     decided_by: r.get(8)?,
                     revision: r.get(9)?,
@@ -100,7 +169,7 @@ impl Store {
         tx.execute(
             "INSERT INTO pending_batches (playbook_id, key, run_id, status, reasoning, provenance, created_at)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
-            params![pb, key, run_id, reasoning, serde_json::to_string(provenance)?, now(&tx)?],
+            params![pb, key, run_id, reasoning, stored_provenance(&tx, provenance)?, now(&tx)?],
         )?;
         let id = tx.last_insert_rowid();
         for (idx, (op_key, op)) in ops.iter().enumerate() {

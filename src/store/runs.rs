@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use super::blobs::{pack_ids, unpack_ids};
+use super::blobs::{ids_sql, store_ids, unpack_ids};
 use super::rows::{column, playbook_id};
 use super::transcripts::stored_prompt;
 use super::{Result, Store, StoreError, classify, now};
@@ -233,7 +233,7 @@ impl Store {
                     serde_json::to_string(&s.cited)?,
                     s.reflection.as_ref().map(Value::to_string),
                     at,
-                    shown.as_deref().map(pack_ids),
+                    shown.as_deref().map(|ids| store_ids(&tx, ids)).transpose()?,
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
                 for c in calls {
@@ -341,10 +341,11 @@ impl Store {
     }
 
     pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, shown
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, {}
              FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
-        )?;
+            ids_sql("shown")
+        ))?;
         let rows = stmt.query_map([run], |r| {
             Ok(SampleRecord {
                 key: r.get(0)?,

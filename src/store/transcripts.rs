@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
-use super::blobs::{fetch, intern, unpack_ids};
+use super::blobs::{fetch, ids_sql, intern, unpack_ids};
 use super::{Result, Store};
 use crate::llm::{CallRecord, Message, PlaybookText, Role, Usage};
 use crate::playbook::{Playbook, View};
@@ -99,12 +99,13 @@ impl Store {
     /// Model calls of a run (all, or one sample's), oldest first, with their prompts as sent: the
     /// playbook text each carried is rebuilt from its revision.
     pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
-                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, s.shown
+                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}
              FROM llm_calls c LEFT JOIN run_samples s ON s.run_id = c.run_id AND s.key = c.sample_key
              WHERE c.run_id = ?1 AND (?2 IS NULL OR c.sample_key = ?2) ORDER BY c.id",
-        )?;
+            ids_sql("s.shown")
+        ))?;
         let rows = stmt.query_map(params![run, sample_key], |r| {
             let role: String = r.get(0)?;
             let view: Option<View> = r

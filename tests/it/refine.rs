@@ -423,6 +423,19 @@ async fn a_buried_bullet_of_a_large_playbook_reaches_the_prompt_within_its_budge
             assert!(text.contains(world::ZORB));
         }
     }
+    // every stored prompt, its selection rebuilt from the stored list, is what the server received
+    let sent: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .filter(|r| r.role.as_deref() != Some("embedding"))
+        .map(|r| r.body["messages"].clone())
+        .collect();
+    let calls = store.run_calls(&run_id, None).unwrap();
+    assert_eq!(calls.len(), sent.len());
+    for call in &calls {
+        let rebuilt = serde_json::to_value(&call.messages).unwrap();
+        assert!(sent.contains(&rebuilt), "{rebuilt}");
+    }
     // tags apply by policy, whatever the approval mode
     let bullet = playbook.bullet(&zorb).unwrap();
     assert_eq!(bullet.helpful, 2, "one helpful tag per sample that used it");

@@ -21,7 +21,8 @@ CREATE TABLE embeddings (
 ) WITHOUT ROWID;
 
 -- The bullets the generator was shown (for the curator's row, the curator), packed (see
--- src/store/blobs.rs); NULL: the whole playbook.
+-- src/store/blobs.rs), or as an integer: the hash of the packed list in `blobs`; NULL: the whole
+-- playbook.
 ALTER TABLE run_samples ADD COLUMN shown BLOB;
 
 -- How to rebuild the playbook text a prompt carried (JSON: revision, bullets shown or "row": the
