@@ -219,11 +219,7 @@ pub fn unpack_ids(bytes: &[u8]) -> Option<Vec<String>> {
                 if k >= 64 {
                     return None;
                 }
-                let mut read = Reader {
-                    bytes,
-                    at,
-                    used: 0,
-                };
+                let mut read = Reader { bytes, at, used: 0 };
                 for _ in 1..count {
                     let mut q = 0u64;
                     while read.bit()? {
@@ -292,7 +288,13 @@ mod tests {
             let len = (next() % 400) as usize;
             let spread = [2u64, 10, 1000, 1 << 40][case % 4];
             let mut ids: Vec<String> = (0..len)
-                .map(|_| format!("{}-{:05}", ["s", "ab-c", "x"][(next() % 3) as usize], next() % spread))
+                .map(|_| {
+                    format!(
+                        "{}-{:05}",
+                        ["s", "ab-c", "x"][(next() % 3) as usize],
+                        next() % spread
+                    )
+                })
                 .collect();
             ids.sort();
             ids.dedup();

@@ -64,7 +64,10 @@ fn stored_provenance(conn: &rusqlite::Connection, provenance: &Provenance) -> Re
 /// The provenance read back, each sample kept by key read from its run (a sample whose record is
 /// gone shows by its key alone).
 fn read_provenance(conn: &rusqlite::Connection, mut value: serde_json::Value) -> Provenance {
-    let run = value.get("run").and_then(|r| r.as_str()).map(str::to_string);
+    let run = value
+        .get("run")
+        .and_then(|r| r.as_str())
+        .map(str::to_string);
     if let Some(samples) = value.get_mut("samples").and_then(|s| s.as_array_mut()) {
         for sample in samples {
             if let serde_json::Value::String(key) = sample {

@@ -233,7 +233,10 @@ impl Store {
                     serde_json::to_string(&s.cited)?,
                     s.reflection.as_ref().map(Value::to_string),
                     at,
-                    shown.as_deref().map(|ids| store_ids(&tx, ids)).transpose()?,
+                    shown
+                        .as_deref()
+                        .map(|ids| store_ids(&tx, ids))
+                        .transpose()?,
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
                 for c in calls {
