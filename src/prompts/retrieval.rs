@@ -371,27 +371,48 @@ impl Index {
         query: &str,
         limit: usize,
     ) -> Option<Vec<String>> {
-        let most = match mode {
-            Retrieval::Whole => return None,
-            Retrieval::Auto if self.total_tokens() <= budget => return None,
-            Retrieval::Auto => usize::MAX,
-            Retrieval::TopK(k) => k,
-        };
+        let most = self.selection_limit(mode, budget)?;
+        let candidates = self
+            .rank(query, limit, usize::MAX)
+            .into_iter()
+            .map(|(slot, _)| {
+                let doc = &self.docs[slot as usize];
+                (doc.id.as_str(), u64::from(doc.tokens))
+            });
+        Some(self.fill(most, budget, candidates))
+    }
+
+    /// How many bullets `mode` allows within `budget`: `None` when the whole playbook is shown.
+    fn selection_limit(&self, mode: Retrieval, budget: u64) -> Option<usize> {
+        match mode {
+            Retrieval::Whole => None,
+            Retrieval::Auto if self.total_tokens() <= budget => None,
+            Retrieval::Auto => Some(usize::MAX),
+            Retrieval::TopK(k) => Some(k),
+        }
+    }
+
+    /// Candidates (id, tokens) taken in order while they fit `budget` (a candidate that does not fit
+    /// is passed over for smaller ones after it), at most `most` of them.
+    fn fill<'a>(
+        &self,
+        most: usize,
+        budget: u64,
+        candidates: impl Iterator<Item = (&'a str, u64)>,
+    ) -> Vec<String> {
         let mut used = self.header_tokens;
         let mut chosen = Vec::new();
-        for (slot, _) in self.rank(query, limit, usize::MAX) {
+        for (id, cost) in candidates {
             if chosen.len() >= most {
                 break;
             }
-            let doc = &self.docs[slot as usize];
-            let cost = u64::from(doc.tokens);
             if used + cost > budget {
                 continue;
             }
             used += cost;
-            chosen.push(doc.id.clone());
+            chosen.push(id.to_string());
         }
-        Some(chosen)
+        chosen
     }
 
     /// Bullets that share the rarer words of `text` (words in at most one bullet in fifty, or 64),
@@ -459,28 +480,11 @@ impl Index {
     /// rank from `ranked` (most relevant first) while they fit `budget` tokens (and, for `TopK`,
     /// at most K of them).
     pub fn choose(&self, mode: Retrieval, budget: u64, ranked: &[String]) -> Option<Vec<String>> {
-        let limit = match mode {
-            Retrieval::Whole => return None,
-            Retrieval::Auto if self.total_tokens() <= budget => return None,
-            Retrieval::Auto => usize::MAX,
-            Retrieval::TopK(k) => k,
-        };
-        let mut used = self.header_tokens;
-        let mut chosen = Vec::new();
-        for id in ranked {
-            if chosen.len() >= limit {
-                break;
-            }
-            let Some(cost) = self.bullet_tokens(id) else {
-                continue;
-            };
-            if used + cost > budget {
-                continue;
-            }
-            used += cost;
-            chosen.push(id.clone());
-        }
-        Some(chosen)
+        let most = self.selection_limit(mode, budget)?;
+        let candidates = ranked
+            .iter()
+            .filter_map(|id| Some((id.as_str(), self.bullet_tokens(id)?)));
+        Some(self.fill(most, budget, candidates))
     }
 }
 

@@ -183,6 +183,14 @@ pub fn pack_ids(ids: &[String]) -> Vec<u8> {
     out
 }
 
+/// A packed group's slug and how many numbers follow.
+fn group_header<'a>(bytes: &'a [u8], at: &mut usize) -> Option<(&'a str, u64)> {
+    let len = get_varint(bytes, at)? as usize;
+    let slug = std::str::from_utf8(bytes.get(*at..at.checked_add(len)?)?).ok()?;
+    *at += len;
+    Some((slug, get_varint(bytes, at)?))
+}
+
 pub fn unpack_ids(bytes: &[u8]) -> Option<Vec<String>> {
     match *bytes.first()? {
         JSON => serde_json::from_slice(&bytes[1..]).ok(),
@@ -190,11 +198,9 @@ pub fn unpack_ids(bytes: &[u8]) -> Option<Vec<String>> {
             let mut at = 1;
             let mut ids = Vec::new();
             for _ in 0..get_varint(bytes, &mut at)? {
-                let len = get_varint(bytes, &mut at)? as usize;
-                let slug = std::str::from_utf8(bytes.get(at..at + len)?).ok()?;
-                at += len;
+                let (slug, count) = group_header(bytes, &mut at)?;
                 let mut n = 0u64;
-                for _ in 0..get_varint(bytes, &mut at)? {
+                for _ in 0..count {
                     n += get_varint(bytes, &mut at)?;
                     ids.push(format!("{slug}-{n:05}"));
                 }
@@ -205,10 +211,7 @@ pub fn unpack_ids(bytes: &[u8]) -> Option<Vec<String>> {
             let mut at = 1;
             let mut ids = Vec::new();
             for _ in 0..get_varint(bytes, &mut at)? {
-                let len = get_varint(bytes, &mut at)? as usize;
-                let slug = std::str::from_utf8(bytes.get(at..at + len)?).ok()?;
-                at += len;
-                let count = get_varint(bytes, &mut at)?;
+                let (slug, count) = group_header(bytes, &mut at)?;
                 if count == 0 {
                     continue;
                 }
