@@ -22,4 +22,5 @@ pub mod refine;
 pub mod roles;
 pub mod shared;
 pub mod store;
+pub mod text;
 pub mod tui;

@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ace::text::visible(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

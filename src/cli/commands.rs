@@ -300,6 +300,11 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
         } => {
             let playbook = Store::open(db)?.load_playbook(&name)?;
             let text = format::export(format, &playbook);
+            // a text export is read by people: hidden characters show escaped (JSON escapes its own)
+            let text = match format {
+                Format::Ace | Format::Markdown => crate::text::visible(&text).into_owned(),
+                _ => text,
+            };
             match output {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("cannot write {}", path.display()))?,

@@ -29,9 +29,73 @@ pub fn default_db_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("ace.db"))
 }
 
+/// `~` or `~/…` as the home directory (a shell leaves it as is inside quotes or `ACE_DB=~/x`);
+/// `~user` forms are refused rather than taken as a folder named `~user`.
+pub fn expand_home(path: &Path) -> Result<PathBuf> {
+    let Some(text) = path.to_str() else {
+        return Ok(path.to_path_buf());
+    };
+    let rest = match text.strip_prefix('~') {
+        None => return Ok(path.to_path_buf()),
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => &rest[1..],
+        Some(_) => bail!(
+            "cannot read the database path {text}: only ~ and ~/… are expanded; give the full path"
+        ),
+    };
+    let home = directories::BaseDirs::new()
+        .map(|d| d.home_dir().to_path_buf())
+        .context("cannot expand ~: no home directory is known")?;
+    Ok(home.join(rest))
+}
+
+/// Whether creating the database is part of what the command is for (the workbench, creating or
+/// importing a playbook, training, migrating, benchmarks). Other commands only read or change a
+/// database that exists: a mistyped path is an error, not a new empty database.
+fn creates_database(command: &Option<Command>) -> bool {
+    match command {
+        None
+        | Some(
+            Command::Workbench { .. }
+            | Command::Demo
+            | Command::Train(_)
+            | Command::Bench(_)
+            | Command::Doctor
+            | Command::MockModel(_)
+            | Command::Db(DbCmd::Migrate),
+        ) => true,
+        Some(Command::Playbook(cmd)) => {
+            matches!(cmd, PlaybookCmd::Create { .. } | PlaybookCmd::Import { .. })
+        }
+        _ => false,
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     use std::io::IsTerminal;
-    let db = cli.db.clone().unwrap_or_else(default_db_path);
+    let db = match &cli.db {
+        Some(path) => expand_home(path)?,
+        None => default_db_path(),
+    };
+    if !db.exists() {
+        if !creates_database(&cli.command) {
+            bail!(
+                "no database at {} (from {}); nothing was created. Check the path, or create one with `ace playbook create NAME` or `ace`",
+                db.display(),
+                if cli.db.is_some() {
+                    "--db or ACE_DB"
+                } else {
+                    "the default location"
+                }
+            );
+        }
+        if !matches!(
+            cli.command,
+            Some(Command::Bench(_) | Command::Doctor | Command::MockModel(_))
+        ) {
+            eprintln!("note: creating a new database at {}", db.display());
+        }
+    }
     let tui = match &cli.command {
         None => std::io::stdout().is_terminal(),
         Some(Command::Workbench { .. } | Command::Demo) => true,
@@ -46,7 +110,8 @@ pub fn run(cli: Cli) -> Result<()> {
         return workbench(&db, matches!(cli.command, Some(Command::Demo)), playbook);
     }
     init_logging();
-    let out = &mut std::io::stdout().lock();
+    // everything printed shows control characters from models, files and agents escaped
+    let out = &mut crate::text::Visible::new(std::io::stdout().lock());
     match cli.command {
         None | Some(Command::Workbench { .. } | Command::Demo) => overview(&db, out),
         Some(Command::Playbook(cmd)) => playbook(&db, cmd, out),

@@ -297,7 +297,11 @@ pub fn queued(
     writeln!(out)?;
     for op in &b.ops {
         writeln!(out, "[{}] {}", op.idx, op.status)?;
-        match &op.op {
+        if op.edited.is_some() {
+            // what gets applied is the edit; the proposal is kept for the record
+            writeln!(out, "  (edited; proposed: {})", op.op.describe())?;
+        }
+        match op.effective() {
             DeltaOp::Add(a) => {
                 writeln!(out, "  + ({}) {}", a.section, a.content)?;
                 if !playbook.has_section(&a.section) {
@@ -392,6 +396,9 @@ pub fn queued(
                 quoted(Some(&s.answer)),
                 quoted(s.ground_truth.as_deref())
             )?;
+            if !s.question.is_empty() {
+                writeln!(out, "  question: {}", s.question)?;
+            }
             if let Some(r) = &s.reflection {
                 writeln!(out, "  insight: {}", r.key_insight)?;
             }

@@ -133,6 +133,8 @@ impl TrainArgs {
 }
 
 fn say(bar: &ProgressBar, line: String) {
+    // model text in a log line is shown, never acted on by the terminal
+    let line = crate::text::visible(&line).into_owned();
     if bar.is_hidden() {
         eprintln!("{line}")
     } else {

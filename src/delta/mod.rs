@@ -288,6 +288,79 @@ impl DeltaOp {
     }
 }
 
+/// Why a delta file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaParseError {
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("unknown field {0}")]
+    UnknownField(String),
+}
+
+/// The fields of a batch, and of each op by its type: what a delta file may say.
+const BATCH_FIELDS: &[&str] = &["id", "source", "reason", "author", "operations"];
+
+fn op_fields(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind.to_ascii_uppercase().as_str() {
+        "ADD" => &[
+            "type",
+            "section",
+            "content",
+            "metadata",
+            "id",
+            "helpful",
+            "harmful",
+            "neutral",
+            "status",
+            "created_at",
+            "updated_at",
+        ],
+        "UPDATE" => &["type", "bullet_id", "content", "section", "metadata"],
+        "TAG" => &["type", "bullet_id", "helpful", "harmful", "neutral"],
+        "REMOVE" => &["type", "bullet_id"],
+        "ADD_SECTION" => &["type", "section", "slug"],
+        "RENAME_SECTION" => &["type", "section", "new_name"],
+        "MOVE_SECTION" => &["type", "section", "index"],
+        "REMOVE_SECTION" => &["type", "section"],
+        "MERGE" => &[
+            "type",
+            "bullet_id",
+            "duplicate",
+            "proposed",
+            "content",
+            "similarity",
+        ],
+        _ => return None,
+    })
+}
+
+/// The first field of a batch (or of one of its ops) that the format does not have, as
+/// `'harmfull' in operations[2] (TAG)`.
+fn unknown_field(batch: &Value) -> Option<String> {
+    let object = batch.as_object()?;
+    if let Some(key) = object.keys().find(|k| !BATCH_FIELDS.contains(&k.as_str())) {
+        return Some(format!(
+            "'{key}' in the batch (fields: {})",
+            BATCH_FIELDS.join(", ")
+        ));
+    }
+    let ops = object.get("operations")?.as_array()?;
+    ops.iter().enumerate().find_map(|(i, op)| {
+        let op = op.as_object()?;
+        let kind = op.get("type")?.as_str()?;
+        let fields = op_fields(kind)?;
+        op.keys()
+            .find(|k| !fields.contains(&k.as_str()))
+            .map(|key| {
+                format!(
+                    "'{key}' in operations[{i}] ({}; fields: {})",
+                    kind.to_ascii_uppercase(),
+                    fields.join(", ")
+                )
+            })
+    })
+}
+
 /// A batch of ops applied together as one revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeltaBatch {
@@ -321,13 +394,24 @@ impl DeltaBatch {
     }
 
     /// Parses the JSON batch format. A batch without an `id` gets one derived from its content, so
-    /// applying the same file twice is still a no-op.
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        let mut batch: DeltaBatch = serde_json::from_str(text)?;
+    /// applying the same file twice is still a no-op. A field the format does not have is refused,
+    /// named (a misspelt `harmfull` must not silently do nothing).
+    pub fn from_json(text: &str) -> Result<Self, DeltaParseError> {
+        let value: Value = serde_json::from_str(text).map_err(DeltaParseError::Json)?;
+        if let Some(field) = unknown_field(&value) {
+            return Err(DeltaParseError::UnknownField(field));
+        }
+        let mut batch: DeltaBatch = serde_json::from_value(value).map_err(DeltaParseError::Json)?;
         if batch.id.trim().is_empty() {
             batch.id = batch.content_id();
         }
         Ok(batch)
+    }
+
+    /// What the batch says, as a number: FNV-1a over its operations' JSON (stored with its revision).
+    pub fn ops_hash(&self) -> i64 {
+        let json = serde_json::to_string(&self.operations).unwrap_or_default();
+        content_hash(json.as_bytes()) as i64
     }
 
     /// A stable id derived from source and operations (FNV-1a over their JSON).
@@ -508,5 +592,84 @@ mod tests {
     fn negative_tag_is_a_parse_error() {
         let text = r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "a-00001", "helpful": -1}]}"#;
         assert!(DeltaBatch::from_json(text).is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_by_name() {
+        let text = r#"{"id": "x", "operations": [{"type": "TAG", "bullet_id": "a-00001", "harmfull": 1}]}"#;
+        let err = DeltaBatch::from_json(text).unwrap_err().to_string();
+        assert!(err.contains("'harmfull' in operations[0] (TAG"), "{err}");
+        let text = r#"{"id": "x", "reasons": "r", "operations": []}"#;
+        let err = DeltaBatch::from_json(text).unwrap_err().to_string();
+        assert!(err.contains("'reasons' in the batch"), "{err}");
+        // lower-case types are read too
+        let text = r#"{"operations": [{"type": "remove", "bullet_id": "a-00001"}]}"#;
+        assert!(DeltaBatch::from_json(text).is_ok());
+    }
+
+    #[test]
+    fn every_field_an_op_writes_is_a_field_a_file_may_give() {
+        let mut meta = Map::new();
+        meta.insert("k".into(), Value::from(1));
+        let add = AddOp {
+            section: "S".into(),
+            content: "c".into(),
+            metadata: Some(meta.clone()),
+            id: Some("s-00001".into()),
+            helpful: Some(1),
+            harmful: Some(1),
+            neutral: Some(1),
+            status: Some(BulletStatus::Active),
+            created_at: Some("t".into()),
+            updated_at: Some("t".into()),
+        };
+        let ops = vec![
+            DeltaOp::Add(add),
+            DeltaOp::Update(UpdateOp {
+                bullet_id: "s-00001".into(),
+                content: Some("c".into()),
+                section: Some("S".into()),
+                metadata: Some(meta),
+            }),
+            DeltaOp::Tag(TagOp {
+                bullet_id: "s-00001".into(),
+                helpful: 1,
+                harmful: 1,
+                neutral: 1,
+            }),
+            DeltaOp::Remove {
+                bullet_id: "s-00001".into(),
+            },
+            DeltaOp::AddSection {
+                section: "S".into(),
+                slug: Some("s".into()),
+            },
+            DeltaOp::RenameSection {
+                section: "S".into(),
+                new_name: "T".into(),
+            },
+            DeltaOp::MoveSection {
+                section: "S".into(),
+                index: 1,
+            },
+            DeltaOp::RemoveSection {
+                section: "S".into(),
+            },
+            DeltaOp::Merge(MergeOp {
+                bullet_id: "s-00001".into(),
+                duplicate: Some("s-00002".into()),
+                proposed: Some("p".into()),
+                content: Some("c".into()),
+                similarity: Some(0.9),
+            }),
+        ];
+        let mut batch = DeltaBatch::new("b", Source::Import, ops).with_reason("r");
+        batch.author = Some("a".into());
+        let value = serde_json::to_value(&batch).unwrap();
+        assert_eq!(unknown_field(&value), None);
+        for op in value["operations"].as_array().unwrap() {
+            let fields = op_fields(op["type"].as_str().unwrap()).unwrap();
+            assert_eq!(op.as_object().unwrap().len(), fields.len(), "{op}");
+        }
     }
 }

@@ -12,6 +12,11 @@ fn validate_content(content: &str) -> Result<(), String> {
     if content.trim().is_empty() {
         return Err("content is empty".into());
     }
+    if let Some(at) = crate::text::hidden_char(content) {
+        return Err(format!(
+            "content has a control or bidirectional character ({at}); content keeps line breaks and tabs only"
+        ));
+    }
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
         return Err(format!(
@@ -32,6 +37,11 @@ fn validate_section_name(name: &str) -> Result<(), String> {
     }
     if name.contains('\n') {
         return Err("section name contains a line break".into());
+    }
+    if let Some(at) = crate::text::hidden_char(name) {
+        return Err(format!(
+            "section name has a control or bidirectional character ({at})"
+        ));
     }
     Ok(())
 }

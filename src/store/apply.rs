@@ -114,14 +114,23 @@ pub(super) fn apply_in(
     batch: &DeltaBatch,
     options: &ApplyOptions,
 ) -> Result<ApplyOutcome> {
-    let applied: Option<i64> = tx
+    let applied: Option<(i64, Option<i64>)> = tx
         .query_row(
-            "SELECT id FROM revisions WHERE playbook_id = ?1 AND batch_id = ?2",
+            "SELECT id, ops_hash FROM revisions WHERE playbook_id = ?1 AND batch_id = ?2",
             params![playbook_id, batch.id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if let Some(revision) = applied {
+    if let Some((revision, said)) = applied {
+        // A person's file or an import that reuses an id with other operations is a mistake to
+        // name; the loop's batches (keyed by run and step) are meant to be no-ops when repeated.
+        let from_outside = matches!(batch.source, Source::Human | Source::Import);
+        if from_outside && said.is_some_and(|h| h != batch.ops_hash()) {
+            return Err(StoreError::BatchIdReused {
+                batch: batch.id.clone(),
+                revision,
+            });
+        }
         return Ok(ApplyOutcome::AlreadyApplied { revision });
     }
     let mut writer = writer::begin(tx, playbook_id, batch, None)?;

@@ -43,6 +43,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0005_refine.up.sql"),
         down: include_str!("migrations/0005_refine.down.sql"),
     },
+    Migration {
+        version: 6,
+        name: "what each revision's batch said (a reused batch id is refused)",
+        up: include_str!("migrations/0006_trust.up.sql"),
+        down: include_str!("migrations/0006_trust.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -14,6 +14,30 @@
 mod apply;
 pub mod blobs;
 
+/// `PRAGMA application_id` of an ace database ("ACEw"): another application's SQLite file is
+/// never taken for one.
+pub const APPLICATION_ID: i32 = 0x4143_4577;
+
+/// Creates the database file readable by its owner only (SQLite gives its WAL and shared-memory
+/// files the same mode), if it does not exist yet.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Open {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
 /// The page cache of a connection, in KiB (reads of a large playbook come from it when repeated).
 pub(crate) const CACHE_KIB: u32 = 32_768;
 mod budget;
@@ -78,6 +102,14 @@ pub enum StoreError {
     Rejected { batch: String, error: DeltaError },
     #[error("cannot revert revision {revision}: {detail}")]
     RevertConflict { revision: i64, detail: String },
+    #[error(
+        "batch '{batch}' was applied before, as revision {revision}, with other operations; nothing was written (give this batch a new id)"
+    )]
+    BatchIdReused { batch: String, revision: i64 },
+    #[error(
+        "{path} is not an ace database: {detail}; nothing was changed (point --db or ACE_DB at an ace database, or at a new file)"
+    )]
+    Foreign { path: String, detail: String },
     #[error("no queued batch {0}")]
     UnknownPending(i64),
     #[error(
@@ -148,6 +180,7 @@ impl Store {
                 detail: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
+        create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -191,6 +224,8 @@ impl Store {
         self.conn
             .busy_timeout(DEFAULT_BUSY_TIMEOUT)
             .map_err(classify)?;
+        // before anything writes: another application's database is left exactly as it is
+        let mark = self.check_ours()?;
         // journal_mode is the first statement that reads the file, so a non-database fails here.
         let mode: String = self
             .conn
@@ -211,7 +246,42 @@ impl Store {
                  PRAGMA wal_autocheckpoint=4000; PRAGMA temp_store=MEMORY;"
             ))
             .map_err(classify)?;
+        if mark {
+            self.conn
+                .execute_batch(&format!("PRAGMA application_id={APPLICATION_ID}"))
+                .map_err(classify)?;
+        }
         Ok(())
+    }
+
+    /// Whether this is an ace database: marked as one, or (unmarked) empty or holding ace's tables
+    /// from before the mark (both are marked: `true`). Anything else is refused untouched.
+    fn check_ours(&self) -> Result<bool> {
+        let (app, version, tables, playbooks): (i64, i64, i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id),
+                        (SELECT user_version FROM pragma_user_version),
+                        (SELECT count(*) FROM sqlite_schema),
+                        (SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'playbooks')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(classify)?;
+        if app == i64::from(APPLICATION_ID) {
+            return Ok(false);
+        }
+        if app == 0 && (tables == 0 || (version > 0 && playbooks == 1)) {
+            return Ok(true);
+        }
+        Err(StoreError::Foreign {
+            path: self.describe(),
+            detail: if app != 0 {
+                format!("it is marked as another application's (application_id {app:#x})")
+            } else {
+                format!("it holds {tables} tables and schema objects that are not ace's")
+            },
+        })
     }
 
     fn describe(&self) -> String {

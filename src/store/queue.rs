@@ -157,6 +157,19 @@ impl Store {
         ops: &[(String, DeltaOp)],
         provenance: &Provenance,
     ) -> Result<Option<i64>> {
+        // what waits for a person must be something that could be applied as shown
+        if !ops.is_empty() {
+            DeltaBatch::new(
+                key,
+                Source::Curator,
+                ops.iter().map(|(_, op)| op.clone()).collect(),
+            )
+            .validate_shape()
+            .map_err(|error| StoreError::Rejected {
+                batch: key.to_string(),
+                error,
+            })?;
+        }
         let tx = self.begin()?;
         let pb = playbook_id(&tx, playbook)?;
         let existing: Option<i64> = tx
@@ -293,12 +306,18 @@ impl Store {
                 Decision::Approve => (OpStatus::Approved, None, None),
                 Decision::Reject { reason } => (OpStatus::Rejected, None, reason.clone()),
                 Decision::Edit(op) => {
-                    DeltaBatch::new("edit", Source::Human, vec![op.clone()])
-                        .validate_shape()
-                        .map_err(|error| StoreError::Rejected {
-                            batch: format!("queue {id} op {idx}"),
-                            error,
-                        })?;
+                    // an edit must apply to the playbook as it is now: checked in memory when made
+                    let mut playbook = super::read::load_playbook_in(&tx, &batch.playbook)?;
+                    crate::delta::apply_in_memory(
+                        &mut playbook,
+                        &DeltaBatch::new("edit", Source::Human, vec![op.clone()]),
+                        &ApplyOptions::create_sections(),
+                        &at,
+                    )
+                    .map_err(|error| StoreError::Rejected {
+                        batch: format!("queue {id} op {idx}"),
+                        error,
+                    })?;
                     (OpStatus::Edited, Some(serde_json::to_string(op)?), None)
                 }
             };

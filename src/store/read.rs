@@ -75,7 +75,7 @@ fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
 }
 
 /// [`Store::load_playbook`] inside a transaction (or on a plain connection).
-fn load_playbook_in(conn: &Connection, name: &str) -> Result<Playbook> {
+pub(super) fn load_playbook_in(conn: &Connection, name: &str) -> Result<Playbook> {
     let id = playbook_id(conn, name)?;
     let (next, next_position, revision): (i64, i64, Option<i64>) = conn.query_row(
         "SELECT next_bullet_number, next_position, (SELECT max(id) FROM revisions WHERE playbook_id = ?1)

@@ -54,9 +54,9 @@ pub(super) fn begin<'t>(
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO revisions (playbook_id, parent_id, batch_id, source, author, reason, reverts, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![playbook_id, parent, batch.id, batch.source.as_str(), batch.author, batch.reason, reverts, now],
+        "INSERT INTO revisions (playbook_id, parent_id, batch_id, source, author, reason, reverts, created_at, ops_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![playbook_id, parent, batch.id, batch.source.as_str(), batch.author, batch.reason, reverts, now, batch.ops_hash()],
     )?;
     let rows_of = SqlRows {
         tx,

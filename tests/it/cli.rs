@@ -234,15 +234,18 @@ fn bad_input_is_a_clear_error_with_a_failing_exit_code() {
 fn db_commands_migrate_and_roll_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ace.db");
-    assert!(ok(&db, &["db", "status"]).contains("schema version 0"));
-    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 5"));
-    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 5 to 1"));
+    // a status of a database that does not exist creates none
+    let err = fails(&db, &["db", "status"]);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!db.exists());
+    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 6"));
+    assert!(ok(&db, &["db", "rollback", "--to", "1"]).contains("rolled back from version 6 to 1"));
     assert!(ok(&db, &["db", "status"]).contains("schema version 1"));
     let err = fails(&db, &["db", "rollback", "--to", "2"]);
     assert!(err.contains("rollback only goes down"), "{err}");
     // an ordinary command brings an older database up to date on open
     ok(&db, &["playbook", "list"]);
-    assert!(ok(&db, &["db", "status"]).contains("schema version 5"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 6"));
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod refine;
 mod revisions;
 mod roles;
 mod sections;
+mod trust;
 mod tui;
 mod tui_flow;
 mod workbench_tmux;

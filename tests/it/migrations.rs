@@ -74,6 +74,9 @@ fn every_version_migrates_up_and_down_keeping_data() {
     // up to 5: budgets, the token and embedding caches, shown bullets and prompt views; now at the
     // latest version the data is usable
     assert_eq!(store.migrate_to(5).unwrap(), vec![5]);
+    // up to 6: a revision keeps what its batch said
+    assert_eq!(store.migrate_to(6).unwrap(), vec![6]);
+    assert!(columns(store.connection(), "revisions").contains(&"ops_hash".to_string()));
     assert!(columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
     assert!(tables(store.connection()).contains(&"embeddings".to_string()));
     let p = store.load_playbook("old").unwrap();
@@ -105,10 +108,10 @@ fn every_version_migrates_up_and_down_keeping_data() {
     );
     assert!(store.load_playbook("old").unwrap().sections.is_empty());
     store.set_token_budget("old", Some(5000)).unwrap();
-    assert_eq!(store.migrate_to(3).unwrap(), vec![5, 4]);
+    assert_eq!(store.migrate_to(3).unwrap(), vec![6, 5, 4]);
     assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
     assert!(!columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
-    assert_eq!(store.migrate_to(5).unwrap(), vec![4, 5]);
+    assert_eq!(store.migrate_to(6).unwrap(), vec![4, 5, 6]);
     assert_eq!(
         store.token_budget("old").unwrap(),
         None,
@@ -148,7 +151,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![5, 4, 3]);
+    assert_eq!(store.migrate_to(2).unwrap(), vec![6, 5, 4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)

@@ -1,0 +1,369 @@
+//! Trust: what a reviewer sees is what gets applied, clear refusals, data that stays where it
+//! belongs. Each test drives the `ace` binary as a user (or an attacker) would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ace::approval::{Evidence, Provenance};
+use ace::delta::{AddOp, DeltaOp};
+use ace::store::Store;
+
+const ACE: &str = env!("CARGO_BIN_EXE_ace");
+
+fn ace(db: &Path, args: &[&str]) -> Output {
+    Command::new(ACE)
+        .env_remove("ACE_DB")
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(db: &Path, args: &[&str]) -> String {
+    let out = ace(db, args);
+    assert!(
+        out.status.success(),
+        "ace {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(db: &Path, args: &[&str]) -> String {
+    let out = ace(db, args);
+    assert!(!out.status.success(), "ace {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Raw bytes a terminal would act on: ESC, CSI, OSC's BEL, C1 CSI, a bidi override, CR.
+const HOSTILE: [&str; 6] = ["\u{1b}", "\u{7}", "\u{9b}", "\u{202e}", "\r", "\u{7f}"];
+
+fn assert_clean(what: &str, text: &str) {
+    for h in HOSTILE {
+        assert!(
+            !text.contains(h),
+            "{what} prints {:?} raw:\n{text}",
+            h.escape_unicode().to_string()
+        );
+    }
+}
+
+#[test]
+fn text_from_models_and_files_is_shown_escaped_in_every_printout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let evil_question = "What is 2+2?\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let evil_reasoning = "fine \u{9b}31m\u{202e}txt.exe";
+    {
+        let mut store = Store::open(&db).unwrap();
+        let provenance = Provenance {
+            samples: vec![Evidence {
+                key: "train/1/1/1".into(),
+                question: evil_question.into(),
+                answer: "4\r\u{1b}[1A".into(),
+                ..Default::default()
+            }],
+            curator_reasoning: Some(evil_reasoning.into()),
+            ..Default::default()
+        };
+        store
+            .propose(
+                "p",
+                "k1",
+                None,
+                evil_reasoning,
+                &[(
+                    "c-1".into(),
+                    DeltaOp::Add(AddOp::new("OTHERS", "Check the sum twice.")),
+                )],
+                &provenance,
+            )
+            .unwrap();
+    }
+    ok(&db, &["queue", "approve", "1", "--author", "ana"]);
+    Store::open(&db)
+        .unwrap()
+        .connection()
+        .execute(
+            "UPDATE bullets SET content = 'shown\u{1b}[8m hidden\u{1b}[0m\u{202e}'",
+            [],
+        )
+        .unwrap();
+    for args in [
+        vec!["queue", "show", "1"],
+        vec!["queue", "list", "--all"],
+        vec!["playbook", "show", "p"],
+        vec!["playbook", "export", "p", "--format", "ace"],
+        vec!["playbook", "export", "p", "--format", "markdown"],
+        vec!["revisions", "show", "1"],
+    ] {
+        let out = ok(&db, &args);
+        assert_clean(&format!("ace {args:?}"), &out);
+    }
+    let shown = ok(&db, &["queue", "show", "1"]);
+    assert!(shown.contains("\\x1b]0;owned\\x07"), "{shown}");
+    assert!(shown.contains("\\u009b31m\\u202etxt.exe"), "{shown}");
+    let book = ok(&db, &["playbook", "show", "p"]);
+    assert!(
+        book.contains("shown\\x1b[8m hidden\\x1b[0m\\u202e"),
+        "{book}"
+    );
+    // JSON stays JSON, and reads back to the exact text
+    let json = ok(&db, &["queue", "show", "1", "--json"]);
+    assert_clean("queue show --json", &json);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["provenance"]["samples"][0]["question"].as_str(),
+        Some(evil_question)
+    );
+    // a written export carries no raw control characters either
+    let file = dir.path().join("out.md");
+    ok(
+        &db,
+        &[
+            "playbook",
+            "export",
+            "p",
+            "--format",
+            "ace",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_clean("export -o", &std::fs::read_to_string(&file).unwrap());
+}
+
+#[test]
+fn the_store_refuses_control_characters_in_content_and_names_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let file = dir.path().join("d.json");
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "ADD", "section": "OTHERS", "content": "first lesson"},
+                           {"type": "ADD", "section": "OTHERS", "content": "looks fine\u001b[8m rm -rf"}]}"#,
+    )
+    .unwrap();
+    let err = fails(
+        &db,
+        &["delta", "apply", file.to_str().unwrap(), "--playbook", "p"],
+    );
+    assert!(err.contains("operations[1]"), "{err}");
+    assert!(err.contains("U+001B at character 11"), "{err}");
+    assert_clean("the error", &err);
+    assert!(
+        !ok(&db, &["playbook", "show", "p"]).contains("first lesson"),
+        "nothing was written"
+    );
+    // a proposal (from a model or an agent) is refused at the queue's door too
+    let mut store = Store::open(&db).unwrap();
+    let err = store
+        .propose(
+            "p",
+            "k",
+            None,
+            "r",
+            &[(
+                "c".into(),
+                DeltaOp::Add(AddOp::new("OTHERS", "bidi \u{202e}reversed")),
+            )],
+            &Provenance::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("U+202E"), "{err}");
+    // line breaks and tabs are content
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "ADD", "section": "OTHERS", "content": "two\nlines\tand a tab"}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &["delta", "apply", file.to_str().unwrap(), "--playbook", "p"],
+    );
+}
+
+#[test]
+fn delta_files_with_unknown_fields_or_a_reused_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let file = dir.path().join("d.json");
+    let path = file.to_str().unwrap();
+    std::fs::write(
+        &file,
+        r#"{"id": "b1", "operations": [{"type": "ADD", "section": "OTHERS", "content": "one"}]}"#,
+    )
+    .unwrap();
+    ok(&db, &["delta", "apply", path, "--playbook", "p"]);
+    // the same file again is a no-op, as before
+    assert!(ok(&db, &["delta", "apply", path, "--playbook", "p"]).contains("already applied"));
+    // the same id with other operations is a mistake, named
+    std::fs::write(
+        &file,
+        r#"{"id": "b1", "operations": [{"type": "ADD", "section": "OTHERS", "content": "two"}]}"#,
+    )
+    .unwrap();
+    let err = fails(&db, &["delta", "apply", path, "--playbook", "p"]);
+    assert!(err.contains("batch 'b1' was applied before"), "{err}");
+    assert!(err.contains("other operations"), "{err}");
+    // a misspelt field does not silently do nothing
+    std::fs::write(
+        &file,
+        r#"{"id": "b2", "operations": [{"type": "TAG", "bullet_id": "misc-00001", "harmfull": 3}]}"#,
+    )
+    .unwrap();
+    let err = fails(&db, &["delta", "apply", path, "--playbook", "p"]);
+    assert!(
+        err.contains("unknown field 'harmfull' in operations[0] (TAG"),
+        "{err}"
+    );
+    let book = ok(&db, &["playbook", "show", "p"]);
+    assert!(book.contains("one") && !book.contains("two"), "{book}");
+}
+
+#[test]
+fn a_queue_edit_that_cannot_apply_is_refused_and_an_edit_shows_as_what_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .propose(
+                "p",
+                "k1",
+                None,
+                "r",
+                &[
+                    (
+                        "c-1".into(),
+                        DeltaOp::Add(AddOp::new("OTHERS", "proposed text")),
+                    ),
+                    ("c-2".into(), DeltaOp::Add(AddOp::new("OTHERS", "second"))),
+                ],
+                &Provenance::default(),
+            )
+            .unwrap();
+    }
+    let op = dir.path().join("op.json");
+    std::fs::write(
+        &op,
+        r#"{"type": "UPDATE", "bullet_id": "misc-00042", "content": "x"}"#,
+    )
+    .unwrap();
+    let err = fails(
+        &db,
+        &[
+            "queue",
+            "edit",
+            "1",
+            "--op",
+            "0",
+            "--file",
+            op.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("misc-00042"), "{err}");
+    assert!(ok(&db, &["queue", "show", "1"]).contains("[0] pending"));
+    std::fs::write(
+        &op,
+        r#"{"type": "ADD", "section": "OTHERS", "content": "edited text"}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "queue",
+            "edit",
+            "1",
+            "--op",
+            "0",
+            "--file",
+            op.to_str().unwrap(),
+        ],
+    );
+    let shown = ok(&db, &["queue", "show", "1"]);
+    assert!(shown.contains("+ (OTHERS) edited text"), "{shown}");
+    assert!(shown.contains("edited; proposed:"), "{shown}");
+}
+
+#[test]
+fn a_foreign_database_is_refused_untouched_and_paths_are_taken_as_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-app.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine');")
+            .unwrap();
+    }
+    let before = std::fs::read(&other).unwrap();
+    for args in [vec!["playbook", "list"], vec!["playbook", "create", "p"]] {
+        let err = fails(&other, &args);
+        assert!(err.contains("is not an ace database"), "{err}");
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), before, "not a byte changed");
+    let conn = rusqlite::Connection::open(&other).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "not switched to WAL");
+
+    // an ace database is marked as one
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let app: i32 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(app, ace::store::APPLICATION_ID);
+    // private to its owner
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "database mode {mode:o}");
+    }
+
+    // a mistyped path creates nothing for a command that only reads
+    let typo = dir.path().join("ace.bd");
+    for args in [
+        vec!["db", "status"],
+        vec!["playbook", "list"],
+        vec!["queue", "list"],
+    ] {
+        let err = fails(&typo, &args);
+        assert!(err.contains("no database at"), "{err}");
+    }
+    assert!(!typo.exists());
+    // creating says where
+    let fresh = dir.path().join("fresh.db");
+    let out = ace(&fresh, &["playbook", "create", "q"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("creating a new database at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // ACE_DB=~/x.db means the home directory, not a folder named "~"
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let out = Command::new(ACE)
+        .current_dir(dir.path())
+        .env("HOME", &home)
+        .env("ACE_DB", "~/x.db")
+        .args(["playbook", "create", "p"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(home.join("x.db").exists());
+    assert!(!dir.path().join("~").exists());
+}
