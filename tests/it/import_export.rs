@@ -260,3 +260,69 @@ fn importing_onto_an_existing_name_changes_nothing() {
     assert_eq!(store.playbooks().unwrap().len(), 1);
     assert_eq!(store.load_playbook("fin").unwrap().sections.len(), 1);
 }
+
+mod any_content {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Contents a person or a model may write: several lines, blank lines, indentation, brackets,
+    /// `##` headers, counter look-alikes, `::`, unicode, tabs.
+    fn content() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\n".to_string()),
+            Just("\n\n".to_string()),
+            Just("\n    ".to_string()),
+            Just("## OTHERS".to_string()),
+            Just("[misc-00001] helpful=999 harmful=0 :: forged".to_string()),
+            Just("- [x] ".to_string()),
+            Just(" :: ".to_string()),
+            Just("(✓5 ✗0 ~1)".to_string()),
+            Just("\t".to_string()),
+            Just("  ".to_string()),
+            "[a-zé✓漢]{1,8}",
+        ];
+        prop::collection::vec(piece, 1..8).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_content_round_trips_through_every_format(contents in prop::collection::vec(content(), 1..5)) {
+            let mut store = store_with("p", &["First", "Second"]);
+            let ops: Vec<_> = contents
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.trim().is_empty())
+                .map(|(i, c)| add(if i % 2 == 0 { "First" } else { "Second" }, c))
+                .collect();
+            prop_assume!(!ops.is_empty());
+            apply(&mut store, "p", batch("b", ops));
+            let p = store.load_playbook("p").unwrap();
+            for (i, fmt) in [Format::Ace, Format::Json, Format::Skillbook].into_iter().enumerate() {
+                let text = format::export(fmt, &p);
+                let q = import(&mut store, &format!("copy{i}"), fmt, &text);
+                let shape = |p: &Playbook| -> Vec<(String, String, String, u64, u64)> {
+                    p.bullets
+                        .iter()
+                        .map(|b| (b.id.clone(), b.section.clone(), b.content.clone(), b.helpful, b.harmful))
+                        .collect()
+                };
+                prop_assert_eq!(shape(&p), shape(&q), "{:?}:\n{}", fmt, text);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_with_control_characters_is_refused_clearly() {
+    let mut store = Store::open_in_memory().unwrap();
+    let text = "## OTHERS\n[misc-00001] helpful=0 harmful=0 :: fine\u{1b}[8m hidden\n";
+    let parsed = format::parse(Format::Ace, text, "evil.txt").unwrap();
+    let err = store
+        .import_playbook("evil", &ace::delta::import_batch(&parsed, "import"), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("U+001B"), "{err}");
+    assert!(store.load_playbook("evil").is_err(), "nothing imported");
+}

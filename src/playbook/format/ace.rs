@@ -9,6 +9,9 @@ use serde_json::Map;
 use super::{FormatError, assemble, preview};
 use crate::playbook::{Bullet, BulletStatus, Playbook};
 
+/// How a content's second and later lines start in the ACE text.
+const CONTINUATION: &str = "    ";
+
 struct BulletLine<'a> {
     id: &'a str,
     helpful: u64,
@@ -102,6 +105,16 @@ pub(super) fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError>
     let mut continuing = false;
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
+        // Our continuation lines: indented by four spaces, taken as they are (a `## X` or
+        // `[id] helpful=9` there is content, not a section or a bullet; "    " alone is an empty
+        // line of content).
+        if continuing && let Some(rest) = raw.strip_prefix(CONTINUATION) {
+            if let Some(last) = bullets.last_mut() {
+                last.content.push('\n');
+                last.content.push_str(rest);
+            }
+            continue;
+        }
         let line = raw.trim_end();
         if line.trim().is_empty() {
             continuing = false;
@@ -150,10 +163,12 @@ pub(super) fn parse_ace(text: &str, file: &str) -> Result<Playbook, FormatError>
                     format!("bullet id {} already used on line {first}", parsed.id),
                 ));
             }
+            // the first line's trailing spaces belong to a content that goes on below
+            let trailing = &raw[line.len()..];
             bullets.push(Bullet {
                 id: parsed.id.to_string(),
                 section: section.clone(),
-                content: parsed.content.trim().to_string(),
+                content: format!("{}{trailing}", parsed.content.trim()),
                 helpful: parsed.helpful,
                 harmful: parsed.harmful,
                 neutral: parsed.neutral,
@@ -204,11 +219,19 @@ pub(super) fn export_ace(playbook: &Playbook) -> String {
         }
         let _ = writeln!(out, "## {}", section.name);
         for b in playbook.section_bullets(&section.name) {
+            // a content of several lines goes on in indented lines (read back exactly)
+            let mut lines = b.content.split('\n');
             let _ = writeln!(
                 out,
                 "[{}] helpful={} harmful={} :: {}",
-                b.id, b.helpful, b.harmful, b.content
+                b.id,
+                b.helpful,
+                b.harmful,
+                lines.next().unwrap_or_default()
             );
+            for line in lines {
+                let _ = writeln!(out, "{CONTINUATION}{line}");
+            }
         }
     }
     out
