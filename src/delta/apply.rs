@@ -63,9 +63,20 @@ pub trait PlaybookRows {
     fn bullet(&mut self, id: &str) -> Result<Option<Bullet>, Self::Error>;
     /// Writes a bullet's whole state. With `new` the id must not exist yet: never a silent overwrite.
     fn put_bullet(&mut self, bullet: &Bullet, new: bool) -> Result<(), Self::Error>;
+    /// Writes a bullet of which only the counters and `updated_at` changed (a store may write
+    /// fewer columns, and touch fewer indexes, than [`PlaybookRows::put_bullet`]).
+    fn put_counters(&mut self, bullet: &Bullet) -> Result<(), Self::Error> {
+        self.put_bullet(bullet, false)
+    }
     fn delete_bullet(&mut self, id: &str) -> Result<(), Self::Error>;
     /// Ids of a section's active bullets, in order.
     fn active_ids_in(&mut self, section: &str) -> Result<Vec<String>, Self::Error>;
+    /// The active bullet of `section` whose content is exactly `content`, if there is one.
+    fn active_with_content(
+        &mut self,
+        section: &str,
+        content: &str,
+    ) -> Result<Option<String>, Self::Error>;
     /// Whether the section holds any bullet, active or removed.
     fn section_has_bullets(&mut self, section: &str) -> Result<bool, Self::Error>;
     fn insert_section(&mut self, section: &Section) -> Result<(), Self::Error>;
@@ -355,7 +366,17 @@ impl<R: PlaybookRows> Applier<R> {
         before: Bullet,
         after: Bullet,
     ) -> Result<(), R::Error> {
-        self.rows.put_bullet(&after, false)?;
+        let counters_only = before.section == after.section
+            && before.position == after.position
+            && before.content == after.content
+            && before.metadata == after.metadata
+            && before.status == after.status
+            && before.created_at == after.created_at;
+        if counters_only {
+            self.rows.put_counters(&after)?;
+        } else {
+            self.rows.put_bullet(&after, false)?;
+        }
         self.changes.push((
             Some(index),
             Change::Bullet {

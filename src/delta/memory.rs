@@ -196,6 +196,19 @@ impl PlaybookRows for MemoryRows<'_> {
         Ok(found.into_iter().map(|b| b.id.clone()).collect())
     }
 
+    fn active_with_content(
+        &mut self,
+        section: &str,
+        content: &str,
+    ) -> Result<Option<String>, Infallible> {
+        Ok(self
+            .playbook
+            .bullets
+            .iter()
+            .find(|b| b.section == section && b.is_active() && b.content == content)
+            .map(|b| b.id.clone()))
+    }
+
     fn section_has_bullets(&mut self, section: &str) -> Result<bool, Infallible> {
         Ok(self.playbook.bullets.iter().any(|b| b.section == section))
     }

@@ -144,6 +144,16 @@ impl<R: PlaybookRows> Applier<R> {
         policy: SectionPolicy,
     ) -> Step<String, R::Error> {
         let section = self.resolve_section(index, op, &add.section, policy)?;
+        // A lesson the section already holds word for word is never added twice, whoever
+        // proposed it and whenever it is approved (two runs on one playbook learn the same thing).
+        // An import (it names its ids) keeps a file's bullets as they are.
+        if add.id.is_none()
+            && let Some(existing) = self
+                .rows
+                .active_with_content(&section.name, add.content.trim())?
+        {
+            return Ok(existing);
+        }
         let id = match &add.id {
             Some(id) => {
                 if self.load_bullet(id)?.is_some() {

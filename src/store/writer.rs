@@ -198,6 +198,29 @@ impl PlaybookRows for SqlRows<'_> {
         Ok(())
     }
 
+    fn put_counters(&mut self, bullet: &Bullet) -> Result<()> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE bullets SET helpful = ?3, harmful = ?4, neutral = ?5, updated_at = ?6, last_revision = ?7
+                 WHERE playbook_id = ?1 AND bullet_id = ?2",
+            )?
+            .execute(params![
+                self.playbook_id,
+                bullet.id,
+                bullet.helpful as i64,
+                bullet.harmful as i64,
+                bullet.neutral as i64,
+                bullet.updated_at,
+                self.revision,
+            ])?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            self.put_bullet(bullet, false)
+        }
+    }
+
     fn delete_bullet(&mut self, id: &str) -> Result<()> {
         let mut stmt = self
             .tx
@@ -214,6 +237,20 @@ impl PlaybookRows for SqlRows<'_> {
         Ok(stmt
             .query_map([section_id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn active_with_content(&mut self, section: &str, content: &str) -> Result<Option<String>> {
+        let section_id = self.section_id(section)?;
+        // through the index on the content's first characters (schema 6)
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT bullet_id FROM bullets
+                 WHERE section_id = ?1 AND status = 'active' AND substr(content, 1, 32) = substr(?2, 1, 32)
+                   AND content = ?2",
+            )?
+            .query_row(params![section_id, content], |r| r.get(0))
+            .optional()?)
     }
 
     fn section_has_bullets(&mut self, section: &str) -> Result<bool> {

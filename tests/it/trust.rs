@@ -367,3 +367,64 @@ fn a_foreign_database_is_refused_untouched_and_paths_are_taken_as_meant() {
     assert!(home.join("x.db").exists());
     assert!(!dir.path().join("~").exists());
 }
+
+#[test]
+fn a_lesson_the_section_holds_word_for_word_is_never_added_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    // two runs on one playbook each queue the same lesson; both batches are approved
+    {
+        let mut store = Store::open(&db).unwrap();
+        for key in ["run-1:1:1", "run-2:1:1"] {
+            store
+                .propose(
+                    "p",
+                    key,
+                    None,
+                    "r",
+                    &[
+                        (
+                            "c-1".into(),
+                            DeltaOp::Add(AddOp::new("OTHERS", "Round to cents at the end.")),
+                        ),
+                        (
+                            "c-2".into(),
+                            DeltaOp::Add(AddOp::new("OTHERS", "Round to cents at the end.")),
+                        ),
+                    ],
+                    &Provenance::default(),
+                )
+                .unwrap();
+        }
+    }
+    ok(&db, &["queue", "approve", "1"]);
+    ok(&db, &["queue", "approve", "2"]);
+    let store = Store::open(&db).unwrap();
+    let p = store.load_playbook("p").unwrap();
+    let copies = p
+        .active_bullets()
+        .filter(|b| b.content == "Round to cents at the end.")
+        .count();
+    assert_eq!(copies, 1);
+    // the same words in another section are another lesson; an import keeps a file as it is
+    let file = dir.path().join("pb.txt");
+    std::fs::write(
+        &file,
+        "## OTHERS\n[misc-00001] helpful=1 harmful=0 :: same\n[misc-00002] helpful=0 harmful=0 :: same\n",
+    )
+    .unwrap();
+    drop(store);
+    ok(
+        &db,
+        &[
+            "playbook",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "imported",
+        ],
+    );
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.load_playbook("imported").unwrap().bullets.len(), 2);
+}

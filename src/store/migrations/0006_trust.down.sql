@@ -1,1 +1,2 @@
+DROP INDEX bullets_content;
 ALTER TABLE revisions DROP COLUMN ops_hash;

@@ -1,3 +1,7 @@
 -- What a revision's batch said (FNV-1a 64 of its operations' JSON, as a signed integer): a batch id
 -- applied again with other operations is refused instead of passing for "already applied".
 ALTER TABLE revisions ADD COLUMN ops_hash INTEGER;
+
+-- A lesson a section already holds word for word is not added again: found through the first
+-- characters of the active bullets' content.
+CREATE INDEX bullets_content ON bullets (section_id, substr(content, 1, 32)) WHERE status = 'active';
