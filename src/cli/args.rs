@@ -308,10 +308,14 @@ pub enum BulletCmd {
 pub enum DbCmd {
     /// Migrate the schema to the latest version
     Migrate,
-    /// Roll the schema back to version N (drops what later versions added)
+    /// Roll the schema back to version N (drops what later versions added; a copy of the database
+    /// is written first)
     Rollback {
         #[arg(long)]
         to: u32,
+        /// Do not ask for confirmation (needed when not on a terminal)
+        #[arg(long)]
+        yes: bool,
     },
     /// Show the schema version
     Status,

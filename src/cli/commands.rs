@@ -359,6 +359,34 @@ pub(super) fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> R
     }
 }
 
+/// Asks on the terminal; without one, the answer is no.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Beside the database, named for the version it holds; never over an earlier copy.
+fn backup_path(db: &Path, version: u32) -> std::path::PathBuf {
+    let name = db.file_name().unwrap_or_default().to_string_lossy();
+    (0..)
+        .map(|n| {
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            db.with_file_name(format!("{name}.v{version}{suffix}.bak"))
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| db.with_file_name(format!("{name}.bak")))
+}
+
 pub(super) fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()> {
     let mut store = Store::open_unmigrated(db)?;
     let from = store.schema_version()?;
@@ -375,12 +403,34 @@ pub(super) fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()
                 writeln!(out, "migrated from version {from} to {LATEST_VERSION}")?;
             }
         }
-        DbCmd::Rollback { to } => {
+        DbCmd::Rollback { to, yes } => {
             if to > from {
                 bail!(
                     "the database is at version {from}; rollback only goes down (use `ace db migrate` to go up)"
                 );
             }
+            if to == from {
+                writeln!(out, "already at schema version {from}")?;
+                return Ok(());
+            }
+            if !yes
+                && !confirm(&format!(
+                    "roll {} back from schema version {from} to {to}? What later versions added is dropped{}",
+                    db.display(),
+                    if to == 0 {
+                        " (version 0: every playbook)"
+                    } else {
+                        ""
+                    }
+                ))?
+            {
+                bail!(
+                    "rollback not confirmed; nothing changed (add --yes to confirm without a terminal)"
+                );
+            }
+            let backup = backup_path(db, from);
+            store.backup_to(&backup)?;
+            writeln!(out, "saved a copy of the database as {}", backup.display())?;
             store.migrate_to(to)?;
             writeln!(out, "rolled back from version {from} to {to}")?;
         }

@@ -73,10 +73,16 @@ fn creates_database(command: &Option<Command>) -> bool {
 
 pub fn run(cli: Cli) -> Result<()> {
     use std::io::IsTerminal;
+    let demo = matches!(cli.command, Some(Command::Demo));
     let db = match &cli.db {
         Some(path) => expand_home(path)?,
+        // the demo's scripted runs, proposals and counters never reach the user's playbooks
+        None if demo => default_db_path().with_file_name("demo.db"),
         None => default_db_path(),
     };
+    if demo {
+        eprintln!("note: the demo uses its own database, {}", db.display());
+    }
     if !db.exists() {
         if !creates_database(&cli.command) {
             bail!(
@@ -191,6 +197,16 @@ fn init_file_logging(db: &Path) {
     }
 }
 
+fn need_terminal() -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    bail!(
+        "the workbench needs a terminal (standard input and output are not one); the `ace` subcommands work without one (`ace --help`)"
+    )
+}
+
 fn workbench(db: &Path, demo: bool, playbook: Option<String>) -> Result<()> {
     use crate::tui::{DEMO_SCRIPT, ModelSource};
     let label = format!("database {}", db.display());
@@ -200,8 +216,10 @@ fn workbench(db: &Path, demo: bool, playbook: Option<String>) -> Result<()> {
             // a wrong name is said here, with the names there are, before the screen opens
             config.playbook = Store::open(db)?.resolve_playbook(Some(&name))?;
         }
+        need_terminal()?;
         return crate::tui::run(db, ModelSource::Configured, config, &label);
     }
+    need_terminal()?;
     let script =
         crate::llm::mock::Script::from_json(DEMO_SCRIPT).map_err(|e| anyhow::anyhow!(e))?;
     let rt = runtime()?;
@@ -231,8 +249,12 @@ fn workbench(db: &Path, demo: bool, playbook: Option<String>) -> Result<()> {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // colour only for a terminal, and never under NO_COLOR
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1,6 +1,7 @@
 //! Reading playbooks and revisions, and the playbook as it stood after any revision.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -324,6 +325,22 @@ impl Store {
 }
 
 impl Store {
+    /// Writes a consistent copy of the whole database to `path` (a new file), readable by its
+    /// owner only.
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| StoreError::Open {
+            path: path.display().to_string(),
+            detail: "the path is not valid UTF-8".into(),
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
+    }
+
     /// [`Store::load_playbook`] through a small page cache: for a process that keeps the playbook
     /// in memory from then on (an adaptation run), the pages read need not be kept as well, nor
     /// interleave with the playbook in memory.

@@ -428,3 +428,31 @@ fn a_lesson_the_section_holds_word_for_word_is_never_added_twice() {
     let store = Store::open(&db).unwrap();
     assert_eq!(store.load_playbook("imported").unwrap().bullets.len(), 2);
 }
+
+#[test]
+fn the_workbench_without_a_terminal_says_so_and_the_demo_keeps_to_its_own_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "mine"]);
+    let out = ace(&db, &["workbench"]);
+    assert_eq!(out.status.code(), Some(1), "a clear error, not a panic");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the workbench needs a terminal"), "{err}");
+    // the demo, without --db, names a database of its own beside the default one
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let out = Command::new(ACE)
+        .env_remove("ACE_DB")
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the demo uses its own database"), "{err}");
+    assert!(err.contains("demo.db"), "{err}");
+    assert!(
+        !home.join("data/ace/ace.db").exists(),
+        "the user's database is untouched"
+    );
+}
