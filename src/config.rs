@@ -29,6 +29,8 @@ pub struct EndpointFile {
     pub timeout_secs: Option<f64>,
     pub concurrency: Option<usize>,
     pub max_retries: Option<u32>,
+    /// The largest answer body read from the server, in bytes.
+    pub max_answer_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -232,6 +234,13 @@ pub fn load_with(
             .or(file.model.max_retries)
         {
             endpoint.max_retries = r;
+        }
+        if let Some(n) = rf
+            .max_answer_bytes
+            .or(parse_env(env, "ACE_MAX_ANSWER_BYTES")?)
+            .or(file.model.max_answer_bytes)
+        {
+            endpoint.max_answer_bytes = n.max(1024);
         }
         roles.insert(role, Some(endpoint));
     }

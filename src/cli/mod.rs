@@ -288,6 +288,23 @@ fn mock_model(args: MockModelArgs, out: &mut impl Write) -> Result<()> {
     })
 }
 
+/// The largest file read as input (playbooks, delta files, scripts): 256 MiB unless
+/// `ACE_MAX_FILE_BYTES` says otherwise (a 100,000-bullet playbook is about 15 MB).
+const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
+
 fn read_file(path: &Path) -> Result<String> {
+    let limit = std::env::var("ACE_MAX_FILE_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_FILE_BYTES);
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if size > limit {
+        bail!(
+            "{} is {size} bytes; the limit is {limit} (ACE_MAX_FILE_BYTES); nothing was read",
+            path.display()
+        );
+    }
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }

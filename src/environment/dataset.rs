@@ -111,12 +111,35 @@ pub fn parse(
     map: &FieldMap,
     skip_bad: bool,
 ) -> Result<Dataset, DatasetError> {
+    parse_limited(text, file, map, skip_bad, DEFAULT_MAX_LINE_BYTES)
+}
+
+/// The longest dataset line read by default: 1 MiB (a task with a long context fits; a runaway
+/// line is named rather than fed to a model). `ACE_MAX_LINE_BYTES` changes it.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// [`parse`] with a limit on a line's length in bytes.
+pub fn parse_limited(
+    text: &str,
+    file: &str,
+    map: &FieldMap,
+    skip_bad: bool,
+    max_line: usize,
+) -> Result<Dataset, DatasetError> {
     let mut data = Dataset::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line, map, format!("{file}:{}", i + 1)) {
+        let parsed = if line.len() > max_line {
+            Err(format!(
+                "the line is {} bytes; the limit is {max_line} (ACE_MAX_LINE_BYTES)",
+                line.len()
+            ))
+        } else {
+            parse_line(line, map, format!("{file}:{}", i + 1))
+        };
+        match parsed {
             Ok(s) => data.samples.push(s),
             Err(reason) if skip_bad => data.skipped.push((i + 1, reason)),
             Err(reason) => {
@@ -154,7 +177,11 @@ pub fn load(path: &Path, map: &FieldMap, skip_bad: bool) -> Result<Dataset, Data
     let name = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    parse(&text, &name, map, skip_bad).map_err(|e| DatasetError {
+    let max_line = std::env::var("ACE_MAX_LINE_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    parse_limited(&text, &name, map, skip_bad, max_line).map_err(|e| DatasetError {
         file: file.clone(),
         ..e
     })
@@ -190,6 +217,20 @@ mod tests {
             ),
             ("p", Some("y"))
         );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_named_before_it_is_read_as_json() {
+        let long = format!(
+            "{{\"question\": \"{}\", \"target\": \"1\"}}",
+            "x".repeat(200)
+        );
+        let text = format!("{{\"question\": \"q\", \"target\": \"1\"}}\n{long}\n");
+        let err = parse_limited(&text, "d.jsonl", &FieldMap::default(), false, 100).unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("d.jsonl", 2));
+        assert!(err.reason.contains("the limit is 100"), "{err}");
+        let ok = parse_limited(&text, "d.jsonl", &FieldMap::default(), true, 100).unwrap();
+        assert_eq!((ok.samples.len(), ok.skipped.len()), (1, 1));
     }
 
     #[test]

@@ -40,6 +40,35 @@ pub struct EndpointConfig {
     pub min_backoff: Duration,
     /// Longest `Retry-After` honoured.
     pub retry_after_cap: Duration,
+    /// The largest response body read (a runaway or hostile server is cut off with a clear error).
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
+}
+
+/// 4 MiB: a completion of 32k tokens is about 130 KB.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 4 << 20;
+
+fn default_max_answer_bytes() -> usize {
+    DEFAULT_MAX_ANSWER_BYTES
+}
+
+/// Reads a response body of at most `limit` bytes: `Ok(None)` when it is larger (nothing more is
+/// read).
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<String>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -67,6 +96,7 @@ impl EndpointConfig {
             max_retries: 4,
             min_backoff: Duration::from_millis(500),
             retry_after_cap: Duration::from_secs(60),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 
@@ -273,8 +303,17 @@ impl OpenAiClient {
         };
         let status = response.status();
         let after = retry_after(response.headers());
-        let body = match response.text().await {
-            Ok(b) => b,
+        let body = match read_limited(response, self.config.max_answer_bytes).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Attempt::Fatal(LlmError::Malformed {
+                    url,
+                    detail: format!(
+                        "the answer is larger than {} bytes, the limit (ACE_MAX_ANSWER_BYTES or max_answer_bytes in the configuration); nothing of it was used",
+                        self.config.max_answer_bytes
+                    ),
+                });
+            }
             Err(e) => return self.transport_error(&e, attempts),
         };
         if !status.is_success() {

@@ -407,3 +407,21 @@ async fn an_unreachable_server_is_a_connection_error_after_retries() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_a_clear_error_and_not_read_on() {
+    let huge = "x".repeat(64 * 1024);
+    let big = || {
+        let huge = huge.clone();
+        fault(move |r| r.reply = Some(serde_json::Value::String(huge)))
+    };
+    let s = server(vec![big(), big()]).await;
+    let c = client(&s, |e| e.max_answer_bytes = 16 * 1024);
+    let err = chat(&c).await.unwrap_err().to_string();
+    assert!(err.contains("larger than 16384 bytes"), "{err}");
+    assert!(err.contains("ACE_MAX_ANSWER_BYTES"), "{err}");
+    assert_eq!(s.request_count(), 1, "not retried");
+    // under the limit the same answer is read
+    let c = client(&s, |e| e.max_answer_bytes = 1 << 20);
+    assert!(chat(&c).await.is_ok());
+}

@@ -456,3 +456,36 @@ fn the_workbench_without_a_terminal_says_so_and_the_demo_keeps_to_its_own_databa
         "the user's database is untouched"
     );
 }
+
+#[test]
+fn an_input_file_over_the_limit_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let file = dir.path().join("big.txt");
+    std::fs::write(
+        &file,
+        "## OTHERS\n[misc-00001] helpful=0 harmful=0 :: a lesson\n",
+    )
+    .unwrap();
+    let out = Command::new(ACE)
+        .env("ACE_MAX_FILE_BYTES", "20")
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "playbook",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "big",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the limit is 20 (ACE_MAX_FILE_BYTES)"),
+        "{err}"
+    );
+    assert!(!ok(&db, &["playbook", "list"]).contains("big"));
+}
