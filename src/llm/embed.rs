@@ -78,6 +78,8 @@ impl OpenAiEmbedder {
             .json(&json!({"model": self.config.model, "input": texts}));
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
             builder = builder.bearer_auth(key);
+        } else if let Some((user, password)) = &self.config.basic_auth {
+            builder = builder.basic_auth(user, password.as_ref());
         }
         let response = match builder.send().await {
             Ok(r) => r,

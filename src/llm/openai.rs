@@ -40,9 +40,52 @@ pub struct EndpointConfig {
     pub min_backoff: Duration,
     /// Longest `Retry-After` honoured.
     pub retry_after_cap: Duration,
+    /// User and password taken out of the base URL (sent as basic auth; never serialised).
+    #[serde(skip)]
+    pub basic_auth: Option<(String, Option<String>)>,
     /// The largest response body read (a runaway or hostile server is cut off with a clear error).
     #[serde(default = "default_max_answer_bytes")]
     pub max_answer_bytes: usize,
+}
+
+/// `https://user:pass@host/v1` → (`https://host/v1`, user and password); other URLs unchanged.
+fn split_credentials(url: String) -> (String, Option<(String, Option<String>)>) {
+    let Ok(mut parsed) = reqwest::Url::parse(&url) else {
+        return (url, None);
+    };
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return (url, None);
+    }
+    let user = percent_decode(parsed.username());
+    let password = parsed.password().map(percent_decode);
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let mut clean = parsed.to_string();
+    // Url adds a slash to a bare host; keep the form the user gave otherwise
+    if !url.ends_with('/') && clean.ends_with('/') {
+        clean.pop();
+    }
+    (clean, Some((user, password)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// 4 MiB: a completion of 32k tokens is about 130 KB.
@@ -84,9 +127,13 @@ impl std::fmt::Debug for EndpointConfig {
 }
 
 impl EndpointConfig {
+    /// Credentials written into the URL (`https://user:pass@host/v1`) are taken out of it: they
+    /// are sent as HTTP basic auth and never printed, logged or stored with the URL.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        let (base_url, basic_auth) = split_credentials(base_url.into());
         EndpointConfig {
-            base_url: base_url.into(),
+            basic_auth,
+            base_url,
             api_key: None,
             model: model.into(),
             temperature: None,
@@ -296,6 +343,8 @@ impl OpenAiClient {
         let mut builder = self.http.post(&url).json(&self.body(request, mode));
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
             builder = builder.bearer_auth(key);
+        } else if let Some((user, password)) = &self.config.basic_auth {
+            builder = builder.basic_auth(user, password.as_ref());
         }
         let response = match builder.send().await {
             Ok(r) => r,
@@ -534,6 +583,8 @@ impl OpenAiClient {
         let mut builder = self.http.get(&url);
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
             builder = builder.bearer_auth(key);
+        } else if let Some((user, password)) = &self.config.basic_auth {
+            builder = builder.basic_auth(user, password.as_ref());
         }
         let response = builder.send().await.map_err(|e| LlmError::Connection {
             url: url.clone(),

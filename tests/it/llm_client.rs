@@ -425,3 +425,30 @@ async fn an_answer_over_the_size_limit_is_a_clear_error_and_not_read_on() {
     let c = client(&s, |e| e.max_answer_bytes = 1 << 20);
     assert!(chat(&c).await.is_ok());
 }
+
+#[tokio::test]
+async fn credentials_in_a_base_url_are_never_shown_or_kept_in_it() {
+    let e = EndpointConfig::new("https://ana:s%40cret@proxy.example/v1", "m");
+    assert_eq!(e.base_url, "https://proxy.example/v1");
+    assert_eq!(
+        e.basic_auth,
+        Some(("ana".to_string(), Some("s@cret".to_string())))
+    );
+    assert!(!format!("{e:?}").contains("cret"));
+    assert!(!serde_json::to_string(&e).unwrap().contains("cret"));
+    let plain = EndpointConfig::new("http://127.0.0.1:8080/v1", "m");
+    assert_eq!(plain.base_url, "http://127.0.0.1:8080/v1");
+    assert_eq!(plain.basic_auth, None);
+    // an error about an unreachable server names the server, not the password
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = EndpointConfig::new(format!("http://ana:hunter2@127.0.0.1:{port}/v1"), "m");
+    cfg.max_retries = 0;
+    let c = OpenAiClient::new(cfg, Ledger::default(), PriceTable::default()).unwrap();
+    let err = chat(&c).await.unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
