@@ -86,6 +86,9 @@ pub struct TrainArgs {
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
+    /// Let a resumed run execute the `cmd:` environment stored with it (shown before it runs)
+    #[arg(long)]
+    pub allow_command: bool,
     /// Serve Prometheus metrics at this address while the run lasts (e.g. 127.0.0.1:9464; off by default)
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -100,9 +103,10 @@ impl TrainArgs {
             } else {
                 RunKind::Offline
             },
-            dataset: self.dataset.clone().unwrap_or_default(),
-            val: self.val.clone(),
-            test: self.test.clone(),
+            // stored absolute, so a resume works from any directory
+            dataset: self.dataset.as_deref().map(absolute).unwrap_or_default(),
+            val: self.val.as_deref().map(absolute),
+            test: self.test.as_deref().map(absolute),
             env: self.env.clone(),
             epochs: self.epochs,
             batch_size: if self.online {
@@ -132,6 +136,14 @@ impl TrainArgs {
     }
 }
 
+/// `path` made absolute against the current directory (`-`, standard input, stays as it is).
+fn absolute(path: &Path) -> PathBuf {
+    if path.as_os_str() == "-" {
+        return path.to_path_buf();
+    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn say(bar: &ProgressBar, line: String) {
     // model text in a log line is shown, never acted on by the terminal
     let line = crate::text::visible(&line).into_owned();
@@ -148,6 +160,28 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
         let run = store.run(id)?;
         if run.status == RunStatus::Finished {
             bail!("run {id} has already finished; nothing to resume");
+        }
+        // a resumed run keeps the settings it was started with: a different one is not silently ignored
+        for (flag, given) in [
+            ("--playbook", args.playbook.is_some()),
+            ("--dataset", args.dataset.is_some()),
+            ("--val", args.val.is_some()),
+            ("--test", args.test.is_some()),
+        ] {
+            if given {
+                bail!(
+                    "--resume continues run {id} with the settings it was started with; {flag} cannot change them (start a new run instead)"
+                );
+            }
+        }
+        // whoever can write a shared database could plant a command: show it, run it only if asked
+        if let crate::environment::Environment::Command { command, .. } = &run.config.env
+            && !args.allow_command
+        {
+            bail!(
+                "run {id} checks answers by running this command on this machine:\n    {}\nresume with --allow-command to run it",
+                crate::text::visible(command)
+            );
         }
     }
     if let (Some(budget), Some(name)) = (args.token_budget, &args.playbook) {

@@ -489,3 +489,69 @@ fn an_input_file_over_the_limit_is_refused_before_it_is_read() {
     );
     assert!(!ok(&db, &["playbook", "list"]).contains("big"));
 }
+
+#[test]
+fn a_resume_shows_a_stored_command_before_running_it_and_keeps_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let marker = dir.path().join("pwned");
+    let run = {
+        let mut store = Store::open(&db).unwrap();
+        let config = ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            dataset: dir.path().join("data.jsonl"),
+            env: ace::environment::Environment::parse(&format!("cmd:touch {}", marker.display()))
+                .unwrap(),
+            ..Default::default()
+        };
+        store.create_run(&config).unwrap()
+    };
+    let err = fails(&db, &["train", "--resume", &run]);
+    assert!(
+        err.contains("checks answers by running this command"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("touch {}", marker.display())),
+        "{err}"
+    );
+    assert!(err.contains("--allow-command"), "{err}");
+    assert!(!marker.exists(), "nothing ran");
+    // a setting given with --resume is refused, not silently ignored
+    let err = fails(
+        &db,
+        &[
+            "train",
+            "--resume",
+            &run,
+            "--dataset",
+            "other.jsonl",
+            "--allow-command",
+        ],
+    );
+    assert!(err.contains("--dataset cannot change them"), "{err}");
+}
+
+#[test]
+fn a_run_stores_its_dataset_paths_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    std::fs::write(dir.path().join("data.jsonl"), "not json\n").unwrap();
+    // the run reads its data by the absolute path it keeps (its error names it)
+    let out = Command::new(ACE)
+        .current_dir(dir.path())
+        .env_remove("ACE_DB")
+        .env("ACE_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("ACE_MODEL", "m")
+        .arg("--db")
+        .arg(&db)
+        .args(["train", "--playbook", "p", "--dataset", "data.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let full = dir.path().join("data.jsonl");
+    assert!(err.contains(&format!("{}:1:", full.display())), "{err}");
+}
