@@ -455,6 +455,13 @@ impl<S: RunStore> Loop<S> {
                 let (start, end) = (self.ck.next, (self.ck.next + batch).min(n));
                 gate.wait().await?;
                 let step = self.ck.step + 1;
+                // an online window is labelled with the playbook that answered it, not the one
+                // it then taught
+                let answering = if cfg.kind == RunKind::Online {
+                    Some(self.playbook().await?.revision)
+                } else {
+                    None
+                };
                 let (awaiting, batch_score) = match self.ck.awaiting.take() {
                     // resumed while waiting: the batch's samples were scored by the process before
                     Some(id) => (Some(id), self.score(epoch, Some(step)).await?),
@@ -475,8 +482,15 @@ impl<S: RunStore> Loop<S> {
                 self.ck.so_far = Some(so_far);
                 self.save(RunStatus::Running).await?;
                 if cfg.kind == RunKind::Online {
-                    self.metric(Split::Online, epoch, step, batch_score.0, batch_score.1)
-                        .await?;
+                    self.metric_at(
+                        Split::Online,
+                        epoch,
+                        step,
+                        batch_score.0,
+                        batch_score.1,
+                        answering,
+                    )
+                    .await?;
                 }
                 self.emit(Event::BatchFinished {
                     epoch,
@@ -513,10 +527,39 @@ impl<S: RunStore> Loop<S> {
             gate.finished(Mode::ToEpochEnd);
         }
         if let Some(test) = self.test.clone() {
-            let (correct, total) = self
-                .evaluate(Split::Test, &test, epochs, self.ck.step)
-                .await?;
-            self.metric(Split::Test, epochs, self.ck.step, correct, total)
+            // as the paper's protocol: the test runs on the playbook that validated best
+            let best = if self.val.is_some() {
+                let run = self.ctx.run.clone();
+                db(&self.store, move |s| s.run(&run)).await?.best_revision
+            } else {
+                None
+            };
+            let (correct, total, tested) = match best {
+                Some(revision) => {
+                    let name = self.ctx.config.playbook.clone();
+                    let playbook = Arc::new(
+                        db(&self.store, move |s| s.load_playbook_at(&name, revision)).await?,
+                    );
+                    let now = self.playbook().await?.revision;
+                    self.emit(Event::Notice {
+                        message: format!(
+                            "testing the best validation revision, {revision} (the playbook is now at {})",
+                            now.map_or_else(|| "none".to_string(), |r| r.to_string())
+                        ),
+                    });
+                    let (c, t) = self
+                        .evaluate_on(playbook, Split::Test, &test, epochs, self.ck.step)
+                        .await?;
+                    (c, t, Some(Some(revision)))
+                }
+                None => {
+                    let (c, t) = self
+                        .evaluate(Split::Test, &test, epochs, self.ck.step)
+                        .await?;
+                    (c, t, None)
+                }
+            };
+            self.metric_at(Split::Test, epochs, self.ck.step, correct, total, tested)
                 .await?;
             self.emit(Event::EpochFinished {
                 epoch: epochs,
@@ -536,9 +579,27 @@ impl<S: RunStore> Loop<S> {
         correct: u64,
         total: u64,
     ) -> Result<(), LoopError> {
+        self.metric_at(split, epoch, step, correct, total, None)
+            .await
+    }
+
+    /// A metric measured on `revision` (`Some(None)`: a playbook before any revision; `None`: the
+    /// playbook as it is now).
+    async fn metric_at(
+        &self,
+        split: Split,
+        epoch: u32,
+        step: u64,
+        correct: u64,
+        total: u64,
+        revision: Option<Option<i64>>,
+    ) -> Result<(), LoopError> {
         let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
         db(&self.store, move |s| {
-            let revision = s.head_revision(&pb)?;
+            let revision = match revision {
+                Some(r) => r,
+                None => s.head_revision(&pb)?,
+            };
             s.record_metric(
                 &run,
                 &Accuracy {
@@ -634,7 +695,33 @@ impl<S: RunStore> Loop<S> {
         step: u64,
     ) -> Result<(u64, u64), LoopError> {
         let playbook = self.playbook().await?;
-        let index = Some(self.index_for(&playbook).await?);
+        self.evaluate_on(playbook, split, samples, epoch, step)
+            .await
+    }
+
+    /// [`Self::evaluate`] on a given playbook (an earlier revision, say).
+    async fn evaluate_on(
+        &mut self,
+        playbook: Arc<Playbook>,
+        split: Split,
+        samples: &[Sample],
+        epoch: u32,
+        step: u64,
+    ) -> Result<(u64, u64), LoopError> {
+        let held = self
+            .held
+            .as_ref()
+            .is_some_and(|h| Arc::ptr_eq(h, &playbook));
+        let index = Some(if held {
+            self.index_for(&playbook).await?
+        } else {
+            let p = playbook.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || Index::build(&p))
+                    .await
+                    .map_err(|e| LoopError::Data(format!("indexing the playbook failed: {e}")))?,
+            )
+        });
         let items = samples
             .iter()
             .enumerate()

@@ -22,6 +22,8 @@ pub trait RunStore: Send + 'static {
     /// The playbook whole (the loop reads it once, then keeps it current from its changes: a store
     /// need not cache what it read).
     fn load_playbook(&self, name: &str) -> Result<Playbook, Self::Error>;
+    /// The playbook as it stood right after `revision` (the best validation revision, for a test).
+    fn load_playbook_at(&self, name: &str, revision: i64) -> Result<Playbook, Self::Error>;
     /// Which of `ids` are active bullets of `playbook`.
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, Self::Error>;
     fn head_revision(&self, playbook: &str) -> Result<Option<i64>, Self::Error>;

@@ -29,6 +29,15 @@ impl RunStore for Store {
         Store::load_playbook_lean(self, name)
     }
 
+    fn load_playbook_at(&self, name: &str, revision: i64) -> Result<Playbook, StoreError> {
+        let mut playbook = Store::playbook_at(self, revision)?;
+        if playbook.name != name {
+            return Err(StoreError::UnknownRevision(revision));
+        }
+        playbook.revision = Some(revision);
+        Ok(playbook)
+    }
+
     fn active_ids(&self, playbook: &str, ids: &[String]) -> Result<HashSet<String>, StoreError> {
         Store::active_ids(self, playbook, ids)
     }

@@ -670,3 +670,158 @@ async fn metrics_are_served_while_a_run_waits_for_approval() {
     decider.join().unwrap();
     assert!(status.success());
 }
+
+/// A curator that teaches the lesson in epoch 1 and removes it in epoch 2: validation is best after
+/// epoch 1, and the final test must run on that playbook (the paper's protocol), not the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_runs_on_the_best_validation_revision() {
+    use ace::llm::mock::Rule;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let lines = [
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}),
+        json!({"question": "ZORB task: what is the zorb of 10?", "ground_truth": "20"}),
+    ]
+    .map(|l| l.to_string() + "\n")
+    .concat();
+    let data = dir.path().join("zorb.jsonl");
+    std::fs::write(&data, &lines).unwrap();
+    let mut script = world::script(None);
+    let curator = |when: Option<bool>, times: Option<u32>, ops: serde_json::Value| Rule {
+        role: Some("curator".into()),
+        when_contains: if when == Some(true) {
+            vec![world::ZORB.into()]
+        } else {
+            vec![]
+        },
+        unless_contains: if when == Some(false) {
+            vec![world::ZORB.into()]
+        } else {
+            vec![]
+        },
+        times,
+        reply: Some(json!({"reasoning": "r", "operations": ops})),
+        ..Rule::default()
+    };
+    let first = script
+        .rules
+        .iter()
+        .position(|r| r.role.as_deref() == Some("curator"))
+        .unwrap();
+    let sequence = vec![
+        curator(
+            Some(false),
+            Some(1),
+            json!([{"type": "ADD", "section": "FORMULAS AND CALCULATIONS", "content": world::ZORB}]),
+        ),
+        curator(Some(true), Some(1), json!([])),
+        curator(
+            Some(true),
+            Some(1),
+            json!([{"type": "REMOVE", "bullet_id": "calc-00001"}]),
+        ),
+        curator(None, None, json!([])),
+    ];
+    script.rules.splice(first..first, sequence);
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.concurrency = 1;
+    cfg.max_rounds = 1;
+    cfg.val = Some(data.clone());
+    cfg.test = Some(data.clone());
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = tokio::time::timeout(Duration::from_secs(60), handle.task)
+        .await
+        .expect("the run finished in time")
+        .unwrap()
+        .unwrap();
+    let store = store.lock().unwrap();
+    assert_eq!(accuracy(&store, &run, Split::Val, 1), (2, 2));
+    assert_eq!(
+        accuracy(&store, &run, Split::Val, 2),
+        (0, 2),
+        "the lesson was removed"
+    );
+    let summary = store.run_summary(&run).unwrap();
+    let best = summary
+        .run
+        .best_revision
+        .expect("a best validation revision");
+    let test = summary
+        .accuracy
+        .iter()
+        .find(|a| a.split == Split::Test)
+        .unwrap();
+    assert_eq!(
+        (test.correct, test.total),
+        (2, 2),
+        "tested on the best playbook"
+    );
+    assert_eq!(
+        test.revision,
+        Some(best),
+        "the summary says which revision was tested"
+    );
+    let head = store.head_revision("world").unwrap().unwrap();
+    assert!(head > best);
+}
+
+/// Online, a window is scored by the playbook that answered it: the revision before its own
+/// lesson, not the one after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_window_is_labelled_with_the_revision_that_answered_it() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = dir.path().join("stream.jsonl");
+    std::fs::write(
+        &data,
+        [
+            json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}),
+            json!({"question": "ZORB task: what is the zorb of 10?", "ground_truth": "20"}),
+        ]
+        .map(|l| l.to_string() + "\n")
+        .concat(),
+    )
+    .unwrap();
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let before = {
+        let mut s = store.lock().unwrap();
+        s.create_playbook("world", ace::playbook::DEFAULT_SECTIONS)
+            .unwrap();
+        s.head_revision("world").unwrap()
+    };
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.kind = RunKind::Online;
+    cfg.epochs = 1;
+    cfg.concurrency = 1;
+    cfg.max_rounds = 1;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = tokio::time::timeout(Duration::from_secs(60), handle.task)
+        .await
+        .expect("the run finished in time")
+        .unwrap()
+        .unwrap();
+    let store = store.lock().unwrap();
+    let summary = store.run_summary(&run).unwrap();
+    let windows: Vec<_> = summary
+        .accuracy
+        .iter()
+        .filter(|a| a.split == Split::Online)
+        .collect();
+    assert_eq!(windows.len(), 2, "{:?}", summary.accuracy);
+    // window 1 was answered by the empty playbook (wrong) and taught the lesson; window 2 was
+    // answered by the playbook holding it (right)
+    assert_eq!((windows[0].correct, windows[0].revision), (0, before));
+    assert_eq!(windows[1].correct, 1);
+    let taught = windows[1].revision.expect("a revision with the lesson");
+    let at = store.playbook_at(taught).unwrap();
+    assert!(at.active_bullets().any(|b| b.content == world::ZORB));
+    assert!(
+        store.head_revision("world").unwrap().unwrap() > taught,
+        "window 2's own lesson came after it"
+    );
+}
