@@ -132,6 +132,7 @@ pub async fn run<S: RunStore>(
         token_budget: None,
         held: None,
         unindexed: None,
+        told_unknown: Default::default(),
         judge: Judge::new(ctx.models.embedder.clone()),
         shown: Shown::default(),
     };
@@ -319,6 +320,8 @@ pub(super) struct Loop<S: RunStore> {
     /// The changes replayed into `held` since the index was last brought in step (`None`: not
     /// known, the index syncs against the whole playbook).
     pub unindexed: Option<Vec<crate::delta::Change>>,
+    /// Whether the run has said that a model named ids no bullet matches (said once, then counted).
+    pub(super) told_unknown: std::sync::atomic::AtomicBool,
     /// How near duplicates are judged.
     pub judge: Judge,
     /// How often each bullet was shown this run (tracked while the playbook has a budget).
@@ -627,6 +630,19 @@ impl<S: RunStore> Loop<S> {
 
     /// Stores samples with their model calls and citations (one transaction).
     pub async fn record(&self, done: &[Outcome]) -> Result<(), LoopError> {
+        if let Some(o) = done.iter().find(|o| !o.record.unknown_ids.is_empty())
+            && !self
+                .told_unknown
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.emit(Event::Warning {
+                message: format!(
+                    "{}: the model named bullet ids that match no bullet it was shown ({}); they are not counted, and `ace runs show` totals them",
+                    o.record.key,
+                    o.record.unknown_ids.join(", ")
+                ),
+            });
+        }
         let records: Vec<_> = done
             .iter()
             .map(|o| (o.record.clone(), o.calls.clone()))

@@ -184,6 +184,10 @@ pub struct SampleRecord {
     /// The bullets the generator was shown; `None`: the whole playbook.
     #[serde(default)]
     pub shown: Option<Vec<String>>,
+    /// Ids the answers cited or the reflections tagged that match no bullet the generator was
+    /// shown (as written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_ids: Vec<String>,
 }
 
 /// Accuracy of one split after one batch of an epoch.
@@ -218,5 +222,7 @@ pub struct RunSummary {
     pub pending_ops: u64,
     pub helpful_tags: u64,
     pub harmful_tags: u64,
+    /// Ids cited or tagged that matched no bullet shown (summed over samples).
+    pub unknown_ids: u64,
     pub roles: BTreeMap<String, RoleTotals>,
 }

@@ -167,6 +167,8 @@ pub async fn process(
     let mut last_reflection: Option<Reflection> = None;
     let mut first_correct = false;
     let mut cited_all: Vec<String> = Vec::new();
+    // ids cited or tagged that match no bullet (shown to it): counted, never dropped silently
+    let mut unknown: Vec<String> = Vec::new();
     let mut rounds = 0;
     let (mut answer, mut verdict);
     loop {
@@ -184,6 +186,11 @@ pub async fn process(
                 Ok(out) => {
                     calls.extend(out.calls.iter().cloned());
                     answer = out.final_answer.clone();
+                    for id in out.unknown_ids {
+                        if !unknown.contains(&id) {
+                            unknown.push(id);
+                        }
+                    }
                     (out.reasoning, out.bullet_ids)
                 }
                 Err(RoleError::Unusable { error, raw, .. }) => {
@@ -248,6 +255,11 @@ pub async fn process(
         {
             Ok((reflection, reflect_calls)) => {
                 calls.extend(reflect_calls);
+                for id in &reflection.unknown_ids {
+                    if !unknown.contains(id) {
+                        unknown.push(id.clone());
+                    }
+                }
                 for t in &reflection.bullet_tags {
                     if !tags.iter().any(|x| x.id == t.id) {
                         tags.push(t.clone());
@@ -290,6 +302,7 @@ pub async fn process(
         cited: cited_all,
         reflection: last_reflection.as_ref().map(|r| json!(r)),
         shown,
+        unknown_ids: unknown,
     };
     Ok(Outcome {
         record,

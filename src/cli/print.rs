@@ -507,6 +507,13 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
         s.helpful_tags,
         s.harmful_tags
     )?;
+    if s.unknown_ids > 0 {
+        writeln!(
+            out,
+            "ids cited or tagged that match no bullet shown: {} (not counted; see the samples' unknown_ids)",
+            s.unknown_ids
+        )?;
+    }
     for (role, t) in &s.roles {
         writeln!(
             out,

@@ -125,6 +125,12 @@ impl Playbook {
         self.bullets.iter().find(|b| b.id == id)
     }
 
+    /// The bullet a model means by `raw`: exactly, else ignoring case and the brackets, quotes and
+    /// punctuation around it (`[CALC-00001].` means `calc-00001`).
+    pub fn canonical_id(&self, raw: &str) -> Option<&str> {
+        canonical_in(self.bullets.iter(), raw)
+    }
+
     /// Whether an op naming `section` finds one here (exactly or case- and punctuation-insensitively).
     pub fn has_section(&self, section: &str) -> bool {
         let key = normalize_section_key(section);
@@ -256,6 +262,24 @@ pub fn parse_bullet_id(id: &str) -> Option<(&str, u64)> {
         return None;
     }
     Some((slug, digits.parse().ok()?))
+}
+
+/// [`Playbook::canonical_id`] among `bullets`.
+pub fn canonical_in<'a>(
+    mut bullets: impl Iterator<Item = &'a Bullet> + Clone,
+    raw: &str,
+) -> Option<&'a str> {
+    if let Some(b) = bullets.clone().find(|b| b.id == raw) {
+        return Some(&b.id);
+    }
+    let key = raw.trim_matches(|c: char| !c.is_alphanumeric());
+    if key.is_empty() {
+        return None;
+    }
+    let key = key.to_lowercase();
+    bullets
+        .find(|b| b.id.to_lowercase() == key)
+        .map(|b| b.id.as_str())
 }
 
 /// Whether `id` can be used as a bullet id at all: non-empty, no whitespace or brackets.

@@ -182,6 +182,8 @@ pub fn normalize(
     for op in proposed {
         let desc = op.describe();
         let mut op = op;
+        // ids as a model writes them (any case, brackets or punctuation) name their bullets
+        canonical_targets(playbook, &mut op);
         // Targets must exist and be active.
         if let Some(id) = op.bullet_id().map(str::to_string)
             && !matches!(op, DeltaOp::Add(_))
@@ -280,6 +282,27 @@ pub fn normalize(
         kept.push(op);
     }
     (keyed(kept), dropped)
+}
+
+/// Rewrites the bullet ids an op names to the playbook's own spelling, where one matches.
+fn canonical_targets(playbook: &Playbook, op: &mut DeltaOp) {
+    let fix = |id: &mut String| {
+        if let Some(c) = playbook.canonical_id(id) {
+            *id = c.to_string();
+        }
+    };
+    match op {
+        DeltaOp::Update(u) => fix(&mut u.bullet_id),
+        DeltaOp::Tag(t) => fix(&mut t.bullet_id),
+        DeltaOp::Remove { bullet_id } => fix(bullet_id),
+        DeltaOp::Merge(m) => {
+            fix(&mut m.bullet_id);
+            if let Some(d) = m.duplicate.as_mut() {
+                fix(d);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Ops with their idempotency keys (`c-` + a hash of the op's JSON).

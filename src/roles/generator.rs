@@ -91,10 +91,21 @@ pub async fn generate(
     );
     let (parsed, calls) = call_structured(client, &prompt, trace, cancel, parse).await?;
     // a bullet counts as used only if the generator was shown it (with retrieval, a selection)
-    let (bullet_ids, unknown_ids) = parsed.ids.into_iter().partition(|id| {
-        input.shown.is_none_or(|s| s.contains(id))
-            && input.playbook.bullet(id).is_some_and(|b| b.is_active())
-    });
+    // ids are matched as a model writes them (any case, brackets or punctuation around them)
+    let mut bullet_ids: Vec<String> = Vec::new();
+    let mut unknown_ids: Vec<String> = Vec::new();
+    for raw in parsed.ids {
+        let known = input.playbook.canonical_id(&raw).filter(|id| {
+            input.shown.is_none_or(|s| s.iter().any(|x| x == id))
+                && input.playbook.bullet(id).is_some_and(|b| b.is_active())
+        });
+        match known {
+            Some(id) if !bullet_ids.iter().any(|x| x == id) => bullet_ids.push(id.to_string()),
+            Some(_) => {}
+            None if !unknown_ids.contains(&raw) => unknown_ids.push(raw),
+            None => {}
+        }
+    }
     Ok(GeneratorOutput {
         reasoning: parsed.reasoning,
         bullet_ids,

@@ -137,7 +137,8 @@ pub fn cited_ids(text: &str) -> Vec<String> {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let candidate = candidate.trim_matches(|c| c == '"' || c == '\'');
+            // quotes, parentheses, a full stop around an id are not part of it
+            let candidate = candidate.trim_matches(|c: char| !c.is_alphanumeric());
             if crate::playbook::parse_bullet_id(candidate).is_some()
                 && !out.iter().any(|o| o == candidate)
             {

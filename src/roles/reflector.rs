@@ -32,6 +32,9 @@ pub struct Reflection {
     pub key_insight: String,
     /// Tags for bullets the attempt used (tags for other ids are dropped).
     pub bullet_tags: Vec<BulletTag>,
+    /// Tagged ids that match none of the bullets the attempt used (reported, not applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_ids: Vec<String>,
 }
 
 impl Reflection {
@@ -65,6 +68,7 @@ pub struct ReflectorInput<'a> {
 
 fn parse(v: &Value, used: &[Bullet]) -> Result<Reflection, String> {
     let mut tags = Vec::new();
+    let mut unknown_ids = Vec::new();
     match v.get("bullet_tags") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
@@ -84,10 +88,22 @@ fn parse(v: &Value, used: &[Bullet]) -> Result<Reflection, String> {
                         ));
                     }
                 };
-                let id = id.trim().trim_matches(|c| c == '[' || c == ']').to_string();
-                // Only bullets the attempt used can be judged by it; one tag per bullet.
-                if used.iter().any(|b| b.id == id) && !tags.iter().any(|t: &BulletTag| t.id == id) {
-                    tags.push(BulletTag { id, tag });
+                // Only bullets the attempt used can be judged by it (matched as a model writes
+                // ids); one tag per bullet.
+                match crate::playbook::canonical_in(used.iter(), &id) {
+                    Some(id) => {
+                        if !tags.iter().any(|t: &BulletTag| t.id == id) {
+                            tags.push(BulletTag {
+                                id: id.to_string(),
+                                tag,
+                            });
+                        }
+                    }
+                    None => {
+                        if !unknown_ids.contains(&id) {
+                            unknown_ids.push(id);
+                        }
+                    }
                 }
             }
         }
@@ -100,6 +116,7 @@ fn parse(v: &Value, used: &[Bullet]) -> Result<Reflection, String> {
         correct_approach: opt_text(v, "correct_approach")?,
         key_insight: text_field(v, "key_insight")?,
         bullet_tags: tags,
+        unknown_ids,
     })
 }
 

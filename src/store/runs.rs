@@ -197,8 +197,8 @@ impl Store {
         {
             let mut sample_stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO run_samples (run_id, key, split, epoch, step, sample_id, question, answer, ground_truth,
-                     correct, first_correct, rounds, feedback, cited, reflection, created_at, shown)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     correct, first_correct, rounds, feedback, cited, reflection, created_at, shown, unknown_ids)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?;
             let mut clear_calls =
                 tx.prepare_cached("DELETE FROM llm_calls WHERE run_id = ?1 AND sample_key = ?2")?;
@@ -236,6 +236,9 @@ impl Store {
                     shown
                         .as_deref()
                         .map(|ids| store_ids(&tx, ids))
+                        .transpose()?,
+                    (!s.unknown_ids.is_empty())
+                        .then(|| serde_json::to_string(&s.unknown_ids))
                         .transpose()?,
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
@@ -284,6 +287,7 @@ impl Store {
             cited: Vec::new(),
             reflection: None,
             shown: None,
+            unknown_ids: Vec::new(),
         };
         let playbook = self.run(run)?.playbook;
         self.write_samples(
@@ -345,7 +349,7 @@ impl Store {
 
     pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, {}
+            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, {}, unknown_ids
              FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
             ids_sql("shown")
         ))?;
@@ -373,6 +377,10 @@ impl Store {
                 shown: r
                     .get::<_, Option<Vec<u8>>>(14)?
                     .and_then(|b| unpack_ids(&b)),
+                unknown_ids: r
+                    .get::<_, Option<String>>(15)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -414,6 +422,11 @@ impl Store {
             params![format!("{id}:tags:"), format!("{id}:tags;")],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let unknown_ids: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(json_array_length(unknown_ids)), 0) FROM run_samples WHERE run_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
         let mut roles = BTreeMap::new();
         let mut stmt = self.conn.prepare(
             "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
@@ -442,6 +455,7 @@ impl Store {
             pending_ops: count("pending")?,
             helpful_tags: helpful as u64,
             harmful_tags: harmful as u64,
+            unknown_ids: unknown_ids as u64,
             roles,
         })
     }

@@ -825,3 +825,90 @@ async fn an_online_window_is_labelled_with_the_revision_that_answered_it() {
         "window 2's own lesson came after it"
     );
 }
+
+/// Models write ids their own way: `[CALC-00001].`, `(Calc-00001)`. They name the bullet; an id
+/// that matches nothing is counted and reported, never dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_as_models_write_them_are_matched_and_unknown_ones_are_counted() {
+    use ace::llm::mock::{Rule, Script};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = dir.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut store = Store::open(&db).unwrap();
+    store
+        .create_playbook("world", ace::playbook::DEFAULT_SECTIONS)
+        .unwrap();
+    common::apply(
+        &mut store,
+        "world",
+        common::batch(
+            "seed",
+            vec![common::add("FORMULAS AND CALCULATIONS", world::ZORB)],
+        ),
+    );
+    let script = Script {
+        model: "ids".into(),
+        reject_formats: vec![],
+        embeddings: vec![],
+        rules: vec![
+            Rule {
+                role: Some("generator".into()),
+                reply: Some(
+                    json!({"reasoning": "per [CALC-00001]. and [xyz-00099]", "bullet_ids": ["(Calc-00001)"], "final_answer": "12"}),
+                ),
+                ..Rule::default()
+            },
+            Rule {
+                role: Some("reflector".into()),
+                reply: Some(
+                    json!({"reasoning": "r", "error_identification": "", "root_cause_analysis": "", "correct_approach": "", "key_insight": "doubling",
+                    "bullet_tags": [{"id": "[Calc-00001]", "tag": "helpful"}, {"id": "nope-00001", "tag": "harmful"}]}),
+                ),
+                ..Rule::default()
+            },
+            Rule {
+                role: Some("curator".into()),
+                reply: Some(json!({"reasoning": "sharpen", "operations": [
+                    {"type": "UPDATE", "bullet_id": "CALC-00001.", "content": "The zorb of a number is twice it."}]})),
+                ..Rule::default()
+            },
+        ],
+    };
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(store));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.epochs = 1;
+    cfg.max_rounds = 1;
+    let mut handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let mut events = Vec::new();
+    while let Some(e) = handle.events.recv().await {
+        events.push(e);
+    }
+    let run = handle.task.await.unwrap().unwrap();
+    let store = store.lock().unwrap();
+    let samples = store.run_samples(&run).unwrap();
+    assert_eq!(samples[0].cited, vec!["calc-00001".to_string()]);
+    assert_eq!(
+        samples[0].unknown_ids,
+        vec!["xyz-00099".to_string(), "nope-00001".to_string()]
+    );
+    let pb = store.load_playbook("world").unwrap();
+    let b = pb.bullet("calc-00001").unwrap();
+    assert_eq!(b.helpful, 1, "the tag reached the bullet");
+    assert_eq!(
+        b.content, "The zorb of a number is twice it.",
+        "the UPDATE too"
+    );
+    assert_eq!(store.run_summary(&run).unwrap().unknown_ids, 2);
+    let warned = events
+        .iter()
+        .any(|e| matches!(e, Event::Warning { message } if message.contains("xyz-00099")));
+    assert!(warned, "the run says so once");
+}

@@ -1,2 +1,3 @@
+ALTER TABLE run_samples DROP COLUMN unknown_ids;
 DROP INDEX bullets_content;
 ALTER TABLE revisions DROP COLUMN ops_hash;

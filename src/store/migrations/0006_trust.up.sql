@@ -5,3 +5,7 @@ ALTER TABLE revisions ADD COLUMN ops_hash INTEGER;
 -- A lesson a section already holds word for word is not added again: found through the first
 -- characters of the active bullets' content.
 CREATE INDEX bullets_content ON bullets (section_id, substr(content, 1, 32)) WHERE status = 'active';
+
+-- Ids a sample's answers cited or its reflections tagged that match no bullet it was shown (JSON
+-- list; NULL: none): counted in the run summary, never dropped silently.
+ALTER TABLE run_samples ADD COLUMN unknown_ids TEXT;
