@@ -142,7 +142,7 @@ pub enum PlaybookCmd {
         /// Name of the new playbook [default: the file name without extension]
         #[arg(long)]
         name: Option<String>,
-        /// Force a format: ace, json or skillbook
+        /// Force a format: ace, json or skillbook (any ace-framework version, v2 included)
         #[arg(long)]
         format: Option<Format>,
         /// The new playbook's token budget
@@ -153,7 +153,7 @@ pub enum PlaybookCmd {
     Export {
         /// The playbook to export
         name: String,
-        /// ace (official text), json (lossless), skillbook (ace-framework) or markdown
+        /// ace (official text), json (lossless), skillbook (ace-framework, older releases), skillbook-v2 (ace-framework schema 2) or markdown
         #[arg(long, default_value = "ace")]
         format: Format,
         /// Write to this file instead of standard output

@@ -299,7 +299,10 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             output,
         } => {
             let playbook = Store::open(db)?.load_playbook(&name)?;
-            let text = format::export(format, &playbook);
+            let (text, notes) = format::export_with_notes(format, &playbook);
+            for note in notes {
+                eprintln!("note: {note}");
+            }
             // a text export is read by people: hidden characters show escaped (JSON escapes its own)
             let text = match format {
                 Format::Ace | Format::Markdown => crate::text::visible(&text).into_owned(),

@@ -326,3 +326,90 @@ fn a_file_with_control_characters_is_refused_clearly() {
     assert!(err.contains("U+001B"), "{err}");
     assert!(store.load_playbook("evil").is_err(), "nothing imported");
 }
+
+#[test]
+fn the_current_ace_framework_skillbook_v2_reads_and_writes_back_the_same_skills() {
+    let text = read("playbooks/skillbook_v2_example.json");
+    assert_eq!(Format::detect(&text), Format::Skillbook);
+    let mut store = Store::open_in_memory().unwrap();
+    let p = import(&mut store, "v2", Format::Skillbook, &text);
+    let names: Vec<&str> = p.sections.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["context", "harness"]);
+    let refund = p.bullet("context-00001").unwrap();
+    assert_eq!(
+        refund.content,
+        "Customers ask for refunds on orders older than 30 days.\nCheck the order date before promising a refund; past 30 days offer store credit."
+    );
+    assert_eq!((refund.helpful, refund.harmful, refund.neutral), (3, 0, 1));
+    assert_eq!(
+        refund.metadata["keywords"],
+        serde_json::json!(["refunds", "customer_service"])
+    );
+    let tool = p.bullet("harness-00001").unwrap();
+    assert_eq!(
+        tool.content,
+        "The search tool times out on queries longer than 200 characters."
+    );
+    assert_eq!(tool.harmful, 2);
+    assert!(
+        !p.bullet("context-00002").unwrap().is_active(),
+        "inactive skills stay removed"
+    );
+    assert_eq!(p.next_bullet_number, 4);
+    // written back as v2: the same skills, field for field
+    let (out, notes) = format::export_with_notes(Format::SkillbookV2, &p);
+    assert!(notes.is_empty(), "{notes:?}");
+    let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let orig: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back["schema_version"], "2");
+    for id in ["context-00001", "harness-00001", "context-00002"] {
+        for field in [
+            "section",
+            "keywords",
+            "issue",
+            "insight",
+            "occurrences",
+            "active",
+            "used_count",
+            "helpful_count",
+            "harmful_count",
+            "neutral_count",
+            "created_at",
+            "updated_at",
+        ] {
+            assert_eq!(
+                back["skills"][id][field], orig["skills"][id][field],
+                "{id}.{field}"
+            );
+        }
+    }
+    assert_eq!(back["sections"], orig["sections"]);
+}
+
+#[test]
+fn our_sections_exported_to_skillbook_v2_say_what_changed() {
+    let mut store = store_with("fin", &["FORMULAS AND CALCULATIONS"]);
+    apply(
+        &mut store,
+        "fin",
+        batch(
+            "1",
+            vec![add("FORMULAS AND CALCULATIONS", "ROI = gain / cost")],
+        ),
+    );
+    let p = store.load_playbook("fin").unwrap();
+    let (out, notes) = format::export_with_notes(Format::SkillbookV2, &p);
+    assert!(
+        notes[0].contains("'FORMULAS AND CALCULATIONS' went to context"),
+        "{notes:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let skill = &v["skills"][p.bullets[0].id.as_str()];
+    assert_eq!(skill["section"], "context");
+    assert_eq!(skill["keywords"][0], "formulas_and_calculations");
+    assert_eq!(skill["issue"], "ROI = gain / cost");
+    assert_eq!(skill["insight"], "ROI = gain / cost");
+    // and it reads back with its content
+    let q = import(&mut store, "again", Format::Skillbook, &out);
+    assert_eq!(q.bullets[0].content, "ROI = gain / cost");
+}

@@ -68,6 +68,9 @@ const SKILL_OWN_FIELDS: &[&str] = &[
 pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FormatError::at(file, e.line(), format!("invalid JSON: {e}")))?;
+    if super::skillbook_v2::is_v2(&value) {
+        return super::skillbook_v2::parse(&value, file);
+    }
     // Older ace-framework releases (the "Playbook" class) wrote the same shape under "bullets".
     let skills = value
         .get("skills")

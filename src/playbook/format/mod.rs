@@ -6,12 +6,14 @@
 
 mod ace;
 mod json;
+mod skillbook_v2;
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use super::{Bullet, Playbook, Section, parse_bullet_id, section_slug};
+
 use ace::{export_ace, export_markdown, parse_ace};
 use json::{export_json, export_skillbook, parse_json, parse_skillbook};
 
@@ -24,6 +26,9 @@ pub enum Format {
     /// The JSON of the Python `ace-framework` package (`skills`, `sections`, `next_id`; older releases
     /// wrote `bullets` in place of `skills`).
     Skillbook,
+    /// The current `ace-framework` skillbook (`"schema_version": "2"`: sections `context` and
+    /// `harness`, skills with keywords, issue and insight). Read as `skillbook` too.
+    SkillbookV2,
     /// Readable markdown for a system prompt (export only).
     Markdown,
 }
@@ -65,9 +70,10 @@ impl std::str::FromStr for Format {
             "ace" | "txt" | "text" => Ok(Format::Ace),
             "json" => Ok(Format::Json),
             "skillbook" => Ok(Format::Skillbook),
+            "skillbook-v2" | "skillbook2" => Ok(Format::SkillbookV2),
             "markdown" | "md" => Ok(Format::Markdown),
             other => Err(format!(
-                "unknown format '{other}' (use ace, json, skillbook or markdown)"
+                "unknown format '{other}' (use ace, json, skillbook, skillbook-v2 or markdown)"
             )),
         }
     }
@@ -95,7 +101,7 @@ pub fn parse(format: Format, text: &str, file: &str) -> Result<Playbook, FormatE
     let playbook = match format {
         Format::Ace => parse_ace(text, file)?,
         Format::Json => parse_json(text, file)?,
-        Format::Skillbook => parse_skillbook(text, file)?,
+        Format::Skillbook | Format::SkillbookV2 => parse_skillbook(text, file)?,
         Format::Markdown => {
             return Err(FormatError::whole(
                 file,
@@ -112,7 +118,16 @@ pub fn export(format: Format, playbook: &Playbook) -> String {
         Format::Ace => export_ace(playbook),
         Format::Json => export_json(playbook),
         Format::Skillbook => export_skillbook(playbook),
+        Format::SkillbookV2 => skillbook_v2::export(playbook).0,
         Format::Markdown => export_markdown(playbook),
+    }
+}
+
+/// [`export`], with what the format could not carry (said to the person exporting).
+pub fn export_with_notes(format: Format, playbook: &Playbook) -> (String, Vec<String>) {
+    match format {
+        Format::SkillbookV2 => skillbook_v2::export(playbook),
+        other => (export(other, playbook), Vec::new()),
     }
 }
 
