@@ -14,7 +14,10 @@ use crate::playbook::format::{self, Format};
 use crate::store::{LATEST_VERSION, Store};
 
 pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
-    let mut store = Store::open(db)?;
+    let mut store = match cmd {
+        QueueCmd::List { .. } | QueueCmd::Show { .. } => Store::open_reading(db)?,
+        _ => Store::open(db)?,
+    };
     match cmd {
         QueueCmd::List {
             playbook,
@@ -92,7 +95,7 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
 }
 
 pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> {
-    let store = Store::open(db)?;
+    let store = Store::open_reading(db)?;
     match cmd {
         RunsCmd::List { json } => {
             let list = store.runs()?;
@@ -122,7 +125,7 @@ pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> 
 }
 
 pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
-    let mut store = Store::open(db)?;
+    let mut store = Store::open_reading(db)?;
     let mut list = store.playbooks()?;
     for p in &mut list {
         p.tokens = Some(store.playbook_tokens(&p.name)?);
@@ -147,7 +150,7 @@ pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
 pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
         PlaybookCmd::List { json } => {
-            let mut store = Store::open(db)?;
+            let mut store = Store::open_reading(db)?;
             let mut list = store.playbooks()?;
             for p in &mut list {
                 p.tokens = Some(store.playbook_tokens(&p.name)?);
@@ -222,7 +225,7 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             all,
             json,
         } => {
-            let mut store = Store::open(db)?;
+            let mut store = Store::open_reading(db)?;
             let playbook = match at {
                 Some(rev) => store.playbook_at(rev)?,
                 None => store.load_playbook(&store.resolve_playbook(name.as_deref())?)?,
@@ -298,7 +301,7 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             format,
             output,
         } => {
-            let playbook = Store::open(db)?.load_playbook(&name)?;
+            let playbook = Store::open_reading(db)?.load_playbook(&name)?;
             let (text, notes) = format::export_with_notes(format, &playbook);
             for note in notes {
                 eprintln!("note: {note}");
@@ -325,7 +328,7 @@ pub(super) fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> R
             limit,
             json,
         } => {
-            let list = Store::open(db)?.revisions(playbook.as_deref(), limit)?;
+            let list = Store::open_reading(db)?.revisions(playbook.as_deref(), limit)?;
             if json {
                 print::json(out, &list)
             } else {
@@ -333,7 +336,7 @@ pub(super) fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> R
             }
         }
         RevisionsCmd::Show { id, json } => {
-            let store = Store::open(db)?;
+            let store = Store::open_reading(db)?;
             let detail = store.revision(id)?;
             if json {
                 return print::json(out, &detail);

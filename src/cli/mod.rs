@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Queue(cmd)) => queue(&db, cmd, out),
         Some(Command::Runs(cmd)) => runs(&db, cmd, out),
         Some(Command::Bullet(BulletCmd::Story { id, playbook, json })) => {
-            let store = Store::open(&db)?;
+            let store = Store::open_reading(&db)?;
             let name = store.resolve_playbook(playbook.as_deref())?;
             let story = store.bullet_story(&name, &id)?;
             if json {

@@ -117,8 +117,12 @@ impl Store {
         Ok(tokens)
     }
 
-    /// A derived cache: written outside any revision, in its own short transaction.
+    /// A derived cache: written outside any revision, in its own short transaction; a database
+    /// opened read-only simply does without it.
     fn cache_tokens(&self, playbook_id: i64, revision: i64, tokens: u64) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.conn.execute(
             "INSERT OR REPLACE INTO playbook_tokens (playbook_id, revision_id, tokens) VALUES (?1, ?2, ?3)",
             params![playbook_id, revision, tokens as i64],

@@ -38,6 +38,22 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
+/// `file:` URI of a path (percent-encoding what a URI reserves).
+fn url_path(path: &Path) -> std::result::Result<String, String> {
+    let absolute = std::path::absolute(path).map_err(|e| e.to_string())?;
+    let text = absolute
+        .to_str()
+        .ok_or_else(|| "the path is not valid UTF-8".to_string())?;
+    let mut out = String::from("file:");
+    for b in text.bytes() {
+        match b {
+            b'?' | b'#' | b'%' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(char::from(b)),
+        }
+    }
+    Ok(out)
+}
+
 /// The page cache of a connection, in KiB (reads of a large playbook come from it when repeated).
 pub(crate) const CACHE_KIB: u32 = 32_768;
 mod budget;
@@ -110,6 +126,10 @@ pub enum StoreError {
         "{path} is not an ace database: {detail}; nothing was changed (point --db or ACE_DB at an ace database, or at a new file)"
     )]
     Foreign { path: String, detail: String },
+    #[error(
+        "the database cannot be written here ({0}): its file or folder is read-only; commands that only read still work"
+    )]
+    ReadOnly(String),
     #[error("no queued batch {0}")]
     UnknownPending(i64),
     #[error(
@@ -146,7 +166,27 @@ pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
             StoreError::Corrupt(e.to_string())
         }
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(e.to_string()),
         _ => StoreError::Sqlite(e),
+    }
+}
+
+impl StoreError {
+    /// The file or its directory cannot be written (read-only media, permissions).
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            StoreError::ReadOnly(_) => true,
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied)
+            ),
+            StoreError::Open { detail, .. } => {
+                detail.contains("Permission denied")
+                    || detail.contains("Read-only")
+                    || detail.contains("readonly")
+            }
+            _ => false,
+        }
     }
 }
 
@@ -162,6 +202,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// Opened for reading only (a read-only file or directory): derived caches are not written.
+    read_only: bool,
 }
 
 impl Store {
@@ -191,6 +233,7 @@ impl Store {
         let store = Store {
             conn,
             path: Some(path.to_path_buf()),
+            read_only: false,
         };
         // Several processes opening a new file at once race to switch it to WAL and to read the
         // first WAL index; SQLite answers some of those races with SQLITE_BUSY without calling the
@@ -202,10 +245,70 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens for a command that only reads: as [`Store::open`], else — when the file or its
+    /// directory cannot be written — read-only (then the schema must be this binary's: nothing can
+    /// migrate it).
+    pub fn open_reading(path: &Path) -> Result<Store> {
+        match Store::open(path) {
+            Err(e) if e.is_unwritable() && path.exists() => Store::open_read_only(path),
+            other => other,
+        }
+    }
+
+    /// Opens read-only, writing nothing. A WAL database needs its shared-memory file; where that
+    /// cannot be created (a read-only directory, where no writer can work either) the file is read
+    /// as immutable.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let opened = Self::read_only_with(path, false).and_then(|s| {
+            s.check_ours()?;
+            Ok(s)
+        });
+        let store = match opened {
+            Err(e) if e.is_unwritable() => Self::read_only_with(path, true)?,
+            other => other?,
+        };
+        store
+            .conn
+            .busy_timeout(DEFAULT_BUSY_TIMEOUT)
+            .map_err(classify)?;
+        store.check_ours()?;
+        store.check_not_newer()?;
+        store.require_latest()?;
+        store
+            .conn
+            .execute_batch("PRAGMA foreign_keys=ON; PRAGMA query_only=ON;")
+            .map_err(classify)?;
+        Ok(store)
+    }
+
+    fn read_only_with(path: &Path, immutable: bool) -> Result<Store> {
+        let failed = |detail: String| StoreError::Open {
+            path: path.display().to_string(),
+            detail,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut uri = url_path(path).map_err(failed)?;
+        if immutable {
+            uri.push_str("?immutable=1");
+        }
+        let conn = Connection::open_with_flags(&uri, flags).map_err(|e| failed(e.to_string()))?;
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            read_only: true,
+        })
+    }
+
     /// A private in-memory database at the latest schema (tests, benchmarks).
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            read_only: false,
+        };
         store.configure()?;
         store.ensure_latest()?;
         Ok(store)

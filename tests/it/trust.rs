@@ -555,3 +555,31 @@ fn a_run_stores_its_dataset_paths_absolute() {
     let full = dir.path().join("data.jsonl");
     assert!(err.contains(&format!("{}:1:", full.display())), "{err}");
 }
+
+#[test]
+fn a_database_opened_for_reading_reads_and_refuses_to_write_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let mut store = Store::open_read_only(&db).unwrap();
+    assert_eq!(store.load_playbook("p").unwrap().sections.len(), 8);
+    assert!(
+        store.playbook_tokens("p").unwrap() > 0,
+        "a cache it cannot write is done without"
+    );
+    let err = store
+        .create_playbook("q", ace::playbook::DEFAULT_SECTIONS)
+        .unwrap_err();
+    assert!(err.is_unwritable(), "{err}");
+    // another application's file is refused read-only too
+    let other = dir.path().join("other.sqlite");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = match Store::open_read_only(&other) {
+        Ok(_) => panic!("a foreign database was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("is not an ace database"), "{err}");
+}
