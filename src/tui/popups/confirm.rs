@@ -17,11 +17,22 @@ use crate::tui::widgets::{block, centered};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Confirmed {
     Quit,
-    Revert { revision: i64, force: bool },
-    DecideAll { batch: i64, approve: bool },
+    Revert {
+        revision: i64,
+        force: bool,
+    },
+    DecideAll {
+        batch: i64,
+        approve: bool,
+    },
     RemoveBullet(String),
     RemoveSection(String),
     CancelRun,
+    /// Resume a run whose stored environment runs a command on this machine.
+    ResumeWithCommand {
+        run: String,
+        playbook: String,
+    },
 }
 
 pub(super) fn key(
@@ -53,6 +64,10 @@ fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
             reason: format!("removed {id} by hand"),
             ops: vec![DeltaOp::Remove { bullet_id: id }],
         })],
+        Confirmed::ResumeWithCommand { run, playbook } => {
+            state.message = format!("resuming {run} on '{playbook}'");
+            vec![Effect::ResumeRun { run, playbook }]
+        }
         Confirmed::RemoveSection(section) => vec![Effect::Apply(HandEdit {
             what: "section-remove",
             reason: format!("removed section {section} by hand"),
@@ -63,7 +78,9 @@ fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
 }
 
 pub(super) fn render(message: &str, frame: &mut Frame, theme: &Theme) {
-    let r = centered(frame.area(), 60, 5);
+    // room for a long question (a command to show whole), within the screen
+    let height = (message.chars().count() / 56 + 4).min(14) as u16;
+    let r = centered(frame.area(), 60, height);
     frame.render_widget(Clear, r);
     frame.render_widget(
         Paragraph::new(vec![

@@ -77,6 +77,24 @@ pub(super) fn key(state: &mut State, popup: Popup, cmd: Option<Cmd>) -> Vec<Effe
                     "{} is being run by another process right now; its proposals are in the queue (3)",
                     runs[sel].run.id
                 );
+            } else if picked
+                && let crate::environment::Environment::Command { command, .. } =
+                    &runs[sel].run.config.env
+            {
+                // a command stored in a shared database runs only once a person has read it
+                let run = &runs[sel].run;
+                state.popup = Some(Popup::Confirm {
+                    message: format!(
+                        "{} checks answers by running this command on this machine: `{}`. Resume it and run the command?",
+                        run.id,
+                        crate::text::visible(command)
+                    ),
+                    action: super::confirm::Confirmed::ResumeWithCommand {
+                        run: run.id.clone(),
+                        playbook: run.playbook.clone(),
+                    },
+                });
+                return Vec::new();
             } else if picked {
                 let run = &runs[sel].run;
                 state.message = format!("resuming {} on '{}'", run.id, run.playbook);
