@@ -79,7 +79,7 @@ fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
 
 pub(super) fn render(message: &str, frame: &mut Frame, theme: &Theme) {
     // room for a long question (a command to show whole), within the screen
-    let height = (message.chars().count() / 56 + 4).min(14) as u16;
+    let height = (message.chars().count() / 56 + 4).clamp(5, 14) as u16;
     let r = centered(frame.area(), 60, height);
     frame.render_widget(Clear, r);
     frame.render_widget(
