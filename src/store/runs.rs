@@ -128,13 +128,19 @@ impl Store {
             path: path.display().to_string(),
             detail: e.to_string(),
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        // private to the user, like the database
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            builder.mode(0o700);
+            options.mode(0o600);
+        }
+        builder.create(&dir).map_err(io)?;
+        let file = options.open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(RunClaim { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::RunBusy(

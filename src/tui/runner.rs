@@ -248,7 +248,15 @@ impl Runner {
     /// Starts a run, or resumes `resume` (whose stored configuration wins; `config` then only names
     /// the playbook to show). The run's controls are held at once, so a key pressed right after
     /// the start reaches the run itself, in order; its one event stream comes back as actions.
-    fn start_run(&mut self, config: RunConfig, resume: Option<String>) {
+    fn start_run(&mut self, mut config: RunConfig, resume: Option<String>) {
+        // paths are stored absolute, so the run resumes from anywhere (the CLI does the same)
+        let absolute =
+            |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        if config.dataset.as_os_str() != "-" && !config.dataset.as_os_str().is_empty() {
+            config.dataset = absolute(&config.dataset);
+        }
+        config.val = config.val.as_deref().map(absolute);
+        config.test = config.test.as_deref().map(absolute);
         let ledger = Ledger::default();
         let (source, for_models) = (self.source.clone(), ledger.clone());
         let models = GetModels::Build(Box::pin(async move { models(&source, &for_models).await }));
