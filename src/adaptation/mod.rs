@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use control::Controls;
 pub use engine::{RunHandle, run, start};
 pub use record::{
-    Accuracy, Checkpoint, FeedbackMode, RoleTotals, RunRecord, RunStatus, RunSummary, SampleRecord,
-    Split,
+    Accuracy, Checkpoint, FeedbackMode, RoleTotals, RunRecord, RunStatus, RunSummary, RunTotals,
+    SampleRecord, Split,
 };
 pub use run_store::RunStore;
 pub use sample::LoopError;

@@ -190,6 +190,25 @@ pub struct SampleRecord {
     pub unknown_ids: Vec<String>,
 }
 
+/// What a run cost and reached, for a list of runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunTotals {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    /// From its start to its last update, in seconds.
+    pub wall_secs: f64,
+    /// First-attempt (right, total) of the last training epoch.
+    pub train: Option<(u64, u64)>,
+    /// The best validation (right, total).
+    pub val: Option<(u64, u64)>,
+    /// The test (right, total).
+    pub test: Option<(u64, u64)>,
+    /// Online windows so far (right, total).
+    pub online: Option<(u64, u64)>,
+}
+
 /// Accuracy of one split after one batch of an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Accuracy {

@@ -99,8 +99,20 @@ pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> 
     match cmd {
         RunsCmd::List { json } => {
             let list = store.runs()?;
+            let totals = store.run_totals()?;
             if json {
-                return print::json(out, &list);
+                // each run with its totals
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|r| {
+                        let mut v = serde_json::to_value(r).unwrap_or_default();
+                        v["totals"] =
+                            serde_json::to_value(totals.get(&r.id).cloned().unwrap_or_default())
+                                .unwrap_or_default();
+                        v
+                    })
+                    .collect();
+                return print::json(out, &rows);
             }
             // A run marked running or waiting that no process holds was stopped (killed, crashed).
             let mut stopped = Vec::new();
@@ -111,7 +123,7 @@ pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> 
                     stopped.push(r.id.clone());
                 }
             }
-            print::run_list(out, &list, &stopped)
+            print::run_list(out, &list, &totals, &stopped)
         }
         RunsCmd::Show { run, json } => {
             let summary = store.run_summary(&run)?;

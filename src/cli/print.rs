@@ -435,7 +435,28 @@ pub fn decided(out: &mut impl Write, id: i64, o: &DecideOutcome) -> Result<()> {
 }
 
 /// Runs, newest first; `stopped` runs (marked running but driven by no process) are starred.
-pub fn run_list(out: &mut impl Write, list: &[RunRecord], stopped: &[String]) -> Result<()> {
+fn rate(x: Option<(u64, u64)>) -> String {
+    x.map_or_else(
+        || "-".into(),
+        |(c, n)| format!("{:.1}%", 100.0 * c as f64 / n.max(1) as f64),
+    )
+}
+
+fn wall(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+pub fn run_list(
+    out: &mut impl Write,
+    list: &[RunRecord],
+    totals: &std::collections::HashMap<String, crate::adaptation::RunTotals>,
+    stopped: &[String],
+) -> Result<()> {
     if list.is_empty() {
         writeln!(
             out,
@@ -445,21 +466,57 @@ pub fn run_list(out: &mut impl Write, list: &[RunRecord], stopped: &[String]) ->
     }
     writeln!(
         out,
-        "{:<10} {:<18} {:<8} {:<10} {:<24} FEEDBACK",
-        "RUN", "PLAYBOOK", "KIND", "STATUS", "STARTED"
+        "{:<10} {:<16} {:<10} {:<20} {:>7} {:>7} {:>7} {:>10} {:>9} {:>8}",
+        "RUN", "PLAYBOOK", "STATUS", "STARTED", "TRAIN", "VAL", "TEST", "TOKENS", "COST $", "WALL"
     )?;
+    let (mut tokens, mut cost, mut secs) = (0u64, 0f64, 0f64);
+    let none = crate::adaptation::RunTotals::default();
     for r in list {
         let status = if stopped.contains(&r.id) {
             format!("{}*", r.status)
         } else {
             r.status.to_string()
         };
+        let t = totals.get(&r.id).unwrap_or(&none);
+        let used = t.prompt_tokens + t.completion_tokens;
+        tokens += used;
+        cost += t.cost_usd;
+        secs += t.wall_secs;
+        // an online run's accuracy is its windows'
+        let train = if t.online.is_some() {
+            t.online
+        } else {
+            t.train
+        };
         writeln!(
             out,
-            "{:<10} {:<18} {:<8} {:<10} {:<24} {}",
-            r.id, r.playbook, r.kind, status, r.created_at, r.feedback_mode
+            "{:<10} {:<16} {:<10} {:<20} {:>7} {:>7} {:>7} {:>10} {:>9.4} {:>8}",
+            r.id,
+            r.playbook,
+            status,
+            r.created_at.get(..19).unwrap_or(&r.created_at),
+            rate(train),
+            rate(t.val),
+            rate(t.test),
+            used,
+            t.cost_usd,
+            wall(t.wall_secs)
         )?;
     }
+    writeln!(
+        out,
+        "{:<10} {:<16} {:<10} {:<20} {:>7} {:>7} {:>7} {:>10} {:>9.4} {:>8}",
+        format!("TOTAL {}", list.len()),
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        tokens,
+        cost,
+        wall(secs)
+    )?;
     if !stopped.is_empty() {
         writeln!(
             out,

@@ -11,8 +11,8 @@ use super::rows::{column, playbook_id};
 use super::transcripts::stored_prompt;
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
-    Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, SampleRecord,
-    Split,
+    Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, RunTotals,
+    SampleRecord, Split,
 };
 use crate::llm::CallRecord;
 
@@ -170,6 +170,70 @@ impl Store {
         Ok(stmt
             .query_map([], run_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every run's calls, tokens, cost, wall time and accuracy (last train epoch, best validation,
+    /// test, online so far), by run id.
+    pub fn run_totals(&self) -> Result<std::collections::HashMap<String, RunTotals>> {
+        self.require_latest()?;
+        let mut out: std::collections::HashMap<String, RunTotals> = Default::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, (julianday(r.updated_at) - julianday(r.created_at)) * 86400.0,
+                    coalesce(c.calls, 0), coalesce(c.pt, 0), coalesce(c.ct, 0), coalesce(c.cost, 0.0)
+             FROM runs r LEFT JOIN (
+                 SELECT run_id, count(*) AS calls, sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct,
+                        sum(cost_usd) AS cost
+                 FROM llm_calls GROUP BY run_id) c ON c.run_id = r.id",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                RunTotals {
+                    wall_secs: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0).max(0.0),
+                    calls: r.get::<_, i64>(2)? as u64,
+                    prompt_tokens: r.get::<_, i64>(3)? as u64,
+                    completion_tokens: r.get::<_, i64>(4)? as u64,
+                    cost_usd: r.get(5)?,
+                    ..Default::default()
+                },
+            ))
+        })? {
+            let (id, totals) = row?;
+            out.insert(id, totals);
+        }
+        // per split: the train figure of the last epoch, the best validation, the last test, the
+        // online windows summed
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, split, epoch, step, correct, total FROM run_metrics ORDER BY run_id, epoch, step",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(4)? as u64,
+                r.get::<_, i64>(5)? as u64,
+            ))
+        })?;
+        for row in rows {
+            let (id, split, correct, total) = row?;
+            let t = out.entry(id).or_default();
+            let rate = |x: Option<(u64, u64)>| x.map(|(c, n)| c as f64 / n.max(1) as f64);
+            match split.as_str() {
+                "train" => t.train = Some((correct, total)),
+                "val" => {
+                    if rate(t.val).is_none_or(|best| correct as f64 / total.max(1) as f64 > best) {
+                        t.val = Some((correct, total));
+                    }
+                }
+                "test" => t.test = Some((correct, total)),
+                "online" => {
+                    let (c, n) = t.online.unwrap_or((0, 0));
+                    t.online = Some((c + correct, n + total));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Stores samples with their model calls and citations, in one transaction (upserts by key, so a

@@ -912,3 +912,52 @@ async fn ids_as_models_write_them_are_matched_and_unknown_ones_are_counted() {
         .any(|e| matches!(e, Event::Warning { message } if message.contains("xyz-00099")));
     assert!(warned, "the run says so once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_list_shows_accuracy_tokens_cost_and_wall_time_with_a_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.val = Some(data.clone());
+    for _ in 0..2 {
+        let handle = adaptation::start(store.clone(), models(&server), cfg.clone(), None);
+        tokio::time::timeout(Duration::from_secs(60), handle.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    drop(store);
+    let out = Command::new(ACE)
+        .env_remove("ACE_DB")
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().next().unwrap();
+    for col in ["TRAIN", "VAL", "TEST", "TOKENS", "COST $", "WALL"] {
+        assert!(header.contains(col), "{text}");
+    }
+    assert!(
+        text.contains("100.0%"),
+        "the second run's validation: {text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("TOTAL 2")), "{text}");
+    let json = Command::new(ACE)
+        .env_remove("ACE_DB")
+        .arg("--db")
+        .arg(&db)
+        .args(["runs", "list", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let totals = &rows[0]["totals"];
+    assert!(totals["calls"].as_u64().unwrap() > 0, "{totals}");
+    assert!(totals["prompt_tokens"].as_u64().unwrap() > 0, "{totals}");
+    assert_eq!(totals["val"], serde_json::json!([4, 4]), "{totals}");
+}
