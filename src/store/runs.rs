@@ -220,10 +220,11 @@ impl Store {
             let rate = |x: Option<(u64, u64)>| x.map(|(c, n)| c as f64 / n.max(1) as f64);
             match split.as_str() {
                 "train" => t.train = Some((correct, total)),
-                "val" => {
-                    if rate(t.val).is_none_or(|best| correct as f64 / total.max(1) as f64 > best) {
-                        t.val = Some((correct, total));
-                    }
+                "val"
+                    if rate(t.val)
+                        .is_none_or(|best| correct as f64 / total.max(1) as f64 > best) =>
+                {
+                    t.val = Some((correct, total));
                 }
                 "test" => t.test = Some((correct, total)),
                 "online" => {
