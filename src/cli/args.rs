@@ -202,6 +202,16 @@ pub enum RevisionsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Compare a playbook as it stood after revision A with B (default: the playbook now)
+    Diff {
+        /// The earlier revision
+        a: i64,
+        /// The later revision [default: the playbook now]
+        b: Option<i64>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Revert a revision with a new revision that applies its exact inverse
     Revert {
         /// The revision to undo

@@ -359,6 +359,38 @@ pub(super) fn revisions(db: &Path, cmd: RevisionsCmd, out: &mut impl Write) -> R
             }
             Ok(())
         }
+        RevisionsCmd::Diff { a, b, json } => {
+            let store = Store::open_reading(db)?;
+            let before = store.playbook_at(a)?;
+            let (after, label) = match b {
+                Some(b) => {
+                    let after = store.playbook_at(b)?;
+                    if after.name != before.name {
+                        bail!(
+                            "revision {a} is of playbook '{}' and {b} of '{}': compare revisions of one playbook",
+                            before.name,
+                            after.name
+                        );
+                    }
+                    (after, format!("revision {b}"))
+                }
+                None => (store.load_playbook(&before.name)?, "now".to_string()),
+            };
+            if json {
+                let changed: Vec<serde_json::Value> = after
+                    .bullets
+                    .iter()
+                    .filter(|x| before.bullet(&x.id) != Some(*x))
+                    .map(|x| serde_json::json!({"id": x.id, "before": before.bullet(&x.id), "after": x}))
+                    .collect();
+                return print::json(
+                    out,
+                    &serde_json::json!({"playbook": after.name, "from": a, "to": b, "changes": changed}),
+                );
+            }
+            print::playbook_diff(out, (&format!("revision {a}"), &label), &before, &after)?;
+            Ok(())
+        }
         RevisionsCmd::Revert { id, force } => {
             let mut store = Store::open(db)?;
             let author = std::env::var("USER").ok();

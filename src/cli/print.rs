@@ -200,6 +200,64 @@ pub fn revision(out: &mut impl Write, d: &RevisionDetail) -> Result<()> {
     Ok(())
 }
 
+/// Two states of one playbook, bullet by bullet (in the later one's order, removed bullets last).
+pub fn playbook_diff(
+    out: &mut impl Write,
+    label: (&str, &str),
+    before: &Playbook,
+    after: &Playbook,
+) -> Result<usize> {
+    writeln!(out, "playbook '{}': {} → {}", after.name, label.0, label.1)?;
+    let mut changes = 0;
+    for a in &after.bullets {
+        match before.bullet(&a.id) {
+            None if a.is_active() => {
+                writeln!(out, "+ [{}] ({}) {}", a.id, a.section, a.content)?;
+                changes += 1;
+            }
+            None => {}
+            Some(b) if b != a => {
+                let mut shown = Vec::new();
+                bullet_diff(&mut shown, &a.id, b, a)?;
+                if !shown.is_empty() {
+                    out.write_all(&shown)?;
+                    changes += 1;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for b in before.bullets.iter().filter(|b| b.is_active()) {
+        if after.bullet(&b.id).is_none() {
+            writeln!(
+                out,
+                "- [{}] ({}) {}   (deleted)",
+                b.id, b.section, b.content
+            )?;
+            changes += 1;
+        }
+    }
+    let names = |p: &Playbook| {
+        p.sections
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
+    if names(before) != names(after) {
+        writeln!(
+            out,
+            "~ sections: {} → {}",
+            names(before).join(", "),
+            names(after).join(", ")
+        )?;
+        changes += 1;
+    }
+    if changes == 0 {
+        writeln!(out, "no differences")?;
+    }
+    Ok(changes)
+}
+
 fn bullet_diff(out: &mut impl Write, id: &str, b: &Bullet, a: &Bullet) -> Result<()> {
     if b.is_active() && !a.is_active() {
         return Ok(writeln!(out, "- [{id}] ({}) {}", b.section, b.content)?);

@@ -82,6 +82,19 @@ impl Store {
                             t.section.clone_from(now);
                         }
                     }
+                    // already as it should be (its time stamp aside): nothing to write
+                    let unchanged = match (&current, &target) {
+                        (Some(c), Some(t)) => {
+                            let mut t = t.clone();
+                            t.updated_at.clone_from(&c.updated_at);
+                            *c == t
+                        }
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if unchanged {
+                        continue;
+                    }
                     match &target {
                         Some(t) => {
                             writer.ensure_section_for(&t.section)?;
@@ -161,7 +174,16 @@ impl Store {
                 }
             }
         }
-        let (revision, summary) = writer::finish(writer.finish())?;
+        let applied = writer.finish();
+        if applied.changes.is_empty() {
+            // nothing left to undo (reverted before, or changed back by hand): no empty revision
+            return Err(StoreError::RevertConflict {
+                revision: id,
+                detail: "the playbook already is as it was before it; nothing to revert, nothing written"
+                    .into(),
+            });
+        }
+        let (revision, summary) = writer::finish(applied)?;
         tx.commit().map_err(classify)?;
         Ok(ApplyOutcome::Applied {
             revision,

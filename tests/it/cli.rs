@@ -338,3 +338,50 @@ fn doctor_reaches_a_mock_model_started_from_the_cli_and_explains_a_missing_one()
         "{text}"
     );
 }
+
+#[test]
+fn revisions_compare_and_a_forced_revert_of_a_reverted_revision_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let file = dir.path().join("d.json");
+    let path = file.to_str().unwrap();
+    std::fs::write(
+        &file,
+        r#"{"id": "a", "operations": [{"type": "ADD", "section": "OTHERS", "content": "first lesson"}]}"#,
+    )
+    .unwrap();
+    ok(&db, &["delta", "apply", path, "--playbook", "p"]);
+    std::fs::write(
+        &file,
+        r#"{"id": "b", "operations": [{"type": "UPDATE", "bullet_id": "misc-00001", "content": "first lesson, sharper"},
+                                      {"type": "TAG", "bullet_id": "misc-00001", "helpful": 2}]}"#,
+    )
+    .unwrap();
+    ok(&db, &["delta", "apply", path, "--playbook", "p"]);
+    let diff = ok(&db, &["revisions", "diff", "1", "3"]);
+    assert!(
+        diff.contains("+ [misc-00001] (OTHERS) first lesson, sharper"),
+        "{diff}"
+    );
+    let diff = ok(&db, &["revisions", "diff", "2"]);
+    assert!(diff.contains("revision 2 → now"), "{diff}");
+    assert!(
+        diff.contains("- first lesson\n    + first lesson, sharper"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("helpful=0 harmful=0") || diff.contains("0/0"),
+        "{diff}"
+    );
+    assert!(ok(&db, &["revisions", "diff", "3"]).contains("no differences"));
+    let json = ok(&db, &["revisions", "diff", "2", "3", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["changes"][0]["after"]["helpful"], 2);
+    // revert, then a forced revert of the same revision: nothing left to undo, no empty revision
+    ok(&db, &["revisions", "revert", "3"]);
+    let before = ok(&db, &["revisions", "list"]);
+    let err = fails(&db, &["revisions", "revert", "3", "--force"]);
+    assert!(err.contains("nothing to revert, nothing written"), "{err}");
+    assert_eq!(ok(&db, &["revisions", "list"]), before);
+}
