@@ -85,7 +85,25 @@ pub enum PlaybookCmd {
     List {
         #[arg(long)]
         json: bool,
+        /// List the deleted playbooks instead (`ace playbook restore NAME` brings one back)
+        #[arg(long)]
+        deleted: bool,
     },
+    /// Rename a playbook (its history, runs and queue follow)
+    Rename { name: String, new_name: String },
+    /// Copy a playbook under a new name (bullets with their ids, counters, metadata and removed
+    /// bullets; the copy's history starts at the copy), e.g. to try a run on the copy
+    Copy { name: String, new_name: String },
+    /// Delete a playbook: hidden with its history, runs and queue, and its name freed; `ace
+    /// playbook restore NAME` brings it back
+    Delete {
+        name: String,
+        /// Do not ask for confirmation (needed when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Bring back a deleted playbook
+    Restore { name: String },
     /// Create an empty playbook (with the paper's default sections unless --empty)
     Create {
         /// Name of the new playbook

@@ -161,7 +161,72 @@ pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
 
 pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
-        PlaybookCmd::List { json } => {
+        PlaybookCmd::List {
+            json,
+            deleted: true,
+        } => {
+            let gone = Store::open_reading(db)?.deleted_playbooks()?;
+            if json {
+                let rows: Vec<_> = gone
+                    .iter()
+                    .map(|(name, at)| serde_json::json!({"name": name, "deleted_at": at}))
+                    .collect();
+                return print::json(out, &rows);
+            }
+            if gone.is_empty() {
+                writeln!(out, "no deleted playbooks")?;
+            }
+            for (name, at) in gone {
+                writeln!(out, "{name:<30} deleted {at}")?;
+            }
+            Ok(())
+        }
+        PlaybookCmd::Rename { name, new_name } => {
+            Store::open(db)?.rename_playbook(&name, &new_name)?;
+            writeln!(out, "renamed playbook '{name}' to '{new_name}'")?;
+            Ok(())
+        }
+        PlaybookCmd::Copy { name, new_name } => {
+            let mut store = Store::open(db)?;
+            let source = store.load_playbook(&name)?;
+            // through our lossless JSON: ids, counters, metadata, removed bullets, slugs
+            let text = format::export(Format::Json, &source);
+            let parsed = format::parse(Format::Json, &text, &name)?;
+            let batch = crate::delta::import_batch(&parsed, &format!("copy:{name}"));
+            store.import_playbook(&new_name, &batch, parsed.next_bullet_number)?;
+            if let Some(budget) = store.token_budget(&name)? {
+                store.set_token_budget(&new_name, Some(budget))?;
+            }
+            writeln!(
+                out,
+                "copied playbook '{name}' to '{new_name}' ({} bullets)",
+                source.bullets.len()
+            )?;
+            Ok(())
+        }
+        PlaybookCmd::Delete { name, yes } => {
+            let mut store = Store::open(db)?;
+            store.resolve_playbook(Some(&name))?;
+            if !yes
+                && !confirm(&format!(
+                    "delete playbook '{name}'? It is kept, hidden, and `ace playbook restore {name}` brings it back"
+                ))?
+            {
+                bail!("not confirmed; nothing changed (add --yes to confirm without a terminal)");
+            }
+            store.delete_playbook(&name)?;
+            writeln!(
+                out,
+                "deleted playbook '{name}' (restore it with `ace playbook restore {name}`)"
+            )?;
+            Ok(())
+        }
+        PlaybookCmd::Restore { name } => {
+            Store::open(db)?.restore_playbook(&name)?;
+            writeln!(out, "restored playbook '{name}'")?;
+            Ok(())
+        }
+        PlaybookCmd::List { json, .. } => {
             let mut store = Store::open_reading(db)?;
             let mut list = store.playbooks()?;
             for p in &mut list {

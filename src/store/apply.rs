@@ -152,3 +152,78 @@ pub(super) fn apply_in(
         summary,
     })
 }
+
+impl Store {
+    /// Renames a playbook (its revisions, runs and queue follow: they refer to it by id).
+    pub fn rename_playbook(&mut self, name: &str, new_name: &str) -> Result<()> {
+        validate_playbook_name(new_name)?;
+        let tx = self.begin()?;
+        let id = super::rows::playbook_id(&tx, name)?;
+        let taken: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM playbooks WHERE name = ?1",
+            [new_name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::PlaybookExists(new_name.to_string()));
+        }
+        tx.execute(
+            "UPDATE playbooks SET name = ?2 WHERE id = ?1",
+            params![id, new_name],
+        )?;
+        tx.commit().map_err(classify)
+    }
+
+    /// Soft delete: the playbook (with its history, runs and queue) is kept but hidden, its name
+    /// freed; [`Store::restore_playbook`] brings it back.
+    pub fn delete_playbook(&mut self, name: &str) -> Result<()> {
+        let tx = self.begin()?;
+        let id = super::rows::playbook_id(&tx, name)?;
+        let at = now(&tx)?;
+        tx.execute(
+            "UPDATE playbooks SET deleted_at = ?2, deleted_name = name, name = name || ' (deleted ' || id || ')' WHERE id = ?1",
+            params![id, at],
+        )?;
+        tx.commit().map_err(classify)
+    }
+
+    /// Brings back the most recently deleted playbook named `name`, under that name.
+    pub fn restore_playbook(&mut self, name: &str) -> Result<()> {
+        let tx = self.begin()?;
+        let id: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM playbooks WHERE deleted_at IS NOT NULL AND deleted_name = ?1 ORDER BY deleted_at DESC, id DESC LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Err(StoreError::Queue(format!(
+                "no deleted playbook named '{name}' (deleted ones: `ace playbook list --deleted`)"
+            )));
+        };
+        let taken: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM playbooks WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::PlaybookExists(name.to_string()));
+        }
+        tx.execute(
+            "UPDATE playbooks SET name = deleted_name, deleted_at = NULL, deleted_name = NULL WHERE id = ?1",
+            [id],
+        )?;
+        tx.commit().map_err(classify)
+    }
+
+    /// Deleted playbooks: (name it had, when it was deleted).
+    pub fn deleted_playbooks(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT deleted_name, deleted_at FROM playbooks WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC",
+        )?;
+        Ok(stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

@@ -132,7 +132,7 @@ impl Store {
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'active'),
                     (SELECT count(*) FROM bullets b WHERE b.playbook_id = p.id AND b.status = 'removed'),
                     (SELECT count(*) FROM revisions r WHERE r.playbook_id = p.id)
-             FROM playbooks p ORDER BY p.name",
+             FROM playbooks p WHERE p.deleted_at IS NULL ORDER BY p.name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(PlaybookSummary {
@@ -188,7 +188,7 @@ impl Store {
         self.require_latest()?;
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name FROM playbooks ORDER BY name")?;
+            .prepare_cached("SELECT name FROM playbooks WHERE deleted_at IS NULL ORDER BY name")?;
         Ok(stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?)

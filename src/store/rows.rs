@@ -94,14 +94,17 @@ pub(super) fn bullet_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bullet>
 /// The row id of playbook `name`; an unknown name is refused with the names there are.
 pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
     let id = conn
-        .query_row("SELECT id FROM playbooks WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT id FROM playbooks WHERE name = ?1 AND deleted_at IS NULL",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?;
     match id {
         Some(id) => Ok(id),
         None => {
-            let mut stmt = conn.prepare("SELECT name FROM playbooks ORDER BY name")?;
+            let mut stmt =
+                conn.prepare("SELECT name FROM playbooks WHERE deleted_at IS NULL ORDER BY name")?;
             let names = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

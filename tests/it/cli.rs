@@ -385,3 +385,88 @@ fn revisions_compare_and_a_forced_revert_of_a_reverted_revision_writes_nothing()
     assert!(err.contains("nothing to revert, nothing written"), "{err}");
     assert_eq!(ok(&db, &["revisions", "list"]), before);
 }
+
+#[test]
+fn playbooks_are_renamed_copied_deleted_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "fin", "--budget", "5000"]);
+    let file = dir.path().join("d.json");
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "ADD", "section": "OTHERS", "content": "kept lesson"},
+                           {"type": "ADD", "section": "OTHERS", "content": "gone lesson"}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            file.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "REMOVE", "bullet_id": "misc-00002"}, {"type": "TAG", "bullet_id": "misc-00001", "helpful": 3}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            file.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
+    // copy: the same bullets, ids, counters and removed ones, and the budget
+    ok(&db, &["playbook", "copy", "fin", "trial"]);
+    let a: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["playbook", "show", "fin", "--all", "--json"])).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["playbook", "show", "trial", "--all", "--json"])).unwrap();
+    let shape = |v: &serde_json::Value| -> Vec<(String, String, u64, String)> {
+        v["bullets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["id"].as_str().unwrap().to_string(),
+                    b["content"].as_str().unwrap().to_string(),
+                    b["helpful"].as_u64().unwrap(),
+                    b["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&a), shape(&b));
+    assert!(ok(&db, &["playbook", "list"]).contains("5000"));
+    // rename
+    ok(&db, &["playbook", "rename", "trial", "experiment"]);
+    let list = ok(&db, &["playbook", "list"]);
+    assert!(
+        list.contains("experiment") && !list.contains("trial"),
+        "{list}"
+    );
+    let err = fails(&db, &["playbook", "rename", "experiment", "fin"]);
+    assert!(err.contains("already exists"), "{err}");
+    // delete asks (or --yes), hides, frees the name; restore brings it back whole
+    let err = fails(&db, &["playbook", "delete", "experiment"]);
+    assert!(err.contains("not confirmed; nothing changed"), "{err}");
+    ok(&db, &["playbook", "delete", "experiment", "--yes"]);
+    assert!(!ok(&db, &["playbook", "list"]).contains("experiment"));
+    assert!(ok(&db, &["playbook", "list", "--deleted"]).contains("experiment"));
+    assert!(fails(&db, &["playbook", "show", "experiment"]).contains("no playbook named"));
+    ok(&db, &["playbook", "restore", "experiment"]);
+    let back: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &["playbook", "show", "experiment", "--all", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(shape(&back), shape(&a));
+}

@@ -9,3 +9,8 @@ CREATE INDEX bullets_content ON bullets (section_id, substr(content, 1, 32)) WHE
 -- Ids a sample's answers cited or its reflections tagged that match no bullet it was shown (JSON
 -- list; NULL: none): counted in the run summary, never dropped silently.
 ALTER TABLE run_samples ADD COLUMN unknown_ids TEXT;
+
+-- A deleted playbook is kept (soft delete, restorable): its row is marked and renamed out of the way
+-- (`NAME (deleted N)`), so its name is free; lists and lookups by name leave it out.
+ALTER TABLE playbooks ADD COLUMN deleted_at TEXT;
+ALTER TABLE playbooks ADD COLUMN deleted_name TEXT;
