@@ -178,6 +178,24 @@ pub enum PlaybookCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The playbook as text for an agent's prompt (no ids or counters, no harmful-dominated
+    /// bullets unless asked), printed or written into an instruction file (AGENTS.md, CLAUDE.md,
+    /// .cursorrules) as a managed block between markers; the token count is said on stderr
+    Prompt {
+        name: String,
+        /// Show bullet ids (for agents asked to cite them)
+        #[arg(long)]
+        ids: bool,
+        /// Show helpful/harmful counts
+        #[arg(long)]
+        counters: bool,
+        /// Keep bullets that were more harmful than helpful
+        #[arg(long)]
+        include_harmful: bool,
+        /// Write (or replace) the playbook's block in this file, leaving the rest of it as it is
+        #[arg(long, value_name = "FILE")]
+        into: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

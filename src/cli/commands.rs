@@ -221,6 +221,48 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             )?;
             Ok(())
         }
+        PlaybookCmd::Prompt {
+            name,
+            ids,
+            counters,
+            include_harmful,
+            into,
+        } => {
+            let playbook = Store::open_reading(db)?.load_playbook(&name)?;
+            let options = format::PromptOptions {
+                ids,
+                counters,
+                harmful: include_harmful,
+            };
+            let text =
+                crate::text::visible(&format::export_prompt(&playbook, options)).into_owned();
+            let left_out = playbook
+                .active_bullets()
+                .filter(|b| !include_harmful && b.harmful > b.helpful)
+                .count();
+            eprintln!(
+                "note: {} tokens (cl100k){}",
+                crate::prompts::tokens(&text),
+                if left_out > 0 {
+                    format!(", {left_out} harmful-dominated bullet(s) left out (--include-harmful)")
+                } else {
+                    String::new()
+                }
+            );
+            match into {
+                None => out.write_all(text.as_bytes())?,
+                Some(path) => {
+                    let changed = super::managed::write_block(&path, &name, &text)?;
+                    writeln!(
+                        out,
+                        "{} the block of playbook '{name}' in {}",
+                        if changed { "wrote" } else { "unchanged:" },
+                        path.display()
+                    )?;
+                }
+            }
+            Ok(())
+        }
         PlaybookCmd::Restore { name } => {
             Store::open(db)?.restore_playbook(&name)?;
             writeln!(out, "restored playbook '{name}'")?;

@@ -6,6 +6,7 @@ mod bench;
 mod bench_refine;
 mod commands;
 mod doctor;
+mod managed;
 mod print;
 mod refine;
 mod train;

@@ -470,3 +470,85 @@ fn playbooks_are_renamed_copied_deleted_and_restored() {
     .unwrap();
     assert_eq!(shape(&back), shape(&a));
 }
+
+#[test]
+fn a_prompt_export_leaves_out_ids_counters_and_harmful_bullets_and_fills_an_instruction_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "fin"]);
+    let file = dir.path().join("d.json");
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "ADD", "section": "OTHERS", "content": "good lesson"},
+                           {"type": "ADD", "section": "OTHERS", "content": "bad lesson"}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            file.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
+    std::fs::write(
+        &file,
+        r#"{"operations": [{"type": "TAG", "bullet_id": "misc-00001", "helpful": 2}, {"type": "TAG", "bullet_id": "misc-00002", "harmful": 3}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            file.to_str().unwrap(),
+            "--playbook",
+            "fin",
+        ],
+    );
+    let out = ace(&db, &["playbook", "prompt", "fin"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, "## OTHERS\n\n- good lesson\n");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        note.contains("tokens (cl100k)") && note.contains("1 harmful-dominated"),
+        "{note}"
+    );
+    let all = ok(
+        &db,
+        &[
+            "playbook",
+            "prompt",
+            "fin",
+            "--ids",
+            "--counters",
+            "--include-harmful",
+        ],
+    );
+    assert!(
+        all.contains("- [misc-00001] good lesson (helpful 2, harmful 0)"),
+        "{all}"
+    );
+    assert!(all.contains("bad lesson"), "{all}");
+    // a managed block in AGENTS.md: added, idempotent, the rest of the file kept
+    let agents = dir.path().join("AGENTS.md");
+    std::fs::write(&agents, "# Rules\n\nAlways run the tests.\n").unwrap();
+    let path = agents.to_str().unwrap();
+    assert!(ok(&db, &["playbook", "prompt", "fin", "--into", path]).starts_with("wrote"));
+    let first = std::fs::read_to_string(&agents).unwrap();
+    assert!(
+        first.starts_with("# Rules\n\nAlways run the tests.\n"),
+        "{first}"
+    );
+    assert!(first.contains("- good lesson"), "{first}");
+    assert!(ok(&db, &["playbook", "prompt", "fin", "--into", path]).starts_with("unchanged"));
+    assert_eq!(std::fs::read_to_string(&agents).unwrap(), first);
+    std::fs::write(&agents, format!("{first}\nA line of mine after.\n")).unwrap();
+    ok(&db, &["playbook", "prompt", "fin", "--into", path, "--ids"]);
+    let again = std::fs::read_to_string(&agents).unwrap();
+    assert!(again.contains("- [misc-00001] good lesson"), "{again}");
+    assert!(again.ends_with("\nA line of mine after.\n"), "{again}");
+    assert_eq!(again.matches("ace:playbook fin begin").count(), 1);
+}

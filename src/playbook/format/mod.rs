@@ -123,6 +123,52 @@ pub fn export(format: Format, playbook: &Playbook) -> String {
     }
 }
 
+/// What an export for an agent's prompt shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PromptOptions {
+    /// Bullet ids (`[calc-00001]`), for agents asked to cite them.
+    pub ids: bool,
+    /// helpful/harmful counts.
+    pub counters: bool,
+    /// Bullets more harmful than helpful, left out unless asked.
+    pub harmful: bool,
+}
+
+/// The playbook as text to paste into an agent's prompt: active bullets under their sections as
+/// markdown list items, without ids or counters unless asked, without harmful-dominated bullets
+/// unless asked.
+pub fn export_prompt(playbook: &Playbook, options: PromptOptions) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for section in &playbook.sections {
+        let bullets: Vec<&Bullet> = playbook
+            .section_bullets(&section.name)
+            .filter(|b| options.harmful || b.harmful <= b.helpful)
+            .collect();
+        if bullets.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "## {}\n", section.name);
+        for b in bullets {
+            let id = if options.ids {
+                format!("[{}] ", b.id)
+            } else {
+                String::new()
+            };
+            let counters = if options.counters {
+                format!(" (helpful {}, harmful {})", b.helpful, b.harmful)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "- {id}{}{counters}", b.content.replace('\n', "\n  "));
+        }
+    }
+    out
+}
+
 /// [`export`], with what the format could not carry (said to the person exporting).
 pub fn export_with_notes(format: Format, playbook: &Playbook) -> (String, Vec<String>) {
     match format {
