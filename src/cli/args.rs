@@ -54,6 +54,11 @@ pub enum Command {
     Bullet(BulletCmd),
     /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
     MockModel(MockModelArgs),
+    /// Print shell completions (e.g. `ace completions bash > ~/.local/share/bash-completion/completions/ace`)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
     /// Open the workbench (what `ace` with no arguments does on a terminal)
     Workbench {
         /// The playbook to show first (else the first by name; `P` switches in the workbench)
@@ -365,6 +370,21 @@ pub enum DbCmd {
     },
     /// Show the schema version
     Status,
+    /// Delete the model-call records (prompts and answers) of runs that ended more than N days
+    /// ago, or of one run; samples, accuracy and the playbook's history stay
+    Prune {
+        /// Runs that ended more than this many days ago
+        #[arg(long, default_value_t = 30)]
+        older_than: u32,
+        /// One run instead (ended or not driven by any process)
+        #[arg(long)]
+        run: Option<String>,
+        /// Say what would be freed; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Give the space freed by deletions back to the file system (rewrites the file)
+    Vacuum,
 }
 
 #[derive(Debug, Args)]

@@ -560,6 +560,47 @@ pub(super) fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()
                 writeln!(out, "migrated from version {from} to {LATEST_VERSION}")?;
             }
         }
+        DbCmd::Prune {
+            older_than,
+            run,
+            dry_run,
+        } => {
+            store.migrate_to(LATEST_VERSION)?;
+            if let Some(r) = &run
+                && store.run_is_live(r)?
+            {
+                bail!("run {r} is being run right now; prune it when it has ended");
+            }
+            let cutoff: String = store.connection().query_row(
+                "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
+                [format!("-{older_than} days")],
+                |r| r.get(0),
+            )?;
+            let p = store.prune_calls(Some(&cutoff), run.as_deref(), dry_run)?;
+            writeln!(
+                out,
+                "{} the model-call records of {} run(s): {} calls, {:.1} MB of prompts and answers{}",
+                if dry_run { "would delete" } else { "deleted" },
+                p.runs,
+                p.calls,
+                p.bytes as f64 / 1e6,
+                if dry_run {
+                    ""
+                } else {
+                    "; `ace db vacuum` gives the space back to the file system"
+                }
+            )?;
+        }
+        DbCmd::Vacuum => {
+            store.migrate_to(LATEST_VERSION)?;
+            let (before, after) = store.vacuum()?;
+            writeln!(
+                out,
+                "vacuumed: {:.1} MB → {:.1} MB",
+                before as f64 / 1e6,
+                after as f64 / 1e6
+            )?;
+        }
         DbCmd::Rollback { to, yes } => {
             if to > from {
                 bail!(

@@ -63,6 +63,7 @@ fn creates_database(command: &Option<Command>) -> bool {
             | Command::Bench(_)
             | Command::Doctor
             | Command::MockModel(_)
+            | Command::Completions { .. }
             | Command::Db(DbCmd::Migrate),
         ) => true,
         Some(Command::Playbook(cmd)) => {
@@ -98,7 +99,12 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         if !matches!(
             cli.command,
-            Some(Command::Bench(_) | Command::Doctor | Command::MockModel(_))
+            Some(
+                Command::Bench(_)
+                    | Command::Doctor
+                    | Command::MockModel(_)
+                    | Command::Completions { .. }
+            )
         ) {
             eprintln!("note: creating a new database at {}", db.display());
         }
@@ -153,6 +159,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::MockModel(args)) => mock_model(args, out),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            // into memory first: the generator panics on a closed pipe (`| head`)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ace", &mut script);
+            out.write_all(&script)?;
+            Ok(())
+        }
         Some(Command::Train(args)) => train::run(&db, args, out),
         Some(Command::Queue(cmd)) => queue(&db, cmd, out),
         Some(Command::Runs(cmd)) => runs(&db, cmd, out),

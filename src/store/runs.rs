@@ -19,7 +19,38 @@ use crate::llm::CallRecord;
 /// Holds a run for this process until dropped (see [`Store::claim_run`]).
 #[derive(Debug)]
 pub struct RunClaim {
-    _file: std::fs::File,
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Drop for RunClaim {
+    /// The lock file goes when the run ends (removed while still locked, so nobody can take a
+    /// lock on a file that is about to disappear; see the inode check in `claim_run`).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+        if let Some(dir) = self.path.parent() {
+            // only when empty: another run's lock keeps it
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Whether the open `file` is the one at `path` now.
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
@@ -139,16 +170,29 @@ impl Store {
             builder.mode(0o700);
             options.mode(0o600);
         }
-        builder.create(&dir).map_err(io)?;
-        let file = options.open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(RunClaim { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::RunBusy(
-                id.to_string(),
-                path.display().to_string(),
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        for _ in 0..8 {
+            builder.create(&dir).map_err(io)?;
+            let file = options.open(&path).map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {
+                    // the file locked must still be the one at the path (an ending run removes
+                    // its lock file; a lock on the removed file would claim nothing)
+                    if same_file(&file, &path) {
+                        return Ok(Some(RunClaim { file, path }));
+                    }
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::RunBusy(
+                        id.to_string(),
+                        path.display().to_string(),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
         }
+        Err(io(std::io::Error::other(
+            "the lock file kept changing under this process",
+        )))
     }
 
     /// Whether another process is driving run `id` right now (it holds the run's claim). Probing
@@ -529,5 +573,96 @@ impl Store {
             unknown_ids: unknown_ids as u64,
             roles,
         })
+    }
+}
+
+/// What `Store::prune_calls` deleted (or would).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Pruned {
+    pub runs: u64,
+    pub calls: u64,
+    /// Prompt and answer text of those calls, and stored texts no call refers to any more.
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Deletes the model-call records of the runs that ended before `cutoff` (an ISO time), or of
+    /// `run`; stored texts only they referred to go too. Samples, metrics and revisions stay.
+    pub fn prune_calls(
+        &mut self,
+        cutoff: Option<&str>,
+        run: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Pruned> {
+        let tx = self.begin()?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS prune_runs (id TEXT PRIMARY KEY); DELETE FROM prune_runs;",
+        )?;
+        match run {
+            Some(run) => {
+                tx.execute(
+                    "INSERT INTO prune_runs SELECT id FROM runs WHERE id = ?1",
+                    [run],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO prune_runs SELECT id FROM runs
+                     WHERE status IN ('finished', 'cancelled', 'failed') AND updated_at < ?1",
+                    [cutoff.unwrap_or("")],
+                )?;
+            }
+        }
+        let (runs, calls, bytes): (i64, i64, i64) = tx.query_row(
+            "SELECT (SELECT count(*) FROM prune_runs), count(*), coalesce(sum(length(prompt) + length(response)), 0)
+             FROM llm_calls WHERE run_id IN (SELECT id FROM prune_runs)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        tx.execute(
+            "DELETE FROM llm_calls WHERE run_id IN (SELECT id FROM prune_runs)",
+            [],
+        )?;
+        // stored texts no prompt and no sample refers to any more
+        let blob_bytes: i64 = tx.query_row(
+            "SELECT coalesce(sum(length(body)), 0) FROM blobs WHERE hash NOT IN (
+                 SELECT json_extract(m.value, '$.text') FROM llm_calls c, json_each(c.prompt) m
+                  WHERE json_type(m.value, '$.text') = 'integer'
+                 UNION SELECT shown FROM run_samples WHERE typeof(shown) = 'integer')",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM blobs WHERE hash NOT IN (
+                 SELECT json_extract(m.value, '$.text') FROM llm_calls c, json_each(c.prompt) m
+                  WHERE json_type(m.value, '$.text') = 'integer'
+                 UNION SELECT shown FROM run_samples WHERE typeof(shown) = 'integer')",
+            [],
+        )?;
+        let pruned = Pruned {
+            runs: runs as u64,
+            calls: calls as u64,
+            bytes: (bytes + blob_bytes) as u64,
+        };
+        if dry_run {
+            drop(tx);
+        } else {
+            tx.commit().map_err(classify)?;
+        }
+        Ok(pruned)
+    }
+
+    /// Rewrites the database file without its free pages; its size before and after, in bytes.
+    pub fn vacuum(&mut self) -> Result<(u64, u64)> {
+        let size = |conn: &rusqlite::Connection| -> Result<u64> {
+            Ok(conn.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        };
+        let before = size(&self.conn)?;
+        self.conn.execute_batch("VACUUM")?;
+        Ok((before, size(&self.conn)?))
     }
 }

@@ -961,3 +961,77 @@ async fn runs_list_shows_accuracy_tokens_cost_and_wall_time_with_a_total() {
     assert!(totals["prompt_tokens"].as_u64().unwrap() > 0, "{totals}");
     assert_eq!(totals["val"], serde_json::json!([4, 4]), "{totals}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_call_records_are_pruned_with_what_it_frees_and_lock_files_go_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let handle = adaptation::start(
+        store.clone(),
+        models(&server),
+        config(&data, ApproveMode::Auto),
+        None,
+    );
+    let run = tokio::time::timeout(Duration::from_secs(60), handle.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop(store);
+    // the run's lock file went with it
+    let locks = dir.path().join("ace.db.locks");
+    assert!(
+        !locks.exists() || std::fs::read_dir(&locks).unwrap().next().is_none(),
+        "lock files left behind"
+    );
+    let ace = |args: &[&str]| {
+        let out = Command::new(ACE)
+            .env_remove("ACE_DB")
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // a recent run is kept by default; a dry run says what would go and deletes nothing
+    assert!(ace(&["db", "prune"]).contains("0 run(s): 0 calls"));
+    let dry = ace(&["db", "prune", "--older-than", "0", "--dry-run"]);
+    assert!(
+        dry.starts_with("would delete the model-call records of 1 run(s)"),
+        "{dry}"
+    );
+    assert!(
+        !Store::open(&db)
+            .unwrap()
+            .run_calls(&run, None)
+            .unwrap()
+            .is_empty()
+    );
+    let done = ace(&["db", "prune", "--older-than", "0"]);
+    assert!(
+        done.starts_with("deleted the model-call records of 1 run(s)"),
+        "{done}"
+    );
+    assert!(!done.contains(" 0 calls"), "{done}");
+    let store = Store::open(&db).unwrap();
+    assert!(store.run_calls(&run, None).unwrap().is_empty());
+    let blobs: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(blobs, 0, "texts only those calls used went too");
+    // the run's samples and accuracy stay
+    assert_eq!(store.run_samples(&run).unwrap().len(), 8);
+    drop(store);
+    assert!(ace(&["db", "vacuum"]).starts_with("vacuumed:"));
+    assert!(ace(&["runs", "show", &run]).contains("train"));
+}

@@ -552,3 +552,16 @@ fn a_prompt_export_leaves_out_ids_counters_and_harmful_bullets_and_fills_an_inst
     assert!(again.ends_with("\nA line of mine after.\n"), "{again}");
     assert_eq!(again.matches("ace:playbook fin begin").count(), 1);
 }
+
+#[test]
+fn shell_completions_name_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none.db");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&db, &["completions", shell]);
+        for word in ["playbook", "revisions", "queue", "train", "prompt", "prune"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    assert!(!db.exists(), "completions need no database");
+}
