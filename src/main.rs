@@ -1,6 +1,12 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // `.env` in the working directory, for settings not in the real environment (which wins)
+    match dotenvy::from_path(".env") {
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!("warning: .env not read: {e}"),
+        Ok(()) => {}
+    }
     let cli = ace::cli::Cli::parse();
     match ace::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -392,6 +392,8 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             let parsed = format::parse(format, &text, &label)?;
             let name = match name {
                 Some(n) => n,
+                // our JSON carries the playbook's name
+                None if !parsed.name.trim().is_empty() => parsed.name.clone(),
                 None => file
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())

@@ -565,3 +565,54 @@ fn shell_completions_name_every_command() {
     }
     assert!(!db.exists(), "completions need no database");
 }
+
+#[test]
+fn dot_env_in_the_working_directory_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "ACE_DB=from-dotenv.db\nACE_MODEL=from-dotenv\n",
+    )
+    .unwrap();
+    let run = |env_db: Option<&str>| {
+        let mut c = Command::new(ACE);
+        c.current_dir(dir.path()).env_remove("ACE_DB");
+        if let Some(db) = env_db {
+            c.env("ACE_DB", db);
+        }
+        c.args(["playbook", "create", "p"]).output().unwrap()
+    };
+    assert!(run(None).status.success());
+    assert!(
+        dir.path().join("from-dotenv.db").exists(),
+        "ACE_DB came from .env"
+    );
+    assert!(run(Some("real.db")).status.success());
+    assert!(
+        dir.path().join("real.db").exists(),
+        "the real environment wins"
+    );
+}
+
+#[test]
+fn our_json_export_imports_under_the_name_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "finance"]);
+    let file = dir.path().join("backup-2026.json");
+    ok(
+        &db,
+        &[
+            "playbook",
+            "export",
+            "finance",
+            "--format",
+            "json",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let other = dir.path().join("other.db");
+    let out = ok(&other, &["playbook", "import", file.to_str().unwrap()]);
+    assert!(out.contains("into playbook 'finance'"), "{out}");
+}
