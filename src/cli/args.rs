@@ -40,7 +40,11 @@ pub enum Command {
     /// Measure store speed and memory on a scratch database (see docs/BENCHMARKS.md)
     Bench(BenchArgs),
     /// Show the model configuration (keys masked) and reach each role's endpoint
-    Doctor,
+    Doctor {
+        /// Print the settings and checks as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the ACE loop over a dataset (offline epochs or online windows)
     Train(train::TrainArgs),
     /// Review curator proposals waiting for a decision
@@ -215,6 +219,9 @@ pub enum DeltaCmd {
         /// What to do when an op names a section the playbook lacks
         #[arg(long, value_enum, default_value = "reject")]
         new_sections: NewSections,
+        /// Print the outcome as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -369,7 +376,10 @@ pub enum DbCmd {
         yes: bool,
     },
     /// Show the schema version
-    Status,
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete the model-call records (prompts and answers) of runs that ended more than N days
     /// ago, or of one run; samples, accuracy and the playbook's history stay
     Prune {

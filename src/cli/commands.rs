@@ -550,7 +550,11 @@ pub(super) fn database(db: &Path, cmd: DbCmd, out: &mut impl Write) -> Result<()
     let mut store = Store::open_unmigrated(db)?;
     let from = store.schema_version()?;
     match cmd {
-        DbCmd::Status => writeln!(
+        DbCmd::Status { json: true } => print::json(
+            out,
+            &serde_json::json!({"path": db, "schema_version": from, "latest": LATEST_VERSION}),
+        )?,
+        DbCmd::Status { json: false } => writeln!(
             out,
             "schema version {from} (this binary writes version {LATEST_VERSION})"
         )?,

@@ -9,7 +9,71 @@ use crate::config::{self, ModelConfig};
 use crate::llm::openai::mask_key;
 use crate::llm::{ChatRequest, LlmClient, Message, OpenAiClient, Role, TraceIds};
 
-pub async fn run(config: &ModelConfig, out: &mut impl Write) -> Result<bool> {
+/// One role's settings and what its check found.
+#[derive(Debug, serde::Serialize)]
+struct RoleReport {
+    role: &'static str,
+    base_url: String,
+    model: String,
+    /// Masked.
+    key: String,
+    timeout_secs: f64,
+    concurrency: usize,
+    retries: u32,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn run(config: &ModelConfig, out: &mut impl Write, json: bool) -> Result<bool> {
+    let file = config.file.as_ref().map(|p| p.display().to_string());
+    let endpoints = match config::resolve(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            if json {
+                super::print::json(
+                    out,
+                    &serde_json::json!({"config_file": file, "problem": e.to_string()}),
+                )?;
+            } else {
+                writeln!(out, "config file: {}", file.as_deref().unwrap_or("none"))?;
+                writeln!(out, "\nproblem: {e}")?;
+            }
+            return Ok(false);
+        }
+    };
+    let mut reports = Vec::new();
+    for (role, endpoint) in endpoints {
+        let mut report = RoleReport {
+            role: role.as_str(),
+            base_url: endpoint.base_url.clone(),
+            model: endpoint.model.clone(),
+            key: endpoint
+                .api_key
+                .as_deref()
+                .map_or_else(|| "none".to_string(), mask_key),
+            timeout_secs: endpoint.timeout.as_secs_f64(),
+            concurrency: endpoint.concurrency,
+            retries: endpoint.max_retries,
+            ok: false,
+            detail: String::new(),
+        };
+        let mut endpoint = endpoint;
+        endpoint.max_retries = endpoint.max_retries.min(1);
+        let client = OpenAiClient::new(endpoint, Default::default(), config.prices.clone())?;
+        match check(&client, role).await {
+            Ok(line) => (report.ok, report.detail) = (true, line),
+            Err(problem) => report.detail = problem,
+        }
+        reports.push(report);
+    }
+    let healthy = reports.iter().all(|r| r.ok);
+    if json {
+        super::print::json(
+            out,
+            &serde_json::json!({"config_file": file, "healthy": healthy, "roles": reports}),
+        )?;
+        return Ok(healthy);
+    }
     match &config.file {
         Some(p) => writeln!(out, "config file: {}", p.display())?,
         None => writeln!(
@@ -19,42 +83,19 @@ pub async fn run(config: &ModelConfig, out: &mut impl Write) -> Result<bool> {
                 .map_or_else(|| "-".into(), |p| p.display().to_string())
         )?,
     }
-    let endpoints = match config::resolve(config).await {
-        Ok(e) => e,
-        Err(e) => {
-            writeln!(out, "\nproblem: {e}")?;
-            return Ok(false);
-        }
-    };
-    for (role, e) in &endpoints {
-        let key = e
-            .api_key
-            .as_deref()
-            .map_or_else(|| "none".to_string(), mask_key);
+    for r in &reports {
         writeln!(
             out,
-            "{:<10} {}  model {}  key {key}  timeout {:.0} s  concurrency {}  retries {}",
-            role.as_str(),
-            e.base_url,
-            e.model,
-            e.timeout.as_secs_f64(),
-            e.concurrency,
-            e.max_retries
+            "{:<10} {}  model {}  key {}  timeout {:.0} s  concurrency {}  retries {}",
+            r.role, r.base_url, r.model, r.key, r.timeout_secs, r.concurrency, r.retries
         )?;
     }
     writeln!(out)?;
-    let mut healthy = true;
-    for (role, endpoint) in endpoints {
-        let mut endpoint = endpoint;
-        endpoint.max_retries = endpoint.max_retries.min(1);
-        let client = OpenAiClient::new(endpoint, Default::default(), config.prices.clone())?;
-        let verdict = check(&client, role).await;
-        match verdict {
-            Ok(line) => writeln!(out, "{:<10} ok: {line}", role.as_str())?,
-            Err(problem) => {
-                healthy = false;
-                writeln!(out, "{:<10} PROBLEM: {problem}", role.as_str())?;
-            }
+    for r in &reports {
+        if r.ok {
+            writeln!(out, "{:<10} ok: {}", r.role, r.detail)?;
+        } else {
+            writeln!(out, "{:<10} PROBLEM: {}", r.role, r.detail)?;
         }
     }
     Ok(healthy)

@@ -61,7 +61,7 @@ fn creates_database(command: &Option<Command>) -> bool {
             | Command::Demo
             | Command::Train(_)
             | Command::Bench(_)
-            | Command::Doctor
+            | Command::Doctor { .. }
             | Command::MockModel(_)
             | Command::Completions { .. }
             | Command::Db(DbCmd::Migrate),
@@ -101,7 +101,7 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.command,
             Some(
                 Command::Bench(_)
-                    | Command::Doctor
+                    | Command::Doctor { .. }
                     | Command::MockModel(_)
                     | Command::Completions { .. }
             )
@@ -132,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
             file,
             playbook,
             new_sections,
+            json,
         })) => {
             let text = read_file(&file)?;
             let batch = DeltaBatch::from_json(&text)
@@ -142,6 +143,12 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let mut store = Store::open(&db)?;
             let outcome = store.apply(&playbook, &batch, &ApplyOptions { sections })?;
+            if json {
+                return print::json(
+                    out,
+                    &serde_json::json!({"batch": batch.id, "outcome": outcome}),
+                );
+            }
             print::outcome(out, &batch.id, &outcome)
         }
         Some(Command::Revisions(cmd)) => revisions(&db, cmd, out),
@@ -150,9 +157,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(args)) if args.refine_run.is_some() => bench_refine::child(&args, out),
         Some(Command::Bench(args)) if args.refine => bench_refine::run(&args, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
-        Some(Command::Doctor) => {
+        Some(Command::Doctor { json }) => {
             let config = crate::config::load(&crate::config::process_env)?;
-            let healthy = runtime()?.block_on(doctor::run(&config, out))?;
+            let healthy = runtime()?.block_on(doctor::run(&config, out, json))?;
             if !healthy {
                 bail!("some roles cannot reach their model (see above)");
             }

@@ -86,6 +86,9 @@ pub struct TrainArgs {
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
+    /// Print the final summary as JSON (the progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
     /// Let a resumed run execute the `cmd:` environment stored with it (shown before it runs)
     #[arg(long)]
     pub allow_command: bool,
@@ -264,7 +267,12 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
     let (result, run_id) = result?;
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
     if !run_id.is_empty() {
-        super::print::run_summary(out, &store.run_summary(&run_id)?)?;
+        let summary = store.run_summary(&run_id)?;
+        if args.json {
+            super::print::json(out, &summary)?;
+        } else {
+            super::print::run_summary(out, &summary)?;
+        }
     }
     match result {
         Ok(_) => Ok(()),

@@ -309,6 +309,21 @@ fn doctor_reaches_a_mock_model_started_from_the_cli_and_explains_a_missing_one()
         text.contains("key sk-…3456") && !text.contains("secret-value"),
         "keys are masked: {text}"
     );
+    // the same as JSON, for scripts
+    let out = Command::new(ACE)
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("ACE_BASE_URL", &base)
+        .env("ACE_MODEL", "scripted")
+        .env("ACE_API_KEY", "sk-secret-value-123456")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(report["roles"].as_array().unwrap().len(), 3);
+    assert_eq!(report["roles"][0]["key"], "sk-…3456");
+    assert!(!report.to_string().contains("secret-value"));
 
     // a config file named by ACE_CONFIG that does not exist is an error, not silently skipped
     let out = Command::new(ACE)
@@ -615,4 +630,37 @@ fn our_json_export_imports_under_the_name_inside_it() {
     let other = dir.path().join("other.db");
     let out = ok(&other, &["playbook", "import", file.to_str().unwrap()]);
     assert!(out.contains("into playbook 'finance'"), "{out}");
+}
+
+#[test]
+fn db_status_and_delta_apply_speak_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["db", "status", "--json"])).unwrap();
+    assert_eq!(status["schema_version"], status["latest"]);
+    let file = dir.path().join("d.json");
+    std::fs::write(
+        &file,
+        r#"{"id": "j", "operations": [{"type": "ADD", "section": "OTHERS", "content": "a lesson"}]}"#,
+    )
+    .unwrap();
+    let applied: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "delta",
+            "apply",
+            file.to_str().unwrap(),
+            "--playbook",
+            "p",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(applied["batch"], "j");
+    assert_eq!(
+        applied["outcome"]["added"],
+        serde_json::json!(["misc-00001"])
+    );
 }
