@@ -176,7 +176,12 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
 /// must not shift them).
 fn loaded(state: &mut State, snapshot: super::state::Snapshot) {
     state.opening = None;
-    let revision = state.revisions.get(state.revision_sel).map(|r| r.id);
+    // the newest revision stays selected as new ones arrive (and another playbook opens on its
+    // newest): `r` then offers the latest change, never the original import
+    let other_playbook = state.playbook.name != snapshot.playbook.name;
+    let revision = (state.revision_sel > 0 && !other_playbook)
+        .then(|| state.revisions.get(state.revision_sel).map(|r| r.id))
+        .flatten();
     let batch = state.queue.get(state.queue_sel).map(|b| b.id);
     let section = state
         .follow_section
@@ -210,8 +215,9 @@ fn loaded(state: &mut State, snapshot: super::state::Snapshot) {
         None => {}
     }
     state.queue_sel = state.queue_sel.min(state.queue.len().saturating_sub(1));
-    if let Some(i) = revision.and_then(|id| state.revisions.iter().position(|r| r.id == id)) {
-        state.revision_sel = i;
+    match revision.and_then(|id| state.revisions.iter().position(|r| r.id == id)) {
+        Some(i) => state.revision_sel = i,
+        None => state.revision_sel = 0,
     }
     let ops = state.selected_batch().map_or(0, |b| b.ops.len());
     state.op_sel = state.op_sel.min(ops.saturating_sub(1));

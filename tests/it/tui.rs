@@ -1295,3 +1295,43 @@ fn resuming_a_run_that_runs_a_stored_command_shows_it_and_asks_first() {
         }]
     );
 }
+
+#[test]
+fn the_revisions_pane_keeps_the_newest_revision_selected_as_edits_arrive() {
+    let (mut store, mut st) = fixture();
+    let newest = st.revisions[0].id;
+    assert_eq!(st.revision_sel, 0);
+    // two hand edits later the pane still offers the newest, not the original import
+    for (i, content) in ["one more lesson", "and another"].iter().enumerate() {
+        apply(
+            &mut store,
+            "fin",
+            batch(&format!("later-{i}"), vec![add("OTHERS", content)]),
+        );
+    }
+    let reload = |store: &mut Store, st: &mut State| {
+        let snapshot = Snapshot {
+            playbooks: vec!["fin".into()],
+            playbook: store.load_playbook("fin").unwrap(),
+            tokens: store.playbook_tokens("fin").unwrap(),
+            token_budget: None,
+            queue: store.pending(None).unwrap(),
+            revisions: store.revisions(Some("fin"), 100).unwrap(),
+            effects: Default::default(),
+        };
+        update(st, Action::Loaded(Box::new(snapshot)));
+    };
+    reload(&mut store, &mut st);
+    assert_eq!(st.revision_sel, 0);
+    assert!(st.revisions[0].id > newest);
+    // a revision picked by hand is followed as new ones arrive
+    st.revision_sel = 1;
+    let picked = st.revisions[1].id;
+    apply(
+        &mut store,
+        "fin",
+        batch("later-3", vec![add("OTHERS", "third")]),
+    );
+    reload(&mut store, &mut st);
+    assert_eq!(st.revisions[st.revision_sel].id, picked);
+}
