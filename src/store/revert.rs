@@ -24,6 +24,23 @@ fn counter(current: u64, before: u64, after: u64) -> u64 {
 
 impl Store {
     /// Reverts revision `id` (see the module docs). `author` is recorded on the new revision.
+    /// The newest revision of `playbook` made by hand (its batch id starting with `prefix`) that no
+    /// revision has reverted yet.
+    pub fn last_hand_edit(&self, playbook: &str, prefix: &str) -> Result<Option<i64>> {
+        let id = super::rows::playbook_id(&self.conn, playbook)?;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.id FROM revisions r
+                 WHERE r.playbook_id = ?1 AND r.source = 'human' AND substr(r.batch_id, 1, length(?2)) = ?2
+                   AND NOT EXISTS (SELECT 1 FROM revisions x WHERE x.reverts = r.id)
+                 ORDER BY r.id DESC LIMIT 1",
+                params![id, prefix],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn revert(&mut self, id: i64, force: bool, author: Option<&str>) -> Result<ApplyOutcome> {
         let tx = self.begin()?;
         let (playbook_id, previous_reverts): (i64, i64) = tx

@@ -65,6 +65,8 @@ pub struct HandEdit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Refresh,
+    /// Revert the newest hand edit of the open playbook not reverted yet.
+    UndoLastEdit,
     LoadRevision(i64),
     LoadStory(String),
     LoadPlaybookAt(i64),

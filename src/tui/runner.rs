@@ -141,6 +141,34 @@ impl Runner {
                     });
                 });
             }
+            Effect::UndoLastEdit => {
+                let name = self.name();
+                let author = author();
+                let (store, tx) = (self.store.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let result = blocking(&store, move |s| {
+                        let Some(last) = s.last_hand_edit(&name, "tui-")? else {
+                            return Ok::<_, StoreError>((None, snapshot(s, &name)?));
+                        };
+                        let outcome = s.revert(last, false, Some(&author))?;
+                        Ok((Some((last, outcome.revision())), snapshot(s, &name)?))
+                    })
+                    .await;
+                    let message = match result {
+                        Ok((None, _)) => {
+                            Action::Info("no hand edit of this playbook to undo".into())
+                        }
+                        Ok((Some((last, revision)), snap)) => {
+                            let _ = tx.send(Action::Loaded(Box::new(snap)));
+                            Action::Info(format!(
+                                "undone: revision {last} reverted as revision {revision}"
+                            ))
+                        }
+                        Err(e) => Action::Failed(e.to_string()),
+                    };
+                    let _ = tx.send(message);
+                });
+            }
             Effect::Apply(edit) => {
                 // The write and the reload in one job, so the panes show the result at once.
                 let (name, batch) = (self.name(), hand_batch(edit));

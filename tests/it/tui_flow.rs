@@ -327,3 +327,49 @@ fn the_run_form_is_checked_for_files_where_the_run_starts() {
     drop(wb);
     server.shutdown();
 }
+
+#[test]
+fn u_undoes_the_last_hand_edit_as_a_revert_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
+    let active = |s: &State| s.playbook.bullets.iter().filter(|b| b.is_active()).count();
+    let before = active(&wb.state);
+    press(&mut wb, KeyCode::Char('1'));
+    press(&mut wb, KeyCode::Char('l'));
+    let removed = wb.state.selected_bullet().unwrap().id.clone();
+    press(&mut wb, KeyCode::Char('d'));
+    press(&mut wb, KeyCode::Char('y'));
+    assert!(
+        wb.wait_until(WAIT, |s| active(s) == before - 1),
+        "the bullet was removed"
+    );
+    press(&mut wb, KeyCode::Char('u'));
+    assert!(
+        wb.wait_until(WAIT, |s| active(s) == before),
+        "the removal was undone: {}",
+        wb.state.message
+    );
+    assert!(
+        wb.state.message.starts_with("undone: revision"),
+        "{}",
+        wb.state.message
+    );
+    let store = Store::open(&dir.path().join("ace.db")).unwrap();
+    let newest = &store.revisions(None, 1).unwrap()[0];
+    assert_eq!(
+        newest.source,
+        Source::Revert,
+        "an undo is a revert revision"
+    );
+    let restored = store.load_playbook("sample").unwrap();
+    assert!(restored.bullet(&removed).unwrap().is_active());
+    // nothing left to undo
+    press(&mut wb, KeyCode::Char('u'));
+    assert!(
+        wb.wait_until(WAIT, |s| s.message.starts_with("no hand edit")),
+        "{}",
+        wb.state.message
+    );
+    drop(wb);
+    server.shutdown();
+}

@@ -35,6 +35,7 @@ fn edits(cmd: Cmd) -> bool {
             | Cmd::EditBullet
             | Cmd::MoveBullet
             | Cmd::RemoveBullet
+            | Cmd::Undo
             | Cmd::RenameSection
             | Cmd::SectionDown
             | Cmd::SectionUp
@@ -165,6 +166,10 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
                     });
                 }
             }
+        }
+        Cmd::Undo => {
+            state.message = "undoing the last hand edit…".into();
+            return vec![Effect::UndoLastEdit];
         }
         Cmd::RemoveBullet => {
             if let Some(b) = state.selected_bullet() {
