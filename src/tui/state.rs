@@ -129,10 +129,10 @@ pub struct RunView {
     pub epoch: u32,
     pub done: usize,
     pub total: usize,
-    pub question: String,
-    pub answer: String,
-    pub verdict: String,
-    pub insight: String,
+    /// The samples in flight, one row each (in the order they started).
+    pub slots: Vec<SlotView>,
+    /// The sample finished last, shown in detail.
+    pub last: Option<SlotView>,
     /// Accuracy figures as they came: per epoch, and per validation.
     pub accuracy: Vec<Score>,
     /// First-attempt (correct, seen) in the epoch so far, from the last finished batch.
@@ -141,6 +141,18 @@ pub struct RunView {
     pub log: VecDeque<String>,
     pub tokens: u64,
     pub cost_usd: f64,
+}
+
+/// One sample of a run as its events arrive (each event names its sample, so concurrent samples
+/// never mix).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotView {
+    pub key: String,
+    pub question: String,
+    pub answer: String,
+    pub verdict: String,
+    pub insight: String,
+    pub correct: Option<bool>,
 }
 
 /// Everything loaded from the store at once (on start and after every change).

@@ -853,7 +853,7 @@ fn panes_render_at_80_by_24() {
         retried.run.log.back().unwrap(),
         "train/1/1/0: right (attempt 2, after reflection)"
     );
-    assert_eq!(retried.run.verdict, "right — right (attempt 2)");
+    assert_eq!(retried.run.slots[0].verdict, "right — right (attempt 2)");
     update(
         &mut st,
         Action::Run(Box::new(Event::EpochFinished {
@@ -882,7 +882,7 @@ fn panes_render_at_80_by_24() {
     update(&mut next, started("run-2", 4, false));
     assert!(next.run.accuracy.is_empty() && next.run.so_far.is_none());
     assert_eq!((next.run.done, next.run.total), (0, 4));
-    assert!(next.run.question.is_empty());
+    assert!(next.run.slots.is_empty() && next.run.last.is_none());
     assert_eq!(next.run.log.len(), st.run.log.len() + 1);
     assert_eq!(
         next.run.log.back().unwrap(),
@@ -1334,4 +1334,90 @@ fn the_revisions_pane_keeps_the_newest_revision_selected_as_edits_arrive() {
     );
     reload(&mut store, &mut st);
     assert_eq!(st.revisions[st.revision_sel].id, picked);
+}
+
+#[test]
+fn samples_in_flight_each_keep_their_own_question_answer_and_verdict() {
+    let mut st = State::new(String::new(), String::new(), RunConfig::default());
+    st.no_color = true;
+    update(&mut st, started("run-1", 8, false));
+    let ev = |st: &mut State, e: Event| update(st, Action::Run(Box::new(e)));
+    // four samples interleaved, as concurrency 4 delivers them
+    for i in 0..4 {
+        ev(
+            &mut st,
+            Event::SampleStarted {
+                key: format!("train/1/1/{i}"),
+                question: format!("question number {i}"),
+            },
+        );
+    }
+    ev(
+        &mut st,
+        Event::Generated {
+            key: "train/1/1/2".into(),
+            answer: "two".into(),
+            cited: vec![],
+        },
+    );
+    ev(
+        &mut st,
+        Event::Generated {
+            key: "train/1/1/0".into(),
+            answer: "zero".into(),
+            cited: vec![],
+        },
+    );
+    ev(
+        &mut st,
+        Event::Evaluated {
+            key: "train/1/1/2".into(),
+            round: 1,
+            correct: true,
+            feedback: "ok".into(),
+        },
+    );
+    ev(
+        &mut st,
+        Event::Evaluated {
+            key: "train/1/1/0".into(),
+            round: 1,
+            correct: false,
+            feedback: "no".into(),
+        },
+    );
+    ev(
+        &mut st,
+        Event::Reflected {
+            key: "train/1/1/2".into(),
+            key_insight: "insight of two".into(),
+            rounds: 1,
+        },
+    );
+    let slot = |st: &State, k: &str| st.run.slots.iter().find(|s| s.key == k).cloned();
+    assert_eq!(st.run.slots.len(), 3, "sample 2 finished");
+    let zero = slot(&st, "train/1/1/0").unwrap();
+    assert_eq!(
+        (zero.question.as_str(), zero.answer.as_str()),
+        ("question number 0", "zero")
+    );
+    assert!(zero.verdict.starts_with("wrong"));
+    let last = st.run.last.clone().unwrap();
+    assert_eq!(
+        (
+            last.key.as_str(),
+            last.question.as_str(),
+            last.answer.as_str(),
+            last.insight.as_str()
+        ),
+        ("train/1/1/2", "question number 2", "two", "insight of two")
+    );
+    assert!(slot(&st, "train/1/1/1").unwrap().answer.is_empty());
+    key(&mut st, KeyCode::Char('2'));
+    let shown = screen(&st, 120, 30);
+    assert!(
+        shown.contains("▸ train/1/1/0 question number 0 · wrong"),
+        "{shown}"
+    );
+    assert!(shown.contains("last finished: train/1/1/2"), "{shown}");
 }

@@ -10,7 +10,7 @@ use crate::adaptation::{Control, Event, Split};
 use crate::tui::action::Effect;
 use crate::tui::keymap::Cmd;
 use crate::tui::popups::{Confirmed, Popup, run_form};
-use crate::tui::state::{Pane, Phase, RunView, Score, State};
+use crate::tui::state::{Pane, Phase, RunView, Score, SlotView, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, short};
 
@@ -76,24 +76,37 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
             };
             run.feedback_mode = feedback_mode.to_string();
         }
-        Event::SampleStarted { question, .. } => {
-            run.question = question.clone();
-            run.answer.clear();
-            run.verdict.clear();
+        Event::SampleStarted { key, question } => {
+            let slot = slot(run, key);
+            *slot = SlotView {
+                key: key.clone(),
+                question: question.clone(),
+                ..SlotView::default()
+            };
         }
-        Event::Generated { answer, .. } => run.answer = answer.clone(),
+        Event::Generated { key, answer, .. } => slot(run, key).answer = answer.clone(),
         Event::Evaluated {
+            key,
             correct,
             feedback,
             round,
-            ..
         } => {
-            run.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
+            let slot = slot(run, key);
+            slot.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
+            slot.correct = Some(*correct);
             if *round > 1 {
-                run.verdict.push_str(&format!(" (attempt {round})"));
+                slot.verdict.push_str(&format!(" (attempt {round})"));
             }
         }
-        Event::Reflected { key_insight, .. } => run.insight = key_insight.clone(),
+        Event::Reflected {
+            key, key_insight, ..
+        } => {
+            // reflected on: the sample is done
+            slot(run, key).insight = key_insight.clone();
+            if let Some(i) = run.slots.iter().position(|s| &s.key == key) {
+                run.last = Some(run.slots.remove(i));
+            }
+        }
         Event::BatchFinished {
             epoch,
             done,
@@ -101,6 +114,10 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
             seen_so_far,
             ..
         } => {
+            // samples not reflected on (evaluation) end with their batch
+            if let Some(s) = run.slots.drain(..).next_back() {
+                run.last = Some(s);
+            }
             run.epoch = *epoch;
             run.done = *done;
             run.so_far = Some((*correct_so_far, *seen_so_far));
@@ -163,6 +180,24 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
     } else {
         Vec::new()
     }
+}
+
+/// The slot of sample `key`, made when its first event arrives. At most 32 are kept (a row each).
+fn slot<'a>(run: &'a mut RunView, key: &str) -> &'a mut SlotView {
+    let i = match run.slots.iter().position(|s| s.key == key) {
+        Some(i) => i,
+        None => {
+            if run.slots.len() >= 32 {
+                run.slots.remove(0);
+            }
+            run.slots.push(SlotView {
+                key: key.to_string(),
+                ..SlotView::default()
+            });
+            run.slots.len() - 1
+        }
+    };
+    &mut run.slots[i]
 }
 
 fn log_line(event: &Event) -> Option<String> {
@@ -253,7 +288,11 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     frame.render_widget(
         Paragraph::new(sample_lines(run, theme))
             .wrap(Wrap { trim: true })
-            .block(block("Current sample".into(), false, theme)),
+            .block(block(
+                format!("Samples · {} in flight", run.slots.len()),
+                false,
+                theme,
+            )),
         sample,
     );
     render_accuracy_chart(run, frame, chart, theme);
@@ -291,39 +330,60 @@ fn sample_lines(run: &RunView, theme: &Theme) -> Vec<Line<'static>> {
             ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((s.accuracy * 7.0).round() as usize).min(7)]
         })
         .collect();
-    vec![
-        Line::from(vec![
-            Span::styled("question: ", theme.dim()),
-            Span::raw(short(&run.question, 400)),
-        ]),
-        Line::from(vec![
-            Span::styled("answer:   ", theme.dim()),
-            Span::raw(short(&run.answer, 200)),
-        ]),
-        Line::from(vec![
-            Span::styled("verdict:  ", theme.dim()),
-            Span::styled(
-                run.verdict.clone(),
-                if run.verdict.starts_with("right") {
-                    theme.added()
-                } else {
-                    theme.removed()
-                },
-            ),
-        ]),
-        Line::from(vec![
-            Span::styled("insight:  ", theme.dim()),
-            Span::raw(short(&run.insight, 300)),
-        ]),
-        Line::from(vec![
-            Span::styled("accuracy: ", theme.dim()),
-            Span::raw(if bars.is_empty() {
-                acc.join(" · ")
+    let verdict_style = |s: &SlotView| match s.correct {
+        Some(true) => theme.added(),
+        Some(false) => theme.removed(),
+        None => theme.dim(),
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled("accuracy: ", theme.dim()),
+        Span::raw(if bars.is_empty() {
+            acc.join(" · ")
+        } else {
+            format!("{bars} {}", acc.join(" · "))
+        }),
+    ])];
+    // one row per sample in flight: its own question, answer and verdict
+    for s in &run.slots {
+        let state = if s.verdict.is_empty() {
+            if s.answer.is_empty() {
+                "answering".to_string()
             } else {
-                format!("{bars} {}", acc.join(" · "))
-            }),
-        ]),
-    ]
+                format!("answered {}", short(&s.answer, 24))
+            }
+        } else {
+            s.verdict.clone()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("▸ {} ", s.key), theme.dim()),
+            Span::raw(format!("{} · ", short(&s.question, 50))),
+            Span::styled(short(&state, 60), verdict_style(s)),
+        ]));
+    }
+    // the last finished sample in detail
+    if let Some(s) = &run.last {
+        lines.push(Line::from(Span::styled(
+            format!("last finished: {}", s.key),
+            theme.dim(),
+        )));
+        lines.push(Line::from(vec![
+            Span::styled("question: ", theme.dim()),
+            Span::raw(short(&s.question, 400)),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("answer:   ", theme.dim()),
+            Span::raw(short(&s.answer, 200)),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("verdict:  ", theme.dim()),
+            Span::styled(s.verdict.clone(), verdict_style(s)),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("insight:  ", theme.dim()),
+            Span::raw(short(&s.insight, 300)),
+        ]));
+    }
+    lines
 }
 
 /// Accuracy per epoch, train and validation, as a line chart (0–100%).
