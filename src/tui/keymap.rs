@@ -479,9 +479,49 @@ pub fn hint_line(layers: &[Layer]) -> String {
         .join(" · ")
 }
 
+/// The hints of `layers` that fit in `width` columns, in the table's order (the focused pane's
+/// own first), skipping those that do not fit; the help hint always ends the line.
+pub fn fitted_hint_line(layers: &[Layer], width: usize) -> String {
+    let help = hints(&[Layer::Global])
+        .find(|h| h.cmds.contains(&Cmd::Help))
+        .map(Hint::text)
+        .unwrap_or_else(|| "? help".into());
+    let mut used = help.chars().count();
+    let mut shown = Vec::new();
+    for text in hints(layers).map(Hint::text).filter(|t| *t != help) {
+        let cost = text.chars().count() + 3;
+        if used + cost <= width {
+            used += cost;
+            shown.push(text);
+        }
+    }
+    shown.push(help);
+    shown.join(" · ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_footer_fits_its_width_and_always_ends_with_help() {
+        for width in [40, 80, 120, 200] {
+            for layers in [
+                &[Layer::Bullets, Layer::Playbook, Layer::Global][..],
+                &[Layer::Queue, Layer::Global][..],
+            ] {
+                let line = fitted_hint_line(layers, width);
+                assert!(line.chars().count() <= width, "{width}: {line}");
+                assert!(line.ends_with("? help"), "{width}: {line}");
+            }
+        }
+        // wide enough, nothing is left out
+        let all = hint_line(&[Layer::Queue, Layer::Global]);
+        assert_eq!(
+            fitted_hint_line(&[Layer::Queue, Layer::Global], 1000).len(),
+            all.len()
+        );
+    }
 
     #[test]
     fn every_binding_is_described_and_every_hint_is_bound() {

@@ -96,7 +96,7 @@ fn render_footer(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     let text = vec![
         Line::from(Span::styled(message, theme.changed())),
         Line::from(Span::styled(
-            keymap::hint_line(state.focus.layers()),
+            keymap::fitted_hint_line(state.focus.layers(), usize::from(area.width)),
             theme.dim(),
         )),
     ];
