@@ -652,15 +652,27 @@ pub fn story(out: &mut impl Write, s: &BulletStory) -> Result<()> {
     for p in &s.history {
         writeln!(
             out,
-            "  revision {:>5} {} {:<12} helpful={} harmful={} neutral={} {}",
+            "  revision {:>5} {} {:<12} helpful={} harmful={} neutral={} {}{}{}",
             p.revision,
             p.created_at,
             p.source,
             p.helpful,
             p.harmful,
             p.neutral,
-            p.status.map_or("deleted", |s| s.as_str())
+            p.status.map_or("deleted", |s| s.as_str()),
+            p.author
+                .as_deref()
+                .map(|a| format!(" by {a}"))
+                .unwrap_or_default(),
+            if p.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", p.changed.join(", "))
+            }
         )?;
+        if let Some(c) = &p.content {
+            writeln!(out, "      now: {c}")?;
+        }
     }
     if s.cited_by.is_empty() {
         writeln!(out, "not cited by any run yet")?;

@@ -19,6 +19,12 @@ pub struct CounterPoint {
     pub neutral: u64,
     /// `None`: the revision deleted the row (a revert of the ADD that created it).
     pub status: Option<BulletStatus>,
+    /// Who made the revision (a person who edited a curator's op is credited as its editor).
+    pub author: Option<String>,
+    /// What else changed: `content`, a move (`moved 'A' → 'B'`), `metadata`.
+    pub changed: Vec<String>,
+    /// The content after it, when it changed.
+    pub content: Option<String>,
 }
 
 /// Where a bullet came from and what happened to it.
@@ -40,7 +46,13 @@ impl Store {
     pub fn bullet_story(&self, playbook: &str, bullet_id: &str) -> Result<BulletStory> {
         let pb = playbook_id(&self.conn, playbook)?;
         let mut stmt = self.conn.prepare(
-            "SELECT r.id, r.created_at, r.source, o.before IS NULL, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+            "SELECT r.id, r.created_at, r.source, o.before IS NULL, o.after, o.before, r.author,
+                    (SELECT b.decided_by FROM pending_batches b JOIN pending_ops po ON po.batch_id = b.id
+                      WHERE b.revision_id = r.id AND po.status = 'edited'
+                        AND (json_extract(po.edited_op, '$.bullet_id') = o.key
+                             OR (o.before IS NULL AND json_extract(po.edited_op, '$.content') = json_extract(o.after, '$.content')))
+                      LIMIT 1)
+             FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = ?1 AND o.kind = 'bullet' AND o.key = ?2 ORDER BY r.id, o.idx",
         )?;
         let mut origin = None;
@@ -52,15 +64,38 @@ impl Store {
                 column::<Source>(r, 2, false)?,
                 r.get::<_, bool>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })?;
         for row in rows {
-            let (revision, created_at, source, created, after) = row?;
+            let (revision, created_at, source, created, after, before, author, editor) = row?;
+            let before: Option<crate::playbook::Bullet> =
+                before.and_then(|b| serde_json::from_str(&b).ok());
             if created && origin.is_none() {
                 origin = Some(revision);
             }
             let after: Option<crate::playbook::Bullet> =
                 after.and_then(|a| serde_json::from_str(&a).ok());
+            let mut changed = Vec::new();
+            let mut content = None;
+            if let (Some(b), Some(a)) = (&before, &after) {
+                if b.content != a.content {
+                    changed.push("content".to_string());
+                    content = Some(a.content.clone());
+                }
+                if b.section != a.section {
+                    changed.push(format!("moved '{}' → '{}'", b.section, a.section));
+                }
+                if b.metadata != a.metadata {
+                    changed.push("metadata".to_string());
+                }
+            }
+            // an op a person edited before approving is theirs
+            let author = editor
+                .map(|e| format!("{e} (edited the proposal)"))
+                .or(author);
             let point = match after {
                 Some(b) => CounterPoint {
                     revision,
@@ -70,6 +105,9 @@ impl Store {
                     harmful: b.harmful,
                     neutral: b.neutral,
                     status: Some(b.status),
+                    author,
+                    changed,
+                    content,
                 },
                 None => CounterPoint {
                     revision,
@@ -79,6 +117,9 @@ impl Store {
                     harmful: 0,
                     neutral: 0,
                     status: None,
+                    author,
+                    changed,
+                    content,
                 },
             };
             match history.last_mut() {

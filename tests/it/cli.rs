@@ -664,3 +664,63 @@ fn db_status_and_delta_apply_speak_json_for_scripts() {
         serde_json::json!(["misc-00001"])
     );
 }
+
+#[test]
+fn a_bullet_story_shows_edits_and_moves_and_credits_the_person_who_edited_a_proposal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    {
+        let mut store = ace::store::Store::open(&db).unwrap();
+        store
+            .propose(
+                "p",
+                "k1",
+                None,
+                "curator's idea",
+                &[(
+                    "c-1".into(),
+                    ace::delta::DeltaOp::Add(ace::delta::AddOp::new("OTHERS", "curator text")),
+                )],
+                &Default::default(),
+            )
+            .unwrap();
+    }
+    let op = dir.path().join("op.json");
+    std::fs::write(
+        &op,
+        r#"{"type": "ADD", "section": "OTHERS", "content": "ana's better text"}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &[
+            "queue",
+            "edit",
+            "1",
+            "--op",
+            "0",
+            "--file",
+            op.to_str().unwrap(),
+            "--author",
+            "ana",
+        ],
+    );
+    let file = dir.path().join("d.json");
+    std::fs::write(
+        &file,
+        r#"{"author": "bob", "operations": [{"type": "UPDATE", "bullet_id": "misc-00001", "section": "STRATEGIES AND HARD RULES", "content": "bob's text"}]}"#,
+    )
+    .unwrap();
+    ok(
+        &db,
+        &["delta", "apply", file.to_str().unwrap(), "--playbook", "p"],
+    );
+    let story = ok(&db, &["bullet", "story", "misc-00001"]);
+    assert!(story.contains("by ana (edited the proposal)"), "{story}");
+    assert!(
+        story.contains("by bob · content, moved 'OTHERS' → 'STRATEGIES AND HARD RULES'"),
+        "{story}"
+    );
+    assert!(story.contains("now: bob's text"), "{story}");
+}
