@@ -154,19 +154,22 @@ impl Runner {
                         Ok((Some((last, outcome.revision())), snapshot(s, &name)?))
                     })
                     .await;
-                    let message = match result {
+                    // the message first: by the time the panes show the result, it is said
+                    match result {
                         Ok((None, _)) => {
-                            Action::Info("no hand edit of this playbook to undo".into())
+                            let _ = tx
+                                .send(Action::Info("no hand edit of this playbook to undo".into()));
                         }
                         Ok((Some((last, revision)), snap)) => {
-                            let _ = tx.send(Action::Loaded(Box::new(snap)));
-                            Action::Info(format!(
+                            let _ = tx.send(Action::Info(format!(
                                 "undone: revision {last} reverted as revision {revision}"
-                            ))
+                            )));
+                            let _ = tx.send(Action::Loaded(Box::new(snap)));
                         }
-                        Err(e) => Action::Failed(e.to_string()),
-                    };
-                    let _ = tx.send(message);
+                        Err(e) => {
+                            let _ = tx.send(Action::Failed(e.to_string()));
+                        }
+                    }
                 });
             }
             Effect::Apply(edit) => {
