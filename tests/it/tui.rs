@@ -1421,3 +1421,32 @@ fn samples_in_flight_each_keep_their_own_question_answer_and_verdict() {
     );
     assert!(shown.contains("last finished: train/1/1/2"), "{shown}");
 }
+
+#[test]
+fn progress_and_accuracy_move_with_each_sample() {
+    let mut st = State::new(String::new(), String::new(), RunConfig::default());
+    update(&mut st, started("run-1", 10, false));
+    let eval = |st: &mut State, key: &str, round: u32, correct: bool| {
+        update(
+            st,
+            Action::Run(Box::new(Event::Evaluated {
+                key: key.into(),
+                round,
+                correct,
+                feedback: String::new(),
+            })),
+        )
+    };
+    eval(&mut st, "train/1/1/0", 1, true);
+    eval(&mut st, "train/1/1/1", 1, false);
+    eval(&mut st, "train/1/1/1", 2, true); // a retry is not a new sample
+    eval(&mut st, "val/1/1/0", 1, true); // nor is a validation sample
+    assert_eq!(st.run.done, 2);
+    assert_eq!(st.run.so_far, Some((1, 2)));
+    // a new epoch starts counting again
+    eval(&mut st, "train/2/6/0", 1, true);
+    assert_eq!(
+        (st.run.epoch, st.run.done, st.run.so_far),
+        (2, 1, Some((1, 1)))
+    );
+}

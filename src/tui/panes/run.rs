@@ -91,11 +91,30 @@ pub fn event(state: &mut State, event: Event) -> Vec<Effect> {
             feedback,
             round,
         } => {
-            let slot = slot(run, key);
-            slot.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
-            slot.correct = Some(*correct);
-            if *round > 1 {
-                slot.verdict.push_str(&format!(" (attempt {round})"));
+            {
+                let slot = slot(run, key);
+                slot.verdict = format!("{} — {feedback}", if *correct { "right" } else { "wrong" });
+                slot.correct = Some(*correct);
+                if *round > 1 {
+                    slot.verdict.push_str(&format!(" (attempt {round})"));
+                }
+            }
+            // progress and accuracy move per sample (the batch's end then sets them exactly)
+            let mut parts = key.split('/');
+            if *round == 1
+                && matches!(parts.next(), Some("train" | "online"))
+                && let Some(epoch) = parts.next().and_then(|e| e.parse::<u32>().ok())
+            {
+                if epoch != run.epoch.max(1) && epoch > run.epoch {
+                    run.epoch = epoch;
+                    run.done = 0;
+                    run.so_far = None;
+                }
+                if run.total == 0 || run.done < run.total {
+                    run.done += 1;
+                }
+                let (c, n) = run.so_far.unwrap_or((0, 0));
+                run.so_far = Some((c + u64::from(*correct), n + 1));
             }
         }
         Event::Reflected {
