@@ -234,11 +234,10 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                 }
                 // each training sample moves the bar (its batch's end then sets it exactly)
                 Event::Evaluated { key, round: 1, .. }
-                    if key.starts_with("train/") || key.starts_with("online/") =>
+                    if (key.starts_with("train/") || key.starts_with("online/"))
+                        && bar.position() < bar.length().unwrap_or(u64::MAX) =>
                 {
-                    if bar.position() < bar.length().unwrap_or(u64::MAX) {
-                        bar.inc(1);
-                    }
+                    bar.inc(1);
                 }
                 Event::BatchFinished { epoch, done, correct_so_far, seen_so_far, .. } => {
                     bar.set_position((u64::from(epoch) - 1) * bar.length().unwrap_or(0) / epochs + done as u64);
