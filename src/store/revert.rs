@@ -73,6 +73,8 @@ impl Store {
         batch.author = author.map(str::to_string);
         let mut writer = writer::begin(&tx, playbook_id, &batch, Some(id))?;
         let mut renames: HashMap<String, Option<String>> = HashMap::new();
+        // reverted before, or forced past conflicts: what is already undone is not written again
+        let again = force || previous_reverts > 0;
         for change in changes.iter().rev() {
             match change {
                 Change::Bullet {
@@ -99,16 +101,18 @@ impl Store {
                             t.section.clone_from(now);
                         }
                     }
-                    // already as it should be (its time stamp aside): nothing to write
-                    let unchanged = match (&current, &target) {
-                        (Some(c), Some(t)) => {
-                            let mut t = t.clone();
-                            t.updated_at.clone_from(&c.updated_at);
-                            *c == t
-                        }
-                        (None, None) => true,
-                        _ => false,
-                    };
+                    // already as it should be (its time stamp aside): nothing to write, when
+                    // the revision was reverted before or the revert is forced
+                    let unchanged = again
+                        && match (&current, &target) {
+                            (Some(c), Some(t)) => {
+                                let mut t = t.clone();
+                                t.updated_at.clone_from(&c.updated_at);
+                                *c == t
+                            }
+                            (None, None) => true,
+                            _ => false,
+                        };
                     if unchanged {
                         continue;
                     }
@@ -192,7 +196,7 @@ impl Store {
             }
         }
         let applied = writer.finish();
-        if applied.changes.is_empty() {
+        if again && applied.changes.is_empty() {
             // nothing left to undo (reverted before, or changed back by hand): no empty revision
             return Err(StoreError::RevertConflict {
                 revision: id,

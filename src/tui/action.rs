@@ -27,6 +27,10 @@ pub enum Action {
     },
     /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
     UnfinishedRuns(Vec<Unfinished>),
+    /// Every run, newest first, with totals (answer to `LoadRuns`).
+    Runs(Vec<super::state::RunRow>),
+    /// One run's summary (answer to `LoadRunSummary`).
+    RunSummaryLoaded(Box<crate::adaptation::RunSummary>),
     /// The run form's settings are usable (its files exist); the run is starting.
     RunAccepted,
     /// The run form names something the run cannot use: the field (a form key) and why.
@@ -89,6 +93,9 @@ pub enum Effect {
     OpenPlaybook(String),
     /// Lists the runs that did not finish (for `R`).
     LoadUnfinishedRuns,
+    /// Every run of the database, with totals (the runs list; reloaded while it is open).
+    LoadRuns,
+    LoadRunSummary(String),
     /// Resumes a run with its stored configuration (`ace train --resume`).
     ResumeRun {
         run: String,

@@ -108,6 +108,7 @@ pub enum Cmd {
     // the run
     StartRun,
     ResumeRun,
+    AllRuns,
     PauseResume,
     Step,
     ToBatchEnd,
@@ -258,6 +259,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Playbook, &[ch('u')], Cmd::Undo),
     bind(L::Run, &[ch('r')], Cmd::StartRun),
     bind(L::Run, &[ch('R')], Cmd::ResumeRun),
+    bind(L::Run, &[ch('L')], Cmd::AllRuns),
     bind(L::Run, &[ch('p')], Cmd::PauseResume),
     bind(L::Run, &[ch(' ')], Cmd::Step),
     bind(L::Run, &[ch('b')], Cmd::ToBatchEnd),
@@ -365,6 +367,7 @@ pub const HINTS: &[Hint] = &[
     hint(L::Playbook, &[Cmd::Undo], "undo last hand edit"),
     hint(L::Run, &[Cmd::StartRun], "start run"),
     hint(L::Run, &[Cmd::ResumeRun], "resume run"),
+    hint(L::Run, &[Cmd::AllRuns], "all runs"),
     hint(L::Run, &[Cmd::PauseResume], "pause/resume"),
     hint(L::Run, &[Cmd::Step], "step sample"),
     hint(L::Run, &[Cmd::ToBatchEnd], "to batch end"),

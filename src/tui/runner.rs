@@ -214,6 +214,27 @@ impl Runner {
                 }
                 self.reload(true);
             }
+            Effect::LoadRuns => self.job(
+                |s| {
+                    let totals = s.run_totals()?;
+                    let mut rows = Vec::new();
+                    for run in s.runs()? {
+                        let live = matches!(run.status, RunStatus::Running | RunStatus::Waiting)
+                            && s.run_is_live(&run.id)?;
+                        rows.push(super::state::RunRow {
+                            totals: totals.get(&run.id).cloned().unwrap_or_default(),
+                            run,
+                            live,
+                        });
+                    }
+                    Ok(rows)
+                },
+                Action::Runs,
+            ),
+            Effect::LoadRunSummary(id) => self.job(
+                move |s| s.run_summary(&id),
+                |summary| Action::RunSummaryLoaded(Box::new(summary)),
+            ),
             Effect::LoadUnfinishedRuns => self.job(
                 |s| {
                     let mut out = Vec::new();

@@ -51,6 +51,14 @@ pub enum Sort {
     Recent,
 }
 
+/// A run as the runs list shows it: its record, totals, and whether a process drives it now.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub run: RunRecord,
+    pub totals: crate::adaptation::RunTotals,
+    pub live: bool,
+}
+
 /// A run that did not finish, as the resume picker lists it.
 #[derive(Debug, Clone)]
 pub struct Unfinished {
@@ -200,6 +208,8 @@ pub struct State {
     pub op_sel: usize,
     pub revisions: Vec<Revision>,
     pub revision_sel: usize,
+    /// Ticks counted while a live list is open (it reloads every few).
+    pub ticks: u32,
     pub revision_detail: Option<RevisionDetail>,
     /// `ace playbook show --at` in the workbench: the playbook as of the selected revision.
     pub viewing_at: Option<(i64, Playbook)>,
@@ -244,6 +254,7 @@ impl State {
             op_sel: 0,
             revisions: Vec::new(),
             revision_sel: 0,
+            ticks: 0,
             revision_detail: None,
             viewing_at: None,
             run: RunView::default(),

@@ -57,7 +57,43 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
                 None => Vec::new(),
             }
         }
-        Action::Key(_) | Action::Tick => Vec::new(),
+        Action::Tick => {
+            // the runs list follows live runs (this workbench's and other processes') every 2 s
+            if let Some(Popup::Runs { rows, sel, detail }) = &state.popup {
+                state.ticks = state.ticks.wrapping_add(1);
+                if state.ticks.is_multiple_of(2) {
+                    let mut effects = vec![Effect::LoadRuns];
+                    if detail.is_some()
+                        && let Some(r) = rows.get(*sel)
+                    {
+                        effects.push(Effect::LoadRunSummary(r.run.id.clone()));
+                    }
+                    return effects;
+                }
+            }
+            Vec::new()
+        }
+        Action::Runs(new_rows) => {
+            if let Some(Popup::Runs { rows, sel, .. }) = &mut state.popup {
+                // the selection follows its run
+                let picked = rows.get(*sel).map(|r| r.run.id.clone());
+                *rows = new_rows;
+                *sel = picked
+                    .and_then(|id| rows.iter().position(|r| r.run.id == id))
+                    .unwrap_or(0)
+                    .min(rows.len().saturating_sub(1));
+            }
+            Vec::new()
+        }
+        Action::RunSummaryLoaded(summary) => {
+            if let Some(Popup::Runs { detail, rows, sel }) = &mut state.popup
+                && rows.get(*sel).is_some_and(|r| r.run.id == summary.run.id)
+            {
+                *detail = Some(summary);
+            }
+            Vec::new()
+        }
+        Action::Key(_) => Vec::new(),
         Action::ScrollUp => move_selection(state, -3),
         Action::ScrollDown => move_selection(state, 3),
         Action::Loaded(snapshot) => {

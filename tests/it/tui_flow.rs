@@ -373,3 +373,69 @@ fn u_undoes_the_last_hand_edit_as_a_revert_revision() {
     drop(wb);
     server.shutdown();
 }
+
+/// `L` lists every run of the database, a run another process drives included, live.
+#[test]
+fn the_runs_list_shows_every_run_and_follows_one_another_process_drives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
+    let db = dir.path().join("ace.db");
+    let playbook = wb.state.playbook.name.clone();
+    // a headless run on the same database, waiting for a person's approval
+    let dataset =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample/dataset.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("ACE_BASE_URL", server.base_url())
+        .env("ACE_MODEL", "scripted")
+        .arg("--db")
+        .arg(&db)
+        .args(["train", "--playbook", &playbook, "--dataset"])
+        .arg(&dataset)
+        .args(["--approve", "wait", "--batch-size", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('L'));
+    let listed = |s: &State| match &s.popup {
+        Some(Popup::Runs { rows, .. }) => rows.iter().any(|r| r.live && r.totals.calls > 0),
+        _ => false,
+    };
+    let seen = wb.wait_until(WAIT, listed);
+    let shown = screen(&wb.state);
+    // its details: accuracy, deltas and calls per role
+    press(&mut wb, KeyCode::Enter);
+    let detailed = wb.wait_until(WAIT, |s| {
+        matches!(
+            &s.popup,
+            Some(Popup::Runs {
+                detail: Some(_),
+                ..
+            })
+        )
+    });
+    let detail = screen(&wb.state);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "the other process's run is listed live: {shown}");
+    assert!(shown.contains("run-1") && shown.contains("live"), "{shown}");
+    assert!(detailed, "Enter shows the run's details");
+    assert!(
+        detail.contains("deltas:") && detail.contains("generator"),
+        "{detail}"
+    );
+    // Esc goes back to the list, then closes it
+    press(&mut wb, KeyCode::Esc);
+    assert!(matches!(
+        &wb.state.popup,
+        Some(Popup::Runs { detail: None, .. })
+    ));
+    press(&mut wb, KeyCode::Esc);
+    assert!(wb.state.popup.is_none());
+    drop(wb);
+    server.shutdown();
+}

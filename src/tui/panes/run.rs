@@ -22,6 +22,14 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
         }
         Cmd::StartRun => state.popup = Some(Popup::RunForm(run_form(&state.default_run))),
         Cmd::ResumeRun => return vec![Effect::LoadUnfinishedRuns],
+        Cmd::AllRuns => {
+            state.popup = Some(Popup::Runs {
+                rows: Vec::new(),
+                sel: 0,
+                detail: None,
+            });
+            return vec![Effect::LoadRuns];
+        }
         Cmd::PauseResume | Cmd::Step | Cmd::ToBatchEnd | Cmd::ToEpochEnd | Cmd::CancelRun
             if !active =>
         {

@@ -7,6 +7,7 @@ mod help;
 mod input;
 mod pick;
 mod run_form;
+pub mod runs;
 
 pub use confirm::Confirmed;
 pub use input::{InputFor, input, wrapping_editor};
@@ -18,7 +19,7 @@ use ratatui_textarea::TextArea;
 
 use super::action::Effect;
 use super::keymap::{self, Layer};
-use super::state::{State, Unfinished};
+use super::state::{RunRow, State, Unfinished};
 use super::theme::Theme;
 
 pub enum Popup {
@@ -53,6 +54,12 @@ pub enum Popup {
         runs: Vec<Unfinished>,
         sel: usize,
     },
+    /// Every run, with the selected one's summary when asked.
+    Runs {
+        rows: Vec<RunRow>,
+        sel: usize,
+        detail: Option<Box<crate::adaptation::RunSummary>>,
+    },
     /// Picking the section a bullet moves to.
     MoveTo {
         bullet: String,
@@ -70,9 +77,10 @@ impl Popup {
             Popup::EditOp { .. } => &[Layer::EditOp],
             Popup::Input { purpose, .. } => input::layers(purpose),
             Popup::RunForm(_) => &[Layer::RunForm],
-            Popup::PickPlaybook { .. } | Popup::ResumeRun { .. } | Popup::MoveTo { .. } => {
-                &[Layer::Pick]
-            }
+            Popup::PickPlaybook { .. }
+            | Popup::ResumeRun { .. }
+            | Popup::MoveTo { .. }
+            | Popup::Runs { .. } => &[Layer::Pick],
         }
     }
 }
@@ -93,6 +101,7 @@ pub fn key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             editor,
         } => input::key(state, purpose, title, editor, cmd, key),
         Popup::RunForm(form) => run_form::key(state, form, cmd, key),
+        Popup::Runs { rows, sel, detail } => runs::key(state, rows, sel, detail, cmd),
         popup @ (Popup::PickPlaybook { .. } | Popup::ResumeRun { .. } | Popup::MoveTo { .. }) => {
             pick::key(state, popup, cmd)
         }
@@ -110,6 +119,9 @@ pub fn render(state: &State, popup: &Popup, frame: &mut Frame, theme: &Theme) {
             editor,
         } => input::render(purpose, title, editor, frame, theme),
         Popup::RunForm(form) => run_form::render(form, frame, theme),
+        Popup::Runs { rows, sel, detail } => {
+            runs::render(rows, *sel, detail.as_deref(), frame, theme)
+        }
         Popup::PickPlaybook { .. } | Popup::ResumeRun { .. } | Popup::MoveTo { .. } => {
             pick::render(popup, frame, theme)
         }

@@ -1,0 +1,161 @@
+//! Every run of the database (`L` in the Run pane): status, accuracy, tokens, cost and wall time,
+//! live ones (this workbench's or another process's) updating while the list is open; Enter shows
+//! a run's accuracy per epoch and split, its deltas and its cost per role.
+
+use ratatui::Frame;
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::Popup;
+use crate::adaptation::RunSummary;
+use crate::tui::action::Effect;
+use crate::tui::keymap::{self, Cmd, Layer};
+use crate::tui::state::{RunRow, State};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, centered, pick_list};
+
+fn rate(x: Option<(u64, u64)>) -> String {
+    x.map_or_else(
+        || "-".into(),
+        |(c, n)| format!("{:.1}%", 100.0 * c as f64 / n.max(1) as f64),
+    )
+}
+
+/// One line of the list.
+pub fn row_line(r: &RunRow) -> String {
+    let t = &r.totals;
+    let train = if t.online.is_some() {
+        t.online
+    } else {
+        t.train
+    };
+    // a run some process drives right now is marked live, next to its status
+    let status = format!("{}{}", r.run.status, if r.live { " live" } else { "" });
+    format!(
+        "{:<8} {:<14} {:<13} train {:>6} · val {:>6} · test {:>6} · {:>9} tok · ${:.4} · {:.0}s",
+        r.run.id,
+        r.run.playbook,
+        status,
+        rate(train),
+        rate(t.val),
+        rate(t.test),
+        t.prompt_tokens + t.completion_tokens,
+        t.cost_usd,
+        t.wall_secs,
+    )
+}
+
+pub(super) fn key(
+    state: &mut State,
+    rows: Vec<RunRow>,
+    sel: usize,
+    detail: Option<Box<RunSummary>>,
+    cmd: Option<Cmd>,
+) -> Vec<Effect> {
+    let last = rows.len().saturating_sub(1);
+    match cmd {
+        // Esc leaves the detail first, then the list
+        Some(Cmd::Close) if detail.is_some() => {
+            state.popup = Some(Popup::Runs {
+                rows,
+                sel,
+                detail: None,
+            });
+        }
+        Some(Cmd::Close) => {}
+        Some(Cmd::Pick) => {
+            let effects = rows
+                .get(sel)
+                .map(|r| vec![Effect::LoadRunSummary(r.run.id.clone())])
+                .unwrap_or_default();
+            state.popup = Some(Popup::Runs { rows, sel, detail });
+            return effects;
+        }
+        other => {
+            let sel = match other {
+                Some(Cmd::Down) => (sel + 1).min(last),
+                Some(Cmd::Up) => sel.saturating_sub(1),
+                Some(Cmd::Top) => 0,
+                Some(Cmd::Bottom) => last,
+                _ => sel,
+            };
+            state.popup = Some(Popup::Runs {
+                rows,
+                sel,
+                detail: None,
+            });
+        }
+    }
+    Vec::new()
+}
+
+pub(super) fn render(
+    rows: &[RunRow],
+    sel: usize,
+    detail: Option<&RunSummary>,
+    frame: &mut Frame,
+    theme: &Theme,
+) {
+    let keys = keymap::hint_line(&[Layer::Pick]);
+    if let Some(s) = detail {
+        let mut lines = vec![Line::from(format!(
+            "{} · playbook '{}' · {} · {} · feedback: {}",
+            s.run.id, s.run.playbook, s.run.kind, s.run.status, s.run.feedback_mode
+        ))];
+        for a in &s.accuracy {
+            lines.push(Line::from(format!(
+                "  {:<6} epoch {:>2} batch {:>4}: {:>4}/{:<4} {:>5.1}%{}",
+                a.split.to_string(),
+                a.epoch,
+                a.step,
+                a.correct,
+                a.total,
+                100.0 * a.correct as f64 / a.total.max(1) as f64,
+                a.revision
+                    .map(|r| format!("  (revision {r})"))
+                    .unwrap_or_default()
+            )));
+        }
+        if let Some(best) = s.run.best_revision {
+            lines.push(Line::from(format!(
+                "best validation playbook: revision {best}"
+            )));
+        }
+        lines.push(Line::from(format!(
+            "deltas: {} proposed, {} approved, {} rejected, {} pending",
+            s.proposed_ops, s.approved_ops, s.rejected_ops, s.pending_ops
+        )));
+        for (role, t) in &s.roles {
+            lines.push(Line::from(format!(
+                "  {role:<10} {} calls · {} + {} tokens · ${:.4}",
+                t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd
+            )));
+        }
+        if let Some(e) = &s.run.error {
+            lines.push(Line::from(format!("error: {e}")));
+        }
+        let r = centered(frame.area(), 110, lines.len() as u16 + 2);
+        frame.render_widget(Clear, r);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block(format!("run {} · Esc back", s.run.id), true, theme)),
+            r,
+        );
+        return;
+    }
+    let lines: Vec<String> = if rows.is_empty() {
+        vec!["no runs yet (r starts one)".into()]
+    } else {
+        rows.iter().map(row_line).collect()
+    };
+    let r = centered(frame.area(), 120, lines.len() as u16 + 2);
+    pick_list(
+        frame,
+        r,
+        format!("runs · Enter details · {keys}"),
+        lines,
+        sel,
+        theme,
+    );
+}
