@@ -15,10 +15,13 @@ use super::theme::Theme;
 
 pub fn render(state: &State, frame: &mut Frame) {
     let theme = Theme::of(state);
+    // a long message (an error with its reason) wraps onto up to three lines instead of losing its end
+    let width = usize::from(frame.area().width.max(1));
+    let message_lines = state.message.chars().count().div_ceil(width).clamp(1, 3) as u16;
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(2),
+        Constraint::Length(message_lines + 1),
     ])
     .areas(frame.area());
     render_header(state, frame, header, &theme);
@@ -45,9 +48,16 @@ fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         "ace ",
         Style::default().add_modifier(Modifier::BOLD),
     )];
+    // narrow screens: the tabs not shown are their numbers only, so the playbook keeps its place
+    let narrow = area.width < 100;
     for (pane, label) in tabs {
         let active =
             state.focus == pane || (pane == Pane::Sections && state.focus == Pane::Bullets);
+        let label = if narrow && !active {
+            &label[..1]
+        } else {
+            label
+        };
         let label = if pane == Pane::Queue && state.pending_count() > 0 {
             format!("{label} ({})", state.pending_count())
         } else {
@@ -77,10 +87,23 @@ fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         (false, Some(b)) => format!(" · {}/{b} tokens", state.tokens),
         (false, None) => format!(" · {} tokens", state.tokens),
     };
-    spans.push(Span::raw(format!(
-        "· {}{at} ({} bullets{size}) · {}",
-        pb.name, state.active_count, state.model_label
-    )));
+    // the playbook and its size always show; the model label gets what room is left
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let shown = format!("· {}{at} ({} bullets{size})", pb.name, state.active_count);
+    let room = usize::from(area.width).saturating_sub(used + shown.chars().count() + 3);
+    let model = if state.model_label.chars().count() <= room {
+        state.model_label.clone()
+    } else if room > 1 {
+        let cut: String = state.model_label.chars().take(room - 1).collect();
+        format!("{cut}…")
+    } else {
+        String::new()
+    };
+    spans.push(Span::raw(if model.is_empty() {
+        shown
+    } else {
+        format!("{shown} · {model}")
+    }));
 
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -93,12 +116,18 @@ fn render_footer(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     } else {
         state.message.clone()
     };
-    let text = vec![
-        Line::from(Span::styled(message, theme.changed())),
-        Line::from(Span::styled(
+    let [message_area, hints_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(message, theme.changed())))
+            .wrap(ratatui::widgets::Wrap { trim: false }),
+        message_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
             keymap::fitted_hint_line(state.focus.layers(), usize::from(area.width)),
             theme.dim(),
-        )),
-    ];
-    frame.render_widget(Paragraph::new(text), area);
+        ))),
+        hints_area,
+    );
 }

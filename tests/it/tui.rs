@@ -1450,3 +1450,22 @@ fn progress_and_accuracy_move_with_each_sample() {
         (2, 1, Some((1, 1)))
     );
 }
+
+#[test]
+fn a_long_error_wraps_whole_and_the_header_keeps_the_playbook_at_any_width() {
+    let (_s, mut st) = fixture();
+    update(
+        &mut st,
+        Action::Failed(
+            "batch 'tui-edit-1a2b' rejected, nothing was written: operations[0] (UPDATE misc-00001): bullet misc-00001 was removed by revision 7 (REMOVE by ana); revert it first".into(),
+        ),
+    );
+    let shown = screen(&st, 80, 24);
+    assert!(shown.contains("revert it first"), "{shown}");
+    assert!(shown.contains("? help"), "{shown}");
+    for width in [60, 80, 120] {
+        let shown = screen(&st, width, 24);
+        let header = shown.lines().next().unwrap();
+        assert!(header.contains("fin (4 bullets"), "{width}: {header}");
+    }
+}
