@@ -1469,3 +1469,32 @@ fn a_long_error_wraps_whole_and_the_header_keeps_the_playbook_at_any_width() {
         assert!(header.contains("fin (4 bullets"), "{width}: {header}");
     }
 }
+
+#[test]
+fn the_chart_shows_train_validation_and_test_with_the_best_validation_marked() {
+    let mut st = State::new(String::new(), String::new(), RunConfig::default());
+    st.no_color = true;
+    update(&mut st, started("run-1", 4, false));
+    for (epoch, split, correct) in [
+        (1, Split::Train, 2),
+        (1, Split::Val, 3),
+        (2, Split::Train, 3),
+        (2, Split::Val, 2),
+        (2, Split::Test, 3),
+    ] {
+        update(
+            &mut st,
+            Action::Run(Box::new(Event::EpochFinished {
+                epoch,
+                split,
+                correct,
+                total: 4,
+            })),
+        );
+    }
+    key(&mut st, KeyCode::Char('2'));
+    let shown = screen(&st, 160, 40);
+    for name in ["train", "val", "test", "best val"] {
+        assert!(shown.contains(name), "{name} missing:\n{shown}");
+    }
+}

@@ -424,13 +424,34 @@ fn render_accuracy_chart(run: &RunView, frame: &mut Frame, area: Rect, theme: &T
             .map(|s| (f64::from(s.epoch), s.accuracy * 100.0))
             .collect()
     };
-    let (train, val) = (points(Split::Train), points(Split::Val));
+    let (mut train, val, test) = (
+        points(Split::Train),
+        points(Split::Val),
+        points(Split::Test),
+    );
+    // online windows are the run's training accuracy
+    train.extend(points(Split::Online));
     let block = block("Accuracy by epoch".into(), false, theme);
-    if train.is_empty() && val.is_empty() {
+    if train.is_empty() && val.is_empty() && test.is_empty() {
         frame.render_widget(Paragraph::new("no epoch finished yet").block(block), area);
         return;
     }
-    let epochs = train.iter().chain(&val).map(|p| p.0).fold(1.0, f64::max);
+    // the best validation (the playbook a test runs on), marked on its own
+    let best: Vec<(f64, f64)> = val
+        .iter()
+        .copied()
+        .fold(None, |b: Option<(f64, f64)>, p| match b {
+            Some(b) if b.1 >= p.1 => Some(b),
+            _ => Some(p),
+        })
+        .into_iter()
+        .collect();
+    let epochs = train
+        .iter()
+        .chain(&val)
+        .chain(&test)
+        .map(|p| p.0)
+        .fold(1.0, f64::max);
     let datasets = vec![
         Dataset::default()
             .name("train")
@@ -444,6 +465,18 @@ fn render_accuracy_chart(run: &RunView, frame: &mut Frame, area: Rect, theme: &T
             .graph_type(GraphType::Line)
             .style(theme.changed())
             .data(&val),
+        Dataset::default()
+            .name("test")
+            .marker(Marker::Block)
+            .graph_type(GraphType::Scatter)
+            .style(theme.removed())
+            .data(&test),
+        Dataset::default()
+            .name("best val")
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(theme.selected())
+            .data(&best),
     ];
     let chart = Chart::new(datasets)
         .block(block)
