@@ -71,6 +71,8 @@ pub enum Effect {
     Refresh,
     /// Revert the newest hand edit of the open playbook not reverted yet.
     UndoLastEdit,
+    /// Put text on the clipboard of the terminal (OSC 52: works over ssh and in tmux).
+    Copy(String),
     LoadRevision(i64),
     LoadStory(String),
     LoadPlaybookAt(i64),

@@ -18,6 +18,7 @@ pub mod update;
 pub mod widgets;
 mod workbench;
 
+pub use runner::write_clipboard;
 pub use render::render;
 pub use workbench::{Workbench, run};
 

@@ -35,6 +35,24 @@ fn author() -> String {
 }
 
 /// A hand edit as a batch: a fresh id from the clock, the person as author, source `human`.
+/// OSC 52: `ESC ] 52 ; c ; base64 BEL` sets the clipboard; inside tmux it is wrapped in tmux's
+/// passthrough so it reaches the outer terminal.
+pub fn write_clipboard(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let sequence = format!("\x1b]52;c;{data}\x07");
+    if std::env::var_os("TMUX").is_some() {
+        write!(
+            out,
+            "\x1bPtmux;{}\x1b\\",
+            sequence.replace('\x1b', "\x1b\x1b")
+        )?;
+    } else {
+        out.write_all(sequence.as_bytes())?;
+    }
+    out.flush()
+}
+
 fn hand_batch(edit: HandEdit) -> DeltaBatch {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -140,6 +158,10 @@ impl Runner {
                         Err(e) => Action::Failed(e.to_string()),
                     });
                 });
+            }
+            Effect::Copy(text) => {
+                // the terminal (or tmux, or the ssh client's terminal) puts it on the clipboard
+                let _ = write_clipboard(&mut std::io::stdout(), &text);
             }
             Effect::UndoLastEdit => {
                 let name = self.name();

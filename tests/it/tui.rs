@@ -1498,3 +1498,28 @@ fn the_chart_shows_train_validation_and_test_with_the_best_validation_marked() {
         assert!(shown.contains(name), "{name} missing:\n{shown}");
     }
 }
+
+#[test]
+fn c_copies_a_bullets_text_to_the_clipboard_through_the_terminal() {
+    let (_s, mut st) = fixture();
+    key(&mut st, KeyCode::Char('l'));
+    let content = st.selected_bullet().unwrap().content.clone();
+    assert_eq!(
+        key(&mut st, KeyCode::Char('c')),
+        vec![Effect::Copy(content.clone())]
+    );
+    assert!(
+        st.message.starts_with("copied the text of"),
+        "{}",
+        st.message
+    );
+    // the sequence a terminal reads: OSC 52 with the text in base64
+    let mut out = Vec::new();
+    ace::tui::write_clipboard(&mut out, "Quick ratio ✓").unwrap();
+    let out = String::from_utf8(out).unwrap();
+    if std::env::var_os("TMUX").is_none() {
+        assert_eq!(out, "\u{1b}]52;c;UXVpY2sgcmF0aW8g4pyT\u{7}");
+    } else {
+        assert!(out.contains("UXVpY2sgcmF0aW8g4pyT"), "{out:?}");
+    }
+}

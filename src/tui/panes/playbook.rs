@@ -167,6 +167,13 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
                 }
             }
         }
+        Cmd::CopyBullet => {
+            if let Some(b) = state.selected_bullet() {
+                let (id, text) = (b.id.clone(), b.content.clone());
+                state.message = format!("copied the text of {id} to the clipboard");
+                return vec![Effect::Copy(text)];
+            }
+        }
         Cmd::Undo => {
             state.message = "undoing the last hand edit…".into();
             return vec![Effect::UndoLastEdit];
