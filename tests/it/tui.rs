@@ -176,8 +176,8 @@ fn navigation_keys() {
         "j/k scroll the list"
     );
     key(&mut st, KeyCode::Char('G'));
-    // the last line of the help: one line per hint of the key table
-    let last = ace::tui::keymap::HINTS.len() as u16 - 1;
+    // the last line of the help: one line per hint of the key table, then the 9 editing keys
+    let last = ace::tui::keymap::HINTS.len() as u16 + 9 - 1;
     assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
     key(&mut st, KeyCode::Esc);
     assert!(st.popup.is_none());

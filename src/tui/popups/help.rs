@@ -21,8 +21,22 @@ fn lines(state: &State) -> Vec<String> {
         .chain(rest)
         .flat_map(|layer| HINTS.iter().filter(move |h| h.layer == layer))
         .map(|h| format!("{:<16} {:<30} {}", h.keys(), h.what, h.layer.name()))
+        .chain(EDITING.iter().map(|(keys, what)| format!("{keys:<16} {what:<30} editing text")))
         .collect()
 }
+
+/// The keys of every text field (the editor widget's own, emacs-like), listed after the table's.
+const EDITING: [(&str, &str); 9] = [
+    ("←/→ ↑/↓", "move the cursor"),
+    ("Home/End C-a/C-e", "start/end of the line"),
+    ("M-b/M-f", "word back/forward"),
+    ("Backspace/Del", "delete a character"),
+    ("C-k", "delete to the end of the line"),
+    ("C-w", "delete the word before"),
+    ("C-u/C-r", "undo/redo"),
+    ("C-y", "paste what was deleted"),
+    ("Alt-Enter", "new line (in bullet content)"),
+];
 
 pub(super) fn key(state: &mut State, scroll: u16, cmd: Option<Cmd>) -> Vec<Effect> {
     let last = lines(state).len().saturating_sub(1) as u16;
