@@ -296,7 +296,7 @@ pub enum QueueCmd {
     Approve {
         /// The queued batch (`ace queue list`)
         id: i64,
-        /// Only this op, by its number in `ace queue show` (from 0); repeatable
+        /// Only this op, by its number in `ace queue show` (from 1); repeatable
         #[arg(long = "op")]
         ops: Vec<usize>,
         /// Who decides (recorded on the revision)
@@ -307,7 +307,7 @@ pub enum QueueCmd {
     Reject {
         /// The queued batch (`ace queue list`)
         id: i64,
-        /// Only this op, by its number in `ace queue show` (from 0); repeatable
+        /// Only this op, by its number in `ace queue show` (from 1); repeatable
         #[arg(long = "op")]
         ops: Vec<usize>,
         /// Why (kept with the decision)
@@ -321,7 +321,7 @@ pub enum QueueCmd {
     Edit {
         /// The queued batch (`ace queue list`)
         id: i64,
-        /// The op to replace, by its number in `ace queue show` (from 0)
+        /// The op to replace, by its number in `ace queue show` (from 1)
         #[arg(long = "op")]
         op: usize,
         /// JSON file with the replacement op

@@ -13,6 +13,13 @@ use crate::playbook::DEFAULT_SECTIONS;
 use crate::playbook::format::{self, Format};
 use crate::store::{LATEST_VERSION, Store};
 
+/// Ops are numbered from 1 everywhere a person sees them (`queue show`, the workbench); the store
+/// counts from 0.
+fn op_index(n: usize) -> Result<usize> {
+    n.checked_sub(1)
+        .ok_or_else(|| anyhow::anyhow!("ops are numbered from 1, as `ace queue show` lists them"))
+}
+
 pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
     let mut store = match cmd {
         QueueCmd::List { .. } | QueueCmd::Show { .. } => Store::open_reading(db)?,
@@ -52,8 +59,8 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
                 store.decide(
                     id,
                     &ops.iter()
-                        .map(|i| (*i, Decision::Approve))
-                        .collect::<Vec<_>>(),
+                        .map(|i| Ok((op_index(*i)?, Decision::Approve)))
+                        .collect::<Result<Vec<_>>>()?,
                     &author,
                 )?
             };
@@ -73,7 +80,9 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
                 };
                 store.decide(
                     id,
-                    &ops.iter().map(|i| (*i, d.clone())).collect::<Vec<_>>(),
+                    &ops.iter()
+                        .map(|i| Ok((op_index(*i)?, d.clone())))
+                        .collect::<Result<Vec<_>>>()?,
                     &author,
                 )?
             };
@@ -88,7 +97,7 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
             let text = read_file(&file)?;
             let edited: crate::delta::DeltaOp = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a delta op", file.display()))?;
-            let outcome = store.decide(id, &[(op, Decision::Edit(edited))], &author)?;
+            let outcome = store.decide(id, &[(op_index(op)?, Decision::Edit(edited))], &author)?;
             print::decided(out, id, &outcome)
         }
     }

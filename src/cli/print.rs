@@ -354,7 +354,7 @@ pub fn queued(
     }
     writeln!(out)?;
     for op in &b.ops {
-        writeln!(out, "[{}] {}", op.idx, op.status)?;
+        writeln!(out, "[{}] {}", op.idx + 1, op.status)?;
         if op.edited.is_some() {
             // what gets applied is the edit; the proposal is kept for the record
             writeln!(out, "  (edited; proposed: {})", op.op.describe())?;

@@ -298,7 +298,8 @@ impl Store {
         for (idx, decision) in decisions {
             if *idx >= batch.ops.len() {
                 return Err(StoreError::Queue(format!(
-                    "queued batch {id} has no op {idx} (it has {})",
+                    "queued batch {id} has no op {} (its ops are 1 to {})",
+                    idx + 1,
                     batch.ops.len()
                 )));
             }
@@ -315,7 +316,7 @@ impl Store {
                         &at,
                     )
                     .map_err(|error| StoreError::Rejected {
-                        batch: format!("queue {id} op {idx}"),
+                        batch: format!("queue {id} op {}", idx + 1),
                         error,
                     })?;
                     (OpStatus::Edited, Some(serde_json::to_string(op)?), None)

@@ -699,7 +699,7 @@ fn a_bullet_story_shows_edits_and_moves_and_credits_the_person_who_edited_a_prop
             "edit",
             "1",
             "--op",
-            "0",
+            "1",
             "--file",
             op.to_str().unwrap(),
             "--author",

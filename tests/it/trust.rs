@@ -262,13 +262,18 @@ fn a_queue_edit_that_cannot_apply_is_refused_and_an_edit_shows_as_what_applies()
             "edit",
             "1",
             "--op",
-            "0",
+            "1",
             "--file",
             op.to_str().unwrap(),
         ],
     );
     assert!(err.contains("misc-00042"), "{err}");
-    assert!(ok(&db, &["queue", "show", "1"]).contains("[0] pending"));
+    assert!(ok(&db, &["queue", "show", "1"]).contains("[1] pending"));
+    // ops are numbered from 1 as queue show lists them
+    let err = fails(&db, &["queue", "approve", "1", "--op", "0"]);
+    assert!(err.contains("numbered from 1"), "{err}");
+    let err = fails(&db, &["queue", "approve", "1", "--op", "3"]);
+    assert!(err.contains("has no op 3 (its ops are 1 to 2)"), "{err}");
     std::fs::write(
         &op,
         r#"{"type": "ADD", "section": "OTHERS", "content": "edited text"}"#,
@@ -281,7 +286,7 @@ fn a_queue_edit_that_cannot_apply_is_refused_and_an_edit_shows_as_what_applies()
             "edit",
             "1",
             "--op",
-            "0",
+            "1",
             "--file",
             op.to_str().unwrap(),
         ],

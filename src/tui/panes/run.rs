@@ -258,9 +258,11 @@ fn log_line(event: &Event) -> Option<String> {
             pending: Some(p),
             ops,
             dropped,
-        } => format!("proposed batch {p}: {ops} ops ({dropped} dropped)"),
+        // `#N` is the proposal's number in the queue (3 Queue, `ace queue show N`), not the run's
+        // batch (which sample keys carry: split/epoch/batch/sample)
+        } => format!("queued proposal #{p}: {ops} ops ({dropped} dropped)"),
         Event::Applied { pending, revision } => format!(
-            "batch {pending} → {}",
+            "proposal #{pending} → {}",
             revision.map_or("nothing applied".into(), |r| format!("revision {r}"))
         ),
         Event::Warning { message } => format!("warning: {message}"),
