@@ -199,3 +199,52 @@ impl Replay {
         playbook.next_position = self.next_position;
     }
 }
+
+/// What differs between two states of a playbook, as changes from `before` to `after`: bullets
+/// added, removed, or changed in any field, and sections added or removed (for comparing two
+/// revisions, or a revision with the playbook now).
+pub fn diff(before: &crate::playbook::Playbook, after: &crate::playbook::Playbook) -> Vec<Change> {
+    let mut out = Vec::new();
+    let old: std::collections::HashMap<&str, &Bullet> =
+        before.bullets.iter().map(|b| (b.id.as_str(), b)).collect();
+    let new: std::collections::HashMap<&str, &Bullet> =
+        after.bullets.iter().map(|b| (b.id.as_str(), b)).collect();
+    for s in &after.sections {
+        if !before.sections.iter().any(|x| x.name == s.name) {
+            out.push(Change::Section {
+                name: s.name.clone(),
+                before: None,
+                after: Some(s.clone()),
+            });
+        }
+    }
+    for s in &before.sections {
+        if !after.sections.iter().any(|x| x.name == s.name) {
+            out.push(Change::Section {
+                name: s.name.clone(),
+                before: Some(s.clone()),
+                after: None,
+            });
+        }
+    }
+    for b in &after.bullets {
+        match old.get(b.id.as_str()) {
+            Some(o) if *o == b => {}
+            o => out.push(Change::Bullet {
+                id: b.id.clone(),
+                before: o.map(|o| (*o).clone()),
+                after: Some(b.clone()),
+            }),
+        }
+    }
+    for b in &before.bullets {
+        if !new.contains_key(b.id.as_str()) {
+            out.push(Change::Bullet {
+                id: b.id.clone(),
+                before: Some(b.clone()),
+                after: None,
+            });
+        }
+    }
+    out
+}

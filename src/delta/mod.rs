@@ -24,7 +24,7 @@ pub use apply::{
     Applied, Applier, ApplyError, ApplyOptions, ApplyOutcome, Head, PlaybookRows, SectionPolicy,
     Step,
 };
-pub use change::{Change, ChangeSummary, Replay};
+pub use change::{Change, ChangeSummary, Replay, diff};
 pub use import::import_batch;
 pub use memory::{MemoryOutcome, apply_in_memory};
 pub use rules::merge_metadata;

@@ -29,6 +29,8 @@ pub enum Action {
     UnfinishedRuns(Vec<Unfinished>),
     /// Every run, newest first, with totals (answer to `LoadRuns`).
     Runs(Vec<super::state::RunRow>),
+    /// Two states of the playbook compared (answer to `Compare`): a title and the changes.
+    Compared(String, Vec<crate::delta::Change>),
     /// One run's summary (answer to `LoadRunSummary`).
     RunSummaryLoaded(Box<crate::adaptation::RunSummary>),
     /// The run form's settings are usable (its files exist); the run is starting.
@@ -71,6 +73,11 @@ pub enum Effect {
     Refresh,
     /// Revert the newest hand edit of the open playbook not reverted yet.
     UndoLastEdit,
+    /// The playbook after revision `a` against revision `b` (or the playbook now).
+    Compare {
+        a: i64,
+        b: Option<i64>,
+    },
     /// Put text on the clipboard of the terminal (OSC 52: works over ssh and in tmux).
     Copy(String),
     LoadRevision(i64),

@@ -127,6 +127,8 @@ pub enum Cmd {
     PrevBatch,
     // revisions
     Diff,
+    Compare,
+    CompareNow,
     Revert,
     ViewAt,
     // popups
@@ -279,6 +281,8 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Revisions, &[code(Enter)], Cmd::Diff),
     bind(L::Revisions, &[ch('r')], Cmd::Revert),
     bind(L::Revisions, &[ch('v')], Cmd::ViewAt),
+    bind(L::Revisions, &[ch('c')], Cmd::Compare),
+    bind(L::Revisions, &[ch('w')], Cmd::CompareNow),
     bind(L::Help, &[ch('j'), code(Down)], Cmd::Down),
     bind(L::Help, &[ch('k'), code(Up)], Cmd::Up),
     bind(L::Help, &[code(PageDown), ch(' ')], Cmd::PageDown),
@@ -394,6 +398,16 @@ pub const HINTS: &[Hint] = &[
     hint(L::Revisions, &[Cmd::Diff], "diff"),
     hint(L::Revisions, &[Cmd::Revert], "revert"),
     hint(L::Revisions, &[Cmd::ViewAt], "view playbook as of it"),
+    hint(
+        L::Revisions,
+        &[Cmd::Compare],
+        "mark, then compare with another",
+    ),
+    hint(
+        L::Revisions,
+        &[Cmd::CompareNow],
+        "compare with the playbook now",
+    ),
     hint(L::Help, &[Cmd::Close], "closes"),
     hint(L::Help, &[Cmd::Down, Cmd::Up], "scroll"),
     hint(L::Help, &[Cmd::PageDown, Cmd::PageUp], "page"),

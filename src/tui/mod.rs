@@ -18,8 +18,8 @@ pub mod update;
 pub mod widgets;
 mod workbench;
 
-pub use runner::write_clipboard;
 pub use render::render;
+pub use runner::write_clipboard;
 pub use workbench::{Workbench, run};
 
 use std::path::{Path, PathBuf};

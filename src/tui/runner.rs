@@ -159,6 +159,23 @@ impl Runner {
                     });
                 });
             }
+            Effect::Compare { a, b } => {
+                let name = self.name();
+                self.job(
+                    move |s| {
+                        let before = s.playbook_at(a)?;
+                        let (after, label) = match b {
+                            Some(b) => (s.playbook_at(b)?, format!("revision {b}")),
+                            None => (s.load_playbook(&name)?, "the playbook now".to_string()),
+                        };
+                        Ok((
+                            format!("revision {a} → {label}"),
+                            crate::delta::diff(&before, &after),
+                        ))
+                    },
+                    |(title, changes)| Action::Compared(title, changes),
+                );
+            }
             Effect::Copy(text) => {
                 // the terminal (or tmux, or the ssh client's terminal) puts it on the clipboard
                 let _ = write_clipboard(&mut std::io::stdout(), &text);

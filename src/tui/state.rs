@@ -211,6 +211,10 @@ pub struct State {
     /// Ticks counted while a live list is open (it reloads every few).
     pub ticks: u32,
     pub revision_detail: Option<RevisionDetail>,
+    /// The revision marked for a comparison (`c`, then `c` on another).
+    pub revision_mark: Option<i64>,
+    /// A comparison shown in place of a revision's diff: its title and changes.
+    pub comparison: Option<(String, Vec<crate::delta::Change>)>,
     /// `ace playbook show --at` in the workbench: the playbook as of the selected revision.
     pub viewing_at: Option<(i64, Playbook)>,
     pub run: RunView,
@@ -256,6 +260,8 @@ impl State {
             revision_sel: 0,
             ticks: 0,
             revision_detail: None,
+            revision_mark: None,
+            comparison: None,
             viewing_at: None,
             run: RunView::default(),
             popup: None,

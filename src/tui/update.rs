@@ -109,7 +109,13 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Compared(title, changes) => {
+            state.message = format!("{title}: {} change(s)", changes.len());
+            state.comparison = Some((title, changes));
+            Vec::new()
+        }
         Action::RevisionLoaded(detail) => {
+            state.comparison = None;
             state.revision_detail = Some(*detail);
             Vec::new()
         }

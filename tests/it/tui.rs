@@ -1523,3 +1523,43 @@ fn c_copies_a_bullets_text_to_the_clipboard_through_the_terminal() {
         assert!(out.contains("UXVpY2sgcmF0aW8g4pyT"), "{out:?}");
     }
 }
+
+#[test]
+fn two_revisions_or_a_revision_and_now_are_compared_in_the_revisions_pane() {
+    let (store, mut st) = fixture();
+    key(&mut st, KeyCode::Char('4'));
+    let newest = st.revisions[0].id;
+    let oldest = st.revisions.last().unwrap().id;
+    // mark the newest, move to the oldest, compare: always the earlier first
+    assert!(key(&mut st, KeyCode::Char('c')).is_empty());
+    assert!(st.message.starts_with(&format!("marked revision {newest}")));
+    key(&mut st, KeyCode::Char('G'));
+    assert_eq!(
+        key(&mut st, KeyCode::Char('c')),
+        vec![Effect::Compare {
+            a: oldest,
+            b: Some(newest)
+        }]
+    );
+    assert_eq!(
+        key(&mut st, KeyCode::Char('w')),
+        vec![Effect::Compare { a: oldest, b: None }]
+    );
+    // what the runner answers is shown in place of a revision's diff
+    let before = store.playbook_at(oldest).unwrap();
+    let after = store.load_playbook("fin").unwrap();
+    let changes = ace::delta::diff(&before, &after);
+    assert!(!changes.is_empty());
+    update(
+        &mut st,
+        Action::Compared(format!("revision {oldest} → the playbook now"), changes),
+    );
+    let shown = screen(&st, 120, 30);
+    assert!(
+        shown.contains(&format!("revision {oldest} → the playbook now")),
+        "{shown}"
+    );
+    assert!(shown.contains("+ ["), "{shown}");
+    // and the same playbook against itself has nothing to show
+    assert!(ace::delta::diff(&after, &after).is_empty());
+}

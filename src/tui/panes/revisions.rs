@@ -21,7 +21,27 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
     };
     let id = rev.id;
     match cmd {
-        Cmd::Diff => return vec![Effect::LoadRevision(id)],
+        Cmd::Diff => {
+            state.comparison = None;
+            return vec![Effect::LoadRevision(id)];
+        }
+        Cmd::Compare => match state.revision_mark.take() {
+            None => {
+                state.revision_mark = Some(id);
+                state.message = format!(
+                    "marked revision {id}: select another and press c to compare, or w for the playbook now"
+                );
+            }
+            Some(mark) if mark == id => state.message = "mark cleared".into(),
+            Some(mark) => {
+                let (a, b) = (mark.min(id), mark.max(id));
+                return vec![Effect::Compare { a, b: Some(b) }];
+            }
+        },
+        Cmd::CompareNow => {
+            let a = state.revision_mark.take().unwrap_or(id);
+            return vec![Effect::Compare { a, b: None }];
+        }
         Cmd::Revert => {
             state.popup = Some(Popup::Confirm {
                 message: format!(
@@ -78,7 +98,16 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         &mut ls,
     );
     let mut lines = Vec::new();
-    if let Some(d) = &state.revision_detail {
+    if let Some((title, changes)) = &state.comparison {
+        lines.push(Line::from(Span::styled(
+            title.clone(),
+            Style::default().add_modifier(Modifier::BOLD),
+        )));
+        if changes.is_empty() {
+            lines.push(Line::from("no differences"));
+        }
+        lines.extend(change_lines(changes, theme));
+    } else if let Some(d) = &state.revision_detail {
         let r = &d.revision;
         lines.push(Line::from(Span::styled(
             format!(
@@ -90,71 +119,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         if let Some(reason) = &r.reason {
             lines.push(Line::from(reason.clone()));
         }
-        for c in &d.changes {
-            match c {
-                Change::Section { .. } => {
-                    if let Some((sign, line)) = c.section_line() {
-                        let style = match sign {
-                            '+' => theme.added(),
-                            '-' => theme.removed(),
-                            _ => theme.changed(),
-                        };
-                        lines.push(Line::from(Span::styled(format!("{sign} {line}"), style)));
-                    }
-                }
-                Change::Bullet {
-                    id,
-                    before: None,
-                    after: Some(a),
-                } => lines.push(Line::from(Span::styled(
-                    format!("+ [{id}] {}", a.content),
-                    theme.added(),
-                ))),
-                Change::Bullet {
-                    id,
-                    before: Some(b),
-                    after: None,
-                } => lines.push(Line::from(Span::styled(
-                    format!("- [{id}] {}", b.content),
-                    theme.removed(),
-                ))),
-                Change::Bullet {
-                    id,
-                    before: Some(b),
-                    after: Some(a),
-                } => {
-                    if b.is_active() && !a.is_active() {
-                        lines.push(Line::from(Span::styled(
-                            format!("- [{id}] {}", b.content),
-                            theme.removed(),
-                        )));
-                    } else if b.content != a.content || b.section != a.section {
-                        lines.push(Line::from(Span::styled(
-                            format!("- [{id}] {}", b.content),
-                            theme.removed(),
-                        )));
-                        lines.push(Line::from(Span::styled(
-                            format!("+ [{id}] ({}) {}", a.section, a.content),
-                            theme.added(),
-                        )));
-                    } else if !b.is_active() && a.is_active() {
-                        lines.push(Line::from(Span::styled(
-                            format!("+ [{id}] {} (restored)", a.content),
-                            theme.added(),
-                        )));
-                    } else {
-                        lines.push(Line::from(Span::styled(
-                            format!(
-                                "  [{id}] helpful {}→{} harmful {}→{}",
-                                b.helpful, a.helpful, b.harmful, a.harmful
-                            ),
-                            theme.changed(),
-                        )));
-                    }
-                }
-                _ => {}
-            }
-        }
+        lines.extend(change_lines(&d.changes, theme));
     } else {
         lines.push(Line::from("Enter shows the selected revision"));
     }
@@ -164,4 +129,75 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             .block(block("Diff".into(), false, theme)),
         right,
     );
+}
+
+/// A list of changes as diff lines: `+` added or back, `-` removed, `~` sections, counters moved.
+fn change_lines(changes: &[Change], theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for c in changes {
+        match c {
+            Change::Section { .. } => {
+                if let Some((sign, line)) = c.section_line() {
+                    let style = match sign {
+                        '+' => theme.added(),
+                        '-' => theme.removed(),
+                        _ => theme.changed(),
+                    };
+                    lines.push(Line::from(Span::styled(format!("{sign} {line}"), style)));
+                }
+            }
+            Change::Bullet {
+                id,
+                before: None,
+                after: Some(a),
+            } => lines.push(Line::from(Span::styled(
+                format!("+ [{id}] {}", a.content),
+                theme.added(),
+            ))),
+            Change::Bullet {
+                id,
+                before: Some(b),
+                after: None,
+            } => lines.push(Line::from(Span::styled(
+                format!("- [{id}] {}", b.content),
+                theme.removed(),
+            ))),
+            Change::Bullet {
+                id,
+                before: Some(b),
+                after: Some(a),
+            } => {
+                if b.is_active() && !a.is_active() {
+                    lines.push(Line::from(Span::styled(
+                        format!("- [{id}] {}", b.content),
+                        theme.removed(),
+                    )));
+                } else if b.content != a.content || b.section != a.section {
+                    lines.push(Line::from(Span::styled(
+                        format!("- [{id}] {}", b.content),
+                        theme.removed(),
+                    )));
+                    lines.push(Line::from(Span::styled(
+                        format!("+ [{id}] ({}) {}", a.section, a.content),
+                        theme.added(),
+                    )));
+                } else if !b.is_active() && a.is_active() {
+                    lines.push(Line::from(Span::styled(
+                        format!("+ [{id}] {} (restored)", a.content),
+                        theme.added(),
+                    )));
+                } else {
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "  [{id}] helpful {}→{} harmful {}→{}",
+                            b.helpful, a.helpful, b.harmful, a.harmful
+                        ),
+                        theme.changed(),
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    lines
 }

@@ -258,8 +258,8 @@ fn log_line(event: &Event) -> Option<String> {
             pending: Some(p),
             ops,
             dropped,
-        // `#N` is the proposal's number in the queue (3 Queue, `ace queue show N`), not the run's
-        // batch (which sample keys carry: split/epoch/batch/sample)
+            // `#N` is the proposal's number in the queue (3 Queue, `ace queue show N`), not the run's
+            // batch (which sample keys carry: split/epoch/batch/sample)
         } => format!("queued proposal #{p}: {ops} ops ({dropped} dropped)"),
         Event::Applied { pending, revision } => format!(
             "proposal #{pending} → {}",

@@ -21,7 +21,11 @@ fn lines(state: &State) -> Vec<String> {
         .chain(rest)
         .flat_map(|layer| HINTS.iter().filter(move |h| h.layer == layer))
         .map(|h| format!("{:<16} {:<30} {}", h.keys(), h.what, h.layer.name()))
-        .chain(EDITING.iter().map(|(keys, what)| format!("{keys:<16} {what:<30} editing text")))
+        .chain(
+            EDITING
+                .iter()
+                .map(|(keys, what)| format!("{keys:<16} {what:<30} editing text")),
+        )
         .collect()
 }
 
