@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use ace::adaptation::RunConfig;
+use ace::adaptation::{Event, FeedbackMode, RunConfig};
 use ace::cli::sample_content;
 use ace::delta::ApplyOptions;
 use ace::delta::{AddOp, DeltaBatch, DeltaOp, Source};
@@ -83,6 +83,65 @@ fn bench(c: &mut Criterion) {
                 &mut state,
                 Action::Key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE)),
             );
+            terminal.draw(|f| render(&state, f)).unwrap();
+        })
+    });
+    // a live run streaming: 16 samples in flight, a full log, accuracy per epoch; each iteration
+    // handles one sample's events (as concurrency 16 delivers them) and draws the Run pane
+    update(
+        &mut state,
+        Action::Run(Box::new(Event::Started {
+            run: "run-1".into(),
+            playbook: "big".into(),
+            kind: Default::default(),
+            feedback_mode: FeedbackMode::GroundTruth,
+            train: 100_000,
+            val: 0,
+            test: 0,
+            resumed: false,
+        })),
+    );
+    update(
+        &mut state,
+        Action::Key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::NONE)),
+    );
+    let mut n = 0u64;
+    group.bench_function("live run: one sample's events, then a Run pane frame", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = format!("train/1/{}/{}", n / 16 + 1, n % 16);
+            for event in [
+                Event::SampleStarted {
+                    key: key.clone(),
+                    question: sample_content(n as usize),
+                },
+                Event::Generated {
+                    key: key.clone(),
+                    answer: "2.00".into(),
+                    cited: vec!["calc-00001".into()],
+                },
+                Event::Evaluated {
+                    key: key.clone(),
+                    round: 1,
+                    correct: !n.is_multiple_of(3),
+                    feedback: "exact match".into(),
+                },
+            ] {
+                update(&mut state, Action::Run(Box::new(event)));
+            }
+            if n.is_multiple_of(16) {
+                for i in 0..16 {
+                    let k = format!("train/1/{}/{i}", n / 16);
+                    update(
+                        &mut state,
+                        Action::Run(Box::new(Event::Reflected {
+                            key: k,
+                            key_insight: "check the sign first".into(),
+                            rounds: 1,
+                        })),
+                    );
+                }
+            }
             terminal.draw(|f| render(&state, f)).unwrap();
         })
     });
