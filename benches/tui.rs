@@ -106,45 +106,48 @@ fn bench(c: &mut Criterion) {
         Action::Key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::NONE)),
     );
     let mut n = 0u64;
-    group.bench_function("live run: one sample's events, then a Run pane frame", |b| {
-        b.iter(|| {
-            n += 1;
-            let key = format!("train/1/{}/{}", n / 16 + 1, n % 16);
-            for event in [
-                Event::SampleStarted {
-                    key: key.clone(),
-                    question: sample_content(n as usize),
-                },
-                Event::Generated {
-                    key: key.clone(),
-                    answer: "2.00".into(),
-                    cited: vec!["calc-00001".into()],
-                },
-                Event::Evaluated {
-                    key: key.clone(),
-                    round: 1,
-                    correct: !n.is_multiple_of(3),
-                    feedback: "exact match".into(),
-                },
-            ] {
-                update(&mut state, Action::Run(Box::new(event)));
-            }
-            if n.is_multiple_of(16) {
-                for i in 0..16 {
-                    let k = format!("train/1/{}/{i}", n / 16);
-                    update(
-                        &mut state,
-                        Action::Run(Box::new(Event::Reflected {
-                            key: k,
-                            key_insight: "check the sign first".into(),
-                            rounds: 1,
-                        })),
-                    );
+    group.bench_function(
+        "live run: one sample's events, then a Run pane frame",
+        |b| {
+            b.iter(|| {
+                n += 1;
+                let key = format!("train/1/{}/{}", n / 16 + 1, n % 16);
+                for event in [
+                    Event::SampleStarted {
+                        key: key.clone(),
+                        question: sample_content(n as usize),
+                    },
+                    Event::Generated {
+                        key: key.clone(),
+                        answer: "2.00".into(),
+                        cited: vec!["calc-00001".into()],
+                    },
+                    Event::Evaluated {
+                        key: key.clone(),
+                        round: 1,
+                        correct: !n.is_multiple_of(3),
+                        feedback: "exact match".into(),
+                    },
+                ] {
+                    update(&mut state, Action::Run(Box::new(event)));
                 }
-            }
-            terminal.draw(|f| render(&state, f)).unwrap();
-        })
-    });
+                if n.is_multiple_of(16) {
+                    for i in 0..16 {
+                        let k = format!("train/1/{}/{i}", n / 16);
+                        update(
+                            &mut state,
+                            Action::Run(Box::new(Event::Reflected {
+                                key: k,
+                                key_insight: "check the sign first".into(),
+                                rounds: 1,
+                            })),
+                        );
+                    }
+                }
+                terminal.draw(|f| render(&state, f)).unwrap();
+            })
+        },
+    );
     group.finish();
 }
 

@@ -125,6 +125,8 @@ pub enum Cmd {
     Undo,
     NextBatch,
     PrevBatch,
+    ToOps,
+    ToBatches,
     // revisions
     Diff,
     Compare,
@@ -278,6 +280,8 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Queue, &[ch('u')], Cmd::Undo),
     bind(L::Queue, &[ch(']')], Cmd::NextBatch),
     bind(L::Queue, &[ch('[')], Cmd::PrevBatch),
+    bind(L::Queue, &[code(Enter), ch('l'), code(Right)], Cmd::ToOps),
+    bind(L::Queue, &[ch('h'), code(Left)], Cmd::ToBatches),
     bind(L::Revisions, &[code(Enter)], Cmd::Diff),
     bind(L::Revisions, &[ch('r')], Cmd::Revert),
     bind(L::Revisions, &[ch('v')], Cmd::ViewAt),
@@ -389,6 +393,8 @@ pub const HINTS: &[Hint] = &[
         &[Cmd::ApproveAll, Cmd::RejectAll],
         "approve/reject all",
     ),
+    hint(L::Queue, &[Cmd::ToOps], "into the batch's ops"),
+    hint(L::Queue, &[Cmd::ToBatches], "back to the batches"),
     hint(L::Queue, &[Cmd::Undo], "undo"),
     hint(
         L::Queue,

@@ -206,6 +206,8 @@ pub struct State {
     pub effects: HashMap<i64, SizeEffect>,
     pub queue_sel: usize,
     pub op_sel: usize,
+    /// In the Queue pane, j/k move over the selected batch's ops (else over the batches).
+    pub queue_ops: bool,
     pub revisions: Vec<Revision>,
     pub revision_sel: usize,
     /// Ticks counted while a live list is open (it reloads every few).
@@ -256,6 +258,7 @@ impl State {
             effects: HashMap::new(),
             queue_sel: 0,
             op_sel: 0,
+            queue_ops: false,
             revisions: Vec::new(),
             revision_sel: 0,
             ticks: 0,

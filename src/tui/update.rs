@@ -310,7 +310,9 @@ fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
         Cmd::Top => return move_selection(state, -1_000_000),
         Cmd::Bottom => return move_selection(state, 1_000_000),
         Cmd::Back => {
-            if state.viewing_at.take().is_some() {
+            if state.focus == Pane::Queue && state.queue_ops {
+                state.queue_ops = false;
+            } else if state.viewing_at.take().is_some() {
                 state.recount();
                 state.refilter();
                 state.message = "back to the current playbook".into();
@@ -345,9 +347,14 @@ fn move_selection(state: &mut State, delta: isize) -> Vec<Effect> {
             state.bullet = step(state.bullet, state.visible.len(), delta);
             return story_effect(state);
         }
-        Pane::Queue => {
+        // j/k move over the batches, like every list; Enter (or l) goes into a batch's ops
+        Pane::Queue if state.queue_ops => {
             let len = state.selected_batch().map_or(0, |b| b.ops.len());
             state.op_sel = step(state.op_sel, len, delta);
+        }
+        Pane::Queue => {
+            state.queue_sel = step(state.queue_sel, state.queue.len(), delta);
+            state.op_sel = 0;
         }
         Pane::Revisions => {
             state.revision_sel = step(state.revision_sel, state.revisions.len(), delta);

@@ -1563,3 +1563,50 @@ fn two_revisions_or_a_revision_and_now_are_compared_in_the_revisions_pane() {
     // and the same playbook against itself has nothing to show
     assert!(ace::delta::diff(&after, &after).is_empty());
 }
+
+#[test]
+fn the_queue_list_moves_over_batches_with_j_k_and_enter_reaches_the_ops() {
+    let (mut store, mut st) = fixture();
+    store
+        .propose(
+            "fin",
+            "k2",
+            None,
+            "second",
+            &[(
+                "c-9".into(),
+                DeltaOp::Add(ace::delta::AddOp::new("OTHERS", "another lesson")),
+            )],
+            &Default::default(),
+        )
+        .unwrap();
+    let snapshot = Snapshot {
+        playbooks: vec!["fin".into()],
+        playbook: store.load_playbook("fin").unwrap(),
+        tokens: store.playbook_tokens("fin").unwrap(),
+        token_budget: None,
+        queue: store.pending(None).unwrap(),
+        revisions: store.revisions(Some("fin"), 100).unwrap(),
+        effects: Default::default(),
+    };
+    update(&mut st, Action::Loaded(Box::new(snapshot)));
+    key(&mut st, KeyCode::Char('3'));
+    assert_eq!((st.queue_sel, st.op_sel), (0, 0));
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(
+        (st.queue_sel, st.op_sel),
+        (1, 0),
+        "j moves to the next batch"
+    );
+    key(&mut st, KeyCode::Char('k'));
+    key(&mut st, KeyCode::Enter);
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(
+        (st.queue_sel, st.op_sel),
+        (0, 1),
+        "inside a batch j moves over its ops"
+    );
+    key(&mut st, KeyCode::Esc);
+    key(&mut st, KeyCode::Char('j'));
+    assert_eq!(st.queue_sel, 1, "Esc goes back to the batches");
+}

@@ -74,6 +74,12 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
             });
         }
         Cmd::Undo => return undo(state),
+        Cmd::ToOps => {
+            state.queue_ops = true;
+            state.message =
+                "j/k move over this batch's ops; h or Esc goes back to the batches".into();
+        }
+        Cmd::ToBatches => state.queue_ops = false,
         Cmd::NextBatch | Cmd::PrevBatch => {
             let delta = if cmd == Cmd::NextBatch { 1 } else { -1 };
             state.queue_sel = step(state.queue_sel, state.queue.len(), delta);
