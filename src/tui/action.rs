@@ -16,6 +16,13 @@ pub enum Action {
     ScrollUp,
     ScrollDown,
     Tick,
+    /// A left click at a cell, with the screen's size (to find what is there as the frame drew it).
+    Click {
+        x: u16,
+        y: u16,
+        width: u16,
+        height: u16,
+    },
     Loaded(Box<Snapshot>),
     RevisionLoaded(Box<RevisionDetail>),
     StoryLoaded(Box<BulletStory>),

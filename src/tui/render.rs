@@ -37,34 +37,57 @@ pub fn render(state: &State, frame: &mut Frame) {
     }
 }
 
-fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
+/// The header's tabs at a screen `width`: each pane, its label and whether it is the focused one.
+/// The header draws them and a mouse click finds them with the same numbers.
+pub fn tabs(state: &State, width: u16) -> Vec<(Pane, String, bool)> {
     let tabs = [
         (Pane::Sections, "1 Playbook"),
         (Pane::Run, "2 Run"),
         (Pane::Queue, "3 Queue"),
         (Pane::Revisions, "4 Revisions"),
     ];
+    // narrow screens: the tabs not shown are their numbers only, so the playbook keeps its place
+    let narrow = width < 100;
+    tabs.into_iter()
+        .map(|(pane, label)| {
+            let active =
+                state.focus == pane || (pane == Pane::Sections && state.focus == Pane::Bullets);
+            let label = if narrow && !active {
+                &label[..1]
+            } else {
+                label
+            };
+            let label = if pane == Pane::Queue && state.pending_count() > 0 {
+                format!("{label} ({})", state.pending_count())
+            } else {
+                label.to_string()
+            };
+            (pane, format!("[{label}]"), active)
+        })
+        .collect()
+}
+
+/// The pane whose tab is at column `x` of the header.
+pub fn tab_at(state: &State, width: u16, x: u16) -> Option<Pane> {
+    let mut at = "ace ".len() as u16;
+    for (pane, label, _) in tabs(state, width) {
+        let w = label.chars().count() as u16;
+        if (at..at + w).contains(&x) {
+            return Some(pane);
+        }
+        at += w + 1;
+    }
+    None
+}
+
+fn render_header(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut spans = vec![Span::styled(
         "ace ",
         Style::default().add_modifier(Modifier::BOLD),
     )];
-    // narrow screens: the tabs not shown are their numbers only, so the playbook keeps its place
-    let narrow = area.width < 100;
-    for (pane, label) in tabs {
-        let active =
-            state.focus == pane || (pane == Pane::Sections && state.focus == Pane::Bullets);
-        let label = if narrow && !active {
-            &label[..1]
-        } else {
-            label
-        };
-        let label = if pane == Pane::Queue && state.pending_count() > 0 {
-            format!("{label} ({})", state.pending_count())
-        } else {
-            label.to_string()
-        };
+    for (_, label, active) in tabs(state, area.width) {
         spans.push(Span::styled(
-            format!("[{label}]"),
+            label,
             if active {
                 theme.selected()
             } else {

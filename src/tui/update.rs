@@ -93,6 +93,12 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Click {
+            x,
+            y,
+            width,
+            height,
+        } => click(state, x, y, width, height),
         Action::Key(_) => Vec::new(),
         Action::ScrollUp => move_selection(state, -3),
         Action::ScrollDown => move_selection(state, 3),
@@ -334,6 +340,40 @@ fn route(state: &mut State, cmd: Cmd) -> Vec<Effect> {
         Pane::Queue => panes::queue::command(state, cmd),
         Pane::Revisions => panes::revisions::command(state, cmd),
     }
+}
+
+/// A click: a tab switches pane; in the Playbook pane a click on the left focuses the sections (on
+/// a row, selects it), on the right the bullets. Popups take no clicks.
+fn click(state: &mut State, x: u16, y: u16, width: u16, height: u16) -> Vec<Effect> {
+    if state.popup.is_some() || height < 4 {
+        return Vec::new();
+    }
+    if y == 0 {
+        if let Some(pane) = super::render::tab_at(state, width, x) {
+            state.focus = pane;
+        }
+        return Vec::new();
+    }
+    if !matches!(state.focus, Pane::Sections | Pane::Bullets) {
+        return Vec::new();
+    }
+    // the Playbook pane's split, as it draws it: 28% sections, the rest bullets
+    let left = (u32::from(width) * 28 / 100) as u16;
+    if x < left {
+        state.focus = Pane::Sections;
+        // rows start under the header and the list's border
+        let row = usize::from(y.saturating_sub(2));
+        // only while every section is on screen (a scrolled list's rows are not known here)
+        let fits = state.shown().sections.len() <= usize::from(height.saturating_sub(5));
+        if fits && y >= 2 && row < state.shown().sections.len() && state.section != row {
+            state.section = row;
+            state.bullet = 0;
+            state.refilter();
+        }
+    } else {
+        state.focus = Pane::Bullets;
+    }
+    Vec::new()
 }
 
 fn move_selection(state: &mut State, delta: isize) -> Vec<Effect> {

@@ -179,6 +179,15 @@ pub fn run(db: &Path, source: ModelSource, default_run: RunConfig, label: &str) 
                 TermEvent::Key(k) => Action::Key(k),
                 TermEvent::Mouse(m) if m.kind == MouseEventKind::ScrollUp => Action::ScrollUp,
                 TermEvent::Mouse(m) if m.kind == MouseEventKind::ScrollDown => Action::ScrollDown,
+                TermEvent::Mouse(m) if m.kind == MouseEventKind::Down(event::MouseButton::Left) => {
+                    let (width, height) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+                    Action::Click {
+                        x: m.column,
+                        y: m.row,
+                        width,
+                        height,
+                    }
+                }
                 TermEvent::Resize(..) => Action::Tick,
                 _ => continue,
             };

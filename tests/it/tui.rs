@@ -176,8 +176,9 @@ fn navigation_keys() {
         "j/k scroll the list"
     );
     key(&mut st, KeyCode::Char('G'));
-    // the last line of the help: one line per hint of the key table, then the 9 editing keys
-    let last = ace::tui::keymap::HINTS.len() as u16 + 9 - 1;
+    // the last line of the help: one line per hint of the key table, then the 9 editing keys and
+    // the 2 mouse lines
+    let last = ace::tui::keymap::HINTS.len() as u16 + 9 + 2 - 1;
     assert!(matches!(st.popup, Some(Popup::Help { scroll }) if scroll == last));
     key(&mut st, KeyCode::Esc);
     assert!(st.popup.is_none());
@@ -1609,4 +1610,36 @@ fn the_queue_list_moves_over_batches_with_j_k_and_enter_reaches_the_ops() {
     key(&mut st, KeyCode::Esc);
     key(&mut st, KeyCode::Char('j'));
     assert_eq!(st.queue_sel, 1, "Esc goes back to the batches");
+}
+
+#[test]
+fn a_click_switches_tabs_focuses_a_pane_and_picks_a_section() {
+    let (_s, mut st) = fixture();
+    let click = |st: &mut State, x: u16, y: u16| {
+        update(
+            st,
+            Action::Click {
+                x,
+                y,
+                width: 120,
+                height: 30,
+            },
+        )
+    };
+    // the header at 120 columns: "ace [1 Playbook] [2 Run] [3 Queue (1)] [4 Revisions]"
+    click(&mut st, 19, 0);
+    assert_eq!(st.focus, Pane::Run);
+    click(&mut st, 27, 0);
+    assert_eq!(st.focus, Pane::Queue);
+    click(&mut st, 6, 0);
+    assert_eq!(st.focus, Pane::Sections);
+    // the third section's row, then the bullets on the right
+    click(&mut st, 5, 4);
+    assert_eq!((st.focus, st.section), (Pane::Sections, 2));
+    click(&mut st, 80, 10);
+    assert_eq!(st.focus, Pane::Bullets);
+    // a popup takes no clicks
+    key(&mut st, KeyCode::Char('?'));
+    click(&mut st, 19, 0);
+    assert_eq!(st.focus, Pane::Bullets);
 }

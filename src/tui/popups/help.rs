@@ -26,8 +26,19 @@ fn lines(state: &State) -> Vec<String> {
                 .iter()
                 .map(|(keys, what)| format!("{keys:<16} {what:<30} editing text")),
         )
+        .chain(
+            MOUSE
+                .iter()
+                .map(|(keys, what)| format!("{keys:<16} {what:<30} mouse")),
+        )
         .collect()
 }
+
+/// What the mouse does.
+const MOUSE: [(&str, &str); 2] = [
+    ("click", "a tab, a pane, a section"),
+    ("wheel", "scroll the focused list"),
+];
 
 /// The keys of every text field (the editor widget's own, emacs-like), listed after the table's.
 const EDITING: [(&str, &str); 9] = [
