@@ -196,20 +196,10 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             Ok(())
         }
         PlaybookCmd::Copy { name, new_name } => {
-            let mut store = Store::open(db)?;
-            let source = store.load_playbook(&name)?;
-            // through our lossless JSON: ids, counters, metadata, removed bullets, slugs
-            let text = format::export(Format::Json, &source);
-            let parsed = format::parse(Format::Json, &text, &name)?;
-            let batch = crate::delta::import_batch(&parsed, &format!("copy:{name}"));
-            store.import_playbook(&new_name, &batch, parsed.next_bullet_number)?;
-            if let Some(budget) = store.token_budget(&name)? {
-                store.set_token_budget(&new_name, Some(budget))?;
-            }
+            let bullets = Store::open(db)?.copy_playbook(&name, &new_name)?;
             writeln!(
                 out,
-                "copied playbook '{name}' to '{new_name}' ({} bullets)",
-                source.bullets.len()
+                "copied playbook '{name}' to '{new_name}' ({bullets} bullets)"
             )?;
             Ok(())
         }

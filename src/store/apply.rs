@@ -174,6 +174,23 @@ impl Store {
         tx.commit().map_err(classify)
     }
 
+    /// A copy of playbook `name` as `new_name`: its bullets (ids, counters, metadata, removed
+    /// ones), sections and budget, through the lossless JSON; the copy's history starts here.
+    /// Returns how many bullets it has.
+    pub fn copy_playbook(&mut self, name: &str, new_name: &str) -> Result<usize> {
+        use crate::playbook::format::{self, Format};
+        let source = self.load_playbook(name)?;
+        let text = format::export(Format::Json, &source);
+        let parsed = format::parse(Format::Json, &text, name)
+            .map_err(|e| StoreError::Corrupt(format!("playbook '{name}' does not copy: {e}")))?;
+        let batch = crate::delta::import_batch(&parsed, &format!("copy:{name}"));
+        self.import_playbook(new_name, &batch, parsed.next_bullet_number)?;
+        if let Some(budget) = self.token_budget(name)? {
+            self.set_token_budget(new_name, Some(budget))?;
+        }
+        Ok(source.bullets.len())
+    }
+
     /// Soft delete: the playbook (with its history, runs and queue) is kept but hidden, its name
     /// freed; [`Store::restore_playbook`] brings it back.
     pub fn delete_playbook(&mut self, name: &str) -> Result<()> {

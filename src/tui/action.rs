@@ -80,6 +80,8 @@ pub enum Effect {
     Refresh,
     /// Revert the newest hand edit of the open playbook not reverted yet.
     UndoLastEdit,
+    /// Rename, copy or (soft) delete a playbook.
+    ManagePlaybook(Manage),
     /// The playbook after revision `a` against revision `b` (or the playbook now).
     Compare {
         a: i64,
@@ -118,4 +120,12 @@ pub enum Effect {
         playbook: String,
     },
     Control(Control),
+}
+
+/// What `P`'s list does to a playbook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Manage {
+    Rename { name: String, new_name: String },
+    Copy { name: String, new_name: String },
+    Delete { name: String },
 }

@@ -125,6 +125,9 @@ pub enum Cmd {
     Undo,
     NextBatch,
     PrevBatch,
+    RenamePlaybook,
+    CopyPlaybook,
+    DeletePlaybook,
     ToOps,
     ToBatches,
     // revisions
@@ -320,6 +323,9 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Pick, &[ch('G'), code(End)], Cmd::Bottom),
     bind(L::Pick, &[code(Enter)], Cmd::Pick),
     bind(L::Pick, &[code(Esc)], Cmd::Close),
+    bind(L::Pick, &[ch('e')], Cmd::RenamePlaybook),
+    bind(L::Pick, &[ch('c')], Cmd::CopyPlaybook),
+    bind(L::Pick, &[ch('d')], Cmd::DeletePlaybook),
 ];
 
 /// How commands are described: one line of the help and one item of a footer or title each,
@@ -437,6 +443,9 @@ pub const HINTS: &[Hint] = &[
     hint(L::Pick, &[Cmd::Close], "cancel"),
     hint(L::Pick, &[Cmd::Down, Cmd::Up], "move"),
     hint(L::Pick, &[Cmd::Top, Cmd::Bottom], "top/bottom"),
+    hint(L::Pick, &[Cmd::RenamePlaybook], "rename (playbooks)"),
+    hint(L::Pick, &[Cmd::CopyPlaybook], "copy (playbooks)"),
+    hint(L::Pick, &[Cmd::DeletePlaybook], "delete (playbooks)"),
 ];
 
 /// The command `event` asks for in `layers` (searched in order), if any.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::action::{Action, Effect, HandEdit};
+use super::action::{Action, Effect, HandEdit, Manage};
 use super::state::Unfinished;
 use super::{ModelSource, models, snapshot};
 use crate::adaptation::{self, Controls, GetModels, RunConfig, RunStatus};
@@ -157,6 +157,56 @@ impl Runner {
                         }
                         Err(e) => Action::Failed(e.to_string()),
                     });
+                });
+            }
+            Effect::ManagePlaybook(op) => {
+                let shown = self.name();
+                let (store, tx, current) =
+                    (self.store.clone(), self.tx.clone(), self.playbook.clone());
+                tokio::spawn(async move {
+                    let result = blocking(&store, move |s| {
+                        let (message, show) = match op {
+                            Manage::Rename { name, new_name } => {
+                                s.rename_playbook(&name, &new_name)?;
+                                let show = (name == shown).then(|| new_name.clone());
+                                (format!("renamed playbook '{name}' to '{new_name}'"), show)
+                            }
+                            Manage::Copy { name, new_name } => {
+                                s.copy_playbook(&name, &new_name)?;
+                                (
+                                    format!("copied playbook '{name}' to '{new_name}'"),
+                                    Some(new_name),
+                                )
+                            }
+                            Manage::Delete { name } => {
+                                s.delete_playbook(&name)?;
+                                let show = (name == shown)
+                                    .then(|| s.playbook_names().ok()?.into_iter().next())
+                                    .flatten();
+                                (
+                                    format!(
+                                        "deleted playbook '{name}' (`ace playbook restore {name}` brings it back)"
+                                    ),
+                                    show,
+                                )
+                            }
+                        };
+                        let name = show.clone().unwrap_or(shown);
+                        Ok::<_, StoreError>((message, show, snapshot(s, &name)?))
+                    })
+                    .await;
+                    match result {
+                        Ok((message, show, snap)) => {
+                            if let (Some(name), Ok(mut p)) = (show, current.lock()) {
+                                *p = name;
+                            }
+                            let _ = tx.send(Action::Info(message));
+                            let _ = tx.send(Action::Loaded(Box::new(snap)));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Action::Failed(e.to_string()));
+                        }
+                    }
                 });
             }
             Effect::Compare { a, b } => {

@@ -283,7 +283,8 @@ fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
         Cmd::Quit => return ask_quit(state),
         Cmd::NextPane => state.focus = next_pane(state.focus, 1),
         Cmd::PrevPane => state.focus = next_pane(state.focus, -1),
-        Cmd::SwitchPlaybook if state.playbooks.len() > 1 => {
+        // the list opens with one playbook too: it renames, copies and deletes as well
+        Cmd::SwitchPlaybook if !state.playbooks.is_empty() => {
             let sel = state
                 .playbooks
                 .iter()
@@ -296,7 +297,8 @@ fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
         }
         Cmd::SwitchPlaybook => {
             state.message =
-                "this database has one playbook (`ace playbook create` or import adds more)".into()
+                "this database has no playbook yet (`ace playbook create` or import adds one)"
+                    .into()
         }
         Cmd::ShowPlaybook => state.focus = Pane::Sections,
         Cmd::ShowRun => state.focus = Pane::Run,

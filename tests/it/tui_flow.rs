@@ -439,3 +439,62 @@ fn the_runs_list_shows_every_run_and_follows_one_another_process_drives() {
     drop(wb);
     server.shutdown();
 }
+
+#[test]
+fn playbooks_are_renamed_copied_and_deleted_from_the_playbook_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, server, mut wb) = demo_workbench(dir.path());
+    let original = wb.state.playbook.name.clone();
+    // P, then e on the shown playbook: rename it; the workbench follows the new name
+    press(&mut wb, KeyCode::Char('P'));
+    press(&mut wb, KeyCode::Char('e'));
+    wb.press(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    for _ in 0..original.chars().count() + 2 {
+        press(&mut wb, KeyCode::Backspace);
+    }
+    typed(&mut wb, "renamed");
+    press(&mut wb, KeyCode::Enter);
+    assert!(
+        wb.wait_until(WAIT, |s| s.playbook.name == "renamed"),
+        "{} / {}",
+        wb.state.playbook.name,
+        wb.state.message
+    );
+    // c copies it under a new name and shows the copy
+    press(&mut wb, KeyCode::Char('P'));
+    press(&mut wb, KeyCode::Char('c'));
+    press(&mut wb, KeyCode::Enter);
+    assert!(
+        wb.wait_until(WAIT, |s| s.playbook.name == "renamed-copy"),
+        "{}",
+        wb.state.message
+    );
+    let bullets = |s: &State| s.playbook.bullets.len();
+    let copied = bullets(&wb.state);
+    // d deletes the shown one (after a confirmation) and shows another
+    press(&mut wb, KeyCode::Char('P'));
+    let Some(Popup::PickPlaybook { names, .. }) = &wb.state.popup else {
+        panic!("P lists the playbooks")
+    };
+    let at = names.iter().position(|n| n == "renamed-copy").unwrap();
+    for _ in 0..at {
+        press(&mut wb, KeyCode::Char('j'));
+    }
+    press(&mut wb, KeyCode::Char('d'));
+    assert!(matches!(wb.state.popup, Some(Popup::Confirm { .. })));
+    press(&mut wb, KeyCode::Char('y'));
+    assert!(
+        wb.wait_until(WAIT, |s| s.playbook.name == "renamed"),
+        "{}",
+        wb.state.message
+    );
+    let store = Store::open(&dir.path().join("ace.db")).unwrap();
+    assert_eq!(store.playbook_names().unwrap(), vec!["renamed".to_string()]);
+    assert_eq!(
+        store.load_playbook("renamed").unwrap().bullets.len(),
+        copied
+    );
+    assert_eq!(store.deleted_playbooks().unwrap()[0].0, "renamed-copy");
+    drop(wb);
+    server.shutdown();
+}

@@ -28,6 +28,8 @@ pub enum Confirmed {
     RemoveBullet(String),
     RemoveSection(String),
     CancelRun,
+    /// Delete a playbook (soft: `ace playbook restore` brings it back).
+    DeletePlaybook(String),
     /// Resume a run whose stored environment runs a command on this machine.
     ResumeWithCommand {
         run: String,
@@ -74,6 +76,11 @@ fn confirmed(state: &mut State, action: Confirmed) -> Vec<Effect> {
             ops: vec![DeltaOp::RemoveSection { section }],
         })],
         Confirmed::CancelRun => vec![Effect::Control(Control::Cancel)],
+        Confirmed::DeletePlaybook(name) => {
+            vec![Effect::ManagePlaybook(crate::tui::action::Manage::Delete {
+                name,
+            })]
+        }
     }
 }
 

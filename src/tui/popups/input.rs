@@ -8,7 +8,7 @@ use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 use super::Popup;
 use crate::approval::Decision;
 use crate::delta::{AddOp, DeltaOp, UpdateOp};
-use crate::tui::action::{Effect, HandEdit};
+use crate::tui::action::{Effect, HandEdit, Manage};
 use crate::tui::keymap::{self, Cmd, Layer};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
@@ -31,6 +31,12 @@ pub enum InputFor {
     },
     RenameSection {
         section: String,
+    },
+    RenamePlaybook {
+        name: String,
+    },
+    CopyPlaybook {
+        name: String,
     },
 }
 
@@ -148,6 +154,18 @@ fn submit(state: &mut State, purpose: InputFor, text: String) -> Vec<Effect> {
                 slug: None,
             }],
         ),
+        InputFor::RenamePlaybook { name } if name == text => {
+            state.message = "the name is unchanged".into();
+            Vec::new()
+        }
+        InputFor::RenamePlaybook { name } => vec![Effect::ManagePlaybook(Manage::Rename {
+            name,
+            new_name: text,
+        })],
+        InputFor::CopyPlaybook { name } => vec![Effect::ManagePlaybook(Manage::Copy {
+            name,
+            new_name: text,
+        })],
         InputFor::RenameSection { section } if section == text => {
             state.message = "the name is unchanged".into();
             Vec::new()

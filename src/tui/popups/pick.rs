@@ -55,6 +55,35 @@ pub(super) fn key(state: &mut State, popup: Popup, cmd: Option<Cmd>) -> Vec<Effe
             });
         }
         Popup::PickPlaybook { names, sel } => {
+            let name = names[sel].clone();
+            match cmd {
+                Some(Cmd::RenamePlaybook) => {
+                    state.popup = Some(super::input(
+                        &format!("rename playbook '{name}' to"),
+                        super::InputFor::RenamePlaybook { name: name.clone() },
+                        &name,
+                    ));
+                    return Vec::new();
+                }
+                Some(Cmd::CopyPlaybook) => {
+                    state.popup = Some(super::input(
+                        &format!("copy playbook '{name}' as"),
+                        super::InputFor::CopyPlaybook { name: name.clone() },
+                        &format!("{name}-copy"),
+                    ));
+                    return Vec::new();
+                }
+                Some(Cmd::DeletePlaybook) => {
+                    state.popup = Some(Popup::Confirm {
+                        message: format!(
+                            "Delete playbook '{name}'? It is kept hidden with its history; `ace playbook restore {name}` brings it back."
+                        ),
+                        action: super::confirm::Confirmed::DeletePlaybook(name),
+                    });
+                    return Vec::new();
+                }
+                _ => {}
+            }
             if picked {
                 let name = names[sel].clone();
                 // The queue always shows the selected proposal's playbook: a playbook picked
@@ -136,8 +165,25 @@ fn run_line(u: &Unfinished) -> String {
     )
 }
 
+/// The picker's keys; the playbook list also renames, copies and deletes.
+fn keys(playbooks: bool) -> String {
+    keymap::hints(&[Layer::Pick])
+        .filter(|h| {
+            playbooks
+                || !h.cmds.iter().any(|c| {
+                    matches!(
+                        c,
+                        Cmd::RenamePlaybook | Cmd::CopyPlaybook | Cmd::DeletePlaybook
+                    )
+                })
+        })
+        .map(keymap::Hint::text)
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 pub(super) fn render(popup: &Popup, frame: &mut Frame, theme: &Theme) {
-    let keys = keymap::hint_line(&[Layer::Pick]);
+    let keys = keys(matches!(popup, Popup::PickPlaybook { .. }));
     let (width, title, lines, sel) = match popup {
         Popup::MoveTo {
             bullet,

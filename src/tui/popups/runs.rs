@@ -96,7 +96,15 @@ pub(super) fn render(
     frame: &mut Frame,
     theme: &Theme,
 ) {
-    let keys = keymap::hint_line(&[Layer::Pick]);
+    let keys = keymap::hints(&[Layer::Pick])
+        .filter(|h| {
+            h.cmds
+                .iter()
+                .any(|c| matches!(c, Cmd::Pick | Cmd::Close | Cmd::Down))
+        })
+        .map(keymap::Hint::text)
+        .collect::<Vec<_>>()
+        .join(" · ");
     if let Some(s) = detail {
         let mut lines = vec![Line::from(format!(
             "{} · playbook '{}' · {} · {} · feedback: {}",
