@@ -15,15 +15,7 @@ use super::theme::Theme;
 
 pub fn render(state: &State, frame: &mut Frame) {
     let theme = Theme::of(state);
-    // a long message (an error with its reason) wraps onto up to three lines instead of losing its end
-    let width = usize::from(frame.area().width.max(1));
-    let message_lines = state.message.chars().count().div_ceil(width).clamp(1, 3) as u16;
-    let [header, body, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(message_lines + 1),
-    ])
-    .areas(frame.area());
+    let [header, body, footer] = screen_areas(state, frame.area());
     render_header(state, frame, header, &theme);
     match state.focus {
         Pane::Sections | Pane::Bullets => panes::playbook::render(state, frame, body, &theme),
@@ -35,6 +27,20 @@ pub fn render(state: &State, frame: &mut Frame) {
     if let Some(popup) = &state.popup {
         popups::render(state, popup, frame, &theme);
     }
+}
+
+/// The header, the pane and the footer on a screen of `area`. A long message (an error with its
+/// reason) wraps onto up to three lines instead of losing its end. A click finds what is where
+/// with the same areas.
+pub fn screen_areas(state: &State, area: Rect) -> [Rect; 3] {
+    let width = usize::from(area.width.max(1));
+    let message_lines = state.message.chars().count().div_ceil(width).clamp(1, 3) as u16;
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(message_lines + 1),
+    ])
+    .areas(area)
 }
 
 /// The header's tabs at a screen `width`: each pane, its label and whether it is the focused one.

@@ -359,21 +359,34 @@ fn click(state: &mut State, x: u16, y: u16, width: u16, height: u16) -> Vec<Effe
     if !matches!(state.focus, Pane::Sections | Pane::Bullets) {
         return Vec::new();
     }
-    // the Playbook pane's split, as it draws it: 28% sections, the rest bullets
-    let left = (u32::from(width) * 28 / 100) as u16;
-    if x < left {
+    // the areas as the frame drew them
+    let screen = ratatui::layout::Rect::new(0, 0, width, height);
+    let [_, body, _] = super::render::screen_areas(state, screen);
+    let (left, table, _) = super::panes::playbook::areas(state, body);
+    let inside = |r: ratatui::layout::Rect| {
+        x >= r.x && x < r.x + r.width && y > r.y && y + 1 < r.y + r.height
+    };
+    if x < left.x + left.width {
         state.focus = Pane::Sections;
-        // rows start under the header and the list's border
-        let row = usize::from(y.saturating_sub(2));
-        // only while every section is on screen (a scrolled list's rows are not known here)
-        let fits = state.shown().sections.len() <= usize::from(height.saturating_sub(5));
-        if fits && y >= 2 && row < state.shown().sections.len() && state.section != row {
+        // rows start under the list's border; only while every section is on screen (a
+        // scrolled list's rows are not known here)
+        let row = usize::from(y.saturating_sub(left.y + 1));
+        let fits = state.shown().sections.len() <= usize::from(left.height.saturating_sub(2));
+        if fits && inside(left) && row < state.shown().sections.len() && state.section != row {
             state.section = row;
             state.bullet = 0;
             state.refilter();
         }
-    } else {
-        state.focus = Pane::Bullets;
+        return Vec::new();
+    }
+    state.focus = Pane::Bullets;
+    if inside(table) {
+        let (offset, _) = super::panes::playbook::bullet_window(state, table);
+        let row = offset + usize::from(y - table.y - 1);
+        if row < state.visible.len() {
+            state.bullet = row;
+            return story_effect(state);
+        }
     }
     Vec::new()
 }

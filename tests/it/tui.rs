@@ -1640,6 +1640,19 @@ fn a_click_switches_tabs_focuses_a_pane_and_picks_a_section() {
     assert_eq!((st.focus, st.section), (Pane::Sections, 2));
     click(&mut st, 80, 10);
     assert_eq!(st.focus, Pane::Bullets);
+    // a bullet's row selects it: the section with the most bullets, its second row
+    let (section, _) = (0..st.playbook.sections.len())
+        .map(|i| {
+            let name = &st.playbook.sections[i].name;
+            (i, st.playbook.section_bullets(name).count())
+        })
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    click(&mut st, 5, 2 + section as u16);
+    assert_eq!(st.section, section);
+    assert!(st.visible.len() >= 2, "the fixture's fullest section");
+    click(&mut st, 80, 3);
+    assert_eq!((st.focus, st.bullet), (Pane::Bullets, 1));
     // a popup takes no clicks
     key(&mut st, KeyCode::Char('?'));
     click(&mut st, 19, 0);

@@ -192,9 +192,33 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
     Vec::new()
 }
 
-pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
+/// The pane's parts in `area`: the sections, the bullet table, the detail (when open). A click
+/// finds rows with the same numbers.
+pub fn areas(state: &State, area: Rect) -> (Rect, Rect, Option<Rect>) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(28), Constraint::Percentage(72)]).areas(area);
+    if state.show_detail {
+        let [t, d] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
+        (left, t, Some(d))
+    } else {
+        (left, right, None)
+    }
+}
+
+/// The first visible bullet row and how many rows the table shows (the window around the
+/// selection the list is virtualised over).
+pub fn bullet_window(state: &State, table: Rect) -> (usize, usize) {
+    let rows = table.height.saturating_sub(2) as usize;
+    let offset = state
+        .bullet
+        .saturating_sub(rows / 2)
+        .min(state.visible.len().saturating_sub(rows));
+    (offset, rows)
+}
+
+pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let (left, table, detail) = areas(state, area);
     let pb = state.shown();
     let items: Vec<ListItem> = pb
         .sections
@@ -225,13 +249,6 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         left,
         &mut list_state,
     );
-    let (table, detail) = if state.show_detail {
-        let [t, d] =
-            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
-        (t, Some(d))
-    } else {
-        (right, None)
-    };
     render_bullets(state, frame, table, theme);
     if let Some(area) = detail {
         render_detail(state, frame, area, theme);
@@ -241,11 +258,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
 /// The bullet list, virtualised: only the rows that fit are built, around the selection.
 fn render_bullets(state: &State, frame: &mut Frame, table: Rect, theme: &Theme) {
     let pb = state.shown();
-    let rows = table.height.saturating_sub(2) as usize;
-    let offset = state
-        .bullet
-        .saturating_sub(rows / 2)
-        .min(state.visible.len().saturating_sub(rows));
+    let (offset, rows) = bullet_window(state, table);
     let width = table.width.saturating_sub(22) as usize;
     let items: Vec<ListItem> = state
         .visible
