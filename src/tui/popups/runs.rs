@@ -32,7 +32,7 @@ pub fn row_line(r: &RunRow) -> String {
     // a run some process drives right now is marked live, next to its status
     let status = format!("{}{}", r.run.status, if r.live { " live" } else { "" });
     format!(
-        "{:<8} {:<14} {:<13} train {:>6} · val {:>6} · test {:>6} · {:>9} tok · ${:.4} · {:.0}s",
+        "{:<8} {:<14} {:<13} {:>6} {:>6} {:>6} {:>9} ${:<8.4} {:.0}s",
         r.run.id,
         r.run.playbook,
         status,
@@ -100,7 +100,7 @@ pub(super) fn render(
         .filter(|h| {
             h.cmds
                 .iter()
-                .any(|c| matches!(c, Cmd::Pick | Cmd::Close | Cmd::Down))
+                .any(|c| matches!(c, Cmd::Close | Cmd::Down))
         })
         .map(keymap::Hint::text)
         .collect::<Vec<_>>()
@@ -155,9 +155,16 @@ pub(super) fn render(
     let lines: Vec<String> = if rows.is_empty() {
         vec!["no runs yet (r starts one)".into()]
     } else {
-        rows.iter().map(row_line).collect()
+        // the columns' names on the first line
+        std::iter::once(format!(
+            "{:<8} {:<14} {:<13} {:>6} {:>6} {:>6} {:>9} {:<9} {}",
+            "run", "playbook", "status", "train", "val", "test", "tokens", "cost", "wall"
+        ))
+        .chain(rows.iter().map(row_line))
+        .collect()
     };
-    let r = centered(frame.area(), 120, lines.len() as u16 + 2);
+    let sel = if rows.is_empty() { 0 } else { sel + 1 };
+    let r = centered(frame.area(), 96, lines.len() as u16 + 2);
     pick_list(
         frame,
         r,
