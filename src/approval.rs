@@ -115,10 +115,22 @@ pub struct PendingBatch {
     pub decided_by: Option<String>,
     /// The revision that applied its approved ops.
     pub revision: Option<i64>,
+    /// The revision that reverted that one, if it was undone since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<i64>,
     pub ops: Vec<PendingOp>,
 }
 
 impl PendingBatch {
+    /// Its status as a person reads it: an applied batch whose revision was reverted since is
+    /// "undone".
+    pub fn state(&self) -> String {
+        match self.undone_by {
+            Some(r) if self.status == BatchStatus::Applied => format!("undone (revision {r})"),
+            _ => self.status.to_string(),
+        }
+    }
+
     pub fn is_pending(&self) -> bool {
         self.status == BatchStatus::Pending
     }

@@ -311,7 +311,7 @@ pub fn queue_list(out: &mut impl Write, list: &[PendingBatch]) -> Result<()> {
             b.id,
             b.playbook,
             b.run_id.as_deref().unwrap_or("-"),
-            b.status,
+            b.state(),
             b.ops.len()
         )?;
     }
@@ -329,7 +329,10 @@ pub fn queued(
     writeln!(
         out,
         "queued batch {} for playbook '{}' · {} · {}",
-        b.id, b.playbook, b.status, b.created_at
+        b.id,
+        b.playbook,
+        b.state(),
+        b.created_at
     )?;
     if let Some(e) = effect {
         writeln!(out, "size if approved: {}", e.describe())?;

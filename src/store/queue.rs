@@ -88,7 +88,8 @@ fn read_provenance(conn: &rusqlite::Connection, mut value: serde_json::Value) ->
 fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
     let row = conn
         .query_row(
-            "SELECT b.id, p.name, b.key, b.run_id, b.status, b.reasoning, b.provenance, b.created_at, b.decided_by, b.revision_id
+            "SELECT b.id, p.name, b.key, b.run_id, b.status, b.reasoning, b.provenance, b.created_at, b.decided_by, b.revision_id,
+                    (SELECT max(x.id) FROM revisions x WHERE x.reverts = b.revision_id)
              FROM pending_batches b JOIN playbooks p ON p.id = b.playbook_id WHERE b.id = ?1",
             [id],
             |r| {
@@ -104,6 +105,7 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
                     created_at: r.get(7)?,
                     decided_by: r.get(8)?,
                     revision: r.get(9)?,
+                    undone_by: r.get(10)?,
                     ops: Vec::new(),
                 })
             },

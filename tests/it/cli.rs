@@ -724,3 +724,33 @@ fn a_bullet_story_shows_edits_and_moves_and_credits_the_person_who_edited_a_prop
     );
     assert!(story.contains("now: bob's text"), "{story}");
 }
+
+#[test]
+fn an_applied_proposal_whose_revision_was_reverted_reads_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    ok(&db, &["playbook", "create", "p"]);
+    {
+        let mut store = ace::store::Store::open(&db).unwrap();
+        store
+            .propose(
+                "p",
+                "k1",
+                None,
+                "r",
+                &[(
+                    "c-1".into(),
+                    ace::delta::DeltaOp::Add(ace::delta::AddOp::new("OTHERS", "a lesson")),
+                )],
+                &Default::default(),
+            )
+            .unwrap();
+    }
+    let out = ok(&db, &["queue", "approve", "1"]);
+    assert!(out.contains("revision 2"), "{out}");
+    assert!(ok(&db, &["queue", "list", "--all"]).contains("applied"));
+    ok(&db, &["revisions", "revert", "2"]);
+    let list = ok(&db, &["queue", "list", "--all"]);
+    assert!(list.contains("undone (revision 3)"), "{list}");
+    assert!(ok(&db, &["queue", "show", "1"]).contains("undone (revision 3)"));
+}

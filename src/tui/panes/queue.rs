@@ -218,7 +218,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
             ListItem::new(format!(
                 "#{} {} · {} ops · {}",
                 b.id,
-                b.status,
+                b.state(),
                 b.ops.len(),
                 b.run_id.as_deref().unwrap_or("manual")
             ))

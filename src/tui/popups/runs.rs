@@ -97,11 +97,7 @@ pub(super) fn render(
     theme: &Theme,
 ) {
     let keys = keymap::hints(&[Layer::Pick])
-        .filter(|h| {
-            h.cmds
-                .iter()
-                .any(|c| matches!(c, Cmd::Close | Cmd::Down))
-        })
+        .filter(|h| h.cmds.iter().any(|c| matches!(c, Cmd::Close | Cmd::Down)))
         .map(keymap::Hint::text)
         .collect::<Vec<_>>()
         .join(" · ");
