@@ -39,7 +39,7 @@ pub enum Action {
     /// Two states of the playbook compared (answer to `Compare`): a title and the changes.
     Compared(String, Vec<crate::delta::Change>),
     /// One run's summary (answer to `LoadRunSummary`).
-    RunSummaryLoaded(Box<crate::adaptation::RunSummary>),
+    RunSummaryLoaded(Box<super::state::RunDetail>),
     /// The run form's settings are usable (its files exist); the run is starting.
     RunAccepted,
     /// The run form names something the run cannot use: the field (a form key) and why.

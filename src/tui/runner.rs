@@ -321,8 +321,17 @@ impl Runner {
                 Action::Runs,
             ),
             Effect::LoadRunSummary(id) => self.job(
-                move |s| s.run_summary(&id),
-                |summary| Action::RunSummaryLoaded(Box::new(summary)),
+                move |s| {
+                    let summary = s.run_summary(&id)?;
+                    let mut samples = s.run_samples(&id)?;
+                    // the latest ones, by when they were recorded
+                    samples
+                        .sort_by(|a, b| (a.epoch, a.step, &a.key).cmp(&(b.epoch, b.step, &b.key)));
+                    let keep = samples.len().saturating_sub(12);
+                    samples.drain(..keep);
+                    Ok(super::state::RunDetail { summary, samples })
+                },
+                |detail| Action::RunSummaryLoaded(Box::new(detail)),
             ),
             Effect::LoadUnfinishedRuns => self.job(
                 |s| {

@@ -59,6 +59,14 @@ pub struct RunRow {
     pub live: bool,
 }
 
+/// A run opened from the runs list: its summary and its latest samples.
+#[derive(Debug, Clone)]
+pub struct RunDetail {
+    pub summary: crate::adaptation::RunSummary,
+    /// The latest samples (newest last), as its log of verdicts.
+    pub samples: Vec<crate::adaptation::SampleRecord>,
+}
+
 /// A run that did not finish, as the resume picker lists it.
 #[derive(Debug, Clone)]
 pub struct Unfinished {

@@ -87,7 +87,9 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::RunSummaryLoaded(summary) => {
             if let Some(Popup::Runs { detail, rows, sel }) = &mut state.popup
-                && rows.get(*sel).is_some_and(|r| r.run.id == summary.run.id)
+                && rows
+                    .get(*sel)
+                    .is_some_and(|r| r.run.id == summary.summary.run.id)
             {
                 *detail = Some(summary);
             }

@@ -428,6 +428,10 @@ fn the_runs_list_shows_every_run_and_follows_one_another_process_drives() {
         detail.contains("deltas:") && detail.contains("generator"),
         "{detail}"
     );
+    assert!(
+        detail.contains("latest samples:") && detail.contains("train/1/"),
+        "{detail}"
+    );
     // Esc goes back to the list, then closes it
     press(&mut wb, KeyCode::Esc);
     assert!(matches!(

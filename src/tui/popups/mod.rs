@@ -58,7 +58,7 @@ pub enum Popup {
     Runs {
         rows: Vec<RunRow>,
         sel: usize,
-        detail: Option<Box<crate::adaptation::RunSummary>>,
+        detail: Option<Box<crate::tui::state::RunDetail>>,
     },
     /// Picking the section a bullet moves to.
     MoveTo {

@@ -7,10 +7,10 @@ use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::Popup;
-use crate::adaptation::RunSummary;
+use crate::adaptation::Split;
 use crate::tui::action::Effect;
 use crate::tui::keymap::{self, Cmd, Layer};
-use crate::tui::state::{RunRow, State};
+use crate::tui::state::{RunDetail, RunRow, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, centered, pick_list};
 
@@ -49,7 +49,7 @@ pub(super) fn key(
     state: &mut State,
     rows: Vec<RunRow>,
     sel: usize,
-    detail: Option<Box<RunSummary>>,
+    detail: Option<Box<RunDetail>>,
     cmd: Option<Cmd>,
 ) -> Vec<Effect> {
     let last = rows.len().saturating_sub(1);
@@ -92,7 +92,7 @@ pub(super) fn key(
 pub(super) fn render(
     rows: &[RunRow],
     sel: usize,
-    detail: Option<&RunSummary>,
+    detail: Option<&RunDetail>,
     frame: &mut Frame,
     theme: &Theme,
 ) {
@@ -101,7 +101,8 @@ pub(super) fn render(
         .map(keymap::Hint::text)
         .collect::<Vec<_>>()
         .join(" · ");
-    if let Some(s) = detail {
+    if let Some(d) = detail {
+        let s = &d.summary;
         let mut lines = vec![Line::from(format!(
             "{} · playbook '{}' · {} · {} · feedback: {}",
             s.run.id, s.run.playbook, s.run.kind, s.run.status, s.run.feedback_mode
@@ -137,6 +138,34 @@ pub(super) fn render(
         }
         if let Some(e) = &s.run.error {
             lines.push(Line::from(format!("error: {e}")));
+        }
+        // the chart: accuracy per epoch for each split, as bars
+        for split in [Split::Train, Split::Val, Split::Test, Split::Online] {
+            let bars: String = s
+                .accuracy
+                .iter()
+                .filter(|a| a.split == split)
+                .map(|a| {
+                    let rate = a.correct as f64 / a.total.max(1) as f64;
+                    ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((rate * 7.0).round() as usize).min(7)]
+                })
+                .collect();
+            if !bars.is_empty() {
+                lines.push(Line::from(format!("  {:<6} {bars}", split.to_string())));
+            }
+        }
+        // its latest samples, as a log of verdicts
+        if !d.samples.is_empty() {
+            lines.push(Line::from("latest samples:"));
+        }
+        for x in &d.samples {
+            lines.push(Line::from(format!(
+                "  {} {} · {} · {}",
+                x.key,
+                if x.first_correct { "right" } else { "wrong" },
+                crate::tui::widgets::short(&x.question, 50),
+                crate::tui::widgets::short(&x.answer, 20)
+            )));
         }
         let r = centered(frame.area(), 110, lines.len() as u16 + 2);
         frame.render_widget(Clear, r);
