@@ -243,5 +243,7 @@ pub struct RunSummary {
     pub harmful_tags: u64,
     /// Ids cited or tagged that matched no bullet shown (summed over samples).
     pub unknown_ids: u64,
+    /// From its start to its last update, in seconds.
+    pub wall_secs: f64,
     pub roles: BTreeMap<String, RoleTotals>,
 }

@@ -597,6 +597,18 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
     if let Some(e) = &r.error {
         writeln!(out, "error: {e}")?;
     }
+    let (calls, tokens, cost) = s.roles.values().fold((0, 0, 0.0), |(c, t, d), x| {
+        (
+            c + x.calls,
+            t + x.prompt_tokens + x.completion_tokens,
+            d + x.cost_usd,
+        )
+    });
+    writeln!(
+        out,
+        "total: {calls} calls · {tokens} tokens · ${cost:.4} · wall time {}",
+        wall(s.wall_secs)
+    )?;
     for a in &s.accuracy {
         writeln!(
             out,

@@ -245,7 +245,7 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                 }
                 Event::WaitingForApproval { pending } => say(
                     &bar,
-                    format!("waiting for decisions on queued batch {pending}: `ace queue show {pending}`, then `ace queue approve {pending}` or `ace queue reject {pending}` (or use the workbench)"),
+                    format!("waiting for decisions on proposal #{pending}: `ace queue show {pending}`, then `ace queue approve {pending}` or `ace queue reject {pending}` (or use the workbench)"),
                 ),
                 Event::Applied { pending, revision } => say(&bar, match revision {
                     Some(r) => format!("queued batch {pending} applied as revision {r}"),

@@ -537,6 +537,11 @@ impl Store {
             params![format!("{id}:tags:"), format!("{id}:tags;")],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let wall_secs: f64 = self.conn.query_row(
+            "SELECT coalesce((julianday(updated_at) - julianday(created_at)) * 86400.0, 0) FROM runs WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
         let unknown_ids: i64 = self.conn.query_row(
             "SELECT coalesce(sum(json_array_length(unknown_ids)), 0) FROM run_samples WHERE run_id = ?1",
             [id],
@@ -571,6 +576,7 @@ impl Store {
             helpful_tags: helpful as u64,
             harmful_tags: harmful as u64,
             unknown_ids: unknown_ids as u64,
+            wall_secs: wall_secs.max(0.0),
             roles,
         })
     }

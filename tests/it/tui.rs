@@ -616,7 +616,7 @@ fn run_keys_and_events() {
     );
     assert_eq!(st.run.waiting_on, None);
     assert_eq!(st.run.phase, Phase::Decided(3));
-    assert_eq!(st.run.phase.to_string(), "batch 3 decided; resuming");
+    assert_eq!(st.run.phase.to_string(), "proposal #3 decided; resuming");
 }
 
 #[test]

@@ -502,3 +502,76 @@ fn playbooks_are_renamed_copied_and_deleted_from_the_playbook_list() {
     drop(wb);
     server.shutdown();
 }
+
+/// Concurrency 4 over the demo model: every sample row the Run pane shows, and the last finished
+/// one, carry that sample's own question and answer (as the run recorded them), never another's.
+#[test]
+fn under_concurrency_each_sample_row_shows_its_own_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt
+        .block_on(MockServer::start_local(
+            Script::from_json(DEMO_SCRIPT).unwrap(),
+        ))
+        .unwrap();
+    let config = RunConfig {
+        batch_size: 4,
+        concurrency: 4,
+        approve: ApproveMode::Auto,
+        ..RunConfig::default()
+    };
+    let mut wb = Workbench::open(
+        &dir.path().join("ace.db"),
+        ModelSource::Demo(server.base_url()),
+        config,
+        "flow",
+    )
+    .unwrap();
+    assert!(wb.wait_until(WAIT, |s| !s.playbook.sections.is_empty()));
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('r'));
+    press(&mut wb, KeyCode::Enter);
+    // watch every row as events arrive, until the run ends
+    let mut rows: Vec<ace::tui::state::SlotView> = Vec::new();
+    let mut finished: Vec<ace::tui::state::SlotView> = Vec::new();
+    let mut most_in_flight = 0;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !matches!(wb.state.run.phase, ace::tui::state::Phase::Ended(_)) {
+        assert!(std::time::Instant::now() < deadline, "the run ended");
+        wb.pump(Duration::from_millis(50));
+        most_in_flight = most_in_flight.max(wb.state.run.slots.len());
+        rows.extend(wb.state.run.slots.iter().cloned());
+        finished.extend(wb.state.run.last.iter().cloned());
+    }
+    let store = Store::open(&dir.path().join("ace.db")).unwrap();
+    let run = store.runs().unwrap()[0].id.clone();
+    let recorded = store.run_samples(&run).unwrap();
+    assert!(!rows.is_empty() && !finished.is_empty());
+    let record = |key: &str| {
+        recorded
+            .iter()
+            .find(|r| r.key == key)
+            .unwrap_or_else(|| panic!("{key} was recorded"))
+    };
+    // a row in flight shows its own sample's question at every moment
+    for slot in &rows {
+        assert_eq!(slot.question, record(&slot.key).question, "{}", slot.key);
+    }
+    // a finished one, its own final answer too
+    for slot in &finished {
+        let r = record(&slot.key);
+        assert_eq!(
+            (&slot.question, &slot.answer),
+            (&r.question, &r.answer),
+            "{}",
+            slot.key
+        );
+    }
+    assert!(most_in_flight >= 1);
+    drop(wb);
+    server.shutdown();
+}

@@ -31,7 +31,7 @@ wait_for "FORMULAS AND CALCULATIONS"
 keys 2; wait_for "none yet (r starts one"
 keys r; wait_for "Start a run"
 keys Enter
-wait_for "waiting for decisions on batch" 60
+wait_for "waiting for decisions on proposal #" 60
 
 # review the proposal and approve it
 keys 3; wait_for "Proposal #"
