@@ -221,6 +221,26 @@ pub struct Accuracy {
     pub revision: Option<i64>,
 }
 
+impl std::fmt::Display for Accuracy {
+    /// `  train  epoch  1 batch   12:    9/12    75.0%  (playbook at revision 7)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "  {:<6} epoch {:>2} batch {:>4}: {:>4}/{:<4} {:>5.1}%",
+            self.split.to_string(),
+            self.epoch,
+            self.step,
+            self.correct,
+            self.total,
+            100.0 * self.correct as f64 / self.total.max(1) as f64,
+        )?;
+        if let Some(r) = self.revision {
+            write!(f, "  (playbook at revision {r})")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoleTotals {
     pub calls: u64,

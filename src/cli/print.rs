@@ -610,19 +610,7 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
         wall(s.wall_secs)
     )?;
     for a in &s.accuracy {
-        writeln!(
-            out,
-            "  {:<6} epoch {:>2} batch {:>4}: {:>4}/{:<4} {:>5.1}%{}",
-            a.split,
-            a.epoch,
-            a.step,
-            a.correct,
-            a.total,
-            100.0 * a.correct as f64 / a.total.max(1) as f64,
-            a.revision
-                .map(|r| format!("  (playbook at revision {r})"))
-                .unwrap_or_default()
-        )?;
+        writeln!(out, "{a}")?;
     }
     if let Some(best) = r.best_revision {
         writeln!(out, "best validation playbook: revision {best}")?;

@@ -65,23 +65,12 @@ const SKILL_OWN_FIELDS: &[&str] = &[
     "updated_at",
 ];
 
-pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| FormatError::at(file, e.line(), format!("invalid JSON: {e}")))?;
-    if super::skillbook_v2::is_v2(&value) {
-        return super::skillbook_v2::parse(&value, file);
-    }
-    // Older ace-framework releases (the "Playbook" class) wrote the same shape under "bullets".
-    let skills = value
-        .get("skills")
-        .or_else(|| value.get("bullets"))
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            FormatError::whole(
-                file,
-                "a skillbook needs a \"skills\" object (or \"bullets\", as older ace-framework releases wrote)",
-            )
-        })?;
+/// A skillbook's section names and its skills' keys in order: as its `sections` map lists them,
+/// then the skills it leaves out (both skillbook versions store them this way).
+pub(super) fn skill_order(
+    value: &Value,
+    skills: &Map<String, Value>,
+) -> (Vec<String>, Vec<String>) {
     let mut sections: Vec<String> = Vec::new();
     let mut order: Vec<String> = Vec::new();
     if let Some(map) = value.get("sections").and_then(Value::as_object) {
@@ -104,23 +93,52 @@ pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, Format
             order.push(id.clone());
         }
     }
+    (sections, order)
+}
+
+/// A skill's counter: absent or null is 0, anything but a whole number is refused, named.
+pub(super) fn whole_number(
+    skill: &Map<String, Value>,
+    name: &str,
+    key: &str,
+    file: &str,
+) -> Result<u64, FormatError> {
+    match skill.get(name) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            FormatError::whole(
+                file,
+                format!("skill '{key}': '{name}' is not a whole number"),
+            )
+        }),
+    }
+}
+
+pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, FormatError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| FormatError::at(file, e.line(), format!("invalid JSON: {e}")))?;
+    if super::skillbook_v2::is_v2(&value) {
+        return super::skillbook_v2::parse(&value, file);
+    }
+    // Older ace-framework releases (the "Playbook" class) wrote the same shape under "bullets".
+    let skills = value
+        .get("skills")
+        .or_else(|| value.get("bullets"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            FormatError::whole(
+                file,
+                "a skillbook needs a \"skills\" object (or \"bullets\", as older ace-framework releases wrote)",
+            )
+        })?;
+    let (mut sections, order) = skill_order(&value, skills);
     let mut bullets = Vec::new();
     for key in &order {
         let skill = skills[key.as_str()]
             .as_object()
             .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' is not an object")))?;
         let text_field = |name: &str| skill.get(name).and_then(Value::as_str).map(str::to_string);
-        let count = |name: &str| -> Result<u64, FormatError> {
-            match skill.get(name) {
-                None | Some(Value::Null) => Ok(0),
-                Some(v) => v.as_u64().ok_or_else(|| {
-                    FormatError::whole(
-                        file,
-                        format!("skill '{key}': '{name}' is not a whole number"),
-                    )
-                }),
-            }
-        };
+        let count = |name: &str| whole_number(skill, name, key, file);
         let id = text_field("id").unwrap_or_else(|| key.clone());
         let section = text_field("section")
             .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no section")))?;

@@ -39,45 +39,14 @@ pub(super) fn parse(value: &Value, file: &str) -> Result<Playbook, FormatError> 
         .get("skills")
         .and_then(Value::as_object)
         .ok_or_else(|| FormatError::whole(file, "a v2 skillbook needs a \"skills\" object"))?;
-    let mut sections: Vec<String> = Vec::new();
-    let mut order: Vec<String> = Vec::new();
-    if let Some(map) = value.get("sections").and_then(Value::as_object) {
-        for (name, ids) in map {
-            sections.push(name.clone());
-            for id in ids
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if skills.contains_key(id) && !order.iter().any(|o| o == id) {
-                    order.push(id.to_string());
-                }
-            }
-        }
-    }
-    for id in skills.keys() {
-        if !order.contains(id) {
-            order.push(id.clone());
-        }
-    }
+    let (mut sections, order) = super::json::skill_order(value, skills);
     let mut bullets = Vec::new();
     for key in &order {
         let skill = skills[key.as_str()]
             .as_object()
             .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' is not an object")))?;
         let text = |name: &str| skill.get(name).and_then(Value::as_str).map(str::to_string);
-        let count = |name: &str| -> Result<u64, FormatError> {
-            match skill.get(name) {
-                None | Some(Value::Null) => Ok(0),
-                Some(v) => v.as_u64().ok_or_else(|| {
-                    FormatError::whole(
-                        file,
-                        format!("skill '{key}': '{name}' is not a whole number"),
-                    )
-                }),
-            }
-        };
+        let count = |name: &str| super::json::whole_number(skill, name, key, file);
         let issue = text("issue")
             .filter(|i| !i.trim().is_empty())
             .ok_or_else(|| FormatError::whole(file, format!("skill '{key}' has no issue")))?;

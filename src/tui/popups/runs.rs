@@ -108,18 +108,7 @@ pub(super) fn render(
             s.run.id, s.run.playbook, s.run.kind, s.run.status, s.run.feedback_mode
         ))];
         for a in &s.accuracy {
-            lines.push(Line::from(format!(
-                "  {:<6} epoch {:>2} batch {:>4}: {:>4}/{:<4} {:>5.1}%{}",
-                a.split.to_string(),
-                a.epoch,
-                a.step,
-                a.correct,
-                a.total,
-                100.0 * a.correct as f64 / a.total.max(1) as f64,
-                a.revision
-                    .map(|r| format!("  (revision {r})"))
-                    .unwrap_or_default()
-            )));
+            lines.push(Line::from(a.to_string()));
         }
         if let Some(best) = s.run.best_revision {
             lines.push(Line::from(format!(
