@@ -31,6 +31,12 @@ pub struct EndpointFile {
     pub max_retries: Option<u32>,
     /// The largest answer body read from the server, in bytes.
     pub max_answer_bytes: Option<usize>,
+    pub top_p: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub seed: Option<i64>,
+    /// Server-specific request fields, sent as they are (e.g. `repeat_penalty = 1.1` for llama.cpp).
+    pub extra_body: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -242,6 +248,18 @@ pub fn load_with(
         {
             endpoint.max_answer_bytes = n.max(1024);
         }
+        // sampling per role: the role's own, else the defaults of [model]
+        endpoint.top_p = rf.top_p.or(file.model.top_p);
+        endpoint.frequency_penalty = rf.frequency_penalty.or(file.model.frequency_penalty);
+        endpoint.presence_penalty = rf.presence_penalty.or(file.model.presence_penalty);
+        endpoint.seed = rf.seed.or(file.model.seed);
+        let mut extra = file.model.extra_body.clone().unwrap_or_default();
+        extra.extend(rf.extra_body.clone().unwrap_or_default());
+        if !extra.is_empty() {
+            endpoint.extra_body = serde_json::to_value(&extra)
+                .ok()
+                .and_then(|v| v.as_object().cloned());
+        }
         roles.insert(role, Some(endpoint));
     }
     let embedding = embedding_endpoint(&file, env)?;
@@ -345,6 +363,38 @@ mod tests {
     fn nothing_configured_leaves_roles_open() {
         let c = load_with(None, &env_of(&[])).unwrap();
         assert!(c.roles.values().all(Option::is_none));
+    }
+
+    #[test]
+    fn sampling_settings_and_server_extras_are_set_per_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[model]\nbase_url = \"http://127.0.0.1:1/v1\"\nmodel = \"m\"\ntop_p = 0.9\nextra_body = { repeat_penalty = 1.1 }\n\n[roles.curator]\nseed = 7\nfrequency_penalty = 0.5\npresence_penalty = 0.25\nextra_body = { repeat_penalty = 1.3, min_p = 0.05 }\n",
+        )
+        .unwrap();
+        let c = load_with(Some(path), &env_of(&[])).unwrap();
+        let get = |r| c.roles[&r].clone().unwrap();
+        let g = get(Role::Generator);
+        assert_eq!((g.top_p, g.seed), (Some(0.9), None));
+        assert_eq!(
+            g.extra_body.unwrap()["repeat_penalty"],
+            serde_json::json!(1.1)
+        );
+        let cur = get(Role::Curator);
+        assert_eq!(
+            (
+                cur.top_p,
+                cur.seed,
+                cur.frequency_penalty,
+                cur.presence_penalty
+            ),
+            (Some(0.9), Some(7), Some(0.5), Some(0.25))
+        );
+        let extra = cur.extra_body.unwrap();
+        assert_eq!(extra["repeat_penalty"], serde_json::json!(1.3));
+        assert_eq!(extra["min_p"], serde_json::json!(0.05));
     }
 
     #[test]

@@ -30,6 +30,19 @@ pub struct EndpointConfig {
     pub model: String,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// The other OpenAI-compatible sampling fields, sent when set.
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Fields a server accepts beyond the OpenAI API (e.g. llama.cpp's `repeat_penalty`), merged
+    /// into every request's body as they are.
+    #[serde(default)]
+    pub extra_body: Option<serde_json::Map<String, Value>>,
     /// Per attempt.
     pub timeout: Duration,
     /// Calls in flight at once on this endpoint.
@@ -138,6 +151,11 @@ impl EndpointConfig {
             model: model.into(),
             temperature: None,
             max_tokens: None,
+            top_p: None,
+            frequency_penalty: None,
+            presence_penalty: None,
+            seed: None,
+            extra_body: None,
             timeout: Duration::from_secs(120),
             concurrency: 8,
             max_retries: 4,
@@ -316,6 +334,24 @@ impl OpenAiClient {
         }
         if let Some(n) = self.config.max_tokens {
             body["max_tokens"] = json!(n);
+        }
+        if let Some(x) = self.config.top_p {
+            body["top_p"] = json!(x);
+        }
+        if let Some(x) = self.config.frequency_penalty {
+            body["frequency_penalty"] = json!(x);
+        }
+        if let Some(x) = self.config.presence_penalty {
+            body["presence_penalty"] = json!(x);
+        }
+        if let Some(x) = self.config.seed {
+            body["seed"] = json!(x);
+        }
+        // server-specific fields, verbatim (they never replace the model, messages or format)
+        for (k, v) in self.config.extra_body.iter().flatten() {
+            if !matches!(k.as_str(), "model" | "messages" | "response_format") {
+                body[k] = v.clone();
+            }
         }
         if let Some(schema) = &request.schema {
             match mode {

@@ -452,3 +452,32 @@ async fn credentials_in_a_base_url_are_never_shown_or_kept_in_it() {
     assert!(!err.contains("hunter2"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+#[tokio::test]
+async fn sampling_fields_and_server_extras_reach_the_request_body() {
+    let s = server(vec![ok_rule()]).await;
+    let c = client(&s, |e| {
+        e.top_p = Some(0.5);
+        e.seed = Some(42);
+        e.presence_penalty = Some(0.25);
+        let mut extra = serde_json::Map::new();
+        extra.insert("repeat_penalty".into(), json!(1.1));
+        extra.insert("model".into(), json!("not-this-one"));
+        e.extra_body = Some(extra);
+    });
+    chat(&c).await.unwrap();
+    let body = &s.requests()[0].body;
+    assert_eq!(body["top_p"], json!(0.5));
+    assert_eq!(body["seed"], json!(42));
+    assert_eq!(body["presence_penalty"], json!(0.25));
+    assert_eq!(body["repeat_penalty"], json!(1.1));
+    assert_eq!(
+        body["model"],
+        json!("test-model"),
+        "extras never replace the model"
+    );
+    assert!(
+        body.get("frequency_penalty").is_none(),
+        "unset fields are not sent"
+    );
+}
