@@ -114,6 +114,8 @@ async fn check(client: &OpenAiClient, role: Role) -> Result<String, String> {
         schema: None,
         prompt_version: "doctor".into(),
         trace: TraceIds::default(),
+        // a ping needs a word, not a page (a small local model may otherwise write until its limit)
+        max_tokens: Some(16),
     };
     let response = client
         .chat(&request, &CancellationToken::new())

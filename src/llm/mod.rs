@@ -121,6 +121,8 @@ pub struct ChatRequest {
     pub schema: Option<OutputSchema>,
     pub prompt_version: String,
     pub trace: TraceIds,
+    /// A token limit for this call instead of the endpoint's (a re-ask after a cut-off answer).
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

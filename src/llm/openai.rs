@@ -332,7 +332,7 @@ impl OpenAiClient {
         if let Some(t) = self.config.temperature {
             body["temperature"] = json!(t);
         }
-        if let Some(n) = self.config.max_tokens {
+        if let Some(n) = request.max_tokens.or(self.config.max_tokens) {
             body["max_tokens"] = json!(n);
         }
         if let Some(x) = self.config.top_p {

@@ -54,17 +54,20 @@ pub(crate) async fn call_structured<T>(
     let mut messages = prompt.messages.clone();
     let mut calls = Vec::new();
     let mut last_error = String::new();
+    // after an answer cut off at the token limit, the re-ask may write twice as much (at most 16k)
+    let mut max_tokens: Option<u32> = None;
     for round in 0..2 {
         let request = ChatRequest {
             role,
             messages: messages.clone(),
             schema: Some(prompt.schema.clone()),
-            prompt_version: if round == 0 {
-                prompt.version.clone()
-            } else {
-                format!("{}+repair", prompt.version)
+            prompt_version: match (round, max_tokens) {
+                (0, _) => prompt.version.clone(),
+                (_, Some(n)) => format!("{}+repair(max_tokens={n})", prompt.version),
+                _ => format!("{}+repair", prompt.version),
             },
             trace: trace.clone(),
+            max_tokens,
         };
         let response = client
             .chat(&request, cancel)
@@ -87,7 +90,21 @@ pub(crate) async fn call_structured<T>(
             Ok(value) => return Ok((value, calls)),
             Err(error) => {
                 let error = match response.finish_reason.as_deref() {
-                    Some("length") => format!("{error} (the answer hit the token limit)"),
+                    Some("length") => {
+                        let used =
+                            u32::try_from(response.usage.completion_tokens).unwrap_or(u32::MAX);
+                        let more = used.saturating_mul(2).clamp(256, 16_384);
+                        max_tokens = Some(more);
+                        tracing::warn!(
+                            role = role.as_str(),
+                            used,
+                            more,
+                            "answer cut off at the token limit; asking again with a larger limit and for a shorter answer"
+                        );
+                        format!(
+                            "{error} (the answer hit the token limit after {used} tokens: answer again, shorter; up to {more} tokens are allowed now)"
+                        )
+                    }
                     _ => error,
                 };
                 tracing::warn!(role = role.as_str(), round, error = %error, "unusable answer");

@@ -56,6 +56,7 @@ fn request(with_schema: bool) -> ChatRequest {
         ],
         schema: with_schema.then(|| ace::prompts::schema(Role::Generator)),
         prompt_version: "test".into(),
+        max_tokens: None,
         trace: TraceIds::default(),
     }
 }

@@ -390,3 +390,51 @@ async fn a_server_error_surfaces_as_a_role_error_naming_the_role() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_answer_cut_off_at_the_token_limit_is_asked_again_with_a_larger_limit() {
+    let cut = Rule {
+        role: Some("generator".into()),
+        times: Some(1),
+        reply: Some(serde_json::Value::String(
+            "{\"reasoning\": \"first I will list every step of the long".into(),
+        )),
+        finish_reason: Some("length".into()),
+        ..Rule::default()
+    };
+    let good = rule(
+        "generator",
+        json!({"reasoning": "short", "bullet_ids": [], "final_answer": "2.00"}),
+    );
+    let (server, client) = setup(vec![cut, good]).await;
+    let pb = playbook();
+    let input = GeneratorInput {
+        playbook: &pb,
+        question: QUESTION,
+        context: "",
+        reflection: None,
+        shown: None,
+    };
+    let out = roles::generate(
+        &client,
+        &input,
+        &TraceIds::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.final_answer, "2.00");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[0].body.get("max_tokens").is_none());
+    let raised = requests[1].body["max_tokens"].as_u64().unwrap();
+    assert!(raised >= 256, "{raised}");
+    assert!(requests[1].text().contains("answer again, shorter"));
+    assert!(
+        out.calls[1]
+            .prompt_version
+            .contains(&format!("+repair(max_tokens={raised})")),
+        "{}",
+        out.calls[1].prompt_version
+    );
+}
