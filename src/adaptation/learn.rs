@@ -234,6 +234,7 @@ impl<S: RunStore> Loop<S> {
             .iter()
             .map(|c| (c.key.clone(), c.op.clone()))
             .collect();
+        let ops_proposed: Vec<DeltaOp> = ops.iter().map(|(_, op)| op.clone()).collect();
         let (pb, key, run, reasoning, count, dropped) = (
             self.ctx.config.playbook.clone(),
             format!("{}:{epoch}:{step}", self.ctx.run),
@@ -256,6 +257,16 @@ impl<S: RunStore> Loop<S> {
         };
         self.observe(pending, false).await?;
         match self.ctx.config.approve {
+            // a new section is a person's call: such a batch waits for one
+            ApproveMode::Auto if new_sections(&ops_proposed).is_some() => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "proposal #{pending} held for a person: it creates section '{}', which the playbook does not have; review it with `ace queue show {pending}` or in the workbench",
+                        new_sections(&ops_proposed).unwrap_or_default()
+                    ),
+                });
+                Ok(None)
+            }
             ApproveMode::Auto => {
                 // never over the token budget: checked again as the batch is written
                 let outcome = db(&self.store, move |s| {
@@ -325,6 +336,18 @@ impl<S: RunStore> Loop<S> {
 }
 
 /// A sample as the evidence a reviewer reads beside the proposal.
+/// The sections a proposal would create, named (`None`: it creates none).
+fn new_sections(ops: &[DeltaOp]) -> Option<String> {
+    let names: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            DeltaOp::AddSection { section, .. } => Some(section.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!names.is_empty()).then(|| names.join("', '"))
+}
+
 fn evidence(o: &Outcome) -> Evidence {
     Evidence {
         key: o.record.key.clone(),

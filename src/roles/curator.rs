@@ -197,10 +197,30 @@ pub fn normalize(
             dropped.push((desc, reason));
             continue;
         }
+        // a field that repeats the prompt's own placeholder (`<one new, specific, reusable lesson>`)
+        // is a model copying the example, not a lesson
+        if let Some(text) = placeholder_field(&op) {
+            dropped.push((
+                desc,
+                format!("repeats the prompt's placeholder '{text}' instead of a lesson"),
+            ));
+            continue;
+        }
         match &mut op {
             DeltaOp::Add(add) => {
                 add.content = collapse(&add.content);
                 add.section = section_name(&add.section);
+                // a section the playbook lacks is not created on the side: it is its own op,
+                // for a person to decide (auto-approval holds such a batch)
+                if !playbook.has_section(&add.section) {
+                    let new = DeltaOp::AddSection {
+                        section: add.section.clone(),
+                        slug: None,
+                    };
+                    if !kept.contains(&new) {
+                        kept.push(new);
+                    }
+                }
                 // A lesson the playbook has already (the same text, or the same content words)
                 // becomes a MERGE into that bullet: evidence for it, reviewable, not a second copy.
                 let folded = refine::fold(&add.content);
@@ -303,6 +323,34 @@ fn canonical_targets(playbook: &Playbook, op: &mut DeltaOp) {
         }
         _ => {}
     }
+}
+
+/// Whether a text is one of the prompt's placeholders: `<…>` alone, nothing else.
+fn is_placeholder(text: &str) -> bool {
+    let t = text.trim();
+    t.len() > 2 && t.starts_with('<') && t.ends_with('>') && !t[1..t.len() - 1].contains(['<', '>'])
+}
+
+/// The first field of an op that is a placeholder of the prompt, if any.
+fn placeholder_field(op: &DeltaOp) -> Option<String> {
+    let texts: Vec<&str> = match op {
+        DeltaOp::Add(a) => vec![&a.section, &a.content],
+        DeltaOp::Update(u) => [
+            u.content.as_deref(),
+            u.section.as_deref(),
+            Some(&u.bullet_id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        DeltaOp::Tag(t) => vec![&t.bullet_id],
+        DeltaOp::Remove { bullet_id } => vec![bullet_id],
+        _ => Vec::new(),
+    };
+    texts
+        .into_iter()
+        .find(|t| is_placeholder(t))
+        .map(|t| t.trim().to_string())
 }
 
 /// Ops with their idempotency keys (`c-` + a hash of the op's JSON).

@@ -1035,3 +1035,73 @@ async fn old_call_records_are_pruned_with_what_it_frees_and_lock_files_go_with_t
     assert!(ace(&["db", "vacuum"]).starts_with("vacuumed:"));
     assert!(ace(&["runs", "show", &run]).contains("train"));
 }
+
+/// What a small real model did: copy the prompt's example op, and name a section the playbook does
+/// not have. The copy is refused, the new section becomes its own op, and auto-approval holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholders_are_refused_and_a_new_section_waits_for_a_person() {
+    use ace::llm::mock::Rule;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = dir.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut script = world::script(None);
+    let first = script
+        .rules
+        .iter()
+        .position(|r| r.role.as_deref() == Some("curator"))
+        .unwrap();
+    script.rules.insert(
+        first,
+        Rule {
+            role: Some("curator".into()),
+            reply: Some(json!({"reasoning": "copying the example", "operations": [
+                {"type": "ADD", "section": "<an existing section name>", "content": "<one new, specific, reusable lesson>"},
+                {"type": "ADD", "section": "NUMBER THEORY", "content": world::ZORB}
+            ]})),
+            ..Rule::default()
+        },
+    );
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.epochs = 1;
+    cfg.max_rounds = 1;
+    let mut handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let mut events = Vec::new();
+    while let Some(e) = handle.events.recv().await {
+        events.push(e);
+    }
+    handle.task.await.unwrap().unwrap();
+    let warned = events.iter().any(|e| {
+        matches!(e, Event::Warning { message } if message.contains("held for a person: it creates section 'NUMBER THEORY'"))
+    });
+    assert!(warned, "{events:?}");
+    let store = store.lock().unwrap();
+    let pb = store.load_playbook("world").unwrap();
+    assert!(
+        pb.sections.iter().all(|s| s.name != "NUMBER THEORY"),
+        "no section created"
+    );
+    assert!(pb.sections.iter().all(|s| !s.name.starts_with('<')));
+    assert!(pb.bullets.iter().all(|b| !b.content.starts_with('<')));
+    let queued = store.pending(None).unwrap();
+    let batch = queued
+        .iter()
+        .find(|b| b.is_pending())
+        .expect("the batch waits");
+    let ops: Vec<String> = batch.ops.iter().map(|o| o.op.describe()).collect();
+    assert!(ops[0].starts_with("ADD_SECTION 'NUMBER THEORY'"), "{ops:?}");
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    let dropped = &batch.provenance.dropped;
+    assert!(
+        dropped.iter().any(|d| d.reason.contains("placeholder")),
+        "{dropped:?}"
+    );
+}
