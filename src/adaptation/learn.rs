@@ -192,7 +192,14 @@ impl<S: RunStore> Loop<S> {
         .await
         {
             Ok(out) => out,
-            Err(roles::RoleError::Unusable { error, .. }) => {
+            Err(roles::RoleError::Unusable {
+                error,
+                calls: spent,
+                ..
+            }) => {
+                // the calls were made: recorded and counted like any other
+                let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
+                db(&self.store, move |s| s.record_calls(&run, &key, &spent)).await?;
                 self.emit(Event::Warning {
                     message: format!(
                         "curator answer unusable, nothing proposed for batch {step}: {error}"

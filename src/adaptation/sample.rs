@@ -193,7 +193,14 @@ pub async fn process(
                     }
                     (out.reasoning, out.bullet_ids)
                 }
-                Err(RoleError::Unusable { error, raw, .. }) => {
+                Err(RoleError::Unusable {
+                    error,
+                    raw,
+                    calls: spent,
+                    ..
+                }) => {
+                    // unusable, but the calls were made: they are recorded and counted
+                    calls.extend(spent);
                     ctx.emit(Event::Warning {
                         message: format!("{key}: generator answer unusable: {error}"),
                     });
@@ -268,7 +275,12 @@ pub async fn process(
                 reflection_text = Some(reflection.summary());
                 last_reflection = Some(reflection);
             }
-            Err(RoleError::Unusable { error, .. }) => {
+            Err(RoleError::Unusable {
+                error,
+                calls: spent,
+                ..
+            }) => {
+                calls.extend(spent);
                 ctx.emit(Event::Warning {
                     message: format!("{key}: reflector answer unusable: {error}"),
                 });

@@ -27,6 +27,8 @@ pub enum RoleError {
         role: Role,
         error: String,
         raw: String,
+        /// The calls made (the first answer and its repair): they reached a server and count.
+        calls: Vec<CallRecord>,
     },
 }
 
@@ -119,6 +121,7 @@ pub(crate) async fn call_structured<T>(
         role,
         error: last_error,
         raw,
+        calls,
     })
 }
 

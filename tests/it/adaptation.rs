@@ -1105,3 +1105,58 @@ async fn placeholders_are_refused_and_a_new_section_waits_for_a_person() {
         "{dropped:?}"
     );
 }
+
+/// A model whose answers stay unusable after the repair: its calls reached the server, so the run
+/// counts them (calls and tokens agree with what the server saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_that_reached_the_server_is_counted_even_unusable_ones() {
+    use ace::llm::mock::Rule;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = dir.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut script = world::script(None);
+    // the generator and the curator never answer usable JSON
+    for role in ["generator", "curator"] {
+        script.rules.insert(
+            0,
+            Rule {
+                role: Some(role.into()),
+                reply: Some(serde_json::Value::String("I am thinking about it".into())),
+                ..Rule::default()
+            },
+        );
+    }
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.epochs = 1;
+    cfg.max_rounds = 1;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = handle.task.await.unwrap().unwrap();
+    let seen = |role: &str| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.role.as_deref() == Some(role))
+            .count() as u64
+    };
+    let summary = store.lock().unwrap().run_summary(&run).unwrap();
+    for role in ["generator", "reflector", "curator"] {
+        let counted = summary.roles.get(role).map_or(0, |t| t.calls);
+        assert_eq!(
+            counted,
+            seen(role),
+            "{role}: counted {counted}, the server saw {}",
+            seen(role)
+        );
+    }
+    assert_eq!(seen("generator"), 2, "an answer and its repair");
+    assert_eq!(seen("curator"), 2);
+}

@@ -177,7 +177,9 @@ async fn output_that_stays_unusable_is_a_typed_error_with_the_raw_text() {
     .await
     .unwrap_err();
     match &err {
-        RoleError::Unusable { role, error, raw } => {
+        RoleError::Unusable {
+            role, error, raw, ..
+        } => {
             assert_eq!(*role, Role::Generator);
             assert_eq!(error, "the field \"final_answer\" is missing");
             assert!(raw.contains("no answer field"));
