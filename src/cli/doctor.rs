@@ -22,6 +22,12 @@ struct RoleReport {
     retries: u32,
     ok: bool,
     detail: String,
+    /// How this role's structured answers will be asked for: json_schema, json_object or plain
+    /// (the first the server accepts).
+    structured_output: Option<crate::llm::OutputMode>,
+    /// Latency and speed of the structured probe.
+    probe_ms: Option<u64>,
+    tokens_per_second: Option<f64>,
 }
 
 pub async fn run(config: &ModelConfig, out: &mut impl Write, json: bool) -> Result<bool> {
@@ -56,6 +62,9 @@ pub async fn run(config: &ModelConfig, out: &mut impl Write, json: bool) -> Resu
             retries: endpoint.max_retries,
             ok: false,
             detail: String::new(),
+            structured_output: None,
+            probe_ms: None,
+            tokens_per_second: None,
         };
         let mut endpoint = endpoint;
         endpoint.max_retries = endpoint.max_retries.min(1);
@@ -63,6 +72,20 @@ pub async fn run(config: &ModelConfig, out: &mut impl Write, json: bool) -> Resu
         match check(&client, role).await {
             Ok(line) => (report.ok, report.detail) = (true, line),
             Err(problem) => report.detail = problem,
+        }
+        // then the mode a structured answer will use (json_schema, else json_object, else text)
+        if report.ok {
+            match probe(&client, role).await {
+                Ok((mode, ms, speed)) => {
+                    report.structured_output = Some(mode);
+                    report.probe_ms = Some(ms);
+                    report.tokens_per_second = speed;
+                }
+                Err(problem) => {
+                    report.ok = false;
+                    report.detail = format!("structured output: {problem}");
+                }
+            }
         }
         reports.push(report);
     }
@@ -93,7 +116,22 @@ pub async fn run(config: &ModelConfig, out: &mut impl Write, json: bool) -> Resu
     writeln!(out)?;
     for r in &reports {
         if r.ok {
-            writeln!(out, "{:<10} ok: {}", r.role, r.detail)?;
+            writeln!(
+                out,
+                "{:<10} ok: {}; structured answers as {}{}",
+                r.role,
+                r.detail,
+                r.structured_output
+                    .map_or("?".to_string(), |m| serde_json::to_value(m)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()),
+                match (r.probe_ms, r.tokens_per_second) {
+                    (Some(ms), Some(tps)) => format!(" ({ms} ms, {tps:.0} tokens/s)"),
+                    (Some(ms), None) => format!(" ({ms} ms)"),
+                    _ => String::new(),
+                }
+            )?;
         } else {
             writeln!(out, "{:<10} PROBLEM: {}", r.role, r.detail)?;
         }
@@ -128,6 +166,44 @@ async fn check(client: &OpenAiClient, role: Role) -> Result<String, String> {
         response.usage.prompt_tokens,
         response.usage.completion_tokens
     ))
+}
+
+/// A small structured request: the client falls back from json_schema to json_object to text
+/// as the server refuses them, and says which it used.
+async fn probe(
+    client: &OpenAiClient,
+    role: Role,
+) -> Result<(crate::llm::OutputMode, u64, Option<f64>), String> {
+    let request = ChatRequest {
+        role,
+        messages: vec![
+            Message::system(format!(
+                "You are the ACE {}. This is a structured-output check from `ace doctor`.",
+                capitalized(role)
+            )),
+            Message::user("Answer with the JSON object {\"ok\": true} and nothing else."),
+        ],
+        schema: Some(crate::llm::OutputSchema {
+            name: "doctor_probe".into(),
+            schema: serde_json::json!({
+                "type": "object",
+                "properties": {"ok": {"type": "boolean"}},
+                "required": ["ok"],
+                "additionalProperties": false
+            }),
+        }),
+        prompt_version: "doctor-probe".into(),
+        trace: TraceIds::default(),
+        max_tokens: Some(16),
+    };
+    let response = client
+        .chat(&request, &CancellationToken::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = response.latency.as_secs_f64();
+    let speed = (secs > 0.0 && response.usage.completion_tokens > 0)
+        .then(|| response.usage.completion_tokens as f64 / secs);
+    Ok((response.mode, response.latency.as_millis() as u64, speed))
 }
 
 fn capitalized(role: Role) -> String {

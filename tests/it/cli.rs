@@ -323,6 +323,8 @@ fn doctor_reaches_a_mock_model_started_from_the_cli_and_explains_a_missing_one()
     assert_eq!(report["healthy"], true, "{report}");
     assert_eq!(report["roles"].as_array().unwrap().len(), 3);
     assert_eq!(report["roles"][0]["key"], "sk-…3456");
+    assert_eq!(report["roles"][0]["structured_output"], "json_schema");
+    assert!(report["roles"][0]["probe_ms"].is_u64());
     assert!(!report.to_string().contains("secret-value"));
 
     // a config file named by ACE_CONFIG that does not exist is an error, not silently skipped
