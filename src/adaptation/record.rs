@@ -265,5 +265,7 @@ pub struct RunSummary {
     pub unknown_ids: u64,
     /// From its start to its last update, in seconds.
     pub wall_secs: f64,
+    /// Calls by what came of them: ok, repaired, unusable.
+    pub outcomes: BTreeMap<String, u64>,
     pub roles: BTreeMap<String, RoleTotals>,
 }

@@ -606,7 +606,12 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
     });
     writeln!(
         out,
-        "total: {calls} calls · {tokens} tokens · ${cost:.4} · wall time {}",
+        "total: {calls} calls ({}) · {tokens} tokens · ${cost:.4} · wall time {}",
+        s.outcomes
+            .iter()
+            .map(|(o, n)| format!("{n} {o}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         wall(s.wall_secs)
     )?;
     for a in &s.accuracy {

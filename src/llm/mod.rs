@@ -90,6 +90,10 @@ pub struct CallRecord {
     /// its place, so they do not grow with the playbook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playbook: Option<PlaybookText>,
+    /// What came of it: `ok`, `repaired` (a repair call that worked), `unusable` (its answer could
+    /// not be used).
+    #[serde(default)]
+    pub outcome: String,
 }
 
 /// A rendered playbook inside a prompt: the text (kept in memory only) and the view it renders.

@@ -86,10 +86,16 @@ pub(crate) async fn call_structured<T>(
             cost_usd: response.cost_usd,
             attempts: response.attempts,
             playbook: prompt.playbook.clone(),
+            outcome: "unusable".into(),
         });
         let parsed = crate::llm::json::extract_object(&response.content).and_then(|v| parse(&v));
         match parsed {
-            Ok(value) => return Ok((value, calls)),
+            Ok(value) => {
+                if let Some(last) = calls.last_mut() {
+                    last.outcome = if round == 0 { "ok" } else { "repaired" }.into();
+                }
+                return Ok((value, calls));
+            }
             Err(error) => {
                 let error = match response.finish_reason.as_deref() {
                     Some("length") => {

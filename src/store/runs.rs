@@ -319,8 +319,8 @@ impl Store {
                 tx.prepare_cached("DELETE FROM llm_calls WHERE run_id = ?1 AND sample_key = ?2")?;
             let mut call_stmt = tx.prepare_cached(
                 "INSERT INTO llm_calls (run_id, sample_key, role, prompt_version, prompt, response, model, prompt_tokens,
-                     completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
             for (split, s, calls) in samples {
@@ -374,6 +374,7 @@ impl Store {
                         c.attempts,
                         at,
                         view,
+                        (!c.outcome.is_empty()).then_some(c.outcome.as_str()),
                     ])?;
                 }
                 for id in &s.cited {
@@ -542,6 +543,14 @@ impl Store {
             [id],
             |r| r.get(0),
         )?;
+        let mut outcomes = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT coalesce(outcome, 'ok'), count(*) FROM llm_calls WHERE run_id = ?1 GROUP BY 1",
+        )?;
+        for row in stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (outcome, n) = row?;
+            outcomes.insert(outcome, n as u64);
+        }
         let unknown_ids: i64 = self.conn.query_row(
             "SELECT coalesce(sum(json_array_length(unknown_ids)), 0) FROM run_samples WHERE run_id = ?1",
             [id],
@@ -577,6 +586,7 @@ impl Store {
             harmful_tags: harmful as u64,
             unknown_ids: unknown_ids as u64,
             wall_secs: wall_secs.max(0.0),
+            outcomes,
             roles,
         })
     }

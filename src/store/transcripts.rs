@@ -101,7 +101,7 @@ impl Store {
     pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
-                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}
+                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}, c.outcome
              FROM llm_calls c LEFT JOIN run_samples s ON s.run_id = c.run_id AND s.key = c.sample_key
              WHERE c.run_id = ?1 AND (?2 IS NULL OR c.sample_key = ?2) ORDER BY c.id",
             ids_sql("s.shown")
@@ -140,6 +140,7 @@ impl Store {
                         view,
                         text: String::new(),
                     }),
+                    outcome: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
                 },
                 r.get::<_, String>(2)?,
             ))

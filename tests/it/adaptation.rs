@@ -1159,4 +1159,12 @@ async fn every_call_that_reached_the_server_is_counted_even_unusable_ones() {
     }
     assert_eq!(seen("generator"), 2, "an answer and its repair");
     assert_eq!(seen("curator"), 2);
+    // each call says what came of it
+    assert_eq!(
+        summary.outcomes.get("unusable"),
+        Some(&4),
+        "{:?}",
+        summary.outcomes
+    );
+    assert_eq!(summary.outcomes.get("ok"), Some(&seen("reflector")));
 }

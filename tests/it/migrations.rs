@@ -290,6 +290,7 @@ fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
         cost_usd: 0.0,
         attempts: 1,
         playbook: None,
+        outcome: "ok".into(),
     };
     store
         .record_calls(&run, "curator/1/1", std::slice::from_ref(&call))

@@ -14,3 +14,6 @@ ALTER TABLE run_samples ADD COLUMN unknown_ids TEXT;
 -- (`NAME (deleted N)`), so its name is free; lists and lookups by name leave it out.
 ALTER TABLE playbooks ADD COLUMN deleted_at TEXT;
 ALTER TABLE playbooks ADD COLUMN deleted_name TEXT;
+
+-- What came of each model call: ok, repaired, unusable (NULL before version 6).
+ALTER TABLE llm_calls ADD COLUMN outcome TEXT;
