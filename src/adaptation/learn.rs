@@ -213,7 +213,23 @@ impl<S: RunStore> Loop<S> {
         let calls = out.calls.clone();
         db(&self.store, move |s| s.record_calls(&run, &key, &calls)).await?;
         // a lesson the playbook already holds, in other words, is folded into that bullet
-        let proposed: Vec<DeltaOp> = out.operations.iter().map(|c| c.op.clone()).collect();
+        let mut proposed: Vec<DeltaOp> = out.operations.iter().map(|c| c.op.clone()).collect();
+        if self.ctx.config.unknown_sections_to_others {
+            // by the person's setting: no new sections, their lessons go to OTHERS
+            let others = playbook
+                .sections
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case("OTHERS"))
+                .map_or_else(|| "OTHERS".to_string(), |s| s.name.clone());
+            proposed.retain(|op| !matches!(op, DeltaOp::AddSection { .. }));
+            for op in &mut proposed {
+                if let DeltaOp::Add(a) = op
+                    && !playbook.has_section(&a.section)
+                {
+                    a.section = others.clone();
+                }
+            }
+        }
         let (folded, more_dropped) = self.fold_duplicates(&playbook, &index, proposed).await?;
         // over the token budget, the batch also proposes what to let go
         let (folded, budget) = self.hold_budget(&playbook, &index, folded).await?;

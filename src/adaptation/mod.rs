@@ -133,6 +133,10 @@ pub struct RunConfig {
     /// many samples that were shown it (in this run) may be pruned.
     #[serde(default = "default_unused_after")]
     pub prune_unused_after: u64,
+    /// A lesson for a section the playbook lacks goes to `OTHERS` (else the new section is its own
+    /// op, for a person to decide).
+    #[serde(default)]
+    pub unknown_sections_to_others: bool,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -176,6 +180,7 @@ impl Default for RunConfig {
             prompt_budget: DEFAULT_PROMPT_BUDGET,
             dedup_threshold: None,
             prune_unused_after: DEFAULT_UNUSED_AFTER,
+            unknown_sections_to_others: false,
             poll_ms: 200,
         }
     }

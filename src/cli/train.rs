@@ -86,6 +86,10 @@ pub struct TrainArgs {
     /// Continue a run that stopped (killed, cancelled, failed) where it left off
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
+    /// Put a lesson for a section the playbook lacks into OTHERS (default: propose the new section
+    /// as its own op, for a person)
+    #[arg(long)]
+    pub unknown_sections_to_others: bool,
     /// Print the final summary as JSON (the progress stays on stderr)
     #[arg(long)]
     pub json: bool,
@@ -134,6 +138,7 @@ impl TrainArgs {
             prompt_budget: self.prompt_budget,
             dedup_threshold: self.dedup_threshold,
             prune_unused_after: self.prune_unused_after,
+            unknown_sections_to_others: self.unknown_sections_to_others,
             poll_ms: 200,
         }
     }

@@ -1069,10 +1069,26 @@ async fn placeholders_are_refused_and_a_new_section_waits_for_a_person() {
         },
     );
     let server = MockServer::start_local(script).await.unwrap();
-    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    // by the person's setting, such a lesson goes to OTHERS instead, and applies
+    let other_db = dir.path().join("others.db");
+    let other = Arc::new(Mutex::new(Store::open(&other_db).unwrap()));
     let mut cfg = config(&data, ApproveMode::Auto);
     cfg.epochs = 1;
     cfg.max_rounds = 1;
+    let mut to_others = cfg.clone();
+    to_others.unknown_sections_to_others = true;
+    let handle = adaptation::start(other.clone(), models(&server), to_others, None);
+    handle.task.await.unwrap().unwrap();
+    {
+        let pb = other.lock().unwrap().load_playbook("world").unwrap();
+        assert!(pb.sections.iter().all(|s| s.name != "NUMBER THEORY"));
+        assert!(
+            pb.active_bullets()
+                .any(|b| b.content == world::ZORB && b.section == "OTHERS"),
+            "the lesson went to OTHERS"
+        );
+    }
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
     let mut handle = adaptation::start(store.clone(), models(&server), cfg, None);
     let mut events = Vec::new();
     while let Some(e) = handle.events.recv().await {
