@@ -131,7 +131,7 @@ pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, Format
                 "a skillbook needs a \"skills\" object (or \"bullets\", as older ace-framework releases wrote)",
             )
         })?;
-    let (mut sections, order) = skill_order(&value, skills);
+    let (sections, order) = skill_order(&value, skills);
     let mut bullets = Vec::new();
     for key in &order {
         let skill = skills[key.as_str()]
@@ -177,8 +177,18 @@ pub(super) fn parse_skillbook(text: &str, file: &str) -> Result<Playbook, Format
             updated_at: text_field("updated_at").unwrap_or_default(),
         });
     }
-    // Sections the `sections` map leaves out come from the skills; a removed skill's section alone
-    // is a removed section, so it is not listed.
+    finish_skillbook(&value, sections, bullets, file)
+}
+
+/// The end of reading either skillbook version: sections the `sections` map leaves out come from
+/// the skills (a removed skill's section alone is a removed section, so it is not listed); an id
+/// used twice is refused; the id counter goes past `next_id`.
+pub(super) fn finish_skillbook(
+    value: &Value,
+    mut sections: Vec<String>,
+    bullets: Vec<Bullet>,
+    file: &str,
+) -> Result<Playbook, FormatError> {
     for b in bullets.iter().filter(|b| b.is_active()) {
         if !sections.contains(&b.section) {
             sections.push(b.section.clone());

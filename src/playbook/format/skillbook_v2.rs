@@ -9,11 +9,9 @@
 //! section goes to `context` with its section's name as its first keyword; a content with no
 //! issue/insight of its own is both. What cannot be carried is said, never dropped silently.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value, json};
 
-use super::{FormatError, assemble};
+use super::FormatError;
 use crate::playbook::{Bullet, BulletStatus, Playbook};
 
 pub const SCHEMA_VERSION: &str = "2";
@@ -39,7 +37,7 @@ pub(super) fn parse(value: &Value, file: &str) -> Result<Playbook, FormatError> 
         .get("skills")
         .and_then(Value::as_object)
         .ok_or_else(|| FormatError::whole(file, "a v2 skillbook needs a \"skills\" object"))?;
-    let (mut sections, order) = super::json::skill_order(value, skills);
+    let (sections, order) = super::json::skill_order(value, skills);
     let mut bullets = Vec::new();
     for key in &order {
         let skill = skills[key.as_str()]
@@ -81,20 +79,7 @@ pub(super) fn parse(value: &Value, file: &str) -> Result<Playbook, FormatError> 
             updated_at: text("updated_at").unwrap_or_default(),
         });
     }
-    for b in bullets.iter().filter(|b| b.is_active()) {
-        if !sections.contains(&b.section) {
-            sections.push(b.section.clone());
-        }
-    }
-    let mut ids = HashSet::new();
-    if let Some(dup) = bullets.iter().find(|b| !ids.insert(b.id.as_str())) {
-        return Err(FormatError::whole(
-            file,
-            format!("skill id {} appears twice", dup.id),
-        ));
-    }
-    let next_id = value.get("next_id").and_then(Value::as_u64).unwrap_or(0);
-    Ok(assemble(&sections, bullets, next_id + 1))
+    super::json::finish_skillbook(value, sections, bullets, file)
 }
 
 /// A section name as a v2 keyword: lower case, spaces as `_`.
