@@ -14,6 +14,7 @@ mod laws;
 mod llm_client;
 mod migrations;
 mod prompts;
+mod real_server;
 mod refine;
 mod revisions;
 mod roles;
