@@ -7,7 +7,8 @@ use crate::common::test_data;
 
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
 
-fn ace(db: &Path, args: &[&str]) -> Output {
+/// `ace --db DB ARGS…` as a user runs it (shared with the trust tests).
+pub(crate) fn ace(db: &Path, args: &[&str]) -> Output {
     Command::new(ACE)
         .env_remove("ACE_DB")
         .arg("--db")
@@ -17,7 +18,7 @@ fn ace(db: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(db: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(db: &Path, args: &[&str]) -> String {
     let out = ace(db, args);
     assert!(
         out.status.success(),
@@ -27,7 +28,7 @@ fn ok(db: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn fails(db: &Path, args: &[&str]) -> String {
+pub(crate) fn fails(db: &Path, args: &[&str]) -> String {
     let out = ace(db, args);
     assert!(!out.status.success(), "ace {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()

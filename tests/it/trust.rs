@@ -1,40 +1,15 @@
 //! Trust: what a reviewer sees is what gets applied, clear refusals, data that stays where it
 //! belongs. Each test drives the `ace` binary as a user (or an attacker) would.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ace::approval::{Evidence, Provenance};
 use ace::delta::{AddOp, DeltaOp};
 use ace::store::Store;
 
+use crate::cli::{ace, fails, ok};
+
 const ACE: &str = env!("CARGO_BIN_EXE_ace");
-
-fn ace(db: &Path, args: &[&str]) -> Output {
-    Command::new(ACE)
-        .env_remove("ACE_DB")
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(db: &Path, args: &[&str]) -> String {
-    let out = ace(db, args);
-    assert!(
-        out.status.success(),
-        "ace {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(db: &Path, args: &[&str]) -> String {
-    let out = ace(db, args);
-    assert!(!out.status.success(), "ace {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
 
 /// Raw bytes a terminal would act on: ESC, CSI, OSC's BEL, C1 CSI, a bidi override, CR.
 const HOSTILE: [&str; 6] = ["\u{1b}", "\u{7}", "\u{9b}", "\u{202e}", "\r", "\u{7f}"];

@@ -280,6 +280,11 @@ fn applied(store: &mut Store, st: &mut State, effects: Vec<Effect>) {
             .apply("fin", &b, &ace::delta::ApplyOptions::create_sections())
             .unwrap();
     }
+    reload(store, st);
+}
+
+/// The store's state of playbook `fin` loaded into the workbench, as the runner would.
+fn reload(store: &mut Store, st: &mut State) {
     let snapshot = Snapshot {
         playbooks: vec!["fin".into()],
         playbook: store.load_playbook("fin").unwrap(),
@@ -1312,18 +1317,6 @@ fn the_revisions_pane_keeps_the_newest_revision_selected_as_edits_arrive() {
             batch(&format!("later-{i}"), vec![add("OTHERS", content)]),
         );
     }
-    let reload = |store: &mut Store, st: &mut State| {
-        let snapshot = Snapshot {
-            playbooks: vec!["fin".into()],
-            playbook: store.load_playbook("fin").unwrap(),
-            tokens: store.playbook_tokens("fin").unwrap(),
-            token_budget: None,
-            queue: store.pending(None).unwrap(),
-            revisions: store.revisions(Some("fin"), 100).unwrap(),
-            effects: Default::default(),
-        };
-        update(st, Action::Loaded(Box::new(snapshot)));
-    };
     reload(&mut store, &mut st);
     assert_eq!(st.revision_sel, 0);
     assert!(st.revisions[0].id > newest);
@@ -1583,16 +1576,7 @@ fn the_queue_list_moves_over_batches_with_j_k_and_enter_reaches_the_ops() {
             &Default::default(),
         )
         .unwrap();
-    let snapshot = Snapshot {
-        playbooks: vec!["fin".into()],
-        playbook: store.load_playbook("fin").unwrap(),
-        tokens: store.playbook_tokens("fin").unwrap(),
-        token_budget: None,
-        queue: store.pending(None).unwrap(),
-        revisions: store.revisions(Some("fin"), 100).unwrap(),
-        effects: Default::default(),
-    };
-    update(&mut st, Action::Loaded(Box::new(snapshot)));
+    reload(&mut store, &mut st);
     key(&mut st, KeyCode::Char('3'));
     assert_eq!((st.queue_sel, st.op_sel), (0, 0));
     key(&mut st, KeyCode::Char('j'));
