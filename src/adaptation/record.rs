@@ -209,6 +209,21 @@ pub struct RunTotals {
     pub online: Option<(u64, u64)>,
 }
 
+impl RunTotals {
+    /// The accuracy the run learned with: its online windows', else its last training epoch's.
+    pub fn learning(&self) -> Option<(u64, u64)> {
+        self.online.or(self.train)
+    }
+
+    /// A (right, total) as a percentage for a table, `-` when there is none.
+    pub fn percent(x: Option<(u64, u64)>) -> String {
+        x.map_or_else(
+            || "-".into(),
+            |(c, n)| format!("{:.1}%", 100.0 * c as f64 / n.max(1) as f64),
+        )
+    }
+}
+
 /// Accuracy of one split after one batch of an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Accuracy {

@@ -495,14 +495,6 @@ pub fn decided(out: &mut impl Write, id: i64, o: &DecideOutcome) -> Result<()> {
     Ok(())
 }
 
-/// Runs, newest first; `stopped` runs (marked running but driven by no process) are starred.
-fn rate(x: Option<(u64, u64)>) -> String {
-    x.map_or_else(
-        || "-".into(),
-        |(c, n)| format!("{:.1}%", 100.0 * c as f64 / n.max(1) as f64),
-    )
-}
-
 fn wall(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
@@ -512,6 +504,7 @@ fn wall(secs: f64) -> String {
     }
 }
 
+/// Runs, newest first; `stopped` runs (marked running but driven by no process) are starred.
 pub fn run_list(
     out: &mut impl Write,
     list: &[RunRecord],
@@ -543,12 +536,7 @@ pub fn run_list(
         tokens += used;
         cost += t.cost_usd;
         secs += t.wall_secs;
-        // an online run's accuracy is its windows'
-        let train = if t.online.is_some() {
-            t.online
-        } else {
-            t.train
-        };
+        let rate = crate::adaptation::RunTotals::percent;
         writeln!(
             out,
             "{:<10} {:<16} {:<10} {:<20} {:>7} {:>7} {:>7} {:>10} {:>9.4} {:>8}",
@@ -556,7 +544,7 @@ pub fn run_list(
             r.playbook,
             status,
             r.created_at.get(..19).unwrap_or(&r.created_at),
-            rate(train),
+            rate(t.learning()),
             rate(t.val),
             rate(t.test),
             used,

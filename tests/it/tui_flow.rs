@@ -82,6 +82,20 @@ fn added_bullets(store: &Store, revision: i64) -> Vec<ace::playbook::Bullet> {
 /// The demo model on loopback (on its own runtime) and a workbench on a new database in `dir`,
 /// its run form defaulting to batch size 1 and approve wait.
 fn demo_workbench(dir: &std::path::Path) -> (tokio::runtime::Runtime, MockServer, Workbench) {
+    let config = RunConfig {
+        batch_size: 1,
+        approve: ApproveMode::Wait,
+        ..RunConfig::default()
+    };
+    demo_workbench_with(dir, config)
+}
+
+/// A workbench over `dir/ace.db` (the sample playbook loaded) whose runs use `config` and the
+/// demo model served on loopback.
+fn demo_workbench_with(
+    dir: &std::path::Path,
+    config: RunConfig,
+) -> (tokio::runtime::Runtime, MockServer, Workbench) {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -92,11 +106,6 @@ fn demo_workbench(dir: &std::path::Path) -> (tokio::runtime::Runtime, MockServer
             Script::from_json(DEMO_SCRIPT).unwrap(),
         ))
         .unwrap();
-    let config = RunConfig {
-        batch_size: 1,
-        approve: ApproveMode::Wait,
-        ..RunConfig::default()
-    };
     let mut wb = Workbench::open(
         &dir.join("ace.db"),
         ModelSource::Demo(server.base_url()),
@@ -508,30 +517,13 @@ fn playbooks_are_renamed_copied_and_deleted_from_the_playbook_list() {
 #[test]
 fn under_concurrency_each_sample_row_shows_its_own_sample() {
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = server_rt
-        .block_on(MockServer::start_local(
-            Script::from_json(DEMO_SCRIPT).unwrap(),
-        ))
-        .unwrap();
     let config = RunConfig {
         batch_size: 4,
         concurrency: 4,
         approve: ApproveMode::Auto,
         ..RunConfig::default()
     };
-    let mut wb = Workbench::open(
-        &dir.path().join("ace.db"),
-        ModelSource::Demo(server.base_url()),
-        config,
-        "flow",
-    )
-    .unwrap();
-    assert!(wb.wait_until(WAIT, |s| !s.playbook.sections.is_empty()));
+    let (_rt, server, mut wb) = demo_workbench_with(dir.path(), config);
     press(&mut wb, KeyCode::Char('2'));
     press(&mut wb, KeyCode::Char('r'));
     press(&mut wb, KeyCode::Enter);

@@ -14,21 +14,10 @@ use crate::tui::state::{RunDetail, RunRow, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, centered, pick_list};
 
-fn rate(x: Option<(u64, u64)>) -> String {
-    x.map_or_else(
-        || "-".into(),
-        |(c, n)| format!("{:.1}%", 100.0 * c as f64 / n.max(1) as f64),
-    )
-}
-
 /// One line of the list.
 pub fn row_line(r: &RunRow) -> String {
     let t = &r.totals;
-    let train = if t.online.is_some() {
-        t.online
-    } else {
-        t.train
-    };
+    let rate = crate::adaptation::RunTotals::percent;
     // a run some process drives right now is marked live, next to its status
     let status = format!("{}{}", r.run.status, if r.live { " live" } else { "" });
     format!(
@@ -36,7 +25,7 @@ pub fn row_line(r: &RunRow) -> String {
         r.run.id,
         r.run.playbook,
         status,
-        rate(train),
+        rate(t.learning()),
         rate(t.val),
         rate(t.test),
         t.prompt_tokens + t.completion_tokens,
