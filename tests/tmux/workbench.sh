@@ -7,11 +7,16 @@ ACE=${1:-target/debug/ace}
 ACE=$(realpath "$ACE")
 dir=$(mktemp -d)
 db="$dir/ace.db"
-session="ace-e2e-$$"
-cleanup() { tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$dir"; }
+session="ace-e2e"
+# A private tmux server (its own socket, no user configuration, whatever $TMUX says), killed at the end.
+# Sessions are never killed one by one: killing the last session makes the server exit while the next
+# `new-session` may already be talking to it ("server exited unexpectedly", seen in CI under load).
+unset TMUX
+t() { tmux -S "$dir/tmux.sock" -f /dev/null "$@"; }
+cleanup() { t kill-server 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 
-screen() { tmux capture-pane -p -t "$session"; }
+screen() { t capture-pane -p -t "$session"; }
 wait_for() { # wait_for TEXT [SECONDS]
   local deadline=$((SECONDS + ${2:-30}))
   until screen | grep -qF -- "$1"; do
@@ -21,9 +26,9 @@ wait_for() { # wait_for TEXT [SECONDS]
     sleep 0.1
   done
 }
-keys() { tmux send-keys -t "$session" "$@"; }
+keys() { t send-keys -t "$session" "$@"; }
 
-tmux new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' demo; echo WORKBENCH-EXITED; sleep 60"
+t new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' demo; echo WORKBENCH-EXITED; sleep 60"
 wait_for "SCRIPTED DEMO"
 wait_for "FORMULAS AND CALCULATIONS"
 
@@ -80,8 +85,8 @@ for _ in $(seq 100); do grep -q "not a real model" "$dir/mock.log" 2>/dev/null &
 ACE_DB="$db" ACE_BASE_URL="http://127.0.0.1:$port/v1" ACE_MODEL=scripted \
   "$ACE" train --playbook headless --dataset assets/sample/dataset.jsonl --env numeric --approve wait > "$dir/train.log" 2>&1 &
 train=$!
-tmux kill-session -t "$session" 2>/dev/null || true
-tmux new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' workbench; echo WORKBENCH-EXITED; sleep 60"
+session="ace-e2e-2" # a second session beside the first (whose shell is still in its sleep)
+t new-session -d -s "$session" -x 110 -y 32 "ACE_DB='$db' '$ACE' workbench; echo WORKBENCH-EXITED; sleep 60"
 wait_for "1 Playbook"
 keys 3; wait_for "pending · 1 ops · run-2" 60
 keys e; wait_for "Ctrl-s saves and approves"
