@@ -9,11 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::control::{Controls, Gate, Mode};
 use super::refining::{Judge, Shown};
-use super::sample::{Ctx, LoopError, Outcome, Slot, process, query_of};
+use super::sample::{Abandoned, Ctx, LoopError, Outcome, Slot, process, query_of};
 use super::{
     Accuracy, Checkpoint, Control, Event, GetModels, RunConfig, RunKind, RunStatus, RunStore, Split,
 };
 use crate::environment::{Dataset, Sample, dataset};
+use crate::llm::CallRecord;
 use crate::playbook::{DEFAULT_SECTIONS, Playbook};
 use crate::prompts::Index;
 use crate::shared::{Shared, blocking};
@@ -675,10 +676,11 @@ impl<S: RunStore> Loop<S> {
             let (ctx, pb, permits) = (self.ctx.clone(), playbook.clone(), permits.clone());
             let index = index.clone();
             set.spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| LoopError::Cancelled)?;
+                let _permit = permits.acquire_owned().await.map_err(|_| Abandoned {
+                    key: slot.key(),
+                    error: LoopError::Cancelled,
+                    calls: Vec::new(),
+                })?;
                 process(ctx, pb, index, semantic, sample, slot, learn)
                     .await
                     .map(|o| (i, o))
@@ -686,20 +688,46 @@ impl<S: RunStore> Loop<S> {
         }
         let mut out: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
         let mut first_error = None;
+        let mut spent = Vec::new();
         while let Some(joined) = set.join_next().await {
             match joined.map_err(|e| LoopError::Data(format!("a sample task failed: {e}")))? {
                 Ok((i, o)) => out[i] = Some(o),
-                Err(e) => {
+                Err(Abandoned { key, error, calls }) => {
+                    spent.push((key, calls));
                     if first_error.is_none() {
-                        first_error = Some(e);
+                        first_error = Some(error);
                         self.ctx.cancel.cancel();
                     }
                 }
             }
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(e) => {
+                // the batch is dropped (and redone on resume), but its calls reached a server
+                spent.extend(out.into_iter().flatten().map(|o| (o.record.key, o.calls)));
+                self.record_abandoned(spent).await;
+                Err(e)
+            }
             None => Ok(out.into_iter().flatten().collect()),
+        }
+    }
+
+    /// Keeps the calls of samples (or a curator step) that did not finish, so run totals still
+    /// count them; a store error here is only logged (the run is already stopping on another).
+    pub(super) async fn record_abandoned(&self, spent: Vec<(String, Vec<CallRecord>)>) {
+        let spent: Vec<_> = spent.into_iter().filter(|(_, c)| !c.is_empty()).collect();
+        if spent.is_empty() {
+            return;
+        }
+        let run = self.ctx.run.clone();
+        let stored = db(&self.store, move |s| {
+            spent
+                .iter()
+                .try_for_each(|(key, calls)| s.record_abandoned_calls(&run, key, calls))
+        })
+        .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not record the calls of unfinished samples");
         }
     }
 

@@ -207,7 +207,11 @@ impl<S: RunStore> Loop<S> {
                 });
                 return Ok(None);
             }
-            Err(e) => return Err(e.into()),
+            Err(mut e) => {
+                let spent = vec![(format!("curator/{epoch}/{step}"), e.take_calls())];
+                self.record_abandoned(spent).await;
+                return Err(e.into());
+            }
         };
         let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
         let calls = out.calls.clone();

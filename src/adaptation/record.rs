@@ -259,6 +259,8 @@ impl std::fmt::Display for Accuracy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoleTotals {
     pub calls: u64,
+    /// HTTP requests that reached the server for these calls, retries included.
+    pub requests: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,

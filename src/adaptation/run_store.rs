@@ -113,6 +113,14 @@ pub trait RunStore: Send + 'static {
         key: &str,
         calls: &[CallRecord],
     ) -> Result<(), Self::Error>;
+    /// Stores the calls of a sample or curator step that did not finish (an error, a cancel):
+    /// kept under a key of their own, beside any later redo of `key`.
+    fn record_abandoned_calls(
+        &mut self,
+        run: &str,
+        key: &str,
+        calls: &[CallRecord],
+    ) -> Result<(), Self::Error>;
     fn record_metric(&mut self, run: &str, accuracy: &Accuracy) -> Result<(), Self::Error>;
     /// First-attempt (right, total) of a run's samples in a split and epoch (and batch).
     fn first_attempt_score(

@@ -37,6 +37,13 @@ pub struct Outcome {
     pub reflection: Option<Reflection>,
 }
 
+/// A sample that stopped with an error (or was cancelled): the calls it had made still count.
+pub struct Abandoned {
+    pub key: String,
+    pub error: LoopError,
+    pub calls: Vec<CallRecord>,
+}
+
 /// Shared by the sample tasks of a run.
 pub struct Ctx {
     pub run: String,
@@ -138,7 +145,8 @@ fn used_bullets(playbook: &Playbook, ids: &[String]) -> Vec<Bullet> {
 }
 
 /// Runs one sample. With `learn`, reflects and (while wrong, up to `max_rounds` attempts) regenerates
-/// with the reflection; without, only answers and scores (validation, test).
+/// with the reflection; without, only answers and scores (validation, test). A sample that fails
+/// hands back the calls it made.
 pub async fn process(
     ctx: Arc<Ctx>,
     playbook: Arc<Playbook>,
@@ -147,6 +155,26 @@ pub async fn process(
     sample: Sample,
     slot: Slot,
     learn: bool,
+) -> Result<Outcome, Abandoned> {
+    let key = slot.key();
+    let mut calls = Vec::new();
+    let result = attempt(
+        ctx, playbook, index, semantic, sample, slot, learn, &mut calls,
+    )
+    .await;
+    result.map_err(|error| Abandoned { key, error, calls })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    ctx: Arc<Ctx>,
+    playbook: Arc<Playbook>,
+    index: Option<Arc<Index>>,
+    semantic: Option<Vec<String>>,
+    sample: Sample,
+    slot: Slot,
+    learn: bool,
+    calls: &mut Vec<CallRecord>,
 ) -> Result<Outcome, LoopError> {
     // What the generator is shown: chosen once per sample, by the task (not the reflections).
     let shown = index
@@ -161,7 +189,6 @@ pub async fn process(
         key: key.clone(),
         question: sample.question.clone(),
     });
-    let mut calls = Vec::new();
     let mut reflection_text: Option<String> = None;
     let mut tags: Vec<BulletTag> = Vec::new();
     let mut last_reflection: Option<Reflection> = None;
@@ -207,7 +234,10 @@ pub async fn process(
                     answer = String::new();
                     (raw, Vec::new())
                 }
-                Err(e) => return Err(e.into()),
+                Err(mut e) => {
+                    calls.extend(e.take_calls());
+                    return Err(e.into());
+                }
             };
         for id in &cited {
             if !cited_all.contains(id) {
@@ -285,7 +315,10 @@ pub async fn process(
                     message: format!("{key}: reflector answer unusable: {error}"),
                 });
             }
-            Err(e) => return Err(e.into()),
+            Err(mut e) => {
+                calls.extend(e.take_calls());
+                return Err(e.into());
+            }
         }
         if verdict.correct || rounds >= ctx.config.max_rounds.max(1) || reflection_text.is_none() {
             break;
@@ -318,7 +351,7 @@ pub async fn process(
     };
     Ok(Outcome {
         record,
-        calls,
+        calls: std::mem::take(calls),
         tags,
         reflection: last_reflection,
     })

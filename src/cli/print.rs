@@ -626,9 +626,14 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
         )?;
     }
     for (role, t) in &s.roles {
+        let retried = if t.requests > t.calls {
+            format!("  ({} requests with retries)", t.requests)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "  {role:<10} {:>5} calls {:>9} tokens in {:>8} out  ${:.4}",
+            "  {role:<10} {:>5} calls {:>9} tokens in {:>8} out  ${:.4}{retried}",
             t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd
         )?;
     }

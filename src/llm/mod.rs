@@ -91,7 +91,7 @@ pub struct CallRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playbook: Option<PlaybookText>,
     /// What came of it: `ok`, `repaired` (a repair call that worked), `unusable` (its answer could
-    /// not be used).
+    /// not be used), `failed` (the server answered with an error or not in time).
     #[serde(default)]
     pub outcome: String,
 }
@@ -205,6 +205,24 @@ pub enum LlmError {
     Cancelled,
     #[error("{0}")]
     Config(String),
+}
+
+impl LlmError {
+    /// How many HTTP attempts of the failed call reached a server (it answered, or took the request
+    /// and timed out); `None` when none did (no connection, cancelled, misconfigured).
+    pub fn server_attempts(&self) -> Option<u32> {
+        match self {
+            LlmError::Unauthorized { .. }
+            | LlmError::Forbidden { .. }
+            | LlmError::NotFound { .. }
+            | LlmError::Rejected { .. }
+            | LlmError::Malformed { .. } => Some(1),
+            LlmError::ServerError { attempts, .. } | LlmError::Timeout { attempts, .. } => {
+                Some(*attempts)
+            }
+            LlmError::Connection { .. } | LlmError::Cancelled | LlmError::Config(_) => None,
+        }
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

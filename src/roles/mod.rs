@@ -21,7 +21,13 @@ pub use reflector::{BulletTag, Reflection, ReflectorInput, Tag, reflect};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RoleError {
     #[error("{role} call failed: {error}")]
-    Llm { role: Role, error: LlmError },
+    Llm {
+        role: Role,
+        error: LlmError,
+        /// The calls made before it and the failed call itself (outcome `failed`, when a server was
+        /// reached): they count even though nothing came of them.
+        calls: Vec<CallRecord>,
+    },
     #[error("the {role}'s answer could not be used, even after one repair request: {error}")]
     Unusable {
         role: Role,
@@ -33,6 +39,15 @@ pub enum RoleError {
 }
 
 impl RoleError {
+    /// The calls this role made before it gave up: recorded and counted like any other.
+    pub fn take_calls(&mut self) -> Vec<CallRecord> {
+        match self {
+            RoleError::Llm { calls, .. } | RoleError::Unusable { calls, .. } => {
+                std::mem::take(calls)
+            }
+        }
+    }
+
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
@@ -71,10 +86,27 @@ pub(crate) async fn call_structured<T>(
             trace: trace.clone(),
             max_tokens,
         };
-        let response = client
-            .chat(&request, cancel)
-            .await
-            .map_err(|error| RoleError::Llm { role, error })?;
+        let response = match client.chat(&request, cancel).await {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(attempts) = error.server_attempts() {
+                    calls.push(CallRecord {
+                        role,
+                        prompt_version: request.prompt_version.clone(),
+                        messages: request.messages,
+                        response: error.to_string(),
+                        model: client.endpoint().model.clone(),
+                        usage: Default::default(),
+                        latency_ms: 0,
+                        cost_usd: 0.0,
+                        attempts,
+                        playbook: prompt.playbook.clone(),
+                        outcome: "failed".into(),
+                    });
+                }
+                return Err(RoleError::Llm { role, error, calls });
+            }
+        };
         calls.push(CallRecord {
             role,
             prompt_version: request.prompt_version.clone(),

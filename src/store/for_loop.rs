@@ -168,6 +168,15 @@ impl RunStore for Store {
         Store::record_calls(self, run, key, calls)
     }
 
+    fn record_abandoned_calls(
+        &mut self,
+        run: &str,
+        key: &str,
+        calls: &[CallRecord],
+    ) -> Result<(), StoreError> {
+        Store::record_abandoned_calls(self, run, key, calls)
+    }
+
     fn record_metric(&mut self, run: &str, accuracy: &Accuracy) -> Result<(), StoreError> {
         Store::record_metric(self, run, accuracy)
     }

@@ -413,6 +413,23 @@ impl Store {
         )
     }
 
+    /// Calls of an unfinished sample or step, under `KEY~abandoned-N` (N counts from 1 per key), so a
+    /// redo of `KEY` replaces none of them.
+    pub fn record_abandoned_calls(
+        &mut self,
+        run: &str,
+        key: &str,
+        calls: &[CallRecord],
+    ) -> Result<()> {
+        let prefix = format!("{key}~abandoned-");
+        let earlier: i64 = self.conn.query_row(
+            "SELECT count(*) FROM run_samples WHERE run_id = ?1 AND substr(key, 1, length(?2)) = ?2",
+            params![run, prefix],
+            |r| r.get(0),
+        )?;
+        self.record_calls(run, &format!("{prefix}{}", earlier + 1), calls)
+    }
+
     pub fn record_metric(&mut self, run: &str, a: &Accuracy) -> Result<()> {
         let tx = self.begin()?;
         tx.execute(
@@ -558,13 +575,14 @@ impl Store {
         )?;
         let mut roles = BTreeMap::new();
         let mut stmt = self.conn.prepare(
-            "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
+            "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd), sum(attempts) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
         )?;
         for row in stmt.query_map([id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 RoleTotals {
                     calls: r.get::<_, i64>(1)? as u64,
+                    requests: r.get::<_, i64>(5)? as u64,
                     prompt_tokens: r.get::<_, i64>(2)? as u64,
                     completion_tokens: r.get::<_, i64>(3)? as u64,
                     cost_usd: r.get(4)?,

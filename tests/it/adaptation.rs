@@ -1184,3 +1184,77 @@ async fn every_call_that_reached_the_server_is_counted_even_unusable_ones() {
     );
     assert_eq!(summary.outcomes.get("ok"), Some(&seen("reflector")));
 }
+
+/// A call the server keeps failing (HTTP 500 on every retry) stops the run, but it reached the
+/// server: it is recorded as `failed` with its attempts, and the calls its sample had already made
+/// (the generator's) are kept under a key of their own, so the run's totals still agree with what
+/// the server saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_failed_at_the_server_and_its_samples_calls_are_counted() {
+    use ace::llm::mock::Rule;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = dir.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        json!({"question": "ZORB task: what is the zorb of 6?", "ground_truth": "12"}).to_string()
+            + "\n",
+    )
+    .unwrap();
+    let mut script = world::script(None);
+    script.rules.insert(
+        0,
+        Rule {
+            role: Some("reflector".into()),
+            status: Some(500),
+            body: Some(r#"{"error":{"message":"overloaded"}}"#.into()),
+            ..Rule::default()
+        },
+    );
+    let server = MockServer::start_local(script).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.epochs = 1;
+    cfg.max_rounds = 1;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let failed = handle.task.await.unwrap();
+    assert!(
+        failed.is_err(),
+        "the run stops on a server that keeps failing"
+    );
+    let seen = |role: &str| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.role.as_deref() == Some(role))
+            .count() as u64
+    };
+    let store = store.lock().unwrap();
+    let run = store.runs().unwrap()[0].id.clone();
+    let summary = store.run_summary(&run).unwrap();
+    let generator = summary.roles.get("generator").cloned().unwrap_or_default();
+    assert_eq!(generator.calls, seen("generator"), "{summary:?}");
+    assert_eq!(generator.calls, 1);
+    let reflector = summary.roles.get("reflector").cloned().unwrap_or_default();
+    assert_eq!(reflector.calls, 1, "one call, given up: {summary:?}");
+    assert!(seen("reflector") > 1, "the client retried a 500");
+    assert_eq!(
+        reflector.requests,
+        seen("reflector"),
+        "every request the server saw is counted"
+    );
+    assert_eq!(
+        summary.outcomes.get("failed"),
+        Some(&1),
+        "{:?}",
+        summary.outcomes
+    );
+    assert_eq!(
+        summary.outcomes.get("ok"),
+        Some(&1),
+        "{:?}",
+        summary.outcomes
+    );
+    assert_eq!(summary.samples, 0, "no sample finished");
+}
