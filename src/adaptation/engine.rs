@@ -191,7 +191,12 @@ async fn prepare<S: RunStore>(
         None => (config, None, Checkpoint::default()),
     };
     // Every dataset is read and checked before any model call.
-    let train = load(&config.dataset, &config)?;
+    let train = if config.traces {
+        crate::environment::traces::load(&config.dataset, config.skip_bad)
+            .map_err(|e| LoopError::Data(e.to_string()))?
+    } else {
+        load(&config.dataset, &config)?
+    };
     let val = config
         .val
         .as_deref()
@@ -203,7 +208,10 @@ async fn prepare<S: RunStore>(
         .map(|p| load(p, &config))
         .transpose()?;
     if config.env.needs_ground_truth()
-        && let Some(s) = train.samples.iter().find(|s| s.ground_truth.is_none())
+        && let Some(s) = train
+            .samples
+            .iter()
+            .find(|s| s.ground_truth.is_none() && s.trace.is_none())
     {
         return Err(LoopError::Data(format!(
             "sample {} has no ground truth, which the {} environment needs",

@@ -137,6 +137,10 @@ pub struct RunConfig {
     /// op, for a person to decide).
     #[serde(default)]
     pub unknown_sections_to_others: bool,
+    /// The training file holds recorded agent runs ([`crate::environment::traces`]): the loop
+    /// reflects on each instead of answering it (`ace learn`).
+    #[serde(default)]
+    pub traces: bool,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -181,6 +185,7 @@ impl Default for RunConfig {
             dedup_threshold: None,
             prune_unused_after: DEFAULT_UNUSED_AFTER,
             unknown_sections_to_others: false,
+            traces: false,
             poll_ms: 200,
         }
     }

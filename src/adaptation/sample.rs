@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, Models, RunConfig};
 use super::{SampleRecord, Split};
-use crate::environment::Sample;
+use crate::environment::{Sample, Trace, Verdict};
 use crate::llm::{CallRecord, TraceIds};
 use crate::playbook::{Bullet, Playbook};
 use crate::prompts::{Index, Retrieval};
@@ -133,6 +133,39 @@ impl From<RoleError> for LoopError {
     }
 }
 
+/// How a recorded agent run went: the environment's verdict when the trace carries a ground truth,
+/// its own `success` and `feedback` otherwise (both, when it has both).
+async fn judge_trace(ctx: &Ctx, sample: &Sample, t: &Trace) -> Result<Verdict, LoopError> {
+    let given = t.feedback.clone().unwrap_or_default();
+    if sample.ground_truth.is_some() {
+        let mut v = ctx
+            .config
+            .env
+            .evaluate(sample, &t.answer)
+            .await
+            .map_err(|e| LoopError::Env(e.to_string()))?;
+        if !given.is_empty() {
+            v.feedback = format!("{}\nthe agent's host said: {given}", v.feedback);
+        }
+        return Ok(v);
+    }
+    let correct = t.success == Some(true);
+    let outcome = match t.success {
+        Some(true) => "the agent's host reports success",
+        Some(false) => "the agent's host reports failure",
+        None => "the agent's host did not say whether it succeeded",
+    };
+    Ok(Verdict {
+        correct,
+        score: if correct { 1.0 } else { 0.0 },
+        feedback: if given.is_empty() {
+            outcome.to_string()
+        } else {
+            format!("{outcome}: {given}")
+        },
+    })
+}
+
 /// What retrieval ranks bullets against for a sample: its question and context.
 pub fn query_of(sample: &Sample) -> String {
     format!("{}\n{}", sample.question, sample.context)
@@ -207,7 +240,20 @@ async fn attempt(
             context: &sample.context,
             reflection: reflection_text.as_deref(),
         };
-        let (reasoning, cited) =
+        let (reasoning, cited) = if let Some(t) = &sample.trace {
+            // a recorded agent run: its answer and citations stand in for the generator's
+            answer = t.answer.clone();
+            let mut cited = Vec::new();
+            for raw in &t.bullet_ids {
+                match playbook.canonical_id(raw) {
+                    Some(id) if !cited.iter().any(|c| c == id) => cited.push(id.to_string()),
+                    Some(_) => {}
+                    None if !unknown.contains(raw) => unknown.push(raw.clone()),
+                    None => {}
+                }
+            }
+            (t.steps.clone(), cited)
+        } else {
             match roles::generate(ctx.models.generator.as_ref(), &input, &trace, &ctx.cancel).await
             {
                 Ok(out) => {
@@ -238,7 +284,8 @@ async fn attempt(
                     calls.extend(e.take_calls());
                     return Err(e.into());
                 }
-            };
+            }
+        };
         for id in &cited {
             if !cited_all.contains(id) {
                 cited_all.push(id.clone());
@@ -249,12 +296,15 @@ async fn attempt(
             answer: answer.clone(),
             cited: cited.clone(),
         });
-        verdict = ctx
-            .config
-            .env
-            .evaluate(&sample, &answer)
-            .await
-            .map_err(|e| LoopError::Env(e.to_string()))?;
+        verdict = match &sample.trace {
+            Some(t) => judge_trace(&ctx, &sample, t).await?,
+            None => ctx
+                .config
+                .env
+                .evaluate(&sample, &answer)
+                .await
+                .map_err(|e| LoopError::Env(e.to_string()))?,
+        };
         if rounds == 1 {
             first_correct = verdict.correct;
         }
@@ -320,7 +370,11 @@ async fn attempt(
                 return Err(e.into());
             }
         }
-        if verdict.correct || rounds >= ctx.config.max_rounds.max(1) || reflection_text.is_none() {
+        if verdict.correct
+            || rounds >= ctx.config.max_rounds.max(1)
+            || reflection_text.is_none()
+            || sample.trace.is_some()
+        {
             break;
         }
     }

@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// Run the ACE loop over a dataset (offline epochs or online windows)
     Train(train::TrainArgs),
+    /// Learn from recorded agent runs (traces): Reflector and Curator, no Generator
+    Learn(train::LearnArgs),
     /// Review curator proposals waiting for a decision
     #[command(subcommand)]
     Queue(QueueCmd),

@@ -60,6 +60,7 @@ fn creates_database(command: &Option<Command>) -> bool {
             Command::Workbench { .. }
             | Command::Demo
             | Command::Train(_)
+            | Command::Learn(_)
             | Command::Bench(_)
             | Command::Doctor { .. }
             | Command::MockModel(_)
@@ -175,6 +176,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Train(args)) => train::run(&db, args, out),
+        Some(Command::Learn(args)) => train::run(&db, args.into(), out),
         Some(Command::Queue(cmd)) => queue(&db, cmd, out),
         Some(Command::Runs(cmd)) => runs(&db, cmd, out),
         Some(Command::Bullet(BulletCmd::Story { id, playbook, json })) => {

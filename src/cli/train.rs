@@ -99,6 +99,99 @@ pub struct TrainArgs {
     /// Serve Prometheus metrics at this address while the run lasts (e.g. 127.0.0.1:9464; off by default)
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The dataset is a trace file (set by `ace learn`)
+    #[arg(skip)]
+    pub traces: bool,
+}
+
+/// `ace learn`: the Reflector and Curator over recorded agent runs, no Generator.
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Playbook to learn into (created with the paper's default sections if missing)
+    #[arg(long, required_unless_present = "resume")]
+    pub playbook: Option<String>,
+    /// Recorded agent runs, one JSON object a line: {"task", "answer", "feedback"?, "success"?,
+    /// "ground_truth"?, "bullet_ids"?, "steps"?} or an OpenAI-style {"messages": [...], "outcome"?}
+    /// (`-` for standard input)
+    #[arg(long, value_name = "FILE.jsonl", required_unless_present = "resume")]
+    pub traces: Option<PathBuf>,
+    /// How a trace that carries a ground truth is scored (exact | numeric | contains | regex:PATTERN
+    /// | json | cmd:COMMAND); others are judged by their own success and feedback
+    #[arg(long, default_value = "exact")]
+    pub env: crate::environment::Environment,
+    /// Traces per curator batch
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Traces reflected on at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// wait: pause on each batch until its deltas are decided; auto: apply all; queue: queue and go on
+    #[arg(long, default_value = "wait")]
+    pub approve: ApproveMode,
+    /// Refinement rounds of each reflection
+    #[arg(long, default_value_t = 1)]
+    pub reflector_rounds: u32,
+    /// Skip (and count) bad trace lines instead of failing
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// The Reflector sees only the feedback, never a trace's ground truth
+    #[arg(long)]
+    pub no_labels: bool,
+    #[arg(long, value_name = "TOKENS")]
+    pub token_budget: Option<u64>,
+    #[arg(long, value_name = "X")]
+    pub dedup_threshold: Option<f64>,
+    /// Continue a learn run that stopped where it left off
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    #[arg(long)]
+    pub unknown_sections_to_others: bool,
+    /// Print the final summary as JSON (the progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// Let a resumed run execute the `cmd:` environment stored with it
+    #[arg(long)]
+    pub allow_command: bool,
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl From<LearnArgs> for TrainArgs {
+    fn from(a: LearnArgs) -> Self {
+        TrainArgs {
+            playbook: a.playbook,
+            dataset: a.traces,
+            val: None,
+            test: None,
+            env: a.env,
+            epochs: 1,
+            batch_size: a.batch_size,
+            concurrency: a.concurrency,
+            approve: a.approve,
+            max_rounds: 1,
+            reflector_rounds: a.reflector_rounds,
+            val_every: None,
+            seed: 42,
+            skip_bad: a.skip_bad,
+            question_field: None,
+            context_field: None,
+            answer_field: None,
+            no_labels: a.no_labels,
+            online: false,
+            window: 1,
+            token_budget: a.token_budget,
+            retrieval: crate::prompts::Retrieval::default(),
+            prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+            dedup_threshold: a.dedup_threshold,
+            prune_unused_after: crate::adaptation::DEFAULT_UNUSED_AFTER,
+            resume: a.resume,
+            unknown_sections_to_others: a.unknown_sections_to_others,
+            json: a.json,
+            allow_command: a.allow_command,
+            metrics_addr: a.metrics_addr,
+            traces: true,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -139,6 +232,7 @@ impl TrainArgs {
             dedup_threshold: self.dedup_threshold,
             prune_unused_after: self.prune_unused_after,
             unknown_sections_to_others: self.unknown_sections_to_others,
+            traces: self.traces,
             poll_ms: 200,
         }
     }

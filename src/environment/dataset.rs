@@ -17,6 +17,9 @@ pub struct Sample {
     pub ground_truth: Option<String>,
     #[serde(default)]
     pub metadata: Value,
+    /// What an agent did (a recorded run): the loop reflects on it instead of answering itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<super::traces::Trace>,
 }
 
 /// Which JSON fields hold the question, context and answer (for datasets of other shapes).
@@ -100,6 +103,7 @@ fn parse_line(text: &str, map: &FieldMap, id: String) -> Result<Sample, String> 
         context,
         ground_truth: answer,
         metadata: obj.get("metadata").cloned().unwrap_or(Value::Null),
+        trace: None,
     })
 }
 
@@ -126,6 +130,21 @@ pub fn parse_limited(
     skip_bad: bool,
     max_line: usize,
 ) -> Result<Dataset, DatasetError> {
+    parse_lines(text, file, skip_bad, max_line, |line, id| {
+        parse_line(line, map, id)
+    })
+}
+
+/// JSON lines through `parse_line(line, default_id)`: blank lines ignored, a line over `max_line`
+/// bytes or one `parse_line` refuses fails the load with file and line (or, with `skip_bad`, is
+/// skipped and reported), and a file with no samples is an error.
+pub fn parse_lines(
+    text: &str,
+    file: &str,
+    skip_bad: bool,
+    max_line: usize,
+    parse_line: impl Fn(&str, String) -> Result<Sample, String>,
+) -> Result<Dataset, DatasetError> {
     let mut data = Dataset::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -137,7 +156,7 @@ pub fn parse_limited(
                 line.len()
             ))
         } else {
-            parse_line(line, map, format!("{file}:{}", i + 1))
+            parse_line(line, format!("{file}:{}", i + 1))
         };
         match parsed {
             Ok(s) => data.samples.push(s),
@@ -163,6 +182,17 @@ pub fn parse_limited(
 
 /// Loads a JSONL file (`-` reads standard input).
 pub fn load(path: &Path, map: &FieldMap, skip_bad: bool) -> Result<Dataset, DatasetError> {
+    load_with(path, |text, name, max_line| {
+        parse_limited(text, name, map, skip_bad, max_line)
+    })
+}
+
+/// Reads `path` (`-`: standard input) and parses it with `parse(text, file name, line limit)`;
+/// errors name the path as given.
+pub fn load_with(
+    path: &Path,
+    parse: impl FnOnce(&str, &str, usize) -> Result<Dataset, DatasetError>,
+) -> Result<Dataset, DatasetError> {
     let file = path.display().to_string();
     let text = if file == "-" {
         std::io::read_to_string(std::io::stdin())
@@ -181,7 +211,7 @@ pub fn load(path: &Path, map: &FieldMap, skip_bad: bool) -> Result<Dataset, Data
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT_MAX_LINE_BYTES);
-    parse_limited(&text, &name, map, skip_bad, max_line).map_err(|e| DatasetError {
+    parse(&text, &name, max_line).map_err(|e| DatasetError {
         file: file.clone(),
         ..e
     })

@@ -2,6 +2,7 @@
 //! equality, and an external command; plus datasets ([`dataset`]).
 
 pub mod dataset;
+pub mod traces;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 pub use dataset::{Dataset, DatasetError, FieldMap, Sample};
+pub use traces::Trace;
 
 use crate::llm::BoxFuture;
 
@@ -327,6 +329,7 @@ mod tests {
             context: String::new(),
             ground_truth: Some(truth.into()),
             metadata: Value::Null,
+            trace: None,
         }
     }
 

@@ -1258,3 +1258,99 @@ async fn a_call_that_failed_at_the_server_and_its_samples_calls_are_counted() {
     );
     assert_eq!(summary.samples, 0, "no sample finished");
 }
+
+/// Learning from an agent's recorded runs: no generator call is made; the reflector is shown the
+/// agent's answer, steps and feedback; its tags count the bullets the agent cited; the curator's
+/// lesson waits in the queue with the trace as its evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_reflected_on_and_their_lessons_queued_without_a_generator() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let traces = dir.path().join("traces.jsonl");
+    let lines = [
+        json!({"task": "ZORB task: what is the zorb of 6?", "answer": "6", "steps": ["looked it up", "guessed 6"],
+               "bullet_ids": ["calc-00001", "nope-00009"], "success": false, "feedback": "the user said: wrong, it is 12"}),
+        json!({"messages": [{"role": "user", "content": "FLIP task: flip 12."}, {"role": "assistant", "content": "By [calc-00001] it is 12"}],
+               "ground_truth": "21"}),
+    ];
+    std::fs::write(
+        &traces,
+        lines
+            .iter()
+            .map(|l| l.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    {
+        let mut s = store.lock().unwrap();
+        s.create_playbook("world", ace::playbook::DEFAULT_SECTIONS)
+            .unwrap();
+        s.apply(
+            "world",
+            &common::batch(
+                "seed",
+                vec![common::add("FORMULAS AND CALCULATIONS", "Show your work.")],
+            ),
+            &ace::delta::ApplyOptions::default(),
+        )
+        .unwrap();
+    }
+    let mut cfg = config(&traces, ApproveMode::Queue);
+    cfg.traces = true;
+    cfg.epochs = 1;
+    cfg.batch_size = 2;
+    let handle = adaptation::start(store.clone(), models(&server), cfg, None);
+    let run = handle.task.await.unwrap().unwrap();
+    let roles: Vec<Option<String>> = server.requests().iter().map(|r| r.role.clone()).collect();
+    assert!(
+        !roles.iter().any(|r| r.as_deref() == Some("generator")),
+        "{roles:?}"
+    );
+    let reflector: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.role.as_deref() == Some("reflector"))
+        .map(|r| r.body.to_string())
+        .collect();
+    assert_eq!(reflector.len(), 2);
+    let zorb = reflector.iter().find(|b| b.contains("zorb of 6")).unwrap();
+    assert!(zorb.contains("guessed 6"), "the agent's steps are shown");
+    assert!(zorb.contains("wrong, it is 12"), "and its host's feedback");
+    let store = store.lock().unwrap();
+    let summary = store.run_summary(&run).unwrap();
+    assert_eq!(summary.samples, 2);
+    assert!(!summary.roles.contains_key("generator"));
+    let samples = store.run_samples(&run).unwrap();
+    assert!(samples.iter().all(|s| !s.correct), "both traces went wrong");
+    let zorb = samples
+        .iter()
+        .find(|s| s.question.contains("zorb"))
+        .unwrap();
+    assert_eq!(zorb.cited, ["calc-00001"], "the agent's citation counts");
+    assert!(
+        zorb.unknown_ids.contains(&"nope-00009".to_string()),
+        "an id that matches no bullet is counted, not dropped: {:?}",
+        zorb.unknown_ids
+    );
+    let pending = store.pending(None).unwrap();
+    let batch = pending
+        .iter()
+        .find(|b| b.is_pending())
+        .expect("a proposal waits");
+    let ops: Vec<String> = batch.ops.iter().map(|o| format!("{:?}", o.op)).collect();
+    assert!(ops.iter().any(|o| o.contains(world::ZORB)), "{ops:?}");
+    assert!(
+        batch.provenance.samples.iter().any(|e| e.answer == "6"),
+        "the trace is the evidence: {:?}",
+        batch.provenance.samples
+    );
+    let pb = store.load_playbook("world").unwrap();
+    assert_eq!(
+        pb.active_bullets().count(),
+        1,
+        "nothing applied without a person"
+    );
+}

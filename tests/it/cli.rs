@@ -757,3 +757,33 @@ fn an_applied_proposal_whose_revision_was_reverted_reads_undone() {
     assert!(list.contains("undone (revision 3)"), "{list}");
     assert!(ok(&db, &["queue", "show", "1"]).contains("undone (revision 3)"));
 }
+
+#[test]
+fn ace_learn_names_a_bad_trace_line_before_any_model_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let traces = dir.path().join("traces.jsonl");
+    std::fs::write(
+        &traces,
+        "{\"task\": \"t\", \"answer\": \"a\"}\n\n{\"task\": \"t2\", \"answr\": \"a\"}\n",
+    )
+    .unwrap();
+    // no model is configured anywhere: the file is refused before one is needed
+    let out = Command::new(ACE)
+        .env_remove("ACE_DB")
+        .env("ACE_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("ACE_MODEL", "any")
+        .arg("--db")
+        .arg(&db)
+        .args(["learn", "--playbook", "agent", "--traces"])
+        .arg(&traces)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("traces.jsonl:3: unknown field \"answr\""),
+        "{err}"
+    );
+    assert!(!err.contains("cannot reach"), "{err}");
+}
