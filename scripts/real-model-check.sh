@@ -26,6 +26,8 @@ mkdir -p "$cache"
 say() { printf '== %s\n' "$*" >&2; }
 
 build() {
+  # not GGML_NATIVE: on a VM whose CPU reports AMX, ggml's AMX kernels crash (SIGSEGV in
+  # ggml_backend_amx_mul_mat, seen here); AVX2 runs on any x86-64 machine of the last decade
   say "building llama-server $LLAMA_VERSION in $cache (about 6 minutes on 2 cores)"
   python3 -m venv "$cache/venv"
   "$cache/venv/bin/pip" install -q cmake ninja
@@ -46,7 +48,9 @@ PY
   rm -rf "$cache/src" && mkdir -p "$cache/src"
   tar -xzf "$tarball" -C "$cache/src" --strip-components=1
   PATH=$cache/venv/bin:$PATH cmake -S "$cache/src/llama.cpp" -B "$cache/build" -G Ninja \
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+    -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_AVX512=OFF \
     -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF >"$cache/cmake.log"
   PATH=$cache/venv/bin:$PATH cmake --build "$cache/build" --target llama-server -j "$(nproc)" >"$cache/build.log"

@@ -10,6 +10,7 @@
 //! settings. See `docs/ARCHITECTURE.md`.
 
 pub mod adaptation;
+pub mod agent;
 pub mod approval;
 pub mod cli;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod playbook;
 pub mod prompts;
 pub mod refine;
 pub mod roles;
+pub mod serve;
 pub mod shared;
 pub mod store;
 pub mod text;

@@ -129,6 +129,29 @@ impl<S: RunStore> Loop<S> {
         ));
         batch.author = Some("policy".into());
         let pb = self.ctx.config.playbook.clone();
+        if self.ctx.config.tags_to_queue {
+            // counters from what agents sent wait for a person like any proposal
+            let (run, key) = (self.ctx.run.clone(), batch.id.clone());
+            let reason = batch.reason.clone().unwrap_or_default();
+            let ops: Vec<(String, DeltaOp)> = batch
+                .operations
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (format!("{key}:{i}"), op.clone()))
+                .collect();
+            let provenance = Provenance {
+                run: Some(run.clone()),
+                epoch: Some(epoch),
+                step: Some(step),
+                samples: outcomes.iter().map(evidence).collect(),
+                ..Provenance::default()
+            };
+            db(&self.store, move |s| {
+                s.propose(&pb, &key, Some(&run), &reason, &ops, &provenance)
+            })
+            .await?;
+            return Ok(());
+        }
         match db(&self.store, move |s| {
             s.apply(&pb, &batch, &ApplyOptions::default())
         })

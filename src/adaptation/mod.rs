@@ -141,6 +141,10 @@ pub struct RunConfig {
     /// reflects on each instead of answering it (`ace learn`).
     #[serde(default)]
     pub traces: bool,
+    /// The reflector's helpful/harmful tags wait in the queue instead of being applied by policy
+    /// (learn runs over agents' traces, unless the playbook lets agents change counters).
+    #[serde(default)]
+    pub tags_to_queue: bool,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -186,6 +190,7 @@ impl Default for RunConfig {
             prune_unused_after: DEFAULT_UNUSED_AFTER,
             unknown_sections_to_others: false,
             traces: false,
+            tags_to_queue: false,
             poll_ms: 200,
         }
     }

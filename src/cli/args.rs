@@ -60,6 +60,9 @@ pub enum Command {
     Bullet(BulletCmd),
     /// Serve a scripted OpenAI-compatible model on loopback (tests, demos; see docs/MOCK_MODEL.md)
     MockModel(MockModelArgs),
+    /// Serve the playbooks to agents over HTTP (token-guarded; what agents send only queues;
+    /// see docs/AGENTS.md)
+    Serve(super::serve::ServeArgs),
     /// Print shell completions (e.g. `ace completions bash > ~/.local/share/bash-completion/completions/ace`)
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -133,6 +136,15 @@ pub enum PlaybookCmd {
         name: String,
         /// Tokens, or `none` to clear it
         tokens: String,
+    },
+    /// Show or set what agents (ace serve, ace mcp) may change without a person: `queue` (nothing,
+    /// the default) or `counters` (their helpful/harmful judgements update counters at once)
+    Agents {
+        /// The playbook
+        name: String,
+        /// queue | counters
+        #[arg(long)]
+        policy: Option<crate::store::AgentPolicy>,
     },
     /// Scan a playbook for near duplicates and queue them as MERGE proposals (nothing changes
     /// until they are approved, in the workbench or with `ace queue approve`)

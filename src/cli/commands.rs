@@ -317,6 +317,23 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             },
             out,
         ),
+        PlaybookCmd::Agents { name, policy } => {
+            let mut store = Store::open(db)?;
+            if let Some(p) = policy {
+                store.set_agent_policy(&name, p)?;
+            }
+            let policy = store.agent_policy(&name)?;
+            let what = match policy {
+                crate::store::AgentPolicy::Queue => {
+                    "nothing: their judgements and proposals wait in the queue for a person"
+                }
+                crate::store::AgentPolicy::Counters => {
+                    "counters: their helpful/harmful judgements apply at once; content still waits for a person"
+                }
+            };
+            writeln!(out, "playbook '{name}': agents may change {what}")?;
+            Ok(())
+        }
         PlaybookCmd::Budget { name, tokens } => {
             let budget = match tokens.trim() {
                 "none" => None,

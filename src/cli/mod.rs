@@ -9,6 +9,7 @@ mod doctor;
 mod managed;
 mod print;
 mod refine;
+mod serve;
 mod train;
 
 pub use args::*;
@@ -61,6 +62,7 @@ fn creates_database(command: &Option<Command>) -> bool {
             | Command::Demo
             | Command::Train(_)
             | Command::Learn(_)
+            | Command::Serve(_)
             | Command::Bench(_)
             | Command::Doctor { .. }
             | Command::MockModel(_)
@@ -167,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::MockModel(args)) => mock_model(args, out),
+        Some(Command::Serve(args)) => serve::run(&db, args, out),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             // into memory first: the generator panics on a closed pipe (`| head`)

@@ -233,6 +233,7 @@ impl TrainArgs {
             prune_unused_after: self.prune_unused_after,
             unknown_sections_to_others: self.unknown_sections_to_others,
             traces: self.traces,
+            tags_to_queue: false,
             poll_ms: 200,
         }
     }

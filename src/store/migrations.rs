@@ -49,6 +49,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0006_trust.up.sql"),
         down: include_str!("migrations/0006_trust.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "agents' traces waiting to be learned from, and what agents may change",
+        up: include_str!("migrations/0007_agents.up.sql"),
+        down: include_str!("migrations/0007_agents.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -58,6 +58,7 @@ fn url_path(path: &Path) -> std::result::Result<String, String> {
 pub(crate) const CACHE_KIB: u32 = 32_768;
 mod budget;
 mod for_loop;
+mod inbox;
 pub mod migrations;
 mod queue;
 mod read;
@@ -67,6 +68,8 @@ mod runs;
 mod story;
 mod transcripts;
 mod vectors;
+
+pub use inbox::{AgentPolicy, InboxCounts, TraceOutcome};
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +146,9 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Queue(String),
+    /// Too much is waiting already (the trace inbox is full): try again later.
+    #[error("{0}")]
+    Full(String),
     #[error("no run '{0}'")]
     UnknownRun(String),
     #[error(

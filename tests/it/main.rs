@@ -4,6 +4,7 @@ mod common;
 mod world;
 
 mod adaptation;
+mod agents;
 mod cli;
 mod concurrency;
 mod delta_apply;
