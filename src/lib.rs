@@ -17,6 +17,7 @@ pub mod config;
 pub mod delta;
 pub mod environment;
 pub mod llm;
+pub mod mcp;
 pub mod playbook;
 pub mod prompts;
 pub mod refine;

@@ -63,6 +63,8 @@ pub enum Command {
     /// Serve the playbooks to agents over HTTP (token-guarded; what agents send only queues;
     /// see docs/AGENTS.md)
     Serve(super::serve::ServeArgs),
+    /// Serve the playbooks as MCP tools over stdio, for agent hosts (see docs/AGENTS.md)
+    Mcp(super::serve::McpArgs),
     /// Print shell completions (e.g. `ace completions bash > ~/.local/share/bash-completion/completions/ace`)
     Completions {
         /// bash, zsh, fish, elvish or powershell

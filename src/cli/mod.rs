@@ -63,6 +63,7 @@ fn creates_database(command: &Option<Command>) -> bool {
             | Command::Train(_)
             | Command::Learn(_)
             | Command::Serve(_)
+            | Command::Mcp(_)
             | Command::Bench(_)
             | Command::Doctor { .. }
             | Command::MockModel(_)
@@ -126,6 +127,10 @@ pub fn run(cli: Cli) -> Result<()> {
         return workbench(&db, matches!(cli.command, Some(Command::Demo)), playbook);
     }
     init_logging();
+    // the MCP server owns stdout (the protocol, JSON that escapes what it carries)
+    if let Some(Command::Mcp(args)) = cli.command {
+        return serve::mcp(&db, args);
+    }
     // everything printed shows control characters from models, files and agents escaped
     let out = &mut crate::text::Visible::new(std::io::stdout().lock());
     match cli.command {
@@ -170,6 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::MockModel(args)) => mock_model(args, out),
         Some(Command::Serve(args)) => serve::run(&db, args, out),
+        Some(Command::Mcp(_)) => unreachable!("served above"),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             // into memory first: the generator panics on a closed pipe (`| head`)

@@ -126,3 +126,53 @@ pub fn run(db: &Path, args: ServeArgs, out: &mut impl Write) -> Result<()> {
         Ok(())
     })
 }
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The playbook the tools use when a call names none (else the only one there is)
+    #[arg(long)]
+    pub playbook: Option<String>,
+    /// Offer only the reading tools (get_playbook, search_bullets, get_bullet)
+    #[arg(long)]
+    pub read_only: bool,
+    /// Keep recorded outcomes for another process to learn from (ace serve) instead of learning here
+    #[arg(long)]
+    pub no_learn: bool,
+}
+
+/// `ace mcp`: the MCP server on stdin/stdout (stdout carries only the protocol).
+pub fn mcp(db: &Path, args: McpArgs) -> Result<()> {
+    use rmcp::ServiceExt;
+    let agents = Agents::open(db)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        if !args.read_only && !args.no_learn {
+            let ledger = Ledger::default();
+            match crate::adaptation::models_from_config(&ledger).await {
+                Ok(models) => {
+                    let config = LearnerConfig {
+                        spool: spool_dir(db),
+                        batch: 4,
+                        concurrency: 2,
+                        poll: std::time::Duration::from_secs(2),
+                    };
+                    tokio::spawn(crate::agent::learner(agents.clone(), models, config, cancel.clone()));
+                }
+                Err(e) => eprintln!(
+                    "note: recorded outcomes are kept but not learned from here ({e:#}); `ace serve` learns from them"
+                ),
+            }
+        }
+        let tools = crate::mcp::PlaybookTools::new(agents, args.playbook, args.read_only);
+        let service = tools
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("the MCP handshake failed")?;
+        service.waiting().await.context("the MCP session failed")?;
+        cancel.cancel();
+        Ok(())
+    })
+}
