@@ -133,7 +133,7 @@ struct Cached {
     marker: (i64, i64, i64),
     playbook: Arc<Playbook>,
     index: Option<Arc<Index>>,
-    renders: HashMap<RenderRequest, Arc<Rendered>>,
+    renders: HashMap<RenderRequest, (Arc<Rendered>, bytes::Bytes)>,
 }
 
 /// The agents' side of one database.
@@ -202,12 +202,26 @@ impl Agents {
     }
 
     pub async fn render(&self, name: &str, req: RenderRequest) -> Result<Arc<Rendered>> {
+        Ok(self.render_encoded(name, req).await?.0)
+    }
+
+    /// [`Agents::render`] with its JSON encoding, both kept while the playbook is unchanged (an
+    /// API read of a large playbook is then a copy of bytes).
+    pub async fn render_encoded(
+        &self,
+        name: &str,
+        req: RenderRequest,
+    ) -> Result<(Arc<Rendered>, bytes::Bytes)> {
         let format = req.format.clone().unwrap_or_else(|| "markdown".into());
         if !["markdown", "text", "json"].contains(&format.as_str()) {
             return Err(AgentError::BadRequest(format!(
                 "unknown format '{format}' (use markdown, text or json)"
             )));
         }
+        let encode = |r: Rendered| {
+            let body = bytes::Bytes::from(serde_json::to_vec(&r).unwrap_or_default());
+            (Arc::new(r), body)
+        };
         if let Some(rev) = req.revision {
             let n = name.to_string();
             let playbook = blocking(&self.reader, move |s| {
@@ -219,7 +233,7 @@ impl Agents {
             })
             .await?;
             let index = Index::build(&playbook);
-            return Ok(Arc::new(render(&playbook, &index, &req, format)));
+            return Ok(encode(render(&playbook, &index, &req, format)));
         }
         let (playbook, index) = self.current(name).await?;
         if let Some(hit) = self
@@ -231,7 +245,7 @@ impl Agents {
         {
             return Ok(hit);
         }
-        let rendered = Arc::new(render(&playbook, &index, &req, format));
+        let rendered = encode(render(&playbook, &index, &req, format));
         if let Some(c) = self.cache.lock().unwrap().get_mut(name)
             && Arc::ptr_eq(&c.playbook, &playbook)
         {
@@ -457,10 +471,22 @@ fn render(playbook: &Playbook, index: &Index, req: &RenderRequest, format: Strin
             });
     let view: std::borrow::Cow<'_, Playbook> = match &chosen {
         Some(ids) => {
+            // only the chosen bullets are copied (not the whole playbook), in playbook order
             let keep: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-            let mut p = playbook.clone();
-            p.bullets.retain(|b| keep.contains(b.id.as_str()));
-            std::borrow::Cow::Owned(p)
+            std::borrow::Cow::Owned(Playbook {
+                name: playbook.name.clone(),
+                sections: playbook.sections.clone(),
+                bullets: playbook
+                    .bullets
+                    .iter()
+                    .filter(|b| keep.contains(b.id.as_str()))
+                    .cloned()
+                    .collect(),
+                next_bullet_number: playbook.next_bullet_number,
+                next_position: playbook.next_position,
+                removed_sections: Vec::new(),
+                revision: playbook.revision,
+            })
         }
         None => std::borrow::Cow::Borrowed(playbook),
     };

@@ -177,8 +177,8 @@ async fn playbook(
     UrlPath(name): UrlPath<String>,
     Query(req): Query<RenderRequest>,
 ) -> ApiResult<Response> {
-    let rendered = s.agents.render(&name, req).await?;
-    Ok(Json(&*rendered).into_response())
+    let (_, body) = s.agents.render_encoded(&name, req).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Deserialize)]

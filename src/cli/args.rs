@@ -428,6 +428,13 @@ pub struct BenchArgs {
     /// playbook of --bullets bullets (use with --samples, --batch-size, --concurrency)
     #[arg(long, conflicts_with = "run_loop")]
     pub refine: bool,
+    /// Measure the HTTP API instead: GETs of the rendered playbook (--bullets) from --concurrency
+    /// clients, --samples requests in all, then a burst of --traces trace POSTs
+    #[arg(long, conflicts_with_all = ["run_loop", "refine"])]
+    pub serve: bool,
+    /// Serve: trace POSTs in the burst
+    #[arg(long, default_value_t = 1000)]
+    pub traces: usize,
     /// Refine: the part of the benchmark that runs in its own process (its memory measured alone):
     /// the scratch directory and the scripted model's URL
     #[arg(long, num_args = 2, value_names = ["DIR", "URL"], hide = true)]

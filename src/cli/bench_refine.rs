@@ -52,7 +52,7 @@ impl Rng {
 }
 
 /// A vocabulary of made-up words: common ones first.
-fn vocabulary(n: usize) -> Vec<String> {
+pub(super) fn vocabulary(n: usize) -> Vec<String> {
     const SYL: [&str; 24] = [
         "ka", "lo", "mi", "ren", "to", "sa", "vel", "dor", "pi", "qua", "zen", "ul", "bar", "ney",
         "tis", "gor", "fa", "wem", "ix", "hu", "cal", "sto", "pra", "den",
@@ -81,7 +81,7 @@ fn sentence(rng: &mut Rng, words: &[String], len: usize) -> String {
 /// A playbook of `n` bullets of about 25 words (~150 characters, like the published ones), in ACE
 /// text form. One bullet in fifty repeats an earlier one of its section with one word changed (the
 /// published playbooks hold repeats too).
-fn synthetic_playbook(n: usize, words: &[String], seed: u64) -> String {
+pub(super) fn synthetic_playbook(n: usize, words: &[String], seed: u64) -> String {
     let mut rng = Rng(seed);
     let mut text = String::new();
     for (s, (name, slug)) in SECTIONS.iter().enumerate() {
@@ -111,7 +111,7 @@ fn synthetic_playbook(n: usize, words: &[String], seed: u64) -> String {
     text
 }
 
-fn tasks(n: usize, words: &[String], seed: u64) -> Vec<String> {
+pub(super) fn tasks(n: usize, words: &[String], seed: u64) -> Vec<String> {
     let mut rng = Rng(seed);
     (0..n)
         .map(|i| format!("Task {i}: {}?", sentence(&mut rng, words, 14)))

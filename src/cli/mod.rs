@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod bench_refine;
+mod bench_serve;
 mod commands;
 mod doctor;
 mod managed;
@@ -164,6 +165,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(args)) if args.run_loop => bench::run_loop(&args, out),
         Some(Command::Bench(args)) if args.refine_run.is_some() => bench_refine::child(&args, out),
         Some(Command::Bench(args)) if args.refine => bench_refine::run(&args, out),
+        Some(Command::Bench(args)) if args.serve => bench_serve::run(&args, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
         Some(Command::Doctor { json }) => {
             let config = crate::config::load(&crate::config::process_env)?;
