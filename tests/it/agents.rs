@@ -27,6 +27,10 @@ struct Api {
 
 impl Api {
     async fn start(body_limit: usize) -> Api {
+        Api::start_with(body_limit, ace::agent::DEFAULT_INBOX_LIMIT).await
+    }
+
+    async fn start_with(body_limit: usize, inbox_limit: u64) -> Api {
         ace::llm::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("ace.db");
@@ -50,7 +54,8 @@ impl Api {
                 ),
             );
         }
-        let agents = Agents::open(&db).unwrap();
+        let mut agents = Agents::open(&db).unwrap();
+        agents.inbox_limit = inbox_limit;
         let app = serve::router(
             ServerState::new(agents.clone(), TOKEN.into(), None, "off (test)".into()),
             body_limit,
@@ -198,6 +203,23 @@ async fn an_oversized_body_gets_413_and_nothing_is_stored() {
         "{body}"
     );
     assert_eq!(api.store().inbox_counts().unwrap().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_inbox_answers_429_and_stores_nothing_more() {
+    let api = Api::start_with(serve::DEFAULT_BODY_LIMIT, 2).await;
+    let trace = json!({"task": "t", "answer": "a"});
+    for _ in 0..2 {
+        let (status, _) = api.post("/v1/playbooks/world/traces", &trace).await;
+        assert_eq!(status, 202);
+    }
+    let (status, body) = api.post("/v1/playbooks/world/traces", &trace).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("try again later"),
+        "{body}"
+    );
+    assert_eq!(api.store().inbox_counts().unwrap().pending, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
