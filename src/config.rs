@@ -266,7 +266,7 @@ pub fn load_with(
     Ok(ModelConfig {
         roles,
         embedding,
-        prices: PriceTable(file.prices),
+        prices: PriceTable(file.prices).with_built_ins(),
         file: file_used,
     })
 }

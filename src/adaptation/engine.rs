@@ -144,6 +144,8 @@ pub async fn run<S: RunStore>(
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Finished, None),
         Err(LoopError::Cancelled) => (RunStatus::Cancelled, None),
+        // a cost limit is a clean stop, not a failure: said, kept with the run, resumable
+        Err(LoopError::OverBudget(m)) => (RunStatus::Cancelled, Some(m.clone())),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
     let (id, err) = (run_id.clone(), error.clone());
@@ -155,8 +157,14 @@ pub async fn run<S: RunStore>(
     // it still claimed by this process.
     drop(claim);
     drop(retries);
-    if let Some(e) = error {
-        let _ = events.send(Event::Failed { error: e });
+    match (status, error) {
+        (RunStatus::Cancelled, Some(message)) => {
+            let _ = events.send(Event::Warning { message });
+        }
+        (_, Some(e)) => {
+            let _ = events.send(Event::Failed { error: e });
+        }
+        _ => {}
     }
     let _ = events.send(Event::Finished {
         run: run_id.clone(),

@@ -145,6 +145,9 @@ pub struct RunConfig {
     /// (learn runs over agents' traces, unless the playbook lets agents change counters).
     #[serde(default)]
     pub tags_to_queue: bool,
+    /// The run's cost limit in US dollars, as started (a resume may raise it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
     /// How often to look for decisions while waiting (ms).
     pub poll_ms: u64,
 }
@@ -191,6 +194,7 @@ impl Default for RunConfig {
             unknown_sections_to_others: false,
             traces: false,
             tags_to_queue: false,
+            max_cost: None,
             poll_ms: 200,
         }
     }

@@ -65,6 +65,9 @@ pub enum LoopError {
     Store(String),
     #[error("cancelled")]
     Cancelled,
+    /// The next model call would pass the run's cost limit: the run stops cleanly (resumable).
+    #[error("{0}")]
+    OverBudget(String),
     #[error("{0}")]
     Data(String),
 }
@@ -125,10 +128,13 @@ impl From<crate::shared::JobLost> for LoopError {
 
 impl From<RoleError> for LoopError {
     fn from(e: RoleError) -> Self {
-        if e.is_cancelled() {
-            LoopError::Cancelled
-        } else {
-            LoopError::Role(e)
+        match e {
+            e if e.is_cancelled() => LoopError::Cancelled,
+            RoleError::Llm {
+                error: error @ crate::llm::LlmError::OverBudget { .. },
+                ..
+            } => LoopError::OverBudget(error.to_string()),
+            e => LoopError::Role(e),
         }
     }
 }

@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Serve Prometheus metrics at this address while the run lasts (e.g. 127.0.0.1:9464; off by default)
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Stop cleanly before a model call would take the run's spend past this many US dollars
+    /// (estimated from the prompt's tokens and the answer's limit; resumable with a larger one)
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
     /// The dataset is a trace file (set by `ace learn`)
     #[arg(skip)]
     pub traces: bool,
@@ -154,6 +158,9 @@ pub struct LearnArgs {
     pub allow_command: bool,
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Stop cleanly before a model call would take the spend past this many US dollars
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
 }
 
 impl From<LearnArgs> for TrainArgs {
@@ -189,6 +196,7 @@ impl From<LearnArgs> for TrainArgs {
             json: a.json,
             allow_command: a.allow_command,
             metrics_addr: a.metrics_addr,
+            max_cost: a.max_cost,
             traces: true,
         }
     }
@@ -234,6 +242,7 @@ impl TrainArgs {
             unknown_sections_to_others: self.unknown_sections_to_others,
             traces: self.traces,
             tags_to_queue: false,
+            max_cost: self.max_cost,
             poll_ms: 200,
         }
     }
@@ -293,11 +302,27 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
         }
         store.set_token_budget(name, Some(budget))?;
     }
+    let ledger = Ledger::default();
+    // a cost limit: the one given, else the one the resumed run was started with; a resumed run's
+    // earlier calls count against it
+    let stored = match &args.resume {
+        Some(id) => Some((store.run(id)?.config.max_cost, store.run_summary(id)?)),
+        None => None,
+    };
+    if let Some(max) = args.max_cost.or(stored.as_ref().and_then(|(m, _)| *m)) {
+        if !(max.is_finite() && max >= 0.0) {
+            bail!("--max-cost must be a number of US dollars, 0 or more");
+        }
+        let carried: f64 = stored
+            .as_ref()
+            .map_or(0.0, |(_, s)| s.roles.values().map(|r| r.cost_usd).sum());
+        ledger.set_budget(max, carried);
+        eprintln!("note: cost limit ${max:.4}; ${carried:.4} spent so far");
+    }
     let store = crate::shared::shared(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let ledger = Ledger::default();
     let result = runtime.block_on(async {
         if let Some(addr) = args.metrics_addr {
             if !addr.ip().is_loopback() {

@@ -20,7 +20,32 @@ pub struct Price {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PriceTable(pub HashMap<String, Price>);
 
+/// Prices of common hosted models (US dollars per million tokens, list prices as of 2026-11), used
+/// when the configuration names none for a model; `[prices."MODEL"]` in the configuration overrides.
+pub const BUILT_IN_PRICES: &[(&str, f64, f64)] = &[
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gpt-4o", 2.50, 10.00),
+    ("gpt-4.1-nano", 0.10, 0.40),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1", 2.00, 8.00),
+    ("o3-mini", 1.10, 4.40),
+    ("o4-mini", 1.10, 4.40),
+    ("deepseek-chat", 0.27, 1.10),
+    ("deepseek-reasoner", 0.55, 2.19),
+];
+
 impl PriceTable {
+    /// The configured prices over the built-in ones.
+    pub fn with_built_ins(mut self) -> Self {
+        for (model, input, output) in BUILT_IN_PRICES {
+            self.0.entry((*model).to_string()).or_insert(Price {
+                input_per_mtok: *input,
+                output_per_mtok: *output,
+            });
+        }
+        self
+    }
+
     pub fn price(&self, model: &str) -> Option<Price> {
         if let Some(p) = self.0.get(model) {
             return Some(*p);
@@ -84,6 +109,24 @@ impl std::fmt::Display for RetryNotice {
 pub struct Ledger {
     usage: Arc<Mutex<BTreeMap<Role, RoleUsage>>>,
     retries: tokio::sync::broadcast::Sender<RetryNotice>,
+    budget: Arc<Mutex<Option<Budget>>>,
+}
+
+/// A spending limit in US dollars: what was spent before this process (a resumed run's earlier
+/// calls), what this process spent, and what calls in flight are expected to cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    pub max_usd: f64,
+    pub carried_usd: f64,
+    reserved_usd: f64,
+}
+
+/// A call that would take the spend past the budget: not sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OverBudget {
+    pub spent_usd: f64,
+    pub estimate_usd: f64,
+    pub max_usd: f64,
 }
 
 impl Default for Ledger {
@@ -91,11 +134,70 @@ impl Default for Ledger {
         Ledger {
             usage: Arc::default(),
             retries: tokio::sync::broadcast::Sender::new(64),
+            budget: Arc::default(),
         }
     }
 }
 
 impl Ledger {
+    /// Sets a spending limit; `carried_usd` was spent before (a resumed run's earlier calls).
+    pub fn set_budget(&self, max_usd: f64, carried_usd: f64) {
+        *self.budget.lock().unwrap_or_else(|e| e.into_inner()) = Some(Budget {
+            max_usd,
+            carried_usd,
+            reserved_usd: 0.0,
+        });
+    }
+
+    /// The limit, if any, and what counts against it: (max, spent including earlier processes).
+    pub fn budget(&self) -> Option<(f64, f64)> {
+        let spent = self.total().cost_usd;
+        self.budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|b| (b.max_usd, b.carried_usd + spent))
+    }
+
+    /// Whether a limit is set (a call then estimates its cost before it is sent).
+    pub fn has_budget(&self) -> bool {
+        self.budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Reserves `estimate_usd` for a call about to be sent, or refuses it when the spend, the calls
+    /// in flight and this one would pass the limit. [`Ledger::release`] gives the reservation back
+    /// when the call ends (its real cost is then recorded).
+    pub fn reserve(&self, estimate_usd: f64) -> Result<(), OverBudget> {
+        let spent = self.total().cost_usd;
+        let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(b) = budget.as_mut() else {
+            return Ok(());
+        };
+        let committed = b.carried_usd + spent + b.reserved_usd;
+        if committed + estimate_usd > b.max_usd {
+            return Err(OverBudget {
+                spent_usd: b.carried_usd + spent,
+                estimate_usd,
+                max_usd: b.max_usd,
+            });
+        }
+        b.reserved_usd += estimate_usd;
+        Ok(())
+    }
+
+    pub fn release(&self, estimate_usd: f64) {
+        if let Some(b) = self
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            b.reserved_usd = (b.reserved_usd - estimate_usd).max(0.0);
+        }
+    }
+
     /// Announces a retry to every subscriber (none listening is fine).
     pub fn notify_retry(&self, notice: RetryNotice) {
         let _ = self.retries.send(notice);

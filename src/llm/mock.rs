@@ -111,6 +111,9 @@ pub struct Rule {
     /// `finish_reason` of the completion (default `stop`).
     #[serde(default)]
     pub finish_reason: Option<String>,
+    /// A call's cost as a LiteLLM proxy reports it (`x-litellm-response-cost`, US dollars).
+    #[serde(default)]
+    pub response_cost: Option<f64>,
 }
 
 /// One request the server received, for tests to inspect.
@@ -550,6 +553,9 @@ async fn answer(state: &State, request: &Request) -> Reply {
     let mut headers = Vec::new();
     if let Some(after) = &rule.retry_after {
         headers.push(("retry-after", after.clone()));
+    }
+    if let Some(cost) = rule.response_cost {
+        headers.push(("x-litellm-response-cost", cost.to_string()));
     }
     if let Some(raw) = rule.body {
         return Reply {

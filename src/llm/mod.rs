@@ -203,6 +203,14 @@ pub enum LlmError {
     Malformed { url: String, detail: String },
     #[error("the call was cancelled")]
     Cancelled,
+    #[error(
+        "stopped before the cost limit: ${spent_usd:.4} spent, the next call would cost about ${estimate_usd:.4}, the limit is ${max_usd:.4} (resume with a larger --max-cost)"
+    )]
+    OverBudget {
+        spent_usd: f64,
+        estimate_usd: f64,
+        max_usd: f64,
+    },
     #[error("{0}")]
     Config(String),
 }
@@ -220,7 +228,10 @@ impl LlmError {
             LlmError::ServerError { attempts, .. } | LlmError::Timeout { attempts, .. } => {
                 Some(*attempts)
             }
-            LlmError::Connection { .. } | LlmError::Cancelled | LlmError::Config(_) => None,
+            LlmError::Connection { .. }
+            | LlmError::Cancelled
+            | LlmError::OverBudget { .. }
+            | LlmError::Config(_) => None,
         }
     }
 }

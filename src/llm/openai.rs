@@ -388,6 +388,7 @@ impl OpenAiClient {
         };
         let status = response.status();
         let after = retry_after(response.headers());
+        let proxy_cost = response_cost(response.headers());
         let body = match read_limited(response, self.config.max_answer_bytes).await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -435,7 +436,8 @@ impl OpenAiClient {
         } else {
             completion.model
         };
-        let cost_usd = self.prices.cost(&model, usage);
+        // a LiteLLM proxy says what the call cost; that figure wins over our price table
+        let cost_usd = proxy_cost.unwrap_or_else(|| self.prices.cost(&model, usage));
         Attempt::Done(ChatResponse {
             content: choice.message.and_then(|m| m.content).unwrap_or_default(),
             model,
@@ -518,7 +520,50 @@ impl OpenAiClient {
         }
     }
 
+    /// What a call is expected to cost, for a spending limit: its prompt's tokens (cl100k) at the
+    /// input price and the answer's limit (or 1,024 tokens) at the output price; 0 for a model with
+    /// no known price.
+    fn estimate(&self, request: &ChatRequest) -> f64 {
+        let Some(price) = self.prices.price(&self.config.model) else {
+            return 0.0;
+        };
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let input: usize = request
+            .messages
+            .iter()
+            .map(|m| bpe.encode_ordinary(&m.content).len() + 4)
+            .sum();
+        let output = request
+            .max_tokens
+            .or(self.config.max_tokens)
+            .unwrap_or(1024);
+        (input as f64 * price.input_per_mtok + f64::from(output) * price.output_per_mtok) / 1e6
+    }
+
+    /// A call within the ledger's spending limit: refused before it is sent when its estimated cost
+    /// would pass the limit.
     async fn run(
+        &self,
+        request: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, LlmError> {
+        if !self.ledger.has_budget() {
+            return self.run_unbudgeted(request, cancel).await;
+        }
+        let estimate = self.estimate(request);
+        self.ledger
+            .reserve(estimate)
+            .map_err(|o| LlmError::OverBudget {
+                spent_usd: o.spent_usd,
+                estimate_usd: o.estimate_usd,
+                max_usd: o.max_usd,
+            })?;
+        let result = self.run_unbudgeted(request, cancel).await;
+        self.ledger.release(estimate);
+        result
+    }
+
+    async fn run_unbudgeted(
         &self,
         request: &ChatRequest,
         cancel: &CancellationToken,
@@ -697,6 +742,18 @@ fn with_attempts(error: LlmError, attempts: u32) -> LlmError {
         },
         other => other,
     }
+}
+
+/// The cost a LiteLLM proxy reports for a call (`x-litellm-response-cost`, US dollars).
+fn response_cost(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+    headers
+        .get("x-litellm-response-cost")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|c| c.is_finite() && *c >= 0.0)
 }
 
 impl LlmClient for OpenAiClient {

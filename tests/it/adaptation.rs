@@ -1354,3 +1354,72 @@ async fn traces_are_reflected_on_and_their_lessons_queued_without_a_generator() 
         "nothing applied without a person"
     );
 }
+
+/// A cost limit stops the run cleanly before a call would pass it (nothing spent beyond it), the run
+/// says why and stays resumable, and a resume with a larger limit (its earlier spend counted) ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_limit_stops_before_it_is_passed_and_a_larger_one_resumes_to_the_end() {
+    use ace::llm::ledger::Price;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let priced = |ledger: &Ledger| {
+        let mut cfg = EndpointConfig::new(server.base_url(), "scripted");
+        cfg.min_backoff = Duration::from_millis(5);
+        cfg.max_tokens = Some(200);
+        let prices = PriceTable(
+            [(
+                "scripted".to_string(),
+                Price {
+                    input_per_mtok: 1000.0,
+                    output_per_mtok: 1000.0,
+                },
+            )]
+            .into(),
+        );
+        let client: Arc<dyn LlmClient> =
+            Arc::new(OpenAiClient::new(cfg, ledger.clone(), prices).unwrap());
+        Models {
+            generator: client.clone(),
+            reflector: client.clone(),
+            curator: client,
+            embedder: None,
+            ledger: ledger.clone(),
+        }
+    };
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, ApproveMode::Auto);
+    cfg.concurrency = 1;
+    let ledger = Ledger::default();
+    let max = 2.0;
+    ledger.set_budget(max, 0.0);
+    let mut handle = adaptation::start(store.clone(), priced(&ledger), cfg.clone(), None);
+    let mut said = None;
+    while let Some(e) = handle.events.recv().await {
+        if let ace::adaptation::Event::Warning { message } = e
+            && message.contains("cost limit")
+        {
+            said = Some(message);
+        }
+    }
+    let stopped = handle.task.await.unwrap();
+    assert!(stopped.is_err());
+    let said = said.expect("the run says why it stopped");
+    assert!(said.contains("$2.0000"), "{said}");
+    let run = store.lock().unwrap().runs().unwrap()[0].clone();
+    assert_eq!(run.status, ace::adaptation::RunStatus::Cancelled);
+    assert!(run.error.as_deref().unwrap_or("").contains("cost limit"));
+    let spent: f64 = {
+        let s = store.lock().unwrap().run_summary(&run.id).unwrap();
+        s.roles.values().map(|r| r.cost_usd).sum()
+    };
+    assert!(spent > 0.0 && spent <= max, "spent {spent} of {max}");
+    // resumed with a larger limit, its earlier spend carried: it ends
+    let ledger = Ledger::default();
+    ledger.set_budget(1000.0, spent);
+    let handle = adaptation::start(store.clone(), priced(&ledger), cfg, Some(run.id.clone()));
+    handle.task.await.unwrap().unwrap();
+    let run = store.lock().unwrap().run(&run.id).unwrap();
+    assert_eq!(run.status, ace::adaptation::RunStatus::Finished);
+}

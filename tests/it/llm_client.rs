@@ -482,3 +482,50 @@ async fn sampling_fields_and_server_extras_reach_the_request_body() {
         "unset fields are not sent"
     );
 }
+
+#[tokio::test]
+async fn a_cost_a_litellm_proxy_reports_wins_over_the_price_table() {
+    let mut rule = ok_rule();
+    rule.response_cost = Some(0.0123);
+    let s = server(vec![rule]).await;
+    let mut prices = PriceTable::default();
+    prices.0.insert(
+        "scripted".into(),
+        ace::llm::ledger::Price {
+            input_per_mtok: 1_000_000.0,
+            output_per_mtok: 1_000_000.0,
+        },
+    );
+    let ledger = Ledger::default();
+    let c = OpenAiClient::new(
+        EndpointConfig::new(s.base_url(), "m"),
+        ledger.clone(),
+        prices,
+    )
+    .unwrap();
+    let r = chat(&c).await.unwrap();
+    assert!((r.cost_usd - 0.0123).abs() < 1e-12, "{}", r.cost_usd);
+    assert!((ledger.total().cost_usd - 0.0123).abs() < 1e-12);
+}
+
+#[test]
+fn built_in_prices_cover_common_models_and_the_configuration_overrides_them() {
+    let table = PriceTable::default().with_built_ins();
+    let mini = table.price("gpt-4o-mini-2024-07-18").unwrap();
+    assert_eq!((mini.input_per_mtok, mini.output_per_mtok), (0.15, 0.60));
+    let mut mine = PriceTable::default();
+    mine.0.insert(
+        "gpt-4o-mini".into(),
+        ace::llm::ledger::Price {
+            input_per_mtok: 9.0,
+            output_per_mtok: 9.0,
+        },
+    );
+    assert_eq!(
+        mine.with_built_ins()
+            .price("gpt-4o-mini")
+            .unwrap()
+            .input_per_mtok,
+        9.0
+    );
+}
