@@ -18,6 +18,7 @@ pub mod record;
 pub mod refining;
 mod run_store;
 mod sample;
+pub mod trial;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -333,6 +333,18 @@ pub enum QueueCmd {
         #[arg(long, env = "USER", default_value = "human")]
         author: String,
     },
+    /// Try a proposal before deciding: the Generator answers K samples with the playbook as it is
+    /// and with the proposal applied in memory; accuracy before → after, the samples that flipped,
+    /// the change in prompt tokens and the trial's cost (kept with the proposal)
+    Trial {
+        /// The queued batch (`ace queue list`)
+        id: i64,
+        /// Try only this op (its number in `ace queue show`, from 1)
+        #[arg(long = "op")]
+        op: Option<usize>,
+        #[command(flatten)]
+        trial: super::trial::TrialArgs,
+    },
     /// Approve an edited version of one op (a JSON op from a file, e.g. {"type": "ADD", ...})
     Edit {
         /// The queued batch (`ace queue list`)
@@ -375,6 +387,16 @@ pub enum BulletCmd {
         playbook: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Leave-one-out: accuracy on K samples with and without the bullet (in memory, nothing
+    /// written); the samples come from the run that last cited it, or --dataset
+    Impact {
+        /// The bullet id, e.g. calc-00012
+        id: String,
+        #[arg(long)]
+        playbook: Option<String>,
+        #[command(flatten)]
+        trial: super::trial::TrialArgs,
     },
 }
 

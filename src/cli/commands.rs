@@ -21,6 +21,9 @@ fn op_index(n: usize) -> Result<usize> {
 }
 
 pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()> {
+    if let QueueCmd::Trial { id, op, trial } = cmd {
+        return super::trial::queue_trial(db, id, op, trial, out);
+    }
     let mut store = match cmd {
         QueueCmd::List { .. } | QueueCmd::Show { .. } => Store::open_reading(db)?,
         _ => Store::open(db)?,
@@ -40,8 +43,11 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
         }
         QueueCmd::Show { id, json } => {
             let batch = store.pending_batch(id)?;
+            let trials = store.trials(id)?;
             if json {
-                return print::json(out, &batch);
+                let mut value = serde_json::to_value(&batch)?;
+                value["trials"] = serde_json::to_value(&trials)?;
+                return print::json(out, &value);
             }
             let playbook = store.load_playbook(&batch.playbook)?;
             let effect = crate::refine::budget::queued_effect(
@@ -50,8 +56,20 @@ pub(super) fn queue(db: &Path, cmd: QueueCmd, out: &mut impl Write) -> Result<()
                 store.playbook_tokens(&batch.playbook)?,
                 store.token_budget(&batch.playbook)?,
             );
-            print::queued(out, &batch, &playbook, effect)
+            print::queued(out, &batch, &playbook, effect)?;
+            for t in &trials {
+                writeln!(
+                    out,
+                    "trial {} ({}{}): {}",
+                    t.created_at,
+                    t.subject,
+                    if t.op.is_none() { ", all ops" } else { "" },
+                    t.report.summary()
+                )?;
+            }
+            Ok(())
         }
+        QueueCmd::Trial { .. } => unreachable!("tried above"),
         QueueCmd::Approve { id, ops, author } => {
             let outcome = if ops.is_empty() {
                 store.decide_all(id, true, None, &author)?

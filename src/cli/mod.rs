@@ -12,6 +12,7 @@ mod print;
 mod refine;
 mod serve;
 mod train;
+mod trial;
 
 pub use args::*;
 pub use bench::{peak_rss_mib, sample_content};
@@ -189,6 +190,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(args)) => train::run(&db, args, out),
         Some(Command::Learn(args)) => train::run(&db, args.into(), out),
         Some(Command::Queue(cmd)) => queue(&db, cmd, out),
+        Some(Command::Bullet(BulletCmd::Impact {
+            id,
+            playbook,
+            trial,
+        })) => trial::bullet_impact(&db, &id, playbook.as_deref(), trial, out),
         Some(Command::Runs(cmd)) => runs(&db, cmd, out),
         Some(Command::Bullet(BulletCmd::Story { id, playbook, json })) => {
             let store = Store::open_reading(&db)?;

@@ -55,6 +55,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0007_agents.up.sql"),
         down: include_str!("migrations/0007_agents.down.sql"),
     },
+    Migration {
+        version: 8,
+        name: "trials of proposals and the answers they cached",
+        up: include_str!("migrations/0008_trials.up.sql"),
+        down: include_str!("migrations/0008_trials.down.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -67,9 +67,11 @@ mod rows;
 mod runs;
 mod story;
 mod transcripts;
+mod trials;
 mod vectors;
 
 pub use inbox::{AgentPolicy, InboxCounts, TraceOutcome};
+pub use trials::StoredTrial;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -583,3 +583,165 @@ async fn an_agent_host_uses_the_mcp_tools_and_what_it_sends_only_queues() {
         "{tools:?}"
     );
 }
+
+/// `ace queue trial` over loopback HTTP with the scripted world: a right lesson trials positive, a
+/// lesson-breaking edit negative, a second trial on the same playbook answers the unchanged side
+/// from the cache, and the trial is kept with the proposal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
+    use ace::approval::Provenance;
+    use ace::delta::DeltaOp;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let mut store = Store::open(&db).unwrap();
+    store
+        .create_playbook("world", ace::playbook::DEFAULT_SECTIONS)
+        .unwrap();
+    let propose = |store: &mut Store, key: &str, op: DeltaOp| {
+        store
+            .propose(
+                "world",
+                key,
+                None,
+                "test",
+                &[(format!("{key}:0"), op)],
+                &Provenance::default(),
+            )
+            .unwrap()
+            .unwrap()
+    };
+    let lesson = propose(
+        &mut store,
+        "lesson",
+        common::add("FORMULAS AND CALCULATIONS", world::ZORB),
+    );
+    let junk = propose(
+        &mut store,
+        "junk",
+        common::add("OTHERS", "Answers are short."),
+    );
+    let trial = |id: i64| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+            .env_remove("ACE_DB")
+            .env_remove("ACE_CONFIG")
+            .env("HOME", dir.path())
+            .env("ACE_BASE_URL", server.base_url())
+            .env("ACE_MODEL", "scripted")
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "queue",
+                "trial",
+                &id.to_string(),
+                "--samples",
+                "4",
+                "--json",
+                "--dataset",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let right = trial(lesson);
+    assert_eq!(
+        (
+            right["before_correct"].as_u64(),
+            right["after_correct"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{right}"
+    );
+    assert_eq!(right["to_right"].as_array().unwrap().len(), 2);
+    assert_eq!(right["calls"], 8, "nothing cached yet: {right}");
+    let neutral = trial(junk);
+    assert_eq!(
+        neutral["after_correct"], neutral["before_correct"],
+        "{neutral}"
+    );
+    assert_eq!(
+        neutral["cached"], 4,
+        "the unchanged side comes from the cache: {neutral}"
+    );
+    assert_eq!(neutral["calls"], 4);
+    // approve the lesson; an edit that breaks it trials negative
+    store.decide_all(lesson, true, None, "me").unwrap();
+    let id = store
+        .load_playbook("world")
+        .unwrap()
+        .active_bullets()
+        .next()
+        .unwrap()
+        .id
+        .clone();
+    let breaking = propose(
+        &mut store,
+        "breaking",
+        common::update_content(&id, "Numbers are fun."),
+    );
+    let wrong = trial(breaking);
+    assert_eq!(
+        (
+            wrong["before_correct"].as_u64(),
+            wrong["after_correct"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{wrong}"
+    );
+    assert_eq!(wrong["to_wrong"].as_array().unwrap().len(), 2);
+    // kept with the proposal; the playbook is as it was
+    let trials = store.trials(breaking).unwrap();
+    assert_eq!(trials.len(), 1);
+    assert!(trials[0].report.delta_points() < 0.0);
+    assert_eq!(
+        store
+            .load_playbook("world")
+            .unwrap()
+            .active_bullets()
+            .next()
+            .unwrap()
+            .content,
+        world::ZORB
+    );
+    let shown = crate::cli::ok(&db, &["queue", "show", &breaking.to_string()]);
+    assert!(
+        shown.contains("trial") && shown.contains("-50.0 points"),
+        "{shown}"
+    );
+    // leave-one-out: the lesson answers the ZORB tasks, so without it they go wrong
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+        .env_remove("ACE_DB")
+        .env_remove("ACE_CONFIG")
+        .env("HOME", dir.path())
+        .env("ACE_BASE_URL", server.base_url())
+        .env("ACE_MODEL", "scripted")
+        .arg("--db")
+        .arg(&db)
+        .args(["bullet", "impact", &id, "--samples", "4", "--dataset"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("impact: +50.0 points"), "{text}");
+    assert_eq!(
+        store
+            .load_playbook("world")
+            .unwrap()
+            .active_bullets()
+            .count(),
+        1,
+        "nothing written"
+    );
+}

@@ -81,6 +81,9 @@ fn every_version_migrates_up_and_down_keeping_data() {
     assert_eq!(store.migrate_to(7).unwrap(), vec![7]);
     assert!(tables(store.connection()).contains(&"trace_inbox".to_string()));
     assert!(columns(store.connection(), "playbooks").contains(&"agent_policy".to_string()));
+    // up to 8: trials and the answers they cache
+    assert_eq!(store.migrate_to(8).unwrap(), vec![8]);
+    assert!(tables(store.connection()).contains(&"trial_answers".to_string()));
     assert!(columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
     assert!(tables(store.connection()).contains(&"embeddings".to_string()));
     let p = store.load_playbook("old").unwrap();
@@ -112,10 +115,10 @@ fn every_version_migrates_up_and_down_keeping_data() {
     );
     assert!(store.load_playbook("old").unwrap().sections.is_empty());
     store.set_token_budget("old", Some(5000)).unwrap();
-    assert_eq!(store.migrate_to(3).unwrap(), vec![7, 6, 5, 4]);
+    assert_eq!(store.migrate_to(3).unwrap(), vec![8, 7, 6, 5, 4]);
     assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
     assert!(!columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
-    assert_eq!(store.migrate_to(7).unwrap(), vec![4, 5, 6, 7]);
+    assert_eq!(store.migrate_to(8).unwrap(), vec![4, 5, 6, 7, 8]);
     assert_eq!(
         store.token_budget("old").unwrap(),
         None,
@@ -155,7 +158,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![7, 6, 5, 4, 3]);
+    assert_eq!(store.migrate_to(2).unwrap(), vec![8, 7, 6, 5, 4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)

@@ -1,0 +1,299 @@
+//! `ace queue trial` and `ace bullet impact`: a proposal (or a bullet's removal) tried on K samples
+//! before anyone decides, through `adaptation::trial`. Nothing is written to the playbook.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::adaptation::trial::{TrialReport, TrialSetup, choose_samples, trial};
+use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
+use crate::environment::{Environment, Sample, dataset};
+use crate::llm::Ledger;
+use crate::playbook::Playbook;
+use crate::store::Store;
+
+/// Where a trial's samples come from and how it runs.
+#[derive(Debug, Args)]
+pub struct TrialArgs {
+    /// Samples to try on
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+    /// val: the run's validation set; train: its training set, leaving out the proposal's own
+    /// samples [default: val when the run has one, else train]
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Samples from this file instead of the run's (needed for proposals no run made)
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub dataset: Option<PathBuf>,
+    /// How answers are scored [default: the run's environment, else exact]
+    #[arg(long)]
+    pub env: Option<Environment>,
+    /// Which samples are chosen (the same seed gives the same samples)
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Model calls at once
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Stop before the trial's calls would cost more than this many US dollars
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load(path: &Path) -> Result<Vec<Sample>> {
+    Ok(dataset::load(path, &Default::default(), false)?.samples)
+}
+
+/// The samples (and how to score them) for a trial in the context of `run` (if any).
+fn samples_for(
+    store: &Store,
+    run: Option<&str>,
+    exclude: &[String],
+    args: &TrialArgs,
+) -> Result<(Vec<Sample>, String, Environment)> {
+    let config = match run {
+        Some(r) => Some(store.run(r)?.config),
+        None => None,
+    };
+    let env = args
+        .env
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.env.clone()))
+        .unwrap_or(Environment::Exact);
+    let (path, split) = match (&args.dataset, &config, args.split.as_deref()) {
+        (Some(p), _, _) => (p.clone(), "file"),
+        (None, Some(c), Some("val") | None) if c.val.is_some() => {
+            (c.val.clone().unwrap_or_default(), "val")
+        }
+        (None, Some(_), Some("val")) => {
+            bail!("the run has no validation set: use --split train or --dataset FILE")
+        }
+        (None, Some(c), Some("train") | None) if !c.traces => (c.dataset.clone(), "train"),
+        (None, Some(_), Some(other)) if other != "train" => {
+            bail!("--split is val or train, not '{other}'")
+        }
+        _ => bail!(
+            "no samples to try on: this proposal has no run with a dataset; give --dataset FILE"
+        ),
+    };
+    let all = load(&path)
+        .with_context(|| format!("reading the trial's samples from {}", path.display()))?;
+    let exclude: &[String] = if split == "train" { exclude } else { &[] };
+    let chosen = choose_samples(&all, args.samples, args.seed, exclude);
+    if chosen.is_empty() {
+        bail!("no samples left to try on in {}", path.display());
+    }
+    Ok((chosen, format!("{} ({split})", path.display()), env))
+}
+
+/// Runs a trial of `after` against `before` with the configured generator.
+fn run_trial(
+    db: &Path,
+    before: Playbook,
+    after: Playbook,
+    samples: Vec<Sample>,
+    source: String,
+    env: Environment,
+    args: &TrialArgs,
+) -> Result<TrialReport> {
+    if let Environment::Command { command, .. } = &env {
+        bail!(
+            "the trial would score answers by running this command on this machine:\n    {}\nscore with --env instead",
+            crate::text::visible(command)
+        );
+    }
+    let cache = crate::shared::shared(Store::open(db)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let ledger = Ledger::default();
+        if let Some(max) = args.max_cost {
+            ledger.set_budget(max, 0.0);
+        }
+        let models = crate::adaptation::models_from_config(&ledger).await?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+        let setup = TrialSetup {
+            generator: models.generator,
+            env,
+            concurrency: args.concurrency,
+            prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+            cancel,
+        };
+        eprintln!(
+            "trying on {} samples: up to {} generator calls (answers already seen come from the cache)",
+            samples.len(),
+            2 * samples.len()
+        );
+        trial(&setup, &cache, Arc::new(before), Arc::new(after), &samples, &source)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })
+}
+
+/// One line of at most 100 characters, shown escaped.
+fn preview(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = line.chars().take(100).collect();
+    let cut = if cut.len() < line.len() {
+        cut + "…"
+    } else {
+        cut
+    };
+    crate::text::visible(&cut).into_owned()
+}
+
+fn print_report(out: &mut impl Write, report: &TrialReport) -> Result<()> {
+    writeln!(out, "{}", report.summary())?;
+    for (label, flips) in [
+        ("right → wrong", &report.to_wrong),
+        ("wrong → right", &report.to_right),
+    ] {
+        for f in flips {
+            writeln!(
+                out,
+                "  {label}: {} — {:?} → {:?}\n      {}",
+                f.sample_id,
+                f.before,
+                f.after,
+                preview(&f.question)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `ace queue trial ID [--op N]`.
+pub fn queue_trial(
+    db: &Path,
+    id: i64,
+    op: Option<usize>,
+    args: TrialArgs,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut store = Store::open(db)?;
+    let batch = store.pending_batch(id)?;
+    let ops: Vec<DeltaOp> = match op {
+        Some(0) => bail!("ops are numbered from 1, as `ace queue show` lists them"),
+        Some(n) => vec![
+            batch
+                .ops
+                .get(n - 1)
+                .map(|o| o.edited.clone().unwrap_or_else(|| o.op.clone()))
+                .with_context(|| {
+                    format!(
+                        "proposal #{id} has {} ops; there is no op {n}",
+                        batch.ops.len()
+                    )
+                })?,
+        ],
+        None => batch
+            .ops
+            .iter()
+            .map(|o| o.edited.clone().unwrap_or_else(|| o.op.clone()))
+            .collect(),
+    };
+    let before = store.load_playbook(&batch.playbook)?;
+    let mut after = before.clone();
+    let proposal = DeltaBatch::new(format!("trial-{id}"), Source::Curator, ops);
+    // a new section the proposal names is tried as it would be approved: with the section
+    let options = ApplyOptions::create_sections();
+    crate::delta::apply_in_memory(&mut after, &proposal, &options, "trial").with_context(|| {
+        format!(
+            "proposal #{id} cannot apply to playbook '{}' as it is now",
+            batch.playbook
+        )
+    })?;
+    let own: Vec<String> = batch
+        .provenance
+        .samples
+        .iter()
+        .map(|e| e.sample_id.clone())
+        .collect();
+    let (samples, source, env) = samples_for(&store, batch.run_id.as_deref(), &own, &args)?;
+    let report = run_trial(db, before, after, samples, source, env, &args)?;
+    let subject = match op {
+        Some(n) => format!("proposal #{id}, op {n}"),
+        None => format!("proposal #{id}"),
+    };
+    store.record_trial(Some(id), op, &subject, &report)?;
+    if args.json {
+        return super::print::json(out, &report);
+    }
+    writeln!(out, "{subject}:")?;
+    print_report(out, &report)
+}
+
+/// `ace bullet impact ID`: leave-one-out, a trial of the bullet's removal (nothing is written).
+pub fn bullet_impact(
+    db: &Path,
+    id: &str,
+    playbook: Option<&str>,
+    args: TrialArgs,
+    out: &mut impl Write,
+) -> Result<()> {
+    let store = Store::open(db)?;
+    let name = store.resolve_playbook(playbook)?;
+    let before = store.load_playbook(&name)?;
+    let Some(bullet) = before
+        .canonical_id(id)
+        .and_then(|i| before.bullet(i))
+        .cloned()
+    else {
+        bail!("playbook '{name}' has no bullet '{id}'");
+    };
+    let mut after = before.clone();
+    let removal = DeltaBatch::new(
+        "impact",
+        Source::Human,
+        vec![DeltaOp::Remove {
+            bullet_id: bullet.id.clone(),
+        }],
+    );
+    crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
+    // the run that last cited it gives the samples, unless a file is named
+    let story = store.bullet_story(&name, &bullet.id)?;
+    let run = story
+        .cited_by
+        .last()
+        .map(|(r, _)| r.clone())
+        .or_else(|| story.origin_run.clone());
+    let (samples, source, env) = samples_for(&store, run.as_deref(), &[], &args)?;
+    drop(store);
+    let report = run_trial(db, before, after, samples, source, env, &args)?;
+    if args.json {
+        return super::print::json(
+            out,
+            &serde_json::json!({"bullet": bullet, "without_it": report, "cited_by": story.cited_by}),
+        );
+    }
+    writeln!(
+        out,
+        "bullet {} (helpful {}, harmful {}): {}",
+        bullet.id,
+        bullet.helpful,
+        bullet.harmful,
+        preview(&bullet.content)
+    )?;
+    writeln!(out, "without it (leave-one-out):")?;
+    print_report(out, &report)?;
+    let delta = -report.delta_points();
+    writeln!(
+        out,
+        "impact: {delta:+.1} points of accuracy with the bullet than without it; cited by {} samples in {} runs",
+        story.cited_by.iter().map(|(_, n)| n).sum::<u64>(),
+        story.cited_by.len()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+DROP TABLE trial_answers;
+DROP INDEX trials_batch;
+DROP TABLE trials;
