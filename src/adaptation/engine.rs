@@ -136,6 +136,7 @@ pub async fn run<S: RunStore>(
         told_unknown: Default::default(),
         judge: Judge::new(ctx.models.embedder.clone()),
         shown: Shown::default(),
+        answers: crate::shared::shared(Default::default()),
     };
     lp.emit(Event::Notice {
         message: lp.judge.notice(),
@@ -343,6 +344,8 @@ pub(super) struct Loop<S: RunStore> {
     pub judge: Judge,
     /// How often each bullet was shown this run (tracked while the playbook has a budget).
     pub shown: Shown,
+    /// The generator's answers in this run's trials (`--approve gate:…`), by exact prompt.
+    pub answers: Shared<super::trial::MemoryCache>,
 }
 
 /// A deterministic shuffle of `0..n` for an epoch (xorshift seeded by seed and epoch).

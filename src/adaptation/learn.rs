@@ -308,7 +308,7 @@ impl<S: RunStore> Loop<S> {
         self.observe(pending, false).await?;
         match self.ctx.config.approve {
             // a new section is a person's call: such a batch waits for one
-            ApproveMode::Auto if new_sections(&ops_proposed).is_some() => {
+            ApproveMode::Auto | ApproveMode::Gate(_) if new_sections(&ops_proposed).is_some() => {
                 self.emit(Event::Warning {
                     message: format!(
                         "proposal #{pending} held for a person: it creates section '{}', which the playbook does not have; review it with `ace queue show {pending}` or in the workbench",
@@ -318,47 +318,159 @@ impl<S: RunStore> Loop<S> {
                 Ok(None)
             }
             ApproveMode::Auto => {
-                // never over the token budget: checked again as the batch is written
-                let outcome = db(&self.store, move |s| {
-                    s.approve_within_budget(pending, "auto-policy", Source::AutoPolicy)
-                })
-                .await;
-                match outcome {
-                    Ok(Ok(o)) => {
-                        self.observe(pending, true).await?;
-                        if let Some(note) = budget.filter(|n| !n.prunes.is_empty()) {
-                            self.emit(Event::Notice {
-                                message: format!(
-                                    "batch {pending} would have taken the playbook over its token budget ({} → {} of {}); applied with {} prune{} ({} tokens now)",
-                                    note.before,
-                                    note.proposed,
-                                    note.budget,
-                                    note.prunes.len(),
-                                    if note.prunes.len() == 1 { "" } else { "s" },
-                                    note.after
-                                ),
-                            });
-                        }
-                        self.emit(Event::Applied {
-                            pending,
-                            revision: o.revision,
-                        });
-                    }
-                    Ok(Err(effect)) => self.emit(Event::Warning {
-                        message: format!(
-                            "queued batch {pending} held for a person: approving it would take the playbook over its token budget ({}), even with the prunes it proposes; review it with `ace queue show {pending}` or in the workbench",
-                            effect.describe()
-                        ),
-                    }),
-                    Err(e) => self.emit(Event::Warning {
-                        message: format!("queued batch {pending} could not be applied: {e}"),
-                    }),
-                }
+                self.auto_approve(pending, budget).await?;
                 Ok(None)
+            }
+            ApproveMode::Gate(tenths) => {
+                let allowed = f64::from(tenths) / 10.0;
+                let own: Vec<String> = outcomes
+                    .iter()
+                    .map(|o| o.record.sample_id.clone())
+                    .collect();
+                match self.gate_trial(pending, &own).await? {
+                    Some(report) if report.delta_points() >= -allowed => {
+                        self.emit(Event::Notice {
+                            message: format!(
+                                "proposal #{pending} passed its trial: {}",
+                                report.summary()
+                            ),
+                        });
+                        self.auto_approve(pending, budget).await?;
+                        Ok(None)
+                    }
+                    Some(report) => {
+                        self.emit(Event::Warning {
+                            message: format!(
+                                "proposal #{pending} held for a person: its trial lost more than {allowed} points ({}); review it with `ace queue show {pending}` or in the workbench",
+                                report.summary()
+                            ),
+                        });
+                        Ok(Some(pending))
+                    }
+                    None => {
+                        self.emit(Event::Warning {
+                            message: format!(
+                                "proposal #{pending} held for a person: no held-out samples to try it on (give the run a validation set)"
+                            ),
+                        });
+                        Ok(Some(pending))
+                    }
+                }
             }
             ApproveMode::Wait => Ok(Some(pending)),
             ApproveMode::Queue => Ok(None),
         }
+    }
+
+    /// Applies a proposal by policy (source `auto-policy`), never over the playbook's token budget.
+    async fn auto_approve(
+        &self,
+        pending: i64,
+        budget: Option<crate::approval::BudgetNote>,
+    ) -> Result<(), LoopError> {
+        // never over the token budget: checked again as the batch is written
+        let outcome = db(&self.store, move |s| {
+            s.approve_within_budget(pending, "auto-policy", Source::AutoPolicy)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(o)) => {
+                self.observe(pending, true).await?;
+                if let Some(note) = budget.filter(|n| !n.prunes.is_empty()) {
+                    self.emit(Event::Notice {
+                        message: format!(
+                            "batch {pending} would have taken the playbook over its token budget ({} → {} of {}); applied with {} prune{} ({} tokens now)",
+                            note.before,
+                            note.proposed,
+                            note.budget,
+                            note.prunes.len(),
+                            if note.prunes.len() == 1 { "" } else { "s" },
+                            note.after
+                        ),
+                    });
+                }
+                self.emit(Event::Applied {
+                    pending,
+                    revision: o.revision,
+                });
+            }
+            Ok(Err(effect)) => self.emit(Event::Warning {
+                message: format!(
+                    "queued batch {pending} held for a person: approving it would take the playbook over its token budget ({}), even with the prunes it proposes; review it with `ace queue show {pending}` or in the workbench",
+                    effect.describe()
+                ),
+            }),
+            Err(e) => self.emit(Event::Warning {
+                message: format!("queued batch {pending} could not be applied: {e}"),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Tries a queued proposal on held-out samples (the validation set, else training samples that
+    /// are not its own), records the trial with it, and returns it; `None` when there are no samples.
+    async fn gate_trial(
+        &mut self,
+        pending: i64,
+        own: &[String],
+    ) -> Result<Option<super::trial::TrialReport>, LoopError> {
+        use super::trial::{TrialSetup, choose_samples, trial};
+        let ctx = self.ctx.clone();
+        let cfg = &ctx.config;
+        let (pool, source) = match &self.val {
+            Some(val) => (val.as_slice(), "the validation set"),
+            None => (self.train.as_slice(), "held-out training samples"),
+        };
+        let exclude: &[String] = if self.val.is_some() { &[] } else { own };
+        let samples = choose_samples(pool, cfg.gate_samples, cfg.seed, exclude);
+        if samples.is_empty() {
+            return Ok(None);
+        }
+        let batch = db(&self.store, move |s| s.pending_batch(pending)).await?;
+        let before = self.playbook().await?;
+        let mut after = (*before).clone();
+        let ops: Vec<DeltaOp> = batch.ops.iter().map(|o| o.op.clone()).collect();
+        let proposal = DeltaBatch::new(format!("gate-{pending}"), Source::Curator, ops);
+        if let Err(e) = crate::delta::apply_in_memory(
+            &mut after,
+            &proposal,
+            &ApplyOptions::create_sections(),
+            "trial",
+        ) {
+            self.emit(Event::Warning {
+                message: format!("proposal #{pending} cannot be tried: {e}"),
+            });
+            return Ok(None);
+        }
+        let setup = TrialSetup {
+            generator: ctx.models.generator.clone(),
+            env: cfg.env.clone(),
+            concurrency: cfg.concurrency,
+            prompt_budget: cfg.prompt_budget,
+            cancel: ctx.cancel.child_token(),
+        };
+        let report = trial(
+            &setup,
+            &self.answers,
+            before,
+            std::sync::Arc::new(after),
+            &samples,
+            source,
+        )
+        .await?;
+        let (subject, stored) = (format!("proposal #{pending} (gate)"), report.clone());
+        let (run, key, calls) = (
+            ctx.run.clone(),
+            format!("trial/{pending}"),
+            report.records.clone(),
+        );
+        // the trial's calls are the run's too: counted in its totals
+        db(&self.store, move |s| {
+            s.record_trial(pending, &subject, &stored)?;
+            s.record_calls(&run, &key, &calls)
+        })
+        .await?;
+        Ok(Some(report))
     }
 
     /// Waits until a queued batch is decided (by the workbench or `ace queue` in any process).

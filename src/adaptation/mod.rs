@@ -49,6 +49,21 @@ pub enum ApproveMode {
     Auto,
     /// Queue them and go on without waiting.
     Queue,
+    /// Trial each proposal on held-out samples and apply it only if accuracy drops by at most this
+    /// many tenths of a point (`gate:0`, `gate:2.5`); one that fails waits for a person, its trial
+    /// shown. Counters keep their own policy.
+    Gate(u32),
+}
+
+impl std::fmt::Display for ApproveMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApproveMode::Wait => f.write_str("wait"),
+            ApproveMode::Auto => f.write_str("auto"),
+            ApproveMode::Queue => f.write_str("queue"),
+            ApproveMode::Gate(tenths) => write!(f, "gate:{}", f64::from(*tenths) / 10.0),
+        }
+    }
 }
 
 impl std::str::FromStr for ApproveMode {
@@ -58,9 +73,17 @@ impl std::str::FromStr for ApproveMode {
             "wait" => Ok(ApproveMode::Wait),
             "auto" => Ok(ApproveMode::Auto),
             "queue" => Ok(ApproveMode::Queue),
-            _ => Err(format!(
-                "unknown approve mode '{s}' (use wait, auto or queue)"
-            )),
+            _ => match s.strip_prefix("gate:").map(|d| d.trim().parse::<f64>()) {
+                Some(Ok(points)) if (0.0..=100.0).contains(&points) => {
+                    Ok(ApproveMode::Gate((points * 10.0).round() as u32))
+                }
+                Some(_) => Err(format!(
+                    "'{s}': a gate is gate:POINTS, the accuracy drop (0 to 100) a proposal may cause and still be applied"
+                )),
+                None => Err(format!(
+                    "unknown approve mode '{s}' (use wait, auto, queue or gate:POINTS)"
+                )),
+            },
         }
     }
 }
@@ -146,6 +169,9 @@ pub struct RunConfig {
     /// (learn runs over agents' traces, unless the playbook lets agents change counters).
     #[serde(default)]
     pub tags_to_queue: bool,
+    /// Samples each proposal is tried on under `--approve gate:…`.
+    #[serde(default = "default_gate_samples")]
+    pub gate_samples: usize,
     /// The run's cost limit in US dollars, as started (a resume may raise it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
@@ -159,6 +185,13 @@ pub const DEFAULT_PROMPT_BUDGET: u64 = 60_000;
 
 fn default_prompt_budget() -> u64 {
     DEFAULT_PROMPT_BUDGET
+}
+
+/// Samples a proposal is tried on under `--approve gate:…`, by default.
+pub const DEFAULT_GATE_SAMPLES: usize = 20;
+
+fn default_gate_samples() -> usize {
+    DEFAULT_GATE_SAMPLES
 }
 
 /// Samples shown a bullet without it being cited, by default, before it counts as unused.
@@ -196,6 +229,7 @@ impl Default for RunConfig {
             traces: false,
             tags_to_queue: false,
             max_cost: None,
+            gate_samples: DEFAULT_GATE_SAMPLES,
             poll_ms: 200,
         }
     }

@@ -122,6 +122,13 @@ pub trait RunStore: Send + 'static {
         calls: &[CallRecord],
     ) -> Result<(), Self::Error>;
     fn record_metric(&mut self, run: &str, accuracy: &Accuracy) -> Result<(), Self::Error>;
+    /// Keeps a trial with the queued batch it tried (`--approve gate:…`).
+    fn record_trial(
+        &mut self,
+        batch: i64,
+        subject: &str,
+        report: &super::trial::TrialReport,
+    ) -> Result<(), Self::Error>;
     /// First-attempt (right, total) of a run's samples in a split and epoch (and batch).
     fn first_attempt_score(
         &self,

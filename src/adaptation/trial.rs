@@ -78,6 +78,9 @@ pub struct TrialReport {
     pub calls: u64,
     pub cached: u64,
     pub cost_usd: f64,
+    /// The model calls themselves (for a run's records; not stored with the trial).
+    #[serde(skip)]
+    pub records: Vec<crate::llm::CallRecord>,
 }
 
 impl TrialReport {
@@ -145,6 +148,7 @@ struct Answered {
     answer: String,
     prompt_tokens: u64,
     fresh: Option<f64>,
+    records: Vec<crate::llm::CallRecord>,
 }
 
 /// The generator's answer to `sample` with `playbook` (from the cache when this exact prompt was
@@ -177,6 +181,7 @@ async fn answer<C: AnswerCache>(
     let hit = blocking(cache, move |c| c.cached_answer(key))
         .await
         .map_err(|e| LoopError::Store(e.to_string()))?;
+    let mut records = Vec::new();
     let (cached, fresh) =
         match hit {
             Some(a) => (a, None),
@@ -212,6 +217,7 @@ async fn answer<C: AnswerCache>(
                     .await
                     .map_err(|e| LoopError::Store(e.to_string()))?;
                 let cost = a.cost_usd;
+                records = calls;
                 (a, Some(cost))
             }
         };
@@ -225,6 +231,7 @@ async fn answer<C: AnswerCache>(
         answer: cached.answer,
         prompt_tokens: cached.prompt_tokens,
         fresh,
+        records,
     })
 }
 
@@ -291,9 +298,11 @@ pub async fn trial<C: AnswerCache>(
         ..TrialReport::default()
     };
     for (sample, [b, a]) in samples.iter().zip(results) {
-        let (Some(b), Some(a)) = (b, a) else {
+        let (Some(mut b), Some(mut a)) = (b, a) else {
             return Err(LoopError::Data("a trial answer is missing".into()));
         };
+        report.records.append(&mut b.records);
+        report.records.append(&mut a.records);
         report.before_correct += usize::from(b.correct);
         report.after_correct += usize::from(a.correct);
         report.prompt_tokens_before += b.prompt_tokens;

@@ -33,7 +33,9 @@ pub struct TrainArgs {
     /// Samples in flight at once
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// wait: pause on each batch until its deltas are decided; auto: apply all; queue: queue and go on
+    /// wait: pause on each batch until its deltas are decided; auto: apply all; queue: queue and go
+    /// on; gate:POINTS: trial each proposal on held-out samples, apply it if accuracy drops by at
+    /// most POINTS, else wait for a person
     #[arg(long, default_value = "wait")]
     pub approve: ApproveMode,
     /// Attempts per sample while wrong (the paper uses up to 5)
@@ -243,6 +245,7 @@ impl TrainArgs {
             traces: self.traces,
             tags_to_queue: false,
             max_cost: self.max_cost,
+            gate_samples: crate::adaptation::DEFAULT_GATE_SAMPLES,
             poll_ms: 200,
         }
     }

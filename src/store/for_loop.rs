@@ -177,6 +177,15 @@ impl RunStore for Store {
         Store::record_abandoned_calls(self, run, key, calls)
     }
 
+    fn record_trial(
+        &mut self,
+        batch: i64,
+        subject: &str,
+        report: &crate::adaptation::trial::TrialReport,
+    ) -> Result<(), StoreError> {
+        Store::record_trial(self, Some(batch), None, subject, report).map(|_| ())
+    }
+
     fn record_metric(&mut self, run: &str, accuracy: &Accuracy) -> Result<(), StoreError> {
         Store::record_metric(self, run, accuracy)
     }

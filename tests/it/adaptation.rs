@@ -1423,3 +1423,103 @@ async fn a_cost_limit_stops_before_it_is_passed_and_a_larger_one_resumes_to_the_
     let run = store.lock().unwrap().run(&run.id).unwrap();
     assert_eq!(run.status, ace::adaptation::RunStatus::Finished);
 }
+
+/// `--approve gate:0`: a proposal that does not lower accuracy on the validation set is applied
+/// (its trial kept with it); one that lowers it waits for a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_applies_a_right_lesson_and_holds_one_that_hurts() {
+    use ace::llm::mock::Rule;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let data = world::dataset(dir.path());
+    // a right lesson: the world's curator proposes it and the gate lets it through
+    let server = MockServer::start_local(world::script(None)).await.unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let mut cfg = config(&data, "gate:0".parse().unwrap());
+    cfg.val = Some(data.clone());
+    cfg.epochs = 1;
+    cfg.batch_size = 4;
+    let handle = adaptation::start(store.clone(), models(&server), cfg.clone(), None);
+    handle.task.await.unwrap().unwrap();
+    {
+        let s = store.lock().unwrap();
+        let pb = s.load_playbook("world").unwrap();
+        assert!(
+            pb.active_bullets().any(|b| b.content == world::ZORB),
+            "applied"
+        );
+        let batch = s
+            .queue(Some("world"), false)
+            .unwrap()
+            .into_iter()
+            .next()
+            .unwrap();
+        let trials = s.trials(batch.id).unwrap();
+        assert_eq!(trials.len(), 1);
+        assert!(
+            trials[0].report.delta_points() > 0.0,
+            "{:?}",
+            trials[0].report
+        );
+    }
+    // an edit that breaks the lesson: its trial loses points, so it waits for a person
+    let mut script = world::script(None);
+    let id = store
+        .lock()
+        .unwrap()
+        .load_playbook("world")
+        .unwrap()
+        .active_bullets()
+        .find(|b| b.content == world::ZORB)
+        .unwrap()
+        .id
+        .clone();
+    script.rules.insert(
+        0,
+        Rule {
+            role: Some("curator".into()),
+            reply: Some(json!({"reasoning": "r", "operations": [{"type": "UPDATE", "bullet_id": id, "content": "Numbers are fun."}]})),
+            ..Rule::default()
+        },
+    );
+    // a FLIP task is answered wrong, so the curator is asked
+    let flip = dir.path().join("flip.jsonl");
+    std::fs::write(
+        &flip,
+        json!({"question": "FLIP task: flip 56.", "ground_truth": "65"}).to_string() + "\n",
+    )
+    .unwrap();
+    let server = MockServer::start_local(script).await.unwrap();
+    let mut cfg2 = cfg.clone();
+    cfg2.dataset = flip;
+    cfg2.batch_size = 1;
+    cfg2.max_rounds = 1;
+    let mut handle = adaptation::start(store.clone(), models(&server), cfg2, None);
+    let mut held = None;
+    while let Some(e) = handle.events.recv().await {
+        match e {
+            ace::adaptation::Event::Warning { message }
+                if message.contains("held for a person") =>
+            {
+                held = Some(message)
+            }
+            ace::adaptation::Event::WaitingForApproval { .. } => handle.cancel.cancel(),
+            _ => {}
+        }
+    }
+    let _ = handle.task.await;
+    let held = held.expect("the hurting edit is held");
+    assert!(held.contains("lost more than 0 points"), "{held}");
+    let s = store.lock().unwrap();
+    assert!(
+        s.load_playbook("world")
+            .unwrap()
+            .active_bullets()
+            .any(|b| b.content == world::ZORB),
+        "the lesson is unchanged"
+    );
+    let pending = s.pending(Some("world")).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(s.trials(pending[0].id).unwrap()[0].report.delta_points() < 0.0);
+}

@@ -10,7 +10,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
 use super::Popup;
-use crate::adaptation::{ApproveMode, RunConfig, RunKind};
+use crate::adaptation::{RunConfig, RunKind};
 use crate::tui::action::Effect;
 use crate::tui::keymap::{self, Cmd, Layer};
 use crate::tui::state::State;
@@ -44,11 +44,7 @@ pub struct RunForm {
 
 /// The run form, filled with `c`.
 pub fn run_form(c: &RunConfig) -> RunForm {
-    let approve = match c.approve {
-        ApproveMode::Wait => "wait",
-        ApproveMode::Auto => "auto",
-        ApproveMode::Queue => "queue",
-    };
+    let approve = c.approve.to_string();
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
             .map(|p| p.display().to_string())
