@@ -454,6 +454,10 @@ pub struct BenchArgs {
     /// clients, --samples requests in all, then a burst of --traces trace POSTs
     #[arg(long, conflicts_with_all = ["run_loop", "refine"])]
     pub serve: bool,
+    /// Measure a trial instead: --samples samples (use 50), --latency-ms per call, --concurrency at once,
+    /// then a second trial whose baseline is cached
+    #[arg(long, conflicts_with_all = ["run_loop", "refine", "serve"])]
+    pub trial: bool,
     /// Serve: trace POSTs in the burst
     #[arg(long, default_value_t = 1000)]
     pub traces: usize,

@@ -250,3 +250,115 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
     }
     Ok(())
 }
+
+/// `ace bench --trial`: a trial of a proposal over `--samples` samples against an in-process scripted
+/// model with `--latency-ms` per call and `--concurrency` calls at once, then a second proposal on the
+/// same playbook (its baseline answers come from the cache). Compared with the ideal
+/// 2 × samples × latency / concurrency.
+pub fn run_trial(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::adaptation::trial::{TrialSetup, trial};
+    use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
+    use crate::environment::Sample;
+    use crate::llm::mock::{MockServer, Rule, Script};
+    use crate::llm::{EndpointConfig, Ledger, LlmClient, OpenAiClient, PriceTable};
+
+    let dir = std::env::temp_dir().join(format!("ace-bench-trial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut store = Store::open(&dir.join("bench.db"))?;
+    store.create_playbook("bench", crate::playbook::DEFAULT_SECTIONS)?;
+    let before = store.load_playbook("bench")?;
+    let cache = crate::shared::shared(store);
+    let samples: Vec<Sample> = (0..args.samples)
+        .map(|i| Sample {
+            id: format!("s{i}"),
+            question: format!("Task {i}: what is one?"),
+            context: String::new(),
+            ground_truth: Some("1".into()),
+            metadata: serde_json::Value::Null,
+            trace: None,
+        })
+        .collect();
+    let proposal = |content: &str| -> Result<Arc<crate::playbook::Playbook>> {
+        let mut after = before.clone();
+        let batch = DeltaBatch::new(
+            "bench",
+            Source::Curator,
+            vec![DeltaOp::Add(crate::delta::AddOp::new("OTHERS", content))],
+        );
+        crate::delta::apply_in_memory(&mut after, &batch, &ApplyOptions::default(), "bench")?;
+        Ok(Arc::new(after))
+    };
+    let (first, second) = (
+        proposal("The answer to every bench task is one.")?,
+        proposal("Bench tasks are answered with the number one.")?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let timed = runtime.block_on(async {
+        let script = Script {
+            model: "bench".into(),
+            reject_formats: vec![],
+            embeddings: vec![],
+            rules: vec![Rule {
+                role: Some("generator".into()),
+                reply: Some(json!({"reasoning": "r", "bullet_ids": [], "final_answer": "1"})),
+                ..Rule::default()
+            }],
+        };
+        let server = MockServer::start(
+            script,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            std::time::Duration::from_millis(args.latency_ms),
+        )
+        .await?;
+        server.keep_requests(16);
+        let mut endpoint = EndpointConfig::new(server.base_url(), "bench");
+        endpoint.concurrency = args.concurrency;
+        let client: Arc<dyn LlmClient> = Arc::new(OpenAiClient::new(
+            endpoint,
+            Ledger::default(),
+            PriceTable::default(),
+        )?);
+        let setup = TrialSetup {
+            generator: client,
+            env: crate::environment::Environment::Exact,
+            concurrency: args.concurrency,
+            prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+            cancel: tokio_util::sync::CancellationToken::new(),
+        };
+        let before = Arc::new(before.clone());
+        let mut timed = Vec::new();
+        for after in [first, second] {
+            let start = Instant::now();
+            let report = trial(&setup, &cache, before.clone(), after, &samples, "bench")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            timed.push((start.elapsed().as_secs_f64(), report.calls, report.cached));
+        }
+        anyhow::Ok(timed)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let timed = timed?;
+    let ideal = 2.0 * args.samples as f64 * args.latency_ms as f64
+        / 1000.0
+        / args.concurrency.max(1) as f64;
+    for ((wall, calls, cached), label) in timed
+        .iter()
+        .zip(["first trial", "second trial (baseline cached)"])
+    {
+        writeln!(
+            out,
+            "{label}: {} samples, latency {} ms, concurrency {}: {wall:.2} s ({:.2}× the ideal {ideal:.2} s), {calls} calls, {cached} answers from the cache",
+            args.samples,
+            args.latency_ms,
+            args.concurrency,
+            wall / ideal,
+        )?;
+    }
+    Ok(())
+}

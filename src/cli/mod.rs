@@ -167,6 +167,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(args)) if args.refine_run.is_some() => bench_refine::child(&args, out),
         Some(Command::Bench(args)) if args.refine => bench_refine::run(&args, out),
         Some(Command::Bench(args)) if args.serve => bench_serve::run(&args, out),
+        Some(Command::Bench(args)) if args.trial => bench::run_trial(&args, out),
         Some(Command::Bench(args)) => bench::run(args.bullets, args.tags, out),
         Some(Command::Doctor { json }) => {
             let config = crate::config::load(&crate::config::process_env)?;
