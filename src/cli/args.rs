@@ -148,6 +148,16 @@ pub enum PlaybookCmd {
         #[arg(long)]
         policy: Option<crate::store::AgentPolicy>,
     },
+    /// Every bullet's leave-one-out impact on K samples, ranked (says the calls and an estimated
+    /// cost first, and asks)
+    Impact {
+        name: String,
+        /// Start without asking
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        trial: super::trial::TrialArgs,
+    },
     /// Scan a playbook for near duplicates and queue them as MERGE proposals (nothing changes
     /// until they are approved, in the workbench or with `ace queue approve`)
     Dedup {

@@ -335,6 +335,9 @@ pub(super) fn playbook(db: &Path, cmd: PlaybookCmd, out: &mut impl Write) -> Res
             },
             out,
         ),
+        PlaybookCmd::Impact { name, yes, trial } => {
+            super::trial::playbook_impact(db, &name, yes, trial, out)
+        }
         PlaybookCmd::Agents { name, policy } => {
             let mut store = Store::open(db)?;
             if let Some(p) = policy {

@@ -91,6 +91,79 @@ fn samples_for(
     Ok((chosen, format!("{} ({split})", path.display()), env))
 }
 
+/// A generator, a cache and a runtime for one or more trials.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    cache: crate::shared::Shared<Store>,
+    setup: TrialSetup,
+    prices: crate::llm::PriceTable,
+    model: String,
+}
+
+impl Session {
+    fn open(db: &Path, env: Environment, args: &TrialArgs) -> Result<Session> {
+        if let Environment::Command { command, .. } = &env {
+            bail!(
+                "the trial would score answers by running this command on this machine:\n    {}\nscore with --env instead",
+                crate::text::visible(command)
+            );
+        }
+        let cache = crate::shared::shared(Store::open(db)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let ledger = Ledger::default();
+        if let Some(max) = args.max_cost {
+            ledger.set_budget(max, 0.0);
+        }
+        let (models, prices) = runtime.block_on(async {
+            let cfg = crate::config::load(&crate::config::process_env)?;
+            let models = crate::adaptation::models_from_config(&ledger).await?;
+            anyhow::Ok((models, cfg.prices))
+        })?;
+        let model = models.generator.endpoint().model.clone();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = cancel.clone();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+        Ok(Session {
+            runtime,
+            cache,
+            setup: TrialSetup {
+                generator: models.generator,
+                env,
+                concurrency: args.concurrency,
+                prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+                cancel,
+            },
+            prices,
+            model,
+        })
+    }
+
+    fn trial(
+        &self,
+        before: &Arc<Playbook>,
+        after: Playbook,
+        samples: &[Sample],
+        source: &str,
+    ) -> Result<TrialReport> {
+        self.runtime
+            .block_on(trial(
+                &self.setup,
+                &self.cache,
+                before.clone(),
+                Arc::new(after),
+                samples,
+                source,
+            ))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 /// Runs a trial of `after` against `before` with the configured generator.
 fn run_trial(
     db: &Path,
@@ -101,45 +174,106 @@ fn run_trial(
     env: Environment,
     args: &TrialArgs,
 ) -> Result<TrialReport> {
-    if let Environment::Command { command, .. } = &env {
-        bail!(
-            "the trial would score answers by running this command on this machine:\n    {}\nscore with --env instead",
-            crate::text::visible(command)
+    let session = Session::open(db, env, args)?;
+    eprintln!(
+        "trying on {} samples: up to {} generator calls (answers already seen come from the cache)",
+        samples.len(),
+        2 * samples.len()
+    );
+    session.trial(&Arc::new(before), after, &samples, &source)
+}
+
+/// `ace playbook impact NAME`: every bullet's leave-one-out impact, ranked; says the calls and an
+/// estimated cost first and asks before it spends.
+pub fn playbook_impact(
+    db: &Path,
+    name: &str,
+    yes: bool,
+    args: TrialArgs,
+    out: &mut impl Write,
+) -> Result<()> {
+    let store = Store::open(db)?;
+    let before = Arc::new(store.load_playbook(name)?);
+    let run = store
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|r| r.playbook == name && !r.config.traces)
+        .map(|r| r.id);
+    let (samples, source, env) = samples_for(&store, run.as_deref(), &[], &args)?;
+    drop(store);
+    let bullets: Vec<crate::playbook::Bullet> = before.active_bullets().cloned().collect();
+    if bullets.is_empty() {
+        bail!("playbook '{name}' has no bullets");
+    }
+    let session = Session::open(db, env, &args)?;
+    let calls = samples.len() * (bullets.len() + 1);
+    let prompt = crate::prompts::playbook_tokens(&before)
+        .min(crate::adaptation::DEFAULT_PROMPT_BUDGET)
+        + 300;
+    let estimate = session.prices.price(&session.model).map(|p| {
+        calls as f64 * (prompt as f64 * p.input_per_mtok + 300.0 * p.output_per_mtok) / 1e6
+    });
+    eprintln!(
+        "impact of {} bullets on {} samples of {source}: up to {calls} generator calls of about {prompt} prompt tokens each; estimated cost {}",
+        bullets.len(),
+        samples.len(),
+        estimate.map_or_else(
+            || format!("unknown (no price for model '{}')", session.model),
+            |c| format!("${c:.4}")
+        )
+    );
+    if !yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!("not confirmed; nothing was spent (pass --yes to start)");
+        }
+        eprint!("start? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !line.trim().eq_ignore_ascii_case("y") {
+            bail!("not confirmed; nothing was spent");
+        }
+    }
+    let bar = indicatif::ProgressBar::new(bullets.len() as u64);
+    let mut ranked = Vec::new();
+    let mut spent = 0.0;
+    for b in &bullets {
+        let mut after = (*before).clone();
+        let removal = DeltaBatch::new(
+            "impact",
+            Source::Human,
+            vec![DeltaOp::Remove {
+                bullet_id: b.id.clone(),
+            }],
+        );
+        crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
+        let report = session.trial(&before, after, &samples, &source)?;
+        spent += report.cost_usd;
+        bar.inc(1);
+        ranked.push((-report.delta_points(), b, report));
+    }
+    bar.finish_and_clear();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if args.json {
+        let rows: Vec<serde_json::Value> = ranked
+            .iter()
+            .map(|(impact, b, r)| serde_json::json!({"id": b.id, "impact_points": impact, "helpful": b.helpful, "harmful": b.harmful, "to_wrong_without": r.to_wrong.len(), "to_right_without": r.to_right.len()}))
+            .collect();
+        return super::print::json(
+            out,
+            &serde_json::json!({"samples": samples.len(), "source": source, "cost_usd": spent, "bullets": rows}),
         );
     }
-    let cache = crate::shared::shared(Store::open(db)?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let ledger = Ledger::default();
-        if let Some(max) = args.max_cost {
-            ledger.set_budget(max, 0.0);
-        }
-        let models = crate::adaptation::models_from_config(&ledger).await?;
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.cancel();
-            }
-        });
-        let setup = TrialSetup {
-            generator: models.generator,
-            env,
-            concurrency: args.concurrency,
-            prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
-            cancel,
-        };
-        eprintln!(
-            "trying on {} samples: up to {} generator calls (answers already seen come from the cache)",
-            samples.len(),
-            2 * samples.len()
-        );
-        trial(&setup, &cache, Arc::new(before), Arc::new(after), &samples, &source)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    })
+    writeln!(
+        out,
+        "impact (accuracy with the bullet minus without it) on {} samples of {source}; ${spent:.4} spent",
+        samples.len()
+    )?;
+    for (impact, b, _) in &ranked {
+        writeln!(out, "{impact:+6.1}  {:<14} {}", b.id, preview(&b.content))?;
+    }
+    Ok(())
 }
 
 /// One line of at most 100 characters, shown escaped.

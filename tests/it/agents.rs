@@ -744,4 +744,51 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
         1,
         "nothing written"
     );
+    // every bullet ranked; it says the calls and a cost first and does not start unasked
+    let impact = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+            .env_remove("ACE_DB")
+            .env_remove("ACE_CONFIG")
+            .env("HOME", dir.path())
+            .env("ACE_BASE_URL", server.base_url())
+            .env("ACE_MODEL", "scripted")
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "playbook",
+                "impact",
+                "world",
+                "--samples",
+                "4",
+                "--json",
+                "--dataset",
+            ])
+            .arg(&data)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let calls_before = server.requests().len();
+    let refused = impact(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("up to 8 generator calls") && err.contains("nothing was spent"),
+        "{err}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        calls_before,
+        "no call before a yes"
+    );
+    let ranked = impact(&["--yes"]);
+    assert!(
+        ranked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ranked.stderr)
+    );
+    let ranked: Value = serde_json::from_slice(&ranked.stdout).unwrap();
+    assert_eq!(ranked["bullets"][0]["id"], id.as_str(), "{ranked}");
+    assert_eq!(ranked["bullets"][0]["impact_points"], 50.0, "{ranked}");
 }
