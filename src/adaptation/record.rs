@@ -236,6 +236,27 @@ pub struct Accuracy {
     pub revision: Option<i64>,
 }
 
+impl RunSummary {
+    /// What the run's model calls cost in all.
+    pub fn cost_usd(&self) -> f64 {
+        self.roles.values().map(|r| r.cost_usd).sum()
+    }
+
+    /// Validation accuracy at the last measurement minus the first, in points (needs two).
+    pub fn accuracy_gain(&self) -> Option<f64> {
+        let val: Vec<&Accuracy> = self
+            .accuracy
+            .iter()
+            .filter(|a| a.split == Split::Val && a.total > 0)
+            .collect();
+        let pct = |a: &Accuracy| 100.0 * a.correct as f64 / a.total as f64;
+        match (val.first(), val.last()) {
+            (Some(first), Some(last)) if val.len() >= 2 => Some(pct(last) - pct(first)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Accuracy {
     /// `  train  epoch  1 batch   12:    9/12    75.0%  (playbook at revision 7)`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,6 +295,8 @@ pub struct RunSummary {
     pub samples: u64,
     pub proposed_ops: u64,
     pub approved_ops: u64,
+    /// Approved ADD and MERGE ops: bullets the run brought into the playbook.
+    pub approved_bullets: u64,
     pub rejected_ops: u64,
     pub pending_ops: u64,
     pub helpful_tags: u64,

@@ -618,6 +618,27 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
         s.helpful_tags,
         s.harmful_tags
     )?;
+    let cost = s.cost_usd();
+    if cost > 0.0 {
+        let per_bullet = if s.approved_bullets > 0 {
+            format!(
+                "${:.4} per approved bullet ({})",
+                cost / s.approved_bullets as f64,
+                s.approved_bullets
+            )
+        } else {
+            "no bullet approved".to_string()
+        };
+        let per_point = match s.accuracy_gain() {
+            Some(g) if g > 0.0 => format!(
+                "${:.4} per point of validation accuracy gained ({g:+.1})",
+                cost / g
+            ),
+            Some(g) => format!("validation accuracy {g:+.1} points"),
+            None => "no validation gain measured".to_string(),
+        };
+        writeln!(out, "value: {per_bullet} · {per_point}")?;
+    }
     if s.unknown_ids > 0 {
         writeln!(
             out,

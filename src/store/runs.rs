@@ -598,6 +598,13 @@ impl Store {
             samples: samples as u64,
             proposed_ops: count("")?,
             approved_ops: count("approved")? + count("edited")?,
+            approved_bullets: self.conn.query_row(
+                "SELECT count(*) FROM pending_ops o JOIN pending_batches b ON b.id = o.batch_id
+                 WHERE b.run_id = ?1 AND o.status IN ('approved', 'edited')
+                   AND json_extract(coalesce(o.edited_op, o.op), '$.type') IN ('ADD', 'MERGE')",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )? as u64,
             rejected_ops: count("rejected")?,
             pending_ops: count("pending")?,
             helpful_tags: helpful as u64,

@@ -1422,6 +1422,12 @@ async fn a_cost_limit_stops_before_it_is_passed_and_a_larger_one_resumes_to_the_
     handle.task.await.unwrap().unwrap();
     let run = store.lock().unwrap().run(&run.id).unwrap();
     assert_eq!(run.status, ace::adaptation::RunStatus::Finished);
+    // what the money bought
+    let summary = store.lock().unwrap().run_summary(&run.id).unwrap();
+    assert_eq!(summary.approved_bullets, 2, "the ZORB and FLIP lessons");
+    let shown = crate::cli::ok(&db, &["runs", "show", &run.id]);
+    let per_bullet = format!("${:.4} per approved bullet (2)", summary.cost_usd() / 2.0);
+    assert!(shown.contains(&per_bullet), "{shown}");
 }
 
 /// `--approve gate:0`: a proposal that does not lower accuracy on the validation set is applied
