@@ -332,3 +332,118 @@ pub async fn trial<C: AnswerCache>(
     }
     Ok(report)
 }
+
+/// Where a trial's samples come from.
+#[derive(Debug, Clone, Default)]
+pub struct SampleSpec {
+    pub samples: usize,
+    /// `val` or `train`; `None`: val when the run has one, else train.
+    pub split: Option<String>,
+    /// A file instead of the run's data.
+    pub dataset: Option<std::path::PathBuf>,
+    /// How answers are scored; `None`: the run's environment, else exact.
+    pub env: Option<Environment>,
+    pub seed: u64,
+}
+
+/// What a trial of a queued proposal needs: the playbook with the proposal applied in memory, the
+/// samples (the run's validation set, else its training samples without the proposal's own, or a
+/// file), where they came from, and how to score them.
+pub struct Prepared {
+    pub after: Playbook,
+    pub samples: Vec<Sample>,
+    pub source: String,
+    pub env: Environment,
+}
+
+/// Prepares the trial of `batch` (or its op `op`, from 1) against `playbook` (the batch's playbook
+/// as it is now); `run` is the configuration of the run that proposed it, if any.
+pub fn prepare(
+    batch: &crate::approval::PendingBatch,
+    op: Option<usize>,
+    playbook: &Playbook,
+    run: Option<&super::RunConfig>,
+    spec: &SampleSpec,
+) -> Result<Prepared, String> {
+    use crate::delta::{ApplyOptions, DeltaBatch, Source};
+    let chosen = |o: &crate::approval::PendingOp| o.edited.clone().unwrap_or_else(|| o.op.clone());
+    let ops = match op {
+        Some(0) => return Err("ops are numbered from 1, as `ace queue show` lists them".into()),
+        Some(n) => vec![batch.ops.get(n - 1).map(chosen).ok_or_else(|| {
+            format!(
+                "proposal #{} has {} ops; there is no op {n}",
+                batch.id,
+                batch.ops.len()
+            )
+        })?],
+        None => batch.ops.iter().map(chosen).collect(),
+    };
+    let mut after = playbook.clone();
+    // a new section the proposal names is tried as it would be approved: with the section
+    crate::delta::apply_in_memory(
+        &mut after,
+        &DeltaBatch::new(format!("trial-{}", batch.id), Source::Curator, ops),
+        &ApplyOptions::create_sections(),
+        "trial",
+    )
+    .map_err(|e| {
+        format!(
+            "proposal #{} cannot apply to playbook '{}' as it is now: {e}",
+            batch.id, batch.playbook
+        )
+    })?;
+    let own: Vec<String> = batch
+        .provenance
+        .samples
+        .iter()
+        .map(|e| e.sample_id.clone())
+        .collect();
+    let (samples, source, env) = samples_for(run, &own, spec)?;
+    Ok(Prepared {
+        after,
+        samples,
+        source,
+        env,
+    })
+}
+
+/// The samples for a trial in the context of a run (if any), and how to score them.
+pub fn samples_for(
+    run: Option<&super::RunConfig>,
+    exclude: &[String],
+    spec: &SampleSpec,
+) -> Result<(Vec<Sample>, String, Environment), String> {
+    let env = spec
+        .env
+        .clone()
+        .or_else(|| run.map(|c| c.env.clone()))
+        .unwrap_or(Environment::Exact);
+    let (path, split) = match (&spec.dataset, run, spec.split.as_deref()) {
+        (Some(p), _, _) => (p.clone(), "file"),
+        (None, Some(c), Some("val") | None) if c.val.is_some() => {
+            (c.val.clone().unwrap_or_default(), "val")
+        }
+        (None, Some(_), Some("val")) => {
+            return Err("the run has no validation set: use --split train or --dataset FILE".into());
+        }
+        (None, Some(c), Some("train") | None) if !c.traces => (c.dataset.clone(), "train"),
+        (None, Some(_), Some(other)) if other != "train" => {
+            return Err(format!("--split is val or train, not '{other}'"));
+        }
+        _ => {
+            return Err(
+                "no samples to try on: this proposal has no run with a dataset; give --dataset FILE"
+                    .into(),
+            );
+        }
+    };
+    let all = crate::environment::dataset::load(&path, &Default::default(), false)
+        .map_err(|e| format!("reading the trial's samples: {e}"))?
+        .samples;
+    let exclude: &[String] = if split == "train" { exclude } else { &[] };
+    let chosen = choose_samples(&all, spec.samples, spec.seed, exclude);
+    if chosen.is_empty() {
+        return Err(format!("no samples left to try on in {}", path.display()));
+    }
+    Ok((chosen, format!("{} ({split})", path.display()), env))
+}

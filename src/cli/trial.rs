@@ -5,12 +5,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::adaptation::trial::{TrialReport, TrialSetup, choose_samples, trial};
+use crate::adaptation::trial::{SampleSpec, TrialReport, TrialSetup, prepare, trial};
 use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
-use crate::environment::{Environment, Sample, dataset};
+use crate::environment::{Environment, Sample};
 use crate::llm::Ledger;
 use crate::playbook::Playbook;
 use crate::store::Store;
@@ -45,8 +45,16 @@ pub struct TrialArgs {
     pub json: bool,
 }
 
-fn load(path: &Path) -> Result<Vec<Sample>> {
-    Ok(dataset::load(path, &Default::default(), false)?.samples)
+impl TrialArgs {
+    fn spec(&self) -> SampleSpec {
+        SampleSpec {
+            samples: self.samples,
+            split: self.split.clone(),
+            dataset: self.dataset.clone(),
+            env: self.env.clone(),
+            seed: self.seed,
+        }
+    }
 }
 
 /// The samples (and how to score them) for a trial in the context of `run` (if any).
@@ -60,35 +68,8 @@ fn samples_for(
         Some(r) => Some(store.run(r)?.config),
         None => None,
     };
-    let env = args
-        .env
-        .clone()
-        .or_else(|| config.as_ref().map(|c| c.env.clone()))
-        .unwrap_or(Environment::Exact);
-    let (path, split) = match (&args.dataset, &config, args.split.as_deref()) {
-        (Some(p), _, _) => (p.clone(), "file"),
-        (None, Some(c), Some("val") | None) if c.val.is_some() => {
-            (c.val.clone().unwrap_or_default(), "val")
-        }
-        (None, Some(_), Some("val")) => {
-            bail!("the run has no validation set: use --split train or --dataset FILE")
-        }
-        (None, Some(c), Some("train") | None) if !c.traces => (c.dataset.clone(), "train"),
-        (None, Some(_), Some(other)) if other != "train" => {
-            bail!("--split is val or train, not '{other}'")
-        }
-        _ => bail!(
-            "no samples to try on: this proposal has no run with a dataset; give --dataset FILE"
-        ),
-    };
-    let all = load(&path)
-        .with_context(|| format!("reading the trial's samples from {}", path.display()))?;
-    let exclude: &[String] = if split == "train" { exclude } else { &[] };
-    let chosen = choose_samples(&all, args.samples, args.seed, exclude);
-    if chosen.is_empty() {
-        bail!("no samples left to try on in {}", path.display());
-    }
-    Ok((chosen, format!("{} ({split})", path.display()), env))
+    crate::adaptation::trial::samples_for(config.as_ref(), exclude, &args.spec())
+        .map_err(anyhow::Error::msg)
 }
 
 /// A generator, a cache and a runtime for one or more trials.
@@ -309,54 +290,16 @@ fn print_report(out: &mut impl Write, report: &TrialReport) -> Result<()> {
 }
 
 /// `ace queue trial ID [--op N]`.
-pub fn queue_trial(
-    db: &Path,
-    id: i64,
-    op: Option<usize>,
-    args: TrialArgs,
-    out: &mut impl Write,
-) -> Result<()> {
+pub fn queue_trial(db: &Path, id: i64, op: Option<usize>, args: TrialArgs, out: &mut impl Write) -> Result<()> {
     let mut store = Store::open(db)?;
     let batch = store.pending_batch(id)?;
-    let ops: Vec<DeltaOp> = match op {
-        Some(0) => bail!("ops are numbered from 1, as `ace queue show` lists them"),
-        Some(n) => vec![
-            batch
-                .ops
-                .get(n - 1)
-                .map(|o| o.edited.clone().unwrap_or_else(|| o.op.clone()))
-                .with_context(|| {
-                    format!(
-                        "proposal #{id} has {} ops; there is no op {n}",
-                        batch.ops.len()
-                    )
-                })?,
-        ],
-        None => batch
-            .ops
-            .iter()
-            .map(|o| o.edited.clone().unwrap_or_else(|| o.op.clone()))
-            .collect(),
-    };
     let before = store.load_playbook(&batch.playbook)?;
-    let mut after = before.clone();
-    let proposal = DeltaBatch::new(format!("trial-{id}"), Source::Curator, ops);
-    // a new section the proposal names is tried as it would be approved: with the section
-    let options = ApplyOptions::create_sections();
-    crate::delta::apply_in_memory(&mut after, &proposal, &options, "trial").with_context(|| {
-        format!(
-            "proposal #{id} cannot apply to playbook '{}' as it is now",
-            batch.playbook
-        )
-    })?;
-    let own: Vec<String> = batch
-        .provenance
-        .samples
-        .iter()
-        .map(|e| e.sample_id.clone())
-        .collect();
-    let (samples, source, env) = samples_for(&store, batch.run_id.as_deref(), &own, &args)?;
-    let report = run_trial(db, before, after, samples, source, env, &args)?;
+    let run = match &batch.run_id {
+        Some(r) => Some(store.run(r)?.config),
+        None => None,
+    };
+    let prepared = prepare(&batch, op, &before, run.as_ref(), &args.spec()).map_err(anyhow::Error::msg)?;
+    let report = run_trial(db, before, prepared.after, prepared.samples, prepared.source, prepared.env, &args)?;
     let subject = match op {
         Some(n) => format!("proposal #{id}, op {n}"),
         None => format!("proposal #{id}"),
