@@ -424,7 +424,9 @@ pub fn samples_for(
             (c.val.clone().unwrap_or_default(), "val")
         }
         (None, Some(_), Some("val")) => {
-            return Err("the run has no validation set: use --split train or --dataset FILE".into());
+            return Err(
+                "the run has no validation set: use --split train or --dataset FILE".into(),
+            );
         }
         (None, Some(c), Some("train") | None) if !c.traces => (c.dataset.clone(), "train"),
         (None, Some(_), Some(other)) if other != "train" => {

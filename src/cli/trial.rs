@@ -290,7 +290,13 @@ fn print_report(out: &mut impl Write, report: &TrialReport) -> Result<()> {
 }
 
 /// `ace queue trial ID [--op N]`.
-pub fn queue_trial(db: &Path, id: i64, op: Option<usize>, args: TrialArgs, out: &mut impl Write) -> Result<()> {
+pub fn queue_trial(
+    db: &Path,
+    id: i64,
+    op: Option<usize>,
+    args: TrialArgs,
+    out: &mut impl Write,
+) -> Result<()> {
     let mut store = Store::open(db)?;
     let batch = store.pending_batch(id)?;
     let before = store.load_playbook(&batch.playbook)?;
@@ -298,8 +304,17 @@ pub fn queue_trial(db: &Path, id: i64, op: Option<usize>, args: TrialArgs, out: 
         Some(r) => Some(store.run(r)?.config),
         None => None,
     };
-    let prepared = prepare(&batch, op, &before, run.as_ref(), &args.spec()).map_err(anyhow::Error::msg)?;
-    let report = run_trial(db, before, prepared.after, prepared.samples, prepared.source, prepared.env, &args)?;
+    let prepared =
+        prepare(&batch, op, &before, run.as_ref(), &args.spec()).map_err(anyhow::Error::msg)?;
+    let report = run_trial(
+        db,
+        before,
+        prepared.after,
+        prepared.samples,
+        prepared.source,
+        prepared.env,
+        &args,
+    )?;
     let subject = match op {
         Some(n) => format!("proposal #{id}, op {n}"),
         None => format!("proposal #{id}"),

@@ -63,6 +63,8 @@ pub enum Action {
     },
     Failed(String),
     Info(String),
+    /// A trial ended (stored with its proposal): reload to show it.
+    TrialDone,
 }
 
 /// A change a person made by hand, as ops. The runner makes it a batch: a fresh id from `what`
@@ -91,6 +93,11 @@ pub enum Effect {
     Copy(String),
     LoadRevision(i64),
     LoadStory(String),
+    /// Try a queued proposal (all of it, or its op `op`, from 1) on samples, in the background.
+    Trial {
+        batch: i64,
+        op: Option<usize>,
+    },
     LoadPlaybookAt(i64),
     Decide {
         batch: i64,

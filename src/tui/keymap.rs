@@ -130,6 +130,8 @@ pub enum Cmd {
     DeletePlaybook,
     ToOps,
     ToBatches,
+    /// Try the proposal (or the op in view) on samples before deciding.
+    Trial,
     // revisions
     Diff,
     Compare,
@@ -281,6 +283,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Queue, &[ch('A')], Cmd::ApproveAll),
     bind(L::Queue, &[ch('R')], Cmd::RejectAll),
     bind(L::Queue, &[ch('u')], Cmd::Undo),
+    bind(L::Queue, &[ch('t')], Cmd::Trial),
     bind(L::Queue, &[ch(']')], Cmd::NextBatch),
     bind(L::Queue, &[ch('[')], Cmd::PrevBatch),
     bind(L::Queue, &[code(Enter), ch('l'), code(Right)], Cmd::ToOps),
@@ -402,6 +405,7 @@ pub const HINTS: &[Hint] = &[
     hint(L::Queue, &[Cmd::ToOps], "into the batch's ops"),
     hint(L::Queue, &[Cmd::ToBatches], "back to the batches"),
     hint(L::Queue, &[Cmd::Undo], "undo"),
+    hint(L::Queue, &[Cmd::Trial], "trial"),
     hint(
         L::Queue,
         &[Cmd::NextBatch, Cmd::PrevBatch],

@@ -22,6 +22,7 @@ pub use render::render;
 pub use runner::write_clipboard;
 pub use workbench::{Workbench, run};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +101,13 @@ pub fn snapshot(store: &mut Store, playbook: &str) -> Result<Snapshot, crate::st
                 .map(|e| (b.id, e))
         })
         .collect();
+    let mut trials = HashMap::new();
+    for b in &queue {
+        let t = store.trials(b.id)?;
+        if !t.is_empty() {
+            trials.insert(b.id, t);
+        }
+    }
     Ok(Snapshot {
         playbooks,
         playbook,
@@ -107,6 +115,7 @@ pub fn snapshot(store: &mut Store, playbook: &str) -> Result<Snapshot, crate::st
         token_budget,
         queue,
         effects,
+        trials,
         revisions: if name.is_empty() {
             Vec::new()
         } else {

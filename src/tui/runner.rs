@@ -126,6 +126,73 @@ impl Runner {
         });
     }
 
+    /// Tries a queued proposal on 20 samples of its run (as `ace queue trial` does), keeps the
+    /// trial with it and says what it found; the workbench stays usable meanwhile.
+    fn trial(&self, batch: i64, op: Option<usize>) {
+        use crate::adaptation::trial::{SampleSpec, TrialSetup, prepare, trial};
+        let (store, tx, source) = (self.store.clone(), self.tx.clone(), self.source.clone());
+        tokio::spawn(async move {
+            let result: Result<String, String> = async {
+                let (pending, before, run) = blocking(&store, move |s| {
+                    let pending = s.pending_batch(batch)?;
+                    let before = s.load_playbook(&pending.playbook)?;
+                    let run = match &pending.run_id {
+                        Some(r) => Some(s.run(r)?.config),
+                        None => None,
+                    };
+                    Ok::<_, StoreError>((pending, before, run))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let spec = SampleSpec {
+                    samples: 20,
+                    seed: 7,
+                    ..SampleSpec::default()
+                };
+                let prepared = prepare(&pending, op, &before, run.as_ref(), &spec)?;
+                if matches!(prepared.env, crate::environment::Environment::Command { .. }) {
+                    return Err("this run scores answers with a command; try it with `ace queue trial` and --env".into());
+                }
+                let models = super::models(&source, &Ledger::default())
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                let setup = TrialSetup {
+                    generator: models.generator,
+                    env: prepared.env,
+                    concurrency: 8,
+                    prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+                    cancel: tokio_util::sync::CancellationToken::new(),
+                };
+                let report = trial(
+                    &setup,
+                    &store,
+                    Arc::new(before),
+                    Arc::new(prepared.after),
+                    &prepared.samples,
+                    &prepared.source,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let subject = match op {
+                    Some(n) => format!("proposal #{batch}, op {n}"),
+                    None => format!("proposal #{batch}"),
+                };
+                let said = format!("{subject}: {}", report.summary());
+                blocking(&store, move |s| s.record_trial(Some(batch), op, &subject, &report))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(said)
+            }
+            .await;
+            let _ = tx.send(match result {
+                Ok(said) => Action::Info(said),
+                Err(e) => Action::Failed(format!("trial of proposal #{batch}: {e}")),
+            });
+            // the pane shows the stored trial
+            let _ = tx.send(Action::TrialDone);
+        });
+    }
+
     pub fn run_effect(&mut self, effect: Effect) {
         match effect {
             Effect::Refresh => self.reload(true),
@@ -140,6 +207,7 @@ impl Runner {
                     |story| Action::StoryLoaded(Box::new(story)),
                 );
             }
+            Effect::Trial { batch, op } => self.trial(batch, op),
             Effect::LoadPlaybookAt(id) => self.job(
                 move |s| s.playbook_at(id),
                 move |p| Action::PlaybookAt(id, Box::new(p)),

@@ -182,6 +182,8 @@ pub struct Snapshot {
     pub queue: Vec<PendingBatch>,
     /// What approving each pending batch of the shown playbook would do to its size.
     pub effects: HashMap<i64, SizeEffect>,
+    /// Trials of the queued batches (`t`, `ace queue trial`), oldest first.
+    pub trials: HashMap<i64, Vec<crate::store::StoredTrial>>,
     pub revisions: Vec<Revision>,
 }
 
@@ -212,6 +214,7 @@ pub struct State {
     pub queue: Vec<PendingBatch>,
     /// What approving each pending batch of the shown playbook would do to its size.
     pub effects: HashMap<i64, SizeEffect>,
+    pub trials: HashMap<i64, Vec<crate::store::StoredTrial>>,
     pub queue_sel: usize,
     pub op_sel: usize,
     /// In the Queue pane, j/k move over the selected batch's ops (else over the batches).
@@ -264,6 +267,7 @@ impl State {
             story: None,
             queue: Vec::new(),
             effects: HashMap::new(),
+            trials: HashMap::new(),
             queue_sel: 0,
             op_sel: 0,
             queue_ops: false,

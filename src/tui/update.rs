@@ -108,6 +108,7 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             loaded(state, *snapshot);
             Vec::new()
         }
+        Action::TrialDone => vec![Effect::Refresh],
         Action::StoryLoaded(story) => {
             if state
                 .selected_bullet()
@@ -242,6 +243,7 @@ fn loaded(state: &mut State, snapshot: super::state::Snapshot) {
     state.tokens = snapshot.tokens;
     state.token_budget = snapshot.token_budget;
     state.effects = snapshot.effects;
+    state.trials = snapshot.trials;
     state.queue = snapshot.queue;
     state.revisions = snapshot.revisions;
     if state.viewing_at.is_none()

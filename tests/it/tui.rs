@@ -85,6 +85,7 @@ fn fixture() -> (Store, State) {
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
         effects: Default::default(),
+        trials: Default::default(),
     };
     for b in &mut snapshot.playbook.bullets {
         b.created_at = "2026-11-24T12:00:00.000Z".into();
@@ -293,6 +294,7 @@ fn reload(store: &mut Store, st: &mut State) {
         queue: store.pending(None).unwrap(),
         revisions: store.revisions(Some("fin"), 100).unwrap(),
         effects: Default::default(),
+        trials: Default::default(),
     };
     update(st, Action::Loaded(Box::new(snapshot)));
 }

@@ -567,3 +567,49 @@ fn under_concurrency_each_sample_row_shows_its_own_sample() {
     drop(wb);
     server.shutdown();
 }
+
+/// `t` in the Queue pane tries the waiting proposal on the run's samples in the background; the
+/// trial is kept with it and shown in the proposal, and nothing is decided or applied.
+#[test]
+fn t_tries_a_proposal_from_the_queue_pane_and_shows_the_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ace.db");
+    let (_rt, _server, mut wb) = demo_workbench(dir.path());
+    press(&mut wb, KeyCode::Char('2'));
+    press(&mut wb, KeyCode::Char('r'));
+    press(&mut wb, KeyCode::Enter);
+    let first = next_proposal(&mut wb, None);
+    let revisions = Store::open(&db)
+        .unwrap()
+        .revisions(None, 100)
+        .unwrap()
+        .len();
+    press(&mut wb, KeyCode::Char('3'));
+    press(&mut wb, KeyCode::Char('t'));
+    assert!(
+        wb.state.message.contains("trying proposal"),
+        "{}",
+        wb.state.message
+    );
+    assert!(
+        wb.wait_until(WAIT, |s| s
+            .trials
+            .get(&first)
+            .is_some_and(|t| !t.is_empty())),
+        "the trial is shown: {}",
+        wb.state.message
+    );
+    let shown = screen(&wb.state);
+    assert!(shown.contains("trial (proposal #"), "{shown}");
+    let store = Store::open(&db).unwrap();
+    assert!(
+        store.pending_batch(first).unwrap().is_pending(),
+        "nothing decided"
+    );
+    assert_eq!(
+        store.revisions(None, 100).unwrap().len(),
+        revisions,
+        "nothing applied"
+    );
+    assert!(store.trials(first).unwrap()[0].report.samples > 0);
+}

@@ -74,6 +74,17 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
             });
         }
         Cmd::Undo => return undo(state),
+        Cmd::Trial => {
+            // inside the batch's ops: that op alone; on the batch list: all of it
+            let op = state.queue_ops.then_some(op + 1);
+            state.message = match op {
+                Some(n) => {
+                    format!("trying op {n} of proposal #{id} on samples… (the queue stays usable)")
+                }
+                None => format!("trying proposal #{id} on samples… (the queue stays usable)"),
+            };
+            return vec![Effect::Trial { batch: id, op }];
+        }
         Cmd::ToOps => {
             state.queue_ops = true;
             state.message =
@@ -273,6 +284,29 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         lines.push(Line::from(Span::styled(note.describe(), theme.dim())));
         for p in &note.prunes {
             lines.push(Line::from(format!("  prune {}: {}", p.op, p.reason)));
+        }
+    }
+    for t in state.trials.get(&batch.id).into_iter().flatten() {
+        let r = &t.report;
+        let delta = r.delta_points();
+        lines.push(Line::from(vec![
+            Span::styled(format!("trial ({}): ", t.subject), theme.dim()),
+            Span::styled(
+                r.summary(),
+                if delta < 0.0 {
+                    theme.removed()
+                } else {
+                    Style::default()
+                },
+            ),
+        ]));
+        for (label, flips) in [("right→wrong", &r.to_wrong), ("wrong→right", &r.to_right)] {
+            for f in flips.iter().take(3) {
+                lines.push(Line::from(format!(
+                    "  {label} {}: {:?} → {:?}",
+                    f.sample_id, f.before, f.after
+                )));
+            }
         }
     }
     if !lines.is_empty() {
