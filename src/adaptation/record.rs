@@ -282,6 +282,8 @@ pub struct RoleTotals {
     pub calls: u64,
     /// HTTP requests that reached the server for these calls, retries included.
     pub requests: u64,
+    /// Of the prompt tokens, those served from the server's prompt cache.
+    pub cached_prompt_tokens: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,

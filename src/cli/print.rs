@@ -647,11 +647,17 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
         )?;
     }
     for (role, t) in &s.roles {
-        let retried = if t.requests > t.calls {
+        let mut retried = if t.requests > t.calls {
             format!("  ({} requests with retries)", t.requests)
         } else {
             String::new()
         };
+        if t.cached_prompt_tokens > 0 {
+            retried.push_str(&format!(
+                "  ({} prompt tokens from the cache)",
+                t.cached_prompt_tokens
+            ));
+        }
         writeln!(
             out,
             "  {role:<10} {:>5} calls {:>9} tokens in {:>8} out  ${:.4}{retried}",

@@ -13,6 +13,9 @@ use super::{Role, Usage};
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Prompt tokens served from the server's cache (default: the input price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_mtok: Option<f64>,
 }
 
 /// Prices by model name (exact match, else the longest configured prefix, e.g. `gpt-4o` for
@@ -41,6 +44,7 @@ impl PriceTable {
             self.0.entry((*model).to_string()).or_insert(Price {
                 input_per_mtok: *input,
                 output_per_mtok: *output,
+                cached_input_per_mtok: None,
             });
         }
         self
@@ -59,7 +63,9 @@ impl PriceTable {
 
     pub fn cost(&self, model: &str, usage: Usage) -> f64 {
         self.price(model).map_or(0.0, |p| {
-            (usage.prompt_tokens as f64 * p.input_per_mtok
+            let cached = usage.cached_prompt_tokens.min(usage.prompt_tokens);
+            ((usage.prompt_tokens - cached) as f64 * p.input_per_mtok
+                + cached as f64 * p.cached_input_per_mtok.unwrap_or(p.input_per_mtok)
                 + usage.completion_tokens as f64 * p.output_per_mtok)
                 / 1e6
         })
@@ -267,6 +273,7 @@ mod tests {
             Price {
                 input_per_mtok: 2.5,
                 output_per_mtok: 10.0,
+                cached_input_per_mtok: None,
             },
         );
         t.0.insert(
@@ -274,6 +281,7 @@ mod tests {
             Price {
                 input_per_mtok: 0.15,
                 output_per_mtok: 0.6,
+                cached_input_per_mtok: None,
             },
         );
         assert_eq!(
@@ -287,6 +295,7 @@ mod tests {
             Usage {
                 prompt_tokens: 1_000_000,
                 completion_tokens: 500_000,
+                cached_prompt_tokens: 0,
             },
         );
         assert!((cost - 7.5).abs() < 1e-9);
@@ -300,6 +309,7 @@ mod tests {
             Usage {
                 prompt_tokens: 10,
                 completion_tokens: 5,
+                cached_prompt_tokens: 0,
             },
             Duration::from_millis(30),
             2,
@@ -310,6 +320,7 @@ mod tests {
             Usage {
                 prompt_tokens: 1,
                 completion_tokens: 1,
+                cached_prompt_tokens: 0,
             },
             Duration::from_millis(10),
             1,

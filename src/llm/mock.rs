@@ -114,6 +114,9 @@ pub struct Rule {
     /// A call's cost as a LiteLLM proxy reports it (`x-litellm-response-cost`, US dollars).
     #[serde(default)]
     pub response_cost: Option<f64>,
+    /// Prompt tokens reported as served from the server's cache (`prompt_tokens_details`).
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
 }
 
 /// One request the server received, for tests to inspect.
@@ -586,6 +589,10 @@ async fn answer(state: &State, request: &Request) -> Reply {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": rule.finish_reason.unwrap_or_else(|| "stop".into())}],
         "usage": {"prompt_tokens": text.len().div_ceil(4), "completion_tokens": content.len().div_ceil(4), "total_tokens": text.len().div_ceil(4) + content.len().div_ceil(4)},
     });
+    let mut completion = completion;
+    if let Some(cached) = rule.cached_tokens {
+        completion["usage"]["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
     Reply {
         status: 200,
         headers,

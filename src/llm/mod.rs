@@ -133,6 +133,10 @@ pub struct ChatRequest {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those the server served from its prompt cache (where it says so:
+    /// `usage.prompt_tokens_details.cached_tokens`), priced at the cached-input rate.
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
 }
 
 /// How the answer's format was requested (servers differ in what they accept).

@@ -234,6 +234,14 @@ struct UsageJson {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: u64,
 }
 
 fn mode_from(n: u8) -> OutputMode {
@@ -429,6 +437,9 @@ impl OpenAiClient {
             .map(|u| Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
+                cached_prompt_tokens: u
+                    .prompt_tokens_details
+                    .map_or(0, |d| d.cached_tokens.min(u.prompt_tokens)),
             })
             .unwrap_or_default();
         let model = if completion.model.is_empty() {

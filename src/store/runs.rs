@@ -319,8 +319,8 @@ impl Store {
                 tx.prepare_cached("DELETE FROM llm_calls WHERE run_id = ?1 AND sample_key = ?2")?;
             let mut call_stmt = tx.prepare_cached(
                 "INSERT INTO llm_calls (run_id, sample_key, role, prompt_version, prompt, response, model, prompt_tokens,
-                     completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view, outcome, cached_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
             for (split, s, calls) in samples {
@@ -375,6 +375,8 @@ impl Store {
                         at,
                         view,
                         (!c.outcome.is_empty()).then_some(c.outcome.as_str()),
+                        (c.usage.cached_prompt_tokens > 0)
+                            .then_some(c.usage.cached_prompt_tokens as i64),
                     ])?;
                 }
                 for id in &s.cited {
@@ -575,7 +577,7 @@ impl Store {
         )?;
         let mut roles = BTreeMap::new();
         let mut stmt = self.conn.prepare(
-            "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd), sum(attempts) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
+            "SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd), sum(attempts), coalesce(sum(cached_tokens), 0) FROM llm_calls WHERE run_id = ?1 GROUP BY role",
         )?;
         for row in stmt.query_map([id], |r| {
             Ok((
@@ -583,6 +585,7 @@ impl Store {
                 RoleTotals {
                     calls: r.get::<_, i64>(1)? as u64,
                     requests: r.get::<_, i64>(5)? as u64,
+                    cached_prompt_tokens: r.get::<_, i64>(6)? as u64,
                     prompt_tokens: r.get::<_, i64>(2)? as u64,
                     completion_tokens: r.get::<_, i64>(3)? as u64,
                     cost_usd: r.get(4)?,

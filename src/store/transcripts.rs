@@ -101,7 +101,8 @@ impl Store {
     pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
-                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}, c.outcome
+                    c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}, c.outcome,
+                    coalesce(c.cached_tokens, 0)
              FROM llm_calls c LEFT JOIN run_samples s ON s.run_id = c.run_id AND s.key = c.sample_key
              WHERE c.run_id = ?1 AND (?2 IS NULL OR c.sample_key = ?2) ORDER BY c.id",
             ids_sql("s.shown")
@@ -132,6 +133,7 @@ impl Store {
                     usage: Usage {
                         prompt_tokens: r.get::<_, i64>(5)? as u64,
                         completion_tokens: r.get::<_, i64>(6)? as u64,
+                        cached_prompt_tokens: r.get::<_, i64>(13)? as u64,
                     },
                     latency_ms: r.get::<_, i64>(7)? as u64,
                     cost_usd: r.get(8)?,

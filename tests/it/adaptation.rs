@@ -1374,6 +1374,7 @@ async fn a_cost_limit_stops_before_it_is_passed_and_a_larger_one_resumes_to_the_
                 Price {
                     input_per_mtok: 1000.0,
                     output_per_mtok: 1000.0,
+                    cached_input_per_mtok: None,
                 },
             )]
             .into(),

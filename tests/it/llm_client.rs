@@ -354,6 +354,7 @@ async fn the_ledger_counts_tokens_and_cost_per_role() {
         ace::llm::ledger::Price {
             input_per_mtok: 1_000_000.0,
             output_per_mtok: 0.0,
+            cached_input_per_mtok: None,
         },
     );
     let mut cfg = EndpointConfig::new(s.base_url(), "m");
@@ -494,6 +495,7 @@ async fn a_cost_a_litellm_proxy_reports_wins_over_the_price_table() {
         ace::llm::ledger::Price {
             input_per_mtok: 1_000_000.0,
             output_per_mtok: 1_000_000.0,
+            cached_input_per_mtok: None,
         },
     );
     let ledger = Ledger::default();
@@ -519,6 +521,7 @@ fn built_in_prices_cover_common_models_and_the_configuration_overrides_them() {
         ace::llm::ledger::Price {
             input_per_mtok: 9.0,
             output_per_mtok: 9.0,
+            cached_input_per_mtok: None,
         },
     );
     assert_eq!(
@@ -527,5 +530,35 @@ fn built_in_prices_cover_common_models_and_the_configuration_overrides_them() {
             .unwrap()
             .input_per_mtok,
         9.0
+    );
+}
+
+#[tokio::test]
+async fn prompt_tokens_from_the_servers_cache_are_counted_apart_and_priced_at_their_rate() {
+    let mut rule = ok_rule();
+    rule.cached_tokens = Some(10);
+    let s = server(vec![rule]).await;
+    let mut prices = PriceTable::default();
+    prices.0.insert(
+        "scripted".into(),
+        ace::llm::ledger::Price {
+            input_per_mtok: 1_000_000.0,
+            output_per_mtok: 0.0,
+            cached_input_per_mtok: Some(0.0),
+        },
+    );
+    let c = OpenAiClient::new(
+        EndpointConfig::new(s.base_url(), "m"),
+        Ledger::default(),
+        prices,
+    )
+    .unwrap();
+    let r = chat(&c).await.unwrap();
+    assert_eq!(r.usage.cached_prompt_tokens, 10);
+    assert!(
+        (r.cost_usd - (r.usage.prompt_tokens - 10) as f64).abs() < 1e-6,
+        "cached tokens at their own (here free) rate: {} for {} prompt tokens",
+        r.cost_usd,
+        r.usage.prompt_tokens
     );
 }

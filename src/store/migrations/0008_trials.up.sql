@@ -12,6 +12,9 @@ CREATE INDEX trials_batch ON trials (batch_id, id);
 
 -- The Generator's answers by their exact prompt (a hash of the model and the messages), so a trial
 -- asks the model only for prompts it has not seen.
+-- Prompt tokens a server served from its cache (where it reports them), counted apart.
+ALTER TABLE llm_calls ADD COLUMN cached_tokens INTEGER;
+
 CREATE TABLE trial_answers (
     key        INTEGER PRIMARY KEY,
     answer     TEXT    NOT NULL,
