@@ -503,7 +503,23 @@ fn render(playbook: &Playbook, index: &Index, req: &RenderRequest, format: Strin
         "text" => (Some(plain_text(&view, options)), None),
         _ => (Some(format::export_prompt(&view, options)), None),
     };
-    let tokens = text.as_deref().map_or(0, crate::prompts::tokens);
+    // a query's selection is counted from the index's per-bullet counts (tokenising every
+    // answer again was most of a query's cost); a whole rendering is counted once and cached
+    let tokens = match (&chosen, text.as_deref()) {
+        (Some(ids), Some(_)) => {
+            let sections: std::collections::HashSet<&str> =
+                view.active_bullets().map(|b| b.section.as_str()).collect();
+            (ids.iter()
+                .filter_map(|id| index.bullet_tokens(id))
+                .sum::<u64>()
+                + sections
+                    .iter()
+                    .map(|s| crate::prompts::section_cost(s))
+                    .sum::<u64>()) as usize
+        }
+        (None, Some(t)) => crate::prompts::tokens(t),
+        (_, None) => 0,
+    };
     Rendered {
         playbook: playbook.name.clone(),
         revision: playbook.revision,
