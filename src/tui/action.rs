@@ -31,6 +31,8 @@ pub enum Action {
     Ledger {
         tokens: u64,
         cost_usd: f64,
+        /// The run's cost limit, if it has one.
+        max_usd: Option<f64>,
     },
     /// Runs that did not finish, newest first (answer to `LoadUnfinishedRuns`).
     UnfinishedRuns(Vec<Unfinished>),

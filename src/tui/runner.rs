@@ -460,7 +460,25 @@ impl Runner {
         config.test = config.test.as_deref().map(absolute);
         let ledger = Ledger::default();
         let (source, for_models) = (self.source.clone(), ledger.clone());
-        let models = GetModels::Build(Box::pin(async move { models(&source, &for_models).await }));
+        // a cost limit: the form's, or (resuming) the one the run was started with, its earlier
+        // spend counted
+        let (store, limit, resumed) = (self.store.clone(), config.max_cost, resume.clone());
+        let models = GetModels::Build(Box::pin(async move {
+            let stored = match resumed {
+                Some(id) => blocking(&store, move |s| {
+                    let max = s.run(&id)?.config.max_cost;
+                    let spent: f64 = s.run_summary(&id)?.cost_usd();
+                    Ok::<_, StoreError>((max, spent))
+                })
+                .await
+                .ok(),
+                None => None,
+            };
+            if let Some(max) = limit.or(stored.and_then(|(m, _)| m)) {
+                for_models.set_budget(max, stored.map_or(0.0, |(_, spent)| spent));
+            }
+            models(&source, &for_models).await
+        }));
         if let Ok(mut p) = self.playbook.lock() {
             *p = config.playbook.clone();
         }
@@ -470,9 +488,11 @@ impl Runner {
         tokio::spawn(async move {
             while let Some(event) = handle.events.recv().await {
                 let total = ledger.total();
+                let budget = ledger.budget();
                 let _ = tx.send(Action::Ledger {
                     tokens: total.prompt_tokens + total.completion_tokens,
-                    cost_usd: total.cost_usd,
+                    cost_usd: budget.map_or(total.cost_usd, |(_, spent)| spent),
+                    max_usd: budget.map(|(max, _)| max),
                 });
                 let _ = tx.send(Action::Run(Box::new(event)));
             }

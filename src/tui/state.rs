@@ -157,6 +157,8 @@ pub struct RunView {
     pub log: VecDeque<String>,
     pub tokens: u64,
     pub cost_usd: f64,
+    /// The run's cost limit (spend is shown against it).
+    pub max_usd: Option<f64>,
 }
 
 /// One sample of a run as its events arrive (each event names its sample, so concurrent samples

@@ -138,9 +138,14 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Run(event) => panes::run::event(state, *event),
-        Action::Ledger { tokens, cost_usd } => {
+        Action::Ledger {
+            tokens,
+            cost_usd,
+            max_usd,
+        } => {
             state.run.tokens = tokens;
             state.run.cost_usd = cost_usd;
+            state.run.max_usd = max_usd;
             Vec::new()
         }
         Action::UnfinishedRuns(runs) => {

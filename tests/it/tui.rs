@@ -1623,3 +1623,31 @@ fn a_click_switches_tabs_focuses_a_pane_and_picks_a_section() {
     click(&mut st, 19, 0);
     assert_eq!(st.focus, Pane::Bullets);
 }
+
+#[test]
+fn the_run_form_takes_a_cost_limit_and_the_run_pane_shows_spend_against_it() {
+    use ace::tui::popups::parse_run_fields;
+    let defaults = RunConfig {
+        dataset: "data.jsonl".into(),
+        ..RunConfig::default()
+    };
+    let config = parse_run_fields(&defaults, &[("max_cost", "$1.5".into())]).unwrap();
+    assert_eq!(config.max_cost, Some(1.5));
+    let config = parse_run_fields(&defaults, &[("max_cost", String::new())]).unwrap();
+    assert_eq!(config.max_cost, None);
+    let (field, message) = parse_run_fields(&defaults, &[("max_cost", "lots".into())]).unwrap_err();
+    assert_eq!(field, Some("max_cost"));
+    assert!(message.contains("US dollars"), "{message}");
+    let (_store, mut state) = fixture();
+    update(
+        &mut state,
+        Action::Ledger {
+            tokens: 1200,
+            cost_usd: 0.25,
+            max_usd: Some(1.5),
+        },
+    );
+    key(&mut state, KeyCode::Char('2'));
+    let shown = screen(&state, 120, 40);
+    assert!(shown.contains("$0.2500 of $1.50 limit"), "{shown}");
+}

@@ -287,9 +287,13 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
         Some(id) => format!("Run {id} · {} · feedback: {}", run.phase, run.feedback_mode),
         None => "Run · none yet (r starts one, R resumes one)".into(),
     };
+    let spend = match run.max_usd {
+        Some(max) => format!("${:.4} of ${max:.2} limit", run.cost_usd),
+        None => format!("${:.4}", run.cost_usd),
+    };
     let head = vec![Line::from(format!(
-        "{} · tokens {} · ${:.4}",
-        state.model_label, run.tokens, run.cost_usd
+        "{} · tokens {} · {spend}",
+        state.model_label, run.tokens
     ))];
     frame.render_widget(
         Paragraph::new(head).block(block(title, state.focus == Pane::Run, theme)),

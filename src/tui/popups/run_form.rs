@@ -109,8 +109,14 @@ pub fn run_form(c: &RunConfig) -> RunForm {
             field(
                 "approve",
                 "approve",
-                "wait (pause for decisions) | queue (go on) | auto (apply all)",
+                "wait (pause for decisions) | queue (go on) | auto (apply all) | gate:POINTS (trial, then apply)",
                 approve.to_string(),
+            ),
+            field(
+                "max_cost",
+                "max cost $",
+                "stop before the run's model calls would cost more (empty: no limit)",
+                c.max_cost.map(|m| m.to_string()).unwrap_or_default(),
             ),
         ],
         focus: 2,
@@ -182,6 +188,7 @@ pub fn parse_run_fields(
         };
         match k {
             "val" if v.is_empty() => c.val = None,
+            "max_cost" if v.is_empty() => c.max_cost = None,
             "test" if v.is_empty() => c.test = None,
             _ if v.is_empty() => {}
             "dataset" => c.dataset = v.into(),
@@ -192,6 +199,17 @@ pub fn parse_run_fields(
             "batch" => c.batch_size = num(v)? as usize,
             "concurrency" => c.concurrency = num(v)? as usize,
             "approve" => c.approve = v.parse().map_err(err)?,
+            "max_cost" => {
+                c.max_cost = Some(
+                    v.trim_start_matches('$')
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|m| m.is_finite() && *m >= 0.0)
+                        .ok_or_else(|| {
+                            err(format!("max cost: '{v}' is not a number of US dollars"))
+                        })?,
+                )
+            }
             "playbook" => c.playbook = v.into(),
             "mode" => {
                 c.kind = RunKind::parse(&v.to_ascii_lowercase())
