@@ -358,11 +358,7 @@ impl Agents {
                     ),
                 });
             }
-            let keyed: Vec<(String, DeltaOp)> = ops
-                .into_iter()
-                .enumerate()
-                .map(|(i, op)| (format!("{key}:{i}"), op))
-                .collect();
+            let keyed = crate::approval::keyed_ops(&key, ops);
             let id = s
                 .propose(
                     &n,
@@ -424,11 +420,7 @@ impl Agents {
         let n = name.to_string();
         let reason = reason.unwrap_or_else(|| "proposed by an agent".into());
         let id = blocking(&self.store, move |s| {
-            let keyed: Vec<(String, DeltaOp)> = ops
-                .into_iter()
-                .enumerate()
-                .map(|(i, op)| (format!("{key}:{i}"), op))
-                .collect();
+            let keyed = crate::approval::keyed_ops(&key, ops);
             s.propose(&n, &key, None, &reason, &keyed, &Provenance::default())
         })
         .await?

@@ -266,3 +266,11 @@ pub struct DecideOutcome {
     /// The revision that applied the approved ops, if the batch closed with any.
     pub revision: Option<i64>,
 }
+
+/// Ops keyed for the queue as `KEY:0`, `KEY:1`, … (the key of the batch they come in).
+pub fn keyed_ops(key: &str, ops: impl IntoIterator<Item = DeltaOp>) -> Vec<(String, DeltaOp)> {
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| (format!("{key}:{i}"), op))
+        .collect()
+}

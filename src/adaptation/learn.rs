@@ -133,12 +133,7 @@ impl<S: RunStore> Loop<S> {
             // counters from what agents sent wait for a person like any proposal
             let (run, key) = (self.ctx.run.clone(), batch.id.clone());
             let reason = batch.reason.clone().unwrap_or_default();
-            let ops: Vec<(String, DeltaOp)> = batch
-                .operations
-                .iter()
-                .enumerate()
-                .map(|(i, op)| (format!("{key}:{i}"), op.clone()))
-                .collect();
+            let ops = crate::approval::keyed_ops(&key, batch.operations.iter().cloned());
             let provenance = Provenance {
                 run: Some(run.clone()),
                 epoch: Some(epoch),

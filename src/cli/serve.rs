@@ -47,6 +47,40 @@ pub fn spool_dir(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
+/// Starts the trace learner beside a server when a model is configured; says (and returns) whether
+/// it runs.
+async fn start_learner(
+    agents: &Agents,
+    db: &Path,
+    batch: usize,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> String {
+    match crate::adaptation::models_from_config(&Ledger::default()).await {
+        Ok(models) => {
+            let config = LearnerConfig {
+                spool: spool_dir(db),
+                batch,
+                concurrency: 2,
+                poll: std::time::Duration::from_secs(2),
+            };
+            tokio::spawn(crate::agent::learner(
+                agents.clone(),
+                models,
+                config,
+                cancel.clone(),
+            ));
+            "on".to_string()
+        }
+        Err(e) => {
+            let reason = format!("off: {e:#}");
+            eprintln!(
+                "note: the trace learner is {reason}; traces are kept until a model is configured"
+            );
+            reason
+        }
+    }
+}
+
 pub fn run(db: &Path, args: ServeArgs, out: &mut impl Write) -> Result<()> {
     serve::check_bind(args.bind, args.allow_remote)?;
     let token_file = args
@@ -76,38 +110,20 @@ pub fn run(db: &Path, args: ServeArgs, out: &mut impl Write) -> Result<()> {
             None
         };
         let cancel = tokio_util::sync::CancellationToken::new();
-        let ledger = Ledger::default();
         let learner = if args.no_learn {
             "off (--no-learn): traces wait for another server or `ace learn`".to_string()
         } else {
-            match crate::adaptation::models_from_config(&ledger).await {
-                Ok(models) => {
-                    let config = LearnerConfig {
-                        spool: spool_dir(db),
-                        batch: args.learn_batch,
-                        concurrency: 2,
-                        poll: std::time::Duration::from_secs(2),
-                    };
-                    tokio::spawn(crate::agent::learner(
-                        agents.clone(),
-                        models,
-                        config,
-                        cancel.clone(),
-                    ));
-                    "on".to_string()
-                }
-                Err(e) => {
-                    let reason = format!("off: {e:#}");
-                    eprintln!("note: the trace learner is {reason}; traces are kept until a model is configured");
-                    reason
-                }
-            }
+            start_learner(&agents, db, args.learn_batch, &cancel).await
         };
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let addr = listener.local_addr()?;
-        writeln!(out, "serving playbooks on http://{addr} (token in {}); Ctrl-C stops", token_file.display())?;
+        writeln!(
+            out,
+            "serving playbooks on http://{addr} (token in {}); Ctrl-C stops",
+            token_file.display()
+        )?;
         out.flush()?;
         let app = serve::router(
             ServerState::new(agents, token, metrics, learner),
@@ -150,21 +166,7 @@ pub fn mcp(db: &Path, args: McpArgs) -> Result<()> {
     runtime.block_on(async {
         let cancel = tokio_util::sync::CancellationToken::new();
         if !args.read_only && !args.no_learn {
-            let ledger = Ledger::default();
-            match crate::adaptation::models_from_config(&ledger).await {
-                Ok(models) => {
-                    let config = LearnerConfig {
-                        spool: spool_dir(db),
-                        batch: 4,
-                        concurrency: 2,
-                        poll: std::time::Duration::from_secs(2),
-                    };
-                    tokio::spawn(crate::agent::learner(agents.clone(), models, config, cancel.clone()));
-                }
-                Err(e) => eprintln!(
-                    "note: recorded outcomes are kept but not learned from here ({e:#}); `ace serve` learns from them"
-                ),
-            }
+            start_learner(&agents, db, 4, &cancel).await;
         }
         let tools = crate::mcp::PlaybookTools::new(agents, args.playbook, args.read_only);
         let service = tools

@@ -220,15 +220,7 @@ pub fn playbook_impact(
     let mut ranked = Vec::new();
     let mut spent = 0.0;
     for b in &bullets {
-        let mut after = (*before).clone();
-        let removal = DeltaBatch::new(
-            "impact",
-            Source::Human,
-            vec![DeltaOp::Remove {
-                bullet_id: b.id.clone(),
-            }],
-        );
-        crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
+        let after = without(&before, &b.id)?;
         let report = session.trial(&before, after, &samples, &source)?;
         spent += report.cost_usd;
         bar.inc(1);
@@ -327,6 +319,20 @@ pub fn queue_trial(
     print_report(out, &report)
 }
 
+/// The playbook without bullet `id` (in memory): the other side of a leave-one-out trial.
+fn without(playbook: &Playbook, id: &str) -> Result<Playbook> {
+    let mut after = playbook.clone();
+    let removal = DeltaBatch::new(
+        "impact",
+        Source::Human,
+        vec![DeltaOp::Remove {
+            bullet_id: id.to_string(),
+        }],
+    );
+    crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
+    Ok(after)
+}
+
 /// `ace bullet impact ID`: leave-one-out, a trial of the bullet's removal (nothing is written).
 pub fn bullet_impact(
     db: &Path,
@@ -345,15 +351,7 @@ pub fn bullet_impact(
     else {
         bail!("playbook '{name}' has no bullet '{id}'");
     };
-    let mut after = before.clone();
-    let removal = DeltaBatch::new(
-        "impact",
-        Source::Human,
-        vec![DeltaOp::Remove {
-            bullet_id: bullet.id.clone(),
-        }],
-    );
-    crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
+    let after = without(&before, &bullet.id)?;
     // the run that last cited it gives the samples, unless a file is named
     let story = store.bullet_story(&name, &bullet.id)?;
     let run = story
