@@ -238,7 +238,9 @@ impl Default for RunConfig {
 impl RunConfig {
     /// What the Reflector was given, said plainly in the run record.
     pub fn feedback_mode(&self) -> FeedbackMode {
-        if self.no_labels {
+        if self.traces {
+            FeedbackMode::AgentOutcomes
+        } else if self.no_labels {
             FeedbackMode::ExecutionFeedbackOnly
         } else {
             FeedbackMode::GroundTruth

@@ -74,6 +74,9 @@ pub enum FeedbackMode {
     GroundTruth,
     /// The Reflector sees only the environment's feedback.
     ExecutionFeedbackOnly,
+    /// Agents' recorded runs: what their hosts said (success, feedback), and a ground truth where a
+    /// trace carries one.
+    AgentOutcomes,
 }
 
 impl FeedbackMode {
@@ -81,6 +84,7 @@ impl FeedbackMode {
         match self {
             FeedbackMode::GroundTruth => "ground-truth",
             FeedbackMode::ExecutionFeedbackOnly => "execution-feedback-only",
+            FeedbackMode::AgentOutcomes => "agent-outcomes",
         }
     }
 

@@ -358,7 +358,8 @@ pub fn run(db: &Path, args: TrainArgs, out: &mut impl std::io::Write) -> Result<
                     }
                     bar.set_length(train as u64 * epochs);
                     run_id = run.clone();
-                    say(&bar, format!("{} {run}: {train} training samples, feedback: {feedback_mode}", if resumed { "resuming" } else { "started" }));
+                    let what = if args.traces { "traces" } else { "training samples" };
+                    say(&bar, format!("{} {run}: {train} {what}, feedback: {feedback_mode}", if resumed { "resuming" } else { "started" }));
                 }
                 // each training sample moves the bar (its batch's end then sets it exactly)
                 Event::Evaluated { key, round: 1, .. }
