@@ -365,7 +365,7 @@ pub fn bullet_impact(
     if args.json {
         return super::print::json(
             out,
-            &serde_json::json!({"bullet": bullet, "without_it": report, "cited_by": story.cited_by}),
+            &serde_json::json!({"bullet": bullet, "without_it": report, "cited_by": story.cited_by, "counters": story.history}),
         );
     }
     writeln!(
@@ -385,5 +385,20 @@ pub fn bullet_impact(
         story.cited_by.iter().map(|(_, n)| n).sum::<u64>(),
         story.cited_by.len()
     )?;
+    let points: Vec<String> = story
+        .history
+        .iter()
+        .rev()
+        .take(8)
+        .rev()
+        .map(|p| format!("r{} {}/{}", p.revision, p.helpful, p.harmful))
+        .collect();
+    if !points.is_empty() {
+        writeln!(
+            out,
+            "counters over time (helpful/harmful after each revision): {}",
+            points.join(", ")
+        )?;
+    }
     Ok(())
 }

@@ -735,6 +735,7 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("impact: +50.0 points"), "{text}");
+    assert!(text.contains("counters over time"), "{text}");
     assert_eq!(
         store
             .load_playbook("world")
