@@ -449,3 +449,19 @@ pub fn samples_for(
     }
     Ok((chosen, format!("{} ({split})", path.display()), env))
 }
+
+/// The playbook without bullet `id` (in memory): the other side of a leave-one-out trial.
+pub fn without(playbook: &Playbook, id: &str) -> Result<Playbook, String> {
+    use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
+    let mut after = playbook.clone();
+    let removal = DeltaBatch::new(
+        "impact",
+        Source::Human,
+        vec![DeltaOp::Remove {
+            bullet_id: id.to_string(),
+        }],
+    );
+    crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")
+        .map_err(|e| e.to_string())?;
+    Ok(after)
+}

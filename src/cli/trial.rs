@@ -9,7 +9,6 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::adaptation::trial::{SampleSpec, TrialReport, TrialSetup, prepare, trial};
-use crate::delta::{ApplyOptions, DeltaBatch, DeltaOp, Source};
 use crate::environment::{Environment, Sample};
 use crate::llm::Ledger;
 use crate::playbook::Playbook;
@@ -319,18 +318,8 @@ pub fn queue_trial(
     print_report(out, &report)
 }
 
-/// The playbook without bullet `id` (in memory): the other side of a leave-one-out trial.
 fn without(playbook: &Playbook, id: &str) -> Result<Playbook> {
-    let mut after = playbook.clone();
-    let removal = DeltaBatch::new(
-        "impact",
-        Source::Human,
-        vec![DeltaOp::Remove {
-            bullet_id: id.to_string(),
-        }],
-    );
-    crate::delta::apply_in_memory(&mut after, &removal, &ApplyOptions::default(), "impact")?;
-    Ok(after)
+    crate::adaptation::trial::without(playbook, id).map_err(anyhow::Error::msg)
 }
 
 /// `ace bullet impact ID`: leave-one-out, a trial of the bullet's removal (nothing is written).

@@ -67,6 +67,8 @@ pub enum Action {
     Info(String),
     /// A trial ended (stored with its proposal): reload to show it.
     TrialDone,
+    /// A bullet's leave-one-out impact (answer to `Impact`).
+    ImpactFound(String, Box<crate::adaptation::trial::TrialReport>),
 }
 
 /// A change a person made by hand, as ops. The runner makes it a batch: a fresh id from `what`
@@ -95,6 +97,8 @@ pub enum Effect {
     Copy(String),
     LoadRevision(i64),
     LoadStory(String),
+    /// A bullet's leave-one-out impact on samples of its playbook's last run, in the background.
+    Impact(String),
     /// Try a queued proposal (all of it, or its op `op`, from 1) on samples, in the background.
     Trial {
         batch: i64,

@@ -132,6 +132,8 @@ pub enum Cmd {
     ToBatches,
     /// Try the proposal (or the op in view) on samples before deciding.
     Trial,
+    /// The selected bullet's leave-one-out impact on samples of the playbook's last run.
+    Impact,
     // revisions
     Diff,
     Compare,
@@ -268,6 +270,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Playbook, &[ch('a')], Cmd::AddBullet),
     bind(L::Playbook, &[ch('S')], Cmd::AddSection),
     bind(L::Playbook, &[ch('u')], Cmd::Undo),
+    bind(L::Playbook, &[ch('I')], Cmd::Impact),
     bind(L::Run, &[ch('r')], Cmd::StartRun),
     bind(L::Run, &[ch('R')], Cmd::ResumeRun),
     bind(L::Run, &[ch('L')], Cmd::AllRuns),
@@ -385,6 +388,7 @@ pub const HINTS: &[Hint] = &[
     hint(L::Playbook, &[Cmd::AddBullet], "add bullet"),
     hint(L::Playbook, &[Cmd::AddSection], "add section"),
     hint(L::Playbook, &[Cmd::Undo], "undo last hand edit"),
+    hint(L::Playbook, &[Cmd::Impact], "bullet impact"),
     hint(L::Run, &[Cmd::StartRun], "start run"),
     hint(L::Run, &[Cmd::ResumeRun], "resume run"),
     hint(L::Run, &[Cmd::AllRuns], "all runs"),

@@ -193,6 +193,73 @@ impl Runner {
         });
     }
 
+    /// A bullet's leave-one-out impact on 20 samples of its playbook's last run (as `ace bullet
+    /// impact` does); nothing is written.
+    fn impact(&self, id: String) {
+        use crate::adaptation::trial::{SampleSpec, TrialSetup, samples_for, trial, without};
+        let (store, tx, source, name) = (
+            self.store.clone(),
+            self.tx.clone(),
+            self.source.clone(),
+            self.name(),
+        );
+        tokio::spawn(async move {
+            let result: Result<crate::adaptation::trial::TrialReport, String> = async {
+                let (before, run) = blocking(&store, move |s| {
+                    let before = s.load_playbook(&name)?;
+                    let run = s
+                        .runs()?
+                        .into_iter()
+                        .rev()
+                        .find(|r| r.playbook == name && !r.config.traces)
+                        .map(|r| r.config);
+                    Ok::<_, StoreError>((before, run))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let after = without(&before, &id)?;
+                let spec = SampleSpec {
+                    samples: 20,
+                    seed: 7,
+                    ..SampleSpec::default()
+                };
+                let (samples, from, env) = samples_for(run.as_ref(), &[], &spec)
+                    .map_err(|e| format!("{e} (`ace bullet impact --dataset FILE` names one)"))?;
+                if matches!(env, crate::environment::Environment::Command { .. }) {
+                    return Err(
+                        "the last run scores answers with a command; use `ace bullet impact --env`"
+                            .into(),
+                    );
+                }
+                let models = super::models(&source, &Ledger::default())
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                let setup = TrialSetup {
+                    generator: models.generator,
+                    env,
+                    concurrency: 8,
+                    prompt_budget: crate::adaptation::DEFAULT_PROMPT_BUDGET,
+                    cancel: tokio_util::sync::CancellationToken::new(),
+                };
+                trial(
+                    &setup,
+                    &store,
+                    Arc::new(before),
+                    Arc::new(after),
+                    &samples,
+                    &from,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+            .await;
+            let _ = tx.send(match result {
+                Ok(report) => Action::ImpactFound(id, Box::new(report)),
+                Err(e) => Action::Failed(format!("impact of {id}: {e}")),
+            });
+        });
+    }
+
     pub fn run_effect(&mut self, effect: Effect) {
         match effect {
             Effect::Refresh => self.reload(true),
@@ -208,6 +275,7 @@ impl Runner {
                 );
             }
             Effect::Trial { batch, op } => self.trial(batch, op),
+            Effect::Impact(id) => self.impact(id),
             Effect::LoadPlaybookAt(id) => self.job(
                 move |s| s.playbook_at(id),
                 move |p| Action::PlaybookAt(id, Box::new(p)),

@@ -217,6 +217,8 @@ pub struct State {
     /// What approving each pending batch of the shown playbook would do to its size.
     pub effects: HashMap<i64, SizeEffect>,
     pub trials: HashMap<i64, Vec<crate::store::StoredTrial>>,
+    /// The last bullet impact measured (`I`): the bullet and its leave-one-out trial.
+    pub impact: Option<(String, crate::adaptation::trial::TrialReport)>,
     pub queue_sel: usize,
     pub op_sel: usize,
     /// In the Queue pane, j/k move over the selected batch's ops (else over the batches).
@@ -270,6 +272,7 @@ impl State {
             queue: Vec::new(),
             effects: HashMap::new(),
             trials: HashMap::new(),
+            impact: None,
             queue_sel: 0,
             op_sel: 0,
             queue_ops: false,

@@ -109,6 +109,15 @@ fn handle(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::TrialDone => vec![Effect::Refresh],
+        Action::ImpactFound(id, report) => {
+            state.message = format!(
+                "{id}: {:+.1} points with it than without it ({})",
+                -report.delta_points(),
+                report.summary()
+            );
+            state.impact = Some((id, *report));
+            Vec::new()
+        }
         Action::StoryLoaded(story) => {
             if state
                 .selected_bullet()

@@ -612,4 +612,21 @@ fn t_tries_a_proposal_from_the_queue_pane_and_shows_the_trial() {
         "nothing applied"
     );
     assert!(store.trials(first).unwrap()[0].report.samples > 0);
+    // I in the Playbook pane: the selected bullet's leave-one-out impact, shown in its detail
+    press(&mut wb, KeyCode::Char('1'));
+    press(&mut wb, KeyCode::Tab);
+    press(&mut wb, KeyCode::Char('I'));
+    assert!(wb.state.message.contains("impact"), "{}", wb.state.message);
+    assert!(
+        wb.wait_until(WAIT, |s| s.impact.is_some()),
+        "the impact is measured: {}",
+        wb.state.message
+    );
+    let shown = screen(&wb.state);
+    assert!(shown.contains("impact:"), "{shown}");
+    assert_eq!(
+        store.revisions(None, 100).unwrap().len(),
+        revisions,
+        "nothing applied"
+    );
 }

@@ -70,6 +70,16 @@ pub fn command(state: &mut State, cmd: Cmd) -> Vec<Effect> {
             state.message = format!("sorted by {:?}", state.sort).to_lowercase();
             state.refilter();
         }
+        Cmd::Impact => {
+            let Some(id) = state.selected_bullet().map(|b| b.id.clone()) else {
+                state.message = "no bullet selected".into();
+                return Vec::new();
+            };
+            state.show_detail = true;
+            state.message =
+                format!("measuring {id}'s impact on samples… (the workbench stays usable)");
+            return vec![Effect::Impact(id)];
+        }
         Cmd::Details => {
             state.show_detail = !state.show_detail;
             state.focus = Pane::Bullets;
@@ -362,6 +372,23 @@ fn render_detail(state: &State, frame: &mut Frame, area: Rect, theme: &Theme) {
                     }));
                 }
                 None => lines.push(Line::from(Span::styled("loading its story…", theme.dim()))),
+            }
+            if let Some((id, r)) = &state.impact
+                && *id == b.id
+            {
+                lines.push(Line::from(format!(
+                    "impact: {:+.1} points with it than without ({} samples of {}; {} would go wrong, {} right without it)",
+                    -r.delta_points(),
+                    r.samples,
+                    r.source,
+                    r.to_wrong.len(),
+                    r.to_right.len()
+                )));
+            } else {
+                lines.push(Line::from(Span::styled(
+                    "I measures its impact (leave-one-out)",
+                    theme.dim(),
+                )));
             }
             lines
         }
