@@ -130,7 +130,8 @@ pub struct Received {
 
 /// The playbook, its index and renderings, as of one database state.
 struct Cached {
-    marker: (i64, i64, i64),
+    /// The database's change marker and the playbook's row id when this was read.
+    marker: ((i64, i64, i64), i64),
     playbook: Arc<Playbook>,
     index: Option<Arc<Index>>,
     renders: HashMap<RenderRequest, (Arc<Rendered>, bytes::Bytes)>,
@@ -174,7 +175,13 @@ impl Agents {
 
     /// The playbook as of now, from the cache while nothing changed.
     async fn current(&self, name: &str) -> Result<(Arc<Playbook>, Arc<Index>)> {
-        let marker = blocking(&self.reader, |s| s.change_marker()).await?;
+        // a renamed, deleted or replaced playbook is not served from the cache: its row id is part
+        // of the marker
+        let n = name.to_string();
+        let marker = blocking(&self.reader, move |s| {
+            Ok::<_, StoreError>((s.change_marker()?, s.playbook_key(&n)?))
+        })
+        .await?;
         if let Some(c) = self.cache.lock().unwrap().get(name)
             && c.marker == marker
             && let Some(index) = &c.index

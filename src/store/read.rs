@@ -195,6 +195,13 @@ impl Store {
     }
 
     /// Resolves the playbook a command acts on: the given name, or the only playbook if there is one.
+    /// The row id of the (not deleted) playbook called `name`: changes when it is deleted and
+    /// another takes its name, so a cache can tell the two apart.
+    pub fn playbook_key(&self, name: &str) -> Result<i64> {
+        self.require_latest()?;
+        playbook_id(&self.conn, name)
+    }
+
     pub fn resolve_playbook(&self, name: Option<&str>) -> Result<String> {
         if let Some(name) = name {
             playbook_id(&self.conn, name)?;

@@ -175,6 +175,10 @@ async fn the_playbook_is_read_rendered_searched_and_one_bullet_fetched() {
     assert!(e["error"].as_str().unwrap().contains("nope"), "{e}");
     let (status, e) = api.get("/v1/playbooks/world?format=yaml").await;
     assert_eq!(status, 422, "{e}");
+    // a playbook deleted (by another process) is not served from the cache
+    api.store().delete_playbook("world").unwrap();
+    let (status, _) = api.get("/v1/playbooks/world").await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
