@@ -343,6 +343,7 @@ pub fn bullet_impact(
     let after = without(&before, &bullet.id)?;
     // the run that last cited it gives the samples, unless a file is named
     let story = store.bullet_story(&name, &bullet.id)?;
+    let exposure = store.bullet_exposure(&name, &bullet.id)?;
     let run = story
         .cited_by
         .last()
@@ -354,7 +355,7 @@ pub fn bullet_impact(
     if args.json {
         return super::print::json(
             out,
-            &serde_json::json!({"bullet": bullet, "without_it": report, "cited_by": story.cited_by, "counters": story.history}),
+            &serde_json::json!({"bullet": bullet, "without_it": report, "cited_by": story.cited_by, "counters": story.history, "exposure": exposure}),
         );
     }
     writeln!(
@@ -373,6 +374,11 @@ pub fn bullet_impact(
         "impact: {delta:+.1} points of accuracy with the bullet than without it; cited by {} samples in {} runs",
         story.cited_by.iter().map(|(_, n)| n).sum::<u64>(),
         story.cited_by.len()
+    )?;
+    writeln!(
+        out,
+        "since it was added: shown to {} of {} samples, cited by {}",
+        exposure.shown, exposure.samples, exposure.cited
     )?;
     let points: Vec<String> = story
         .history

@@ -82,7 +82,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub use migrations::{LATEST_VERSION, MIGRATIONS};
 pub use read::{PlaybookSummary, Revision, RevisionDetail};
 pub use runs::RunClaim;
-pub use story::{BulletStory, CounterPoint};
+pub use story::{BulletStory, CounterPoint, Exposure};
 
 use crate::delta::DeltaError;
 

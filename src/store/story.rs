@@ -163,3 +163,56 @@ impl Store {
         })
     }
 }
+
+/// How often a bullet was in front of the Generator: samples answered since it was added, those
+/// shown it (a sample shown the whole playbook counts), and those that cited it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Exposure {
+    pub samples: u64,
+    pub shown: u64,
+    pub cited: u64,
+}
+
+impl Store {
+    /// [`Exposure`] of bullet `id` over every run of `playbook` (reads each sample's shown list).
+    pub fn bullet_exposure(&self, playbook: &str, id: &str) -> Result<Exposure> {
+        let pb = playbook_id(&self.conn, playbook)?;
+        let since: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT created_at FROM bullets WHERE playbook_id = ?1 AND bullet_id = ?2",
+                params![pb, id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(since) = since else {
+            return Ok(Exposure::default());
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {}, s.cited FROM run_samples s JOIN runs r ON r.id = s.run_id
+             WHERE r.playbook_id = ?1 AND s.split != 'curator' AND s.created_at >= ?2",
+            super::blobs::ids_sql("s.shown")
+        ))?;
+        let mut e = Exposure::default();
+        let rows = stmt.query_map(params![pb, since], |r| {
+            Ok((
+                r.get::<_, Option<Vec<u8>>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+            ))
+        })?;
+        let quoted = format!("\"{id}\"");
+        for row in rows {
+            let (shown, cited) = row?;
+            e.samples += 1;
+            match shown.and_then(|b| super::blobs::unpack_ids(&b)) {
+                None => e.shown += 1,
+                Some(ids) if ids.iter().any(|x| x == id) => e.shown += 1,
+                Some(_) => {}
+            }
+            if cited.is_some_and(|c| c.contains(&quoted)) {
+                e.cited += 1;
+            }
+        }
+        Ok(e)
+    }
+}

@@ -1469,6 +1469,15 @@ async fn the_gate_applies_a_right_lesson_and_holds_one_that_hurts() {
             "{:?}",
             trials[0].report
         );
+        // the validation after it answered with the lesson in view
+        let id = pb
+            .active_bullets()
+            .find(|b| b.content == world::ZORB)
+            .unwrap()
+            .id
+            .clone();
+        let e = s.bullet_exposure("world", &id).unwrap();
+        assert!(e.samples > 0 && e.shown == e.samples, "{e:?}");
     }
     // an edit that breaks the lesson: its trial loses points, so it waits for a person
     let mut script = world::script(None);

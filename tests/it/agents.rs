@@ -740,6 +740,7 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
     );
     assert!(text.contains("impact: +50.0 points"), "{text}");
     assert!(text.contains("counters over time"), "{text}");
+    assert!(text.contains("since it was added: shown to"), "{text}");
     assert_eq!(
         store
             .load_playbook("world")
