@@ -126,6 +126,26 @@ async fn no_token_or_a_wrong_one_gets_401_and_nothing_else() {
     let (status, body) = api.get("/v1/playbooks").await;
     assert_eq!(status, 200);
     assert_eq!(body["playbooks"][0]["name"], "world");
+    // health and readiness need the token too; metrics only when asked for
+    let (status, ready) = api.get("/ready").await;
+    assert_eq!(
+        (status, &ready["inbox"]["pending"]),
+        (200, &json!(0)),
+        "{ready}"
+    );
+    let (status, body) = api.get("/metrics").await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("--metrics"),
+        "{body}"
+    );
+    let r = api
+        .http
+        .get(format!("{}/health", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
