@@ -434,14 +434,26 @@ fn the_served_description_names_every_route_and_is_the_checked_in_file() {
 #[test]
 fn ace_serve_refuses_a_network_address_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
         .env_remove("ACE_DB")
         .arg("--db")
         .arg(dir.path().join("ace.db"))
         .args(["serve", "--bind", "0.0.0.0:0", "--token-file"])
         .arg(dir.path().join("token"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // a server that started anyway would never exit: give it a minute, then fail
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ace serve started on 0.0.0.0 without --allow-remote");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--allow-remote"), "{err}");
@@ -455,7 +467,9 @@ fn ace_serve_refuses_a_network_address_unless_allowed() {
 struct McpSession {
     child: std::process::Child,
     stdin: std::process::ChildStdin,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The server's output lines, read on a thread of their own (a silent server fails the test
+    /// after a minute instead of hanging it).
+    lines: std::sync::mpsc::Receiver<String>,
     next: u64,
 }
 
@@ -475,7 +489,15 @@ impl McpSession {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut s = McpSession {
             child,
             stdin,
@@ -503,7 +525,10 @@ impl McpSession {
         self.next += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         loop {
-            let line = self.lines.next().expect("the server answers").unwrap();
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the server answers within a minute");
             let msg: Value = serde_json::from_str(&line).unwrap();
             if msg["id"] == id {
                 assert!(msg.get("error").is_none(), "{msg}");
