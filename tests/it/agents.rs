@@ -364,9 +364,9 @@ async fn traces_are_learned_from_in_the_background_and_only_queue() {
         (202, Some("inbox")),
         "{body}"
     );
-    // wait (bounded) until the learner has settled the trace
+    // wait (up to a minute) until the learner has settled the trace
     let mut settled = false;
-    for _ in 0..600 {
+    for _ in 0..1200 {
         let c = api.store().inbox_counts().unwrap();
         if c.done + c.failed == 1 {
             settled = true;
