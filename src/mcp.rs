@@ -89,8 +89,13 @@ fn failed(e: AgentError) -> CallToolResult {
     )])
 }
 
-fn answer(value: impl serde::Serialize) -> Result<CallToolResult, ErrorData> {
-    Ok(CallToolResult::success(vec![ContentBlock::json(value)?]))
+/// A tool's outcome as the agent reads it: the value as JSON, or the refusal as an error result
+/// (not a protocol error: the agent sees why).
+fn reply(result: Result<impl serde::Serialize, AgentError>) -> Result<CallToolResult, ErrorData> {
+    match result {
+        Ok(value) => Ok(CallToolResult::success(vec![ContentBlock::json(value)?])),
+        Err(e) => Ok(failed(e)),
+    }
 }
 
 #[tool_router]
@@ -133,16 +138,17 @@ impl PlaybookTools {
         &self,
         Parameters(p): Parameters<GetPlaybook>,
     ) -> Result<CallToolResult, ErrorData> {
-        let name = match self.name(p.playbook).await {
-            Ok(n) => n,
-            Err(e) => return Ok(failed(e)),
-        };
-        let req = RenderRequest {
-            query: p.query,
-            budget: p.budget,
-            ..RenderRequest::default()
-        };
-        match self.agents.render(&name, req).await {
+        let rendered = async {
+            let name = self.name(p.playbook).await?;
+            let req = RenderRequest {
+                query: p.query,
+                budget: p.budget,
+                ..RenderRequest::default()
+            };
+            self.agents.render(&name, req).await
+        }
+        .await;
+        match rendered {
             Ok(r) => Ok(CallToolResult::success(vec![ContentBlock::text(
                 r.text.clone().unwrap_or_default(),
             )])),
@@ -157,18 +163,17 @@ impl PlaybookTools {
         &self,
         Parameters(p): Parameters<SearchBullets>,
     ) -> Result<CallToolResult, ErrorData> {
-        let name = match self.name(p.playbook).await {
-            Ok(n) => n,
-            Err(e) => return Ok(failed(e)),
-        };
-        match self
-            .agents
-            .search(&name, &p.query, p.limit.unwrap_or(10))
-            .await
-        {
-            Ok(hits) => answer(json!({ "bullets": hits })),
-            Err(e) => Ok(failed(e)),
-        }
+        reply(
+            async {
+                let name = self.name(p.playbook).await?;
+                let hits = self
+                    .agents
+                    .search(&name, &p.query, p.limit.unwrap_or(10))
+                    .await?;
+                Ok(json!({ "bullets": hits }))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "One bullet by its id (e.g. calc-00001): section, content, counters.")]
@@ -176,14 +181,13 @@ impl PlaybookTools {
         &self,
         Parameters(p): Parameters<GetBullet>,
     ) -> Result<CallToolResult, ErrorData> {
-        let name = match self.name(p.playbook).await {
-            Ok(n) => n,
-            Err(e) => return Ok(failed(e)),
-        };
-        match self.agents.bullet(&name, &p.id).await {
-            Ok(b) => answer(b),
-            Err(e) => Ok(failed(e)),
-        }
+        reply(
+            async {
+                let name = self.name(p.playbook).await?;
+                self.agents.bullet(&name, &p.id).await
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -193,10 +197,6 @@ impl PlaybookTools {
         &self,
         Parameters(p): Parameters<RecordOutcome>,
     ) -> Result<CallToolResult, ErrorData> {
-        let name = match self.name(p.playbook.clone()).await {
-            Ok(n) => n,
-            Err(e) => return Ok(failed(e)),
-        };
         let mut trace = Map::new();
         trace.insert("task".into(), json!(p.task));
         trace.insert("answer".into(), json!(p.answer));
@@ -211,10 +211,13 @@ impl PlaybookTools {
                 trace.insert(k.into(), v);
             }
         }
-        match self.agents.record_trace(&name, trace).await {
-            Ok(r) => answer(r),
-            Err(e) => Ok(failed(e)),
-        }
+        reply(
+            async {
+                let name = self.name(p.playbook).await?;
+                self.agents.record_trace(&name, trace).await
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -224,18 +227,15 @@ impl PlaybookTools {
         &self,
         Parameters(p): Parameters<ProposeDelta>,
     ) -> Result<CallToolResult, ErrorData> {
-        let name = match self.name(p.playbook).await {
-            Ok(n) => n,
-            Err(e) => return Ok(failed(e)),
-        };
-        match self
-            .agents
-            .propose(&name, Value::Array(p.operations), p.reason)
-            .await
-        {
-            Ok(r) => answer(r),
-            Err(e) => Ok(failed(e)),
-        }
+        reply(
+            async {
+                let name = self.name(p.playbook).await?;
+                self.agents
+                    .propose(&name, Value::Array(p.operations), p.reason)
+                    .await
+            }
+            .await,
+        )
     }
 }
 
