@@ -260,6 +260,24 @@ pub struct Models {
     pub ledger: Ledger,
 }
 
+impl Models {
+    /// One model for all three roles, counted in `ledger`, no embeddings.
+    pub fn one(client: Arc<dyn LlmClient>, ledger: Ledger) -> Models {
+        Models {
+            generator: client.clone(),
+            reflector: client.clone(),
+            curator: client,
+            embedder: None,
+            ledger,
+        }
+    }
+
+    pub fn with_embedder(mut self, embedder: Option<Arc<dyn Embedder>>) -> Models {
+        self.embedder = embedder;
+        self
+    }
+}
+
 /// The models a run uses: ready, or built when the run starts (resolving the configuration may
 /// probe a server, which must not hold up whoever starts the run).
 pub enum GetModels {

@@ -205,13 +205,7 @@ pub fn run_loop(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
             ledger.clone(),
             PriceTable::default(),
         )?);
-        let models = Models {
-            generator: client.clone(),
-            reflector: client.clone(),
-            curator: client,
-            embedder: None,
-            ledger: ledger.clone(),
-        };
+        let models = Models::one(client, ledger.clone());
         let store = Arc::new(Mutex::new(Store::open(&dir.join("bench.db"))?));
         let config = RunConfig {
             playbook: "bench".into(),

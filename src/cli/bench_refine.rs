@@ -177,13 +177,7 @@ fn models(server: &MockServer, embed_model: Option<&str>) -> Result<Models> {
         }
         None => None,
     };
-    Ok(Models {
-        generator: client.clone(),
-        reflector: client.clone(),
-        curator: client,
-        embedder,
-        ledger,
-    })
+    Ok(Models::one(client, ledger).with_embedder(embedder))
 }
 
 pub fn run(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
@@ -415,13 +409,7 @@ pub fn child(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
         let ledger = Ledger::default();
         let client: Arc<dyn LlmClient> =
             Arc::new(OpenAiClient::new(endpoint, ledger.clone(), PriceTable::default())?);
-        let models = Models {
-            generator: client.clone(),
-            reflector: client.clone(),
-            curator: client,
-            embedder: None,
-            ledger,
-        };
+        let models = Models::one(client, ledger);
         let config = RunConfig {
             playbook: "big".into(),
             dataset: dir.join("tasks.jsonl"),

@@ -137,13 +137,8 @@ pub(crate) async fn models(source: &ModelSource, ledger: &Ledger) -> Result<Mode
             )?);
             // the demo server answers /embeddings too (hashed words: alike texts, alike vectors)
             endpoint.model = "scripted-embed".into();
-            Ok(Models {
-                generator: client.clone(),
-                reflector: client.clone(),
-                curator: client,
-                embedder: Some(Arc::new(crate::llm::OpenAiEmbedder::new(endpoint)?)),
-                ledger: ledger.clone(),
-            })
+            Ok(Models::one(client, ledger.clone())
+                .with_embedder(Some(Arc::new(crate::llm::OpenAiEmbedder::new(endpoint)?))))
         }
     }
 }

@@ -24,13 +24,7 @@ fn models(server: &MockServer) -> Models {
     let ledger = Ledger::default();
     let client: Arc<dyn LlmClient> =
         Arc::new(OpenAiClient::new(cfg, ledger.clone(), PriceTable::default()).unwrap());
-    Models {
-        generator: client.clone(),
-        reflector: client.clone(),
-        curator: client,
-        embedder: None,
-        ledger,
-    }
+    Models::one(client, ledger)
 }
 
 fn config(dataset: &std::path::Path, approve: ApproveMode) -> RunConfig {
@@ -1381,13 +1375,7 @@ async fn a_cost_limit_stops_before_it_is_passed_and_a_larger_one_resumes_to_the_
         );
         let client: Arc<dyn LlmClient> =
             Arc::new(OpenAiClient::new(cfg, ledger.clone(), prices).unwrap());
-        Models {
-            generator: client.clone(),
-            reflector: client.clone(),
-            curator: client,
-            embedder: None,
-            ledger: ledger.clone(),
-        }
+        Models::one(client, ledger.clone())
     };
     let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
     let mut cfg = config(&data, ApproveMode::Auto);

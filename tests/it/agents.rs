@@ -321,13 +321,7 @@ fn models(server: &MockServer, key: &str) -> Models {
     let ledger = Ledger::default();
     let client: Arc<dyn LlmClient> =
         Arc::new(OpenAiClient::new(cfg, ledger.clone(), PriceTable::default()).unwrap());
-    Models {
-        generator: client.clone(),
-        reflector: client.clone(),
-        curator: client,
-        embedder: None,
-        ledger,
-    }
+    Models::one(client, ledger)
 }
 
 /// A trace whose text tells the curator to approve and apply still only queues; the learner's
@@ -671,8 +665,9 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
         "junk",
         common::add("OTHERS", "Answers are short."),
     );
-    let trial = |id: i64| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
+    // `ace --db DB ARGS… --dataset DATA` against the scripted model, as a person runs it
+    let ace = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
             .env_remove("ACE_DB")
             .env_remove("ACE_CONFIG")
             .env("HOME", dir.path())
@@ -680,18 +675,22 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
             .env("ACE_MODEL", "scripted")
             .arg("--db")
             .arg(&db)
-            .args([
-                "queue",
-                "trial",
-                &id.to_string(),
-                "--samples",
-                "4",
-                "--json",
-                "--dataset",
-            ])
+            .args(args)
+            .arg("--dataset")
             .arg(&data)
+            .stdin(std::process::Stdio::null())
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let trial = |id: i64| {
+        let out = ace(&[
+            "queue",
+            "trial",
+            &id.to_string(),
+            "--samples",
+            "4",
+            "--json",
+        ]);
         assert!(
             out.status.success(),
             "{}",
@@ -765,18 +764,7 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
         "{shown}"
     );
     // leave-one-out: the lesson answers the ZORB tasks, so without it they go wrong
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
-        .env_remove("ACE_DB")
-        .env_remove("ACE_CONFIG")
-        .env("HOME", dir.path())
-        .env("ACE_BASE_URL", server.base_url())
-        .env("ACE_MODEL", "scripted")
-        .arg("--db")
-        .arg(&db)
-        .args(["bullet", "impact", &id, "--samples", "4", "--dataset"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = ace(&["bullet", "impact", &id, "--samples", "4"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -797,28 +785,9 @@ async fn a_trial_shows_what_a_proposal_would_do_before_anyone_decides() {
     );
     // every bullet ranked; it says the calls and a cost first and does not start unasked
     let impact = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ace"))
-            .env_remove("ACE_DB")
-            .env_remove("ACE_CONFIG")
-            .env("HOME", dir.path())
-            .env("ACE_BASE_URL", server.base_url())
-            .env("ACE_MODEL", "scripted")
-            .arg("--db")
-            .arg(&db)
-            .args([
-                "playbook",
-                "impact",
-                "world",
-                "--samples",
-                "4",
-                "--json",
-                "--dataset",
-            ])
-            .arg(&data)
-            .args(extra)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+        let mut args = vec!["playbook", "impact", "world", "--samples", "4", "--json"];
+        args.extend_from_slice(extra);
+        ace(&args)
     };
     let calls_before = server.requests().len();
     let refused = impact(&[]);

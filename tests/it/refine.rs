@@ -31,14 +31,10 @@ fn models(server: &MockServer, embedder: bool) -> Models {
     let client: Arc<dyn LlmClient> =
         Arc::new(OpenAiClient::new(cfg.clone(), ledger.clone(), PriceTable::default()).unwrap());
     cfg.model = "embed-test".into();
-    Models {
-        generator: client.clone(),
-        reflector: client.clone(),
-        curator: client,
-        embedder: embedder
+    Models::one(client, ledger).with_embedder(
+        embedder
             .then(|| Arc::new(OpenAiEmbedder::new(cfg).unwrap()) as Arc<dyn ace::llm::Embedder>),
-        ledger,
-    }
+    )
 }
 
 fn dataset(dir: &Path, n: usize) -> PathBuf {
