@@ -423,20 +423,15 @@ impl<S: RunStore> Loop<S> {
         }
         let batch = db(&self.store, move |s| s.pending_batch(pending)).await?;
         let before = self.playbook().await?;
-        let mut after = (*before).clone();
-        let ops: Vec<DeltaOp> = batch.ops.iter().map(|o| o.op.clone()).collect();
-        let proposal = DeltaBatch::new(format!("gate-{pending}"), Source::Curator, ops);
-        if let Err(e) = crate::delta::apply_in_memory(
-            &mut after,
-            &proposal,
-            &ApplyOptions::create_sections(),
-            "trial",
-        ) {
-            self.emit(Event::Warning {
-                message: format!("proposal #{pending} cannot be tried: {e}"),
-            });
-            return Ok(None);
-        }
+        let after = match super::trial::with_proposal(&before, &batch, None) {
+            Ok(after) => after,
+            Err(e) => {
+                self.emit(Event::Warning {
+                    message: format!("proposal #{pending} cannot be tried: {e}"),
+                });
+                return Ok(None);
+            }
+        };
         let setup = TrialSetup {
             generator: ctx.models.generator.clone(),
             env: cfg.env.clone(),

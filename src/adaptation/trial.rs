@@ -365,6 +365,29 @@ pub fn prepare(
     run: Option<&super::RunConfig>,
     spec: &SampleSpec,
 ) -> Result<Prepared, String> {
+    let after = with_proposal(playbook, batch, op)?;
+    let own: Vec<String> = batch
+        .provenance
+        .samples
+        .iter()
+        .map(|e| e.sample_id.clone())
+        .collect();
+    let (samples, source, env) = samples_for(run, &own, spec)?;
+    Ok(Prepared {
+        after,
+        samples,
+        source,
+        env,
+    })
+}
+
+/// `playbook` with queued `batch` (or its op `op`, from 1; an edited op as edited) applied in
+/// memory. A new section the proposal names is created, as it would be on approval.
+pub fn with_proposal(
+    playbook: &Playbook,
+    batch: &crate::approval::PendingBatch,
+    op: Option<usize>,
+) -> Result<Playbook, String> {
     use crate::delta::{ApplyOptions, DeltaBatch, Source};
     let chosen = |o: &crate::approval::PendingOp| o.edited.clone().unwrap_or_else(|| o.op.clone());
     let ops = match op {
@@ -379,7 +402,6 @@ pub fn prepare(
         None => batch.ops.iter().map(chosen).collect(),
     };
     let mut after = playbook.clone();
-    // a new section the proposal names is tried as it would be approved: with the section
     crate::delta::apply_in_memory(
         &mut after,
         &DeltaBatch::new(format!("trial-{}", batch.id), Source::Curator, ops),
@@ -392,19 +414,7 @@ pub fn prepare(
             batch.id, batch.playbook
         )
     })?;
-    let own: Vec<String> = batch
-        .provenance
-        .samples
-        .iter()
-        .map(|e| e.sample_id.clone())
-        .collect();
-    let (samples, source, env) = samples_for(run, &own, spec)?;
-    Ok(Prepared {
-        after,
-        samples,
-        source,
-        env,
-    })
+    Ok(after)
 }
 
 /// The samples for a trial in the context of a run (if any), and how to score them.
