@@ -181,6 +181,12 @@ impl<S: RunStore> Loop<S> {
             });
             return Ok(None);
         }
+        // the samples the curator's prompt tells of (their stored texts stand in its stored prompt)
+        let related: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.reflection.is_some())
+            .map(|o| o.record.key.clone())
+            .collect();
         let playbook = self.playbook().await?;
         // A large playbook shows the curator the bullets relevant to the batch's lessons.
         let index = self.index_for(&playbook).await?;
@@ -217,7 +223,10 @@ impl<S: RunStore> Loop<S> {
             }) => {
                 // the calls were made: recorded and counted like any other
                 let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
-                db(&self.store, move |s| s.record_calls(&run, &key, &spent)).await?;
+                db(&self.store, move |s| {
+                    s.record_calls(&run, &key, &spent, &related)
+                })
+                .await?;
                 self.emit(Event::Warning {
                     message: format!(
                         "curator answer unusable, nothing proposed for batch {step}: {error}"
@@ -233,7 +242,10 @@ impl<S: RunStore> Loop<S> {
         };
         let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
         let calls = out.calls.clone();
-        db(&self.store, move |s| s.record_calls(&run, &key, &calls)).await?;
+        db(&self.store, move |s| {
+            s.record_calls(&run, &key, &calls, &related)
+        })
+        .await?;
         // a lesson the playbook already holds, in other words, is folded into that bullet
         let mut proposed: Vec<DeltaOp> = out.operations.iter().map(|c| c.op.clone()).collect();
         if self.ctx.config.unknown_sections_to_others {
@@ -457,7 +469,7 @@ impl<S: RunStore> Loop<S> {
         // the trial's calls are the run's too: counted in its totals
         db(&self.store, move |s| {
             s.record_trial(pending, &subject, &stored)?;
-            s.record_calls(&run, &key, &calls)
+            s.record_calls(&run, &key, &calls, &[])
         })
         .await?;
         Ok(Some(report))

@@ -106,12 +106,14 @@ pub trait RunStore: Send + 'static {
         playbook: &str,
         samples: &[(SampleRecord, Vec<CallRecord>)],
     ) -> Result<(), Self::Error>;
-    /// Stores model calls that belong to no single sample (the curator's).
+    /// Stores model calls that belong to no single sample (the curator's), with the keys of the
+    /// samples their prompts drew on (stored prompts name their texts instead of holding them).
     fn record_calls(
         &mut self,
         run: &str,
         key: &str,
         calls: &[CallRecord],
+        related: &[String],
     ) -> Result<(), Self::Error>;
     /// Stores the calls of a sample or curator step that did not finish (an error, a cancel):
     /// kept under a key of their own, beside any later redo of `key`.

@@ -90,6 +90,10 @@ pub struct CallRecord {
     /// its place, so they do not grow with the playbook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playbook: Option<PlaybookText>,
+    /// How each message of the prompt was made (index by index; `None`: not from a template), kept
+    /// in memory only: the store keeps the filled values by reference to what it already holds.
+    #[serde(skip)]
+    pub recipes: Vec<Option<Recipe>>,
     /// What came of it: `ok`, `repaired` (a repair call that worked), `unusable` (its answer could
     /// not be used), `failed` (the server answered with an error or not in time).
     #[serde(default)]
@@ -102,6 +106,16 @@ pub struct PlaybookText {
     pub view: crate::playbook::View,
     #[serde(skip)]
     pub text: String,
+}
+
+/// A prompt message as it was made: a template (its text after the header line) and the values
+/// filled into its `{{name}}` places, in order; [`crate::prompts::rebuild`] makes the text again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    pub template: &'static str,
+    pub values: Vec<(&'static str, String)>,
+    /// Whitespace trimmed from both ends (user messages), else from the end only (system messages).
+    pub trim_start: bool,
 }
 
 /// A JSON schema the answer must follow (sent as `response_format` when the server supports it).

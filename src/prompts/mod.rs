@@ -13,7 +13,7 @@ pub mod retrieval;
 use serde_json::Value;
 
 use crate::delta::content_hash;
-use crate::llm::{Message, OutputSchema, PlaybookText, Role};
+use crate::llm::{Message, OutputSchema, PlaybookText, Recipe, Role};
 use crate::playbook::{Bullet, Playbook, View};
 
 pub use render::{
@@ -103,19 +103,50 @@ pub struct Prompt {
     pub schema: OutputSchema,
     /// The playbook text the system message carries, and how to rebuild it.
     pub playbook: Option<PlaybookText>,
+    /// How each message was made (see [`Recipe`]).
+    pub recipes: Vec<Option<Recipe>>,
 }
 
-fn prompt(role: Role, system: &[(&str, &str)], user: &[(&str, &str)]) -> Prompt {
+/// The text of a message made by `template` filled with `values` (see [`Recipe`]): how a prompt is
+/// made, and how a stored one is made again.
+pub fn rebuild(template: &str, values: &[(&str, &str)], trim_start: bool) -> String {
+    let text = fill(template, values);
+    if trim_start {
+        text.trim().to_string()
+    } else {
+        text.trim_end().to_string()
+    }
+}
+
+fn message(template: &'static str, values: &[(&'static str, &str)], trim_start: bool) -> Recipe {
+    Recipe {
+        template,
+        values: values.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+        trim_start,
+    }
+}
+
+fn prompt(role: Role, system: &[(&'static str, &str)], user: &[(&'static str, &str)]) -> Prompt {
     let t = template(role);
+    let user = message(body(t.user).1, user, true);
+    let values: Vec<(&str, &str)> = user.values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let user_text = rebuild(user.template, &values, true);
     Prompt {
         role,
         version: version(role),
         messages: vec![
-            Message::system(fill(body(t.system).1, system).trim_end().to_string()),
-            Message::user(fill(body(t.user).1, user).trim().to_string()),
+            Message::system(rebuild(body(t.system).1, system, false)),
+            Message::user(user_text),
         ],
         schema: schema(role),
         playbook: None,
+        // the system message holds only the playbook (stored by its view) and fixed text
+        recipes: vec![
+            system
+                .is_empty()
+                .then(|| message(body(t.system).1, &[], false)),
+            Some(user),
+        ],
     }
 }
 

@@ -101,6 +101,7 @@ pub(crate) async fn call_structured<T>(
                         cost_usd: 0.0,
                         attempts,
                         playbook: prompt.playbook.clone(),
+                        recipes: prompt.recipes.clone(),
                         outcome: "failed".into(),
                     });
                 }
@@ -118,6 +119,7 @@ pub(crate) async fn call_structured<T>(
             cost_usd: response.cost_usd,
             attempts: response.attempts,
             playbook: prompt.playbook.clone(),
+            recipes: prompt.recipes.clone(),
             outcome: "unusable".into(),
         });
         let parsed = crate::llm::json::extract_object(&response.content).and_then(|v| parse(&v));

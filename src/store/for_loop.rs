@@ -164,8 +164,9 @@ impl RunStore for Store {
         run: &str,
         key: &str,
         calls: &[CallRecord],
+        related: &[String],
     ) -> Result<(), StoreError> {
-        Store::record_calls(self, run, key, calls)
+        Store::record_calls(self, run, key, calls, related)
     }
 
     fn record_abandoned_calls(

@@ -43,9 +43,17 @@ fn recorded_evidence(conn: &rusqlite::Connection, run: &str, key: &str) -> Optio
 }
 
 /// The provenance as stored: a sample exactly as its run recorded it is kept as its key alone (a
-/// string in `samples`), so a batch's evidence does not store each sample a second time.
-fn stored_provenance(conn: &rusqlite::Connection, provenance: &Provenance) -> Result<String> {
+/// string in `samples`), so a batch's evidence does not store each sample a second time; the
+/// curator's reasoning, when it is the batch's, as `true`.
+fn stored_provenance(
+    conn: &rusqlite::Connection,
+    provenance: &Provenance,
+    reasoning: &str,
+) -> Result<String> {
     let mut value = serde_json::to_value(provenance)?;
+    if provenance.curator_reasoning.as_deref() == Some(reasoning) {
+        value["curator_reasoning"] = serde_json::Value::Bool(true);
+    }
     if let (Some(run), Some(samples)) = (&provenance.run, value.get_mut("samples")) {
         for (stored, sample) in samples
             .as_array_mut()
@@ -63,7 +71,14 @@ fn stored_provenance(conn: &rusqlite::Connection, provenance: &Provenance) -> Re
 
 /// The provenance read back, each sample kept by key read from its run (a sample whose record is
 /// gone shows by its key alone).
-fn read_provenance(conn: &rusqlite::Connection, mut value: serde_json::Value) -> Provenance {
+fn read_provenance(
+    conn: &rusqlite::Connection,
+    mut value: serde_json::Value,
+    reasoning: &str,
+) -> Provenance {
+    if value.get("curator_reasoning") == Some(&serde_json::Value::Bool(true)) {
+        value["curator_reasoning"] = serde_json::Value::String(reasoning.to_string());
+    }
     let run = value
         .get("run")
         .and_then(|r| r.as_str())
@@ -101,7 +116,7 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
                     status: column(r, 4, false)?,
                     reasoning: r.get(5)?,
                     // Evidence is for people: unreadable evidence shows as none rather than hiding the batch.
-                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).map(|v| read_provenance(conn, v)).unwrap_or_default(),
+                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).map(|v| read_provenance(conn, v, &r.get::<_, String>(5).unwrap_or_default())).unwrap_or_default(),
                     created_at: r.get(7)?,
                     decided_by: r.get(8)?,
                     revision: r.get(9)?,
@@ -187,7 +202,7 @@ impl Store {
         tx.execute(
             "INSERT INTO pending_batches (playbook_id, key, run_id, status, reasoning, provenance, created_at)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
-            params![pb, key, run_id, reasoning, stored_provenance(&tx, provenance)?, now(&tx)?],
+            params![pb, key, run_id, reasoning, stored_provenance(&tx, provenance, reasoning)?, now(&tx)?],
         )?;
         let id = tx.last_insert_rowid();
         for (idx, (op_key, op)) in ops.iter().enumerate() {

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::rows::{
-    BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, change_columns, column, load_changes,
-    parse_change, playbook_id, section_from_row,
+    BULLET_ROW_COLUMNS, OP_AFTER, SECTION_COLUMNS, bullet_from_row, change_columns, column,
+    load_changes, parse_change, playbook_id, section_from_row,
 };
 use super::{CACHE_KIB, Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary, Replay, Source};
@@ -265,11 +265,11 @@ impl Store {
     /// every earlier revision of the same playbook.
     pub fn playbook_at(&self, id: i64) -> Result<Playbook> {
         let target = self.revision(id)?.revision;
-        let mut stmt = self.conn.prepare(
-            "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = (SELECT playbook_id FROM revisions WHERE id = ?1) AND r.id <= ?1
-             ORDER BY r.id, o.idx",
-        )?;
+             ORDER BY r.id, o.idx"
+        ))?;
         let mut sections: HashMap<String, Section> = HashMap::new();
         let mut bullets: HashMap<String, Bullet> = HashMap::new();
         let rows = stmt.query_map([id], change_columns)?;
@@ -384,10 +384,10 @@ impl Store {
         if count as usize > limit {
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT o.kind, o.key, o.before, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
-             WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx"
+        ))?;
         let mut changes = Vec::with_capacity(count as usize);
         for row in stmt.query_map(params![pb, since, head], change_columns)? {
             let (kind, key, before, after) = row?;

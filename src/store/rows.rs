@@ -121,11 +121,16 @@ pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
     }
 }
 
+/// The state after a recorded change (`revision_ops o`), in SQL: a change that kept most of a
+/// state is stored as what changed (a JSON merge patch of `before`, marked `{"~":1,`; see
+/// `writer`), and made whole here.
+pub(super) const OP_AFTER: &str = r#"(CASE WHEN substr(o.after, 1, 6) = '{"~":1' THEN json_remove(json_patch(o.before, o.after), '$."~"') ELSE o.after END)"#;
+
 /// The recorded changes of a revision, in order.
 pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT kind, key, before, after FROM revision_ops WHERE revision_id = ?1 ORDER BY idx",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o WHERE o.revision_id = ?1 ORDER BY o.idx"
+    ))?;
     let rows = stmt.query_map([revision], change_columns)?;
     let mut changes = Vec::new();
     for row in rows {

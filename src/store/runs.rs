@@ -7,8 +7,8 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::blobs::{ids_sql, store_ids, unpack_ids};
-use super::rows::{column, playbook_id};
-use super::transcripts::stored_prompt;
+use super::rows::{OP_AFTER, column, playbook_id};
+use super::transcripts::{RowTexts, Sources, prompt_blobs, stored_prompt};
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
     Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, RunTotals,
@@ -294,7 +294,7 @@ impl Store {
             playbook,
             samples
                 .iter()
-                .map(|(s, calls)| (s.split.as_str(), s, calls.as_slice())),
+                .map(|(s, calls)| (s.split.as_str(), s, calls.as_slice(), &[][..])),
         )
     }
 
@@ -304,7 +304,7 @@ impl Store {
         &mut self,
         run: &str,
         playbook: &str,
-        samples: impl Iterator<Item = (&'a str, &'a SampleRecord, &'a [CallRecord])>,
+        samples: impl Iterator<Item = (&'a str, &'a SampleRecord, &'a [CallRecord], &'a [String])>,
     ) -> Result<()> {
         let tx = self.begin()?;
         let pb = playbook_id(&tx, playbook)?;
@@ -323,7 +323,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
-            for (split, s, calls) in samples {
+            for (split, s, calls, related) in samples {
                 // the row keeps the list of bullets shown (the sample's, or its calls' first
                 // selection); calls that showed the same list refer to it
                 let shown: Option<Vec<String>> = s.shown.clone().or_else(|| {
@@ -357,8 +357,17 @@ impl Store {
                         .transpose()?,
                 ])?;
                 clear_calls.execute(params![run, s.key])?;
+                let own = RowTexts {
+                    question: s.question.clone(),
+                    answer: s.answer.clone(),
+                    ground_truth: s.ground_truth.clone(),
+                    feedback: s.feedback.clone(),
+                    reflection: s.reflection.clone(),
+                };
+                let mut sources = Sources::new(own, Sources::rows(&tx, run, related)?);
                 for c in calls {
-                    let (prompt, view) = stored_prompt(&tx, c, shown.as_deref())?;
+                    let (prompt, view) = stored_prompt(&tx, c, shown.as_deref(), &sources)?;
+                    sources.push_response(&c.response);
                     call_stmt.execute(params![
                         run,
                         s.key,
@@ -388,7 +397,13 @@ impl Store {
     }
 
     /// Stores model calls that belong to no single sample (the curator's, for a batch).
-    pub fn record_calls(&mut self, run: &str, key: &str, calls: &[CallRecord]) -> Result<()> {
+    pub fn record_calls(
+        &mut self,
+        run: &str,
+        key: &str,
+        calls: &[CallRecord],
+        related: &[String],
+    ) -> Result<()> {
         let record = SampleRecord {
             key: key.to_string(),
             split: Split::Train,
@@ -411,7 +426,7 @@ impl Store {
         self.write_samples(
             run,
             &playbook,
-            std::iter::once((CURATOR_SPLIT, &record, calls)),
+            std::iter::once((CURATOR_SPLIT, &record, calls, related)),
         )
     }
 
@@ -429,7 +444,7 @@ impl Store {
             params![run, prefix],
             |r| r.get(0),
         )?;
-        self.record_calls(run, &format!("{prefix}{}", earlier + 1), calls)
+        self.record_calls(run, &format!("{prefix}{}", earlier + 1), calls, &[])
     }
 
     pub fn record_metric(&mut self, run: &str, a: &Accuracy) -> Result<()> {
@@ -550,10 +565,10 @@ impl Store {
         };
         // The run's TAG revisions have batch ids `{run}:tags:{batch}`; sum their counter moves.
         let (helpful, harmful): (i64, i64) = self.conn.query_row(
-            "SELECT coalesce(sum(json_extract(o.after, '$.helpful') - json_extract(o.before, '$.helpful')), 0),
-                    coalesce(sum(json_extract(o.after, '$.harmful') - json_extract(o.before, '$.harmful')), 0)
+            &format!("SELECT coalesce(sum(json_extract({OP_AFTER}, '$.helpful') - json_extract(o.before, '$.helpful')), 0),
+                    coalesce(sum(json_extract({OP_AFTER}, '$.harmful') - json_extract(o.before, '$.harmful')), 0)
              FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
-             WHERE r.batch_id >= ?1 AND r.batch_id < ?2 AND o.kind = 'bullet' AND o.before IS NOT NULL AND o.after IS NOT NULL",
+             WHERE r.batch_id >= ?1 AND r.batch_id < ?2 AND o.kind = 'bullet' AND o.before IS NOT NULL AND o.after IS NOT NULL"),
             params![format!("{id}:tags:"), format!("{id}:tags;")],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -668,19 +683,29 @@ impl Store {
             [],
         )?;
         // stored texts no prompt and no sample refers to any more
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS prune_keep (hash INTEGER PRIMARY KEY); DELETE FROM prune_keep;
+             INSERT OR IGNORE INTO prune_keep SELECT shown FROM run_samples WHERE typeof(shown) = 'integer';",
+        )?;
+        {
+            let mut prompts = tx.prepare("SELECT DISTINCT prompt FROM llm_calls")?;
+            let mut keep = tx.prepare("INSERT OR IGNORE INTO prune_keep (hash) VALUES (?1)")?;
+            let mut hashes = Vec::new();
+            let mut rows = prompts.query([])?;
+            while let Some(row) = rows.next()? {
+                prompt_blobs(&tx, &row.get::<_, String>(0)?, &mut hashes)?;
+                for hash in hashes.drain(..) {
+                    keep.execute([hash])?;
+                }
+            }
+        }
         let blob_bytes: i64 = tx.query_row(
-            "SELECT coalesce(sum(length(body)), 0) FROM blobs WHERE hash NOT IN (
-                 SELECT json_extract(m.value, '$.text') FROM llm_calls c, json_each(c.prompt) m
-                  WHERE json_type(m.value, '$.text') = 'integer'
-                 UNION SELECT shown FROM run_samples WHERE typeof(shown) = 'integer')",
+            "SELECT coalesce(sum(length(body)), 0) FROM blobs WHERE hash NOT IN (SELECT hash FROM prune_keep)",
             [],
             |r| r.get(0),
         )?;
         tx.execute(
-            "DELETE FROM blobs WHERE hash NOT IN (
-                 SELECT json_extract(m.value, '$.text') FROM llm_calls c, json_each(c.prompt) m
-                  WHERE json_type(m.value, '$.text') = 'integer'
-                 UNION SELECT shown FROM run_samples WHERE typeof(shown) = 'integer')",
+            "DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM prune_keep)",
             [],
         )?;
         let pruned = Pruned {

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::rows::{column, playbook_id};
+use super::rows::{OP_AFTER, column, playbook_id};
 use super::{Result, Store, StoreError};
 use crate::delta::Source;
 use crate::playbook::BulletStatus;
@@ -45,16 +45,16 @@ impl Store {
     /// revision that touched it, and the runs that cited it.
     pub fn bullet_story(&self, playbook: &str, bullet_id: &str) -> Result<BulletStory> {
         let pb = playbook_id(&self.conn, playbook)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT r.id, r.created_at, r.source, o.before IS NULL, o.after, o.before, r.author,
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT r.id, r.created_at, r.source, o.before IS NULL, {OP_AFTER}, o.before, r.author,
                     (SELECT b.decided_by FROM pending_batches b JOIN pending_ops po ON po.batch_id = b.id
                       WHERE b.revision_id = r.id AND po.status = 'edited'
                         AND (json_extract(po.edited_op, '$.bullet_id') = o.key
                              OR (o.before IS NULL AND json_extract(po.edited_op, '$.content') = json_extract(o.after, '$.content')))
                       LIMIT 1)
              FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
-             WHERE r.playbook_id = ?1 AND o.kind = 'bullet' AND o.key = ?2 ORDER BY r.id, o.idx",
-        )?;
+             WHERE r.playbook_id = ?1 AND o.kind = 'bullet' AND o.key = ?2 ORDER BY r.id, o.idx"
+        ))?;
         let mut origin = None;
         let mut history: Vec<CounterPoint> = Vec::new();
         let rows = stmt.query_map(params![pb, bullet_id], |r| {

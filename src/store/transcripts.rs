@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::blobs::{fetch, ids_sql, intern, unpack_ids};
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
 use crate::llm::{CallRecord, Message, PlaybookText, Role, Usage};
 use crate::playbook::{Playbook, View};
 use crate::prompts;
@@ -19,7 +19,324 @@ const MARKER: &str = "\u{1}playbook\u{1}";
 /// Message texts longer than this are stored once (see [`super::blobs`]) and referred to.
 const SHARED_TEXT: usize = 200;
 
-/// A message as stored: its text in place, or a reference to it.
+/// Lines of a filled-in value at least this long are stored once and referred to (a curator's
+/// statistics repeat from call to call, line by line).
+const SHARED_LINE: usize = 64;
+
+/// A stored prompt (its messages as JSON) longer than this is stored once and the call keeps its
+/// key: calls of one role whose texts are all references share one stored prompt.
+const SHARED_PROMPT: usize = 48;
+
+/// Texts of the run a stored prompt can name instead of holding: they are stored anyway.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Ref {
+    /// Another row of the run, by key (else the call's own row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
+    /// A column of the row: `question`, `answer`, `ground_truth` or `feedback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    /// A text field of the row's reflection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    /// The answer of the sample's call N (from 0, in the order they were made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<usize>,
+    /// A text field of that answer's JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    /// Trimmed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    t: bool,
+}
+
+/// A piece of a filled-in value: text in place, a stored text, or a text the run holds elsewhere.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Part {
+    Text(String),
+    Blob { b: i64 },
+    Ref(Ref),
+}
+
+/// The texts of a sample's row a prompt may name.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RowTexts {
+    pub question: String,
+    pub answer: String,
+    pub ground_truth: Option<String>,
+    pub feedback: String,
+    pub reflection: Option<Value>,
+}
+
+const COLUMNS: [&str; 4] = ["question", "answer", "ground_truth", "feedback"];
+
+impl RowTexts {
+    fn column(&self, name: &str) -> Option<&str> {
+        match name {
+            "question" => Some(&self.question),
+            "answer" => Some(&self.answer),
+            "ground_truth" => self.ground_truth.as_deref(),
+            "feedback" => Some(&self.feedback),
+            _ => None,
+        }
+    }
+
+    fn reflection_field(&self, name: &str) -> Option<&str> {
+        self.reflection.as_ref()?.get(name)?.as_str()
+    }
+
+    fn read(conn: &Connection, run: &str, key: &str) -> Result<Option<RowTexts>> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT question, coalesce(answer, ''), ground_truth, coalesce(feedback, ''), reflection
+                 FROM run_samples WHERE run_id = ?1 AND key = ?2",
+            )?
+            .query_row(params![run, key], |r| {
+                Ok(RowTexts {
+                    question: r.get(0)?,
+                    answer: r.get(1)?,
+                    ground_truth: r.get(2)?,
+                    feedback: r.get(3)?,
+                    reflection: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                })
+            })
+            .optional()?)
+    }
+}
+
+/// What a call's references resolve against: its own row, other rows of the run by key, and the
+/// answers of its sample's earlier calls.
+struct Context<'a> {
+    own: Option<&'a RowTexts>,
+    rows: &'a HashMap<String, RowTexts>,
+    responses: &'a [String],
+}
+
+fn answer_field(response: &str, name: &str) -> Option<String> {
+    crate::llm::json::extract_object(response)
+        .ok()?
+        .get(name)?
+        .as_str()
+        .map(str::to_string)
+}
+
+impl Context<'_> {
+    fn resolve(&self, r: &Ref) -> Option<String> {
+        let text = match (r.c, &r.k) {
+            (Some(n), None) => {
+                let response = self.responses.get(n)?;
+                match &r.p {
+                    None => response.clone(),
+                    Some(name) => answer_field(response, name)?,
+                }
+            }
+            (None, key) => {
+                let row = match key {
+                    Some(key) => self.rows.get(key)?,
+                    None => self.own?,
+                };
+                match (&r.s, &r.r) {
+                    (Some(column), None) => row.column(column)?.to_string(),
+                    (None, Some(field)) => row.reflection_field(field)?.to_string(),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        Some(if r.t { text.trim().to_string() } else { text })
+    }
+
+    /// Every text the context can name, longest first (a reference stands for the longest text it
+    /// can), each with its reference; trimmed forms too.
+    fn candidates(&self) -> Vec<(Ref, String)> {
+        let blank = Ref {
+            k: None,
+            s: None,
+            r: None,
+            c: None,
+            p: None,
+            t: false,
+        };
+        let mut refs = Vec::new();
+        let mut row_refs = |key: Option<&String>, row: &RowTexts| {
+            for column in COLUMNS {
+                refs.push(Ref {
+                    k: key.cloned(),
+                    s: Some(column.into()),
+                    ..blank.clone()
+                });
+            }
+            if let Some(Value::Object(fields)) = &row.reflection {
+                for (name, value) in fields {
+                    if value.is_string() {
+                        refs.push(Ref {
+                            k: key.cloned(),
+                            r: Some(name.clone()),
+                            ..blank.clone()
+                        });
+                    }
+                }
+            }
+        };
+        if let Some(own) = self.own {
+            row_refs(None, own);
+        }
+        let mut keys: Vec<&String> = self.rows.keys().collect();
+        keys.sort();
+        for key in keys {
+            row_refs(Some(key), &self.rows[key]);
+        }
+        for (n, response) in self.responses.iter().enumerate() {
+            refs.push(Ref {
+                c: Some(n),
+                ..blank.clone()
+            });
+            if let Ok(Value::Object(fields)) = crate::llm::json::extract_object(response) {
+                for (name, value) in fields {
+                    if value.is_string() {
+                        refs.push(Ref {
+                            c: Some(n),
+                            p: Some(name),
+                            ..blank.clone()
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for r in refs {
+            let Some(text) = self.resolve(&r) else {
+                continue;
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            if text.trim() != text {
+                let trimmed = Ref {
+                    t: true,
+                    ..r.clone()
+                };
+                out.push((trimmed, text.trim().to_string()));
+            }
+            out.push((r, text));
+        }
+        out.sort_by_key(|(_, text)| std::cmp::Reverse(text.len()));
+        out
+    }
+}
+
+/// Where `needle` stands in `hay` as a reference may take it: anywhere if it is long, else only
+/// as whole lines (a short text inside other words is left alone).
+fn occurrences(hay: &str, needle: &str) -> Vec<usize> {
+    hay.match_indices(needle)
+        .map(|(at, _)| at)
+        .filter(|&at| {
+            needle.len() >= 16
+                || ((at == 0 || hay.as_bytes()[at - 1] == b'\n')
+                    && (at + needle.len() == hay.len()
+                        || hay.as_bytes()[at + needle.len()] == b'\n'))
+        })
+        .collect()
+}
+
+/// A filled-in value as stored: the texts the run holds elsewhere named, long lines stored once.
+fn encode_value(conn: &Connection, value: &str, candidates: &[(Ref, String)]) -> Result<Vec<Part>> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some((r, _)) = candidates.iter().find(|(_, text)| text == value) {
+        return Ok(vec![Part::Ref(r.clone())]);
+    }
+    let mut parts = vec![Part::Text(value.to_string())];
+    for (r, text) in candidates {
+        let mut next = Vec::with_capacity(parts.len());
+        for part in parts {
+            let Part::Text(hay) = &part else {
+                next.push(part);
+                continue;
+            };
+            let found = occurrences(hay, text);
+            if found.is_empty() {
+                next.push(part);
+                continue;
+            }
+            let mut from = 0;
+            for at in found {
+                if at < from {
+                    continue;
+                }
+                if at > from {
+                    next.push(Part::Text(hay[from..at].to_string()));
+                }
+                next.push(Part::Ref(r.clone()));
+                from = at + text.len();
+            }
+            if from < hay.len() {
+                next.push(Part::Text(hay[from..].to_string()));
+            }
+        }
+        parts = next;
+    }
+    // long lines of what is left are stored once
+    let mut out: Vec<Part> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let Part::Text(text) = part else {
+            out.push(part);
+            continue;
+        };
+        for line in text.split_inclusive('\n') {
+            let shared = if line.len() >= SHARED_LINE {
+                intern(conn, line.as_bytes())?
+            } else {
+                None
+            };
+            match (shared, out.last_mut()) {
+                (Some(b), _) => out.push(Part::Blob { b }),
+                (None, Some(Part::Text(before))) => before.push_str(line),
+                (None, _) => out.push(Part::Text(line.to_string())),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Blobs read while decoding, by hash.
+type BlobCache = HashMap<i64, String>;
+
+fn blob_text(conn: &Connection, cache: &mut BlobCache, hash: i64) -> Result<String> {
+    if let Some(text) = cache.get(&hash) {
+        return Ok(text.clone());
+    }
+    let text = String::from_utf8_lossy(&fetch(conn, hash)?).into_owned();
+    cache.insert(hash, text.clone());
+    Ok(text)
+}
+
+fn decode_value(
+    conn: &Connection,
+    cache: &mut BlobCache,
+    parts: &[Part],
+    cx: &Context<'_>,
+) -> Result<Option<String>> {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Blob { b } => out.push_str(&blob_text(conn, cache, *b)?),
+            Part::Ref(r) => match cx.resolve(r) {
+                Some(t) => out.push_str(&t),
+                None => return Ok(None),
+            },
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A message as stored: its text in place, a reference to it, or the template it was made from
+/// with its values (see [`Part`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredMessage {
     role: String,
@@ -27,6 +344,42 @@ struct StoredMessage {
     content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<i64>,
+    /// The template (a stored text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tpl: Option<i64>,
+    /// The values filled in, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<Vec<(String, Vec<Part>)>>,
+    /// Trimmed at the start too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ts: bool,
+}
+
+fn decode_message(
+    conn: &Connection,
+    cache: &mut BlobCache,
+    m: &StoredMessage,
+    cx: &Context<'_>,
+) -> Result<Option<String>> {
+    if let Some(c) = &m.content {
+        return Ok(Some(c.clone()));
+    }
+    if let (Some(tpl), Some(values)) = (m.tpl, &m.v) {
+        let template = blob_text(conn, cache, tpl)?;
+        let mut filled = Vec::with_capacity(values.len());
+        for (name, parts) in values {
+            match decode_value(conn, cache, parts, cx)? {
+                Some(text) => filled.push((name.as_str(), text)),
+                None => return Ok(None),
+            }
+        }
+        let filled: Vec<(&str, &str)> = filled.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return Ok(Some(prompts::rebuild(&template, &filled, m.ts)));
+    }
+    match m.text {
+        Some(hash) => blob_text(conn, cache, hash).map(Some),
+        None => Ok(Some(String::new())),
+    }
 }
 
 /// A view as stored: with its bullets, or saying they are the ones its sample row lists.
@@ -38,22 +391,73 @@ struct StoredView {
     row: bool,
 }
 
-/// A call's prompt as stored: messages as JSON, long texts by reference and the playbook text
-/// replaced by [`MARKER`], and its view (the bullets left out when they are `row_shown`, the list
-/// its row keeps). A prompt whose playbook text cannot be found where the view says is stored whole.
+/// What a sample's calls are stored against: its row's texts, the rows its prompts drew on (a
+/// curator's batch), and the answers of its calls so far.
+pub(super) struct Sources {
+    own: RowTexts,
+    rows: HashMap<String, RowTexts>,
+    responses: Vec<String>,
+}
+
+impl Sources {
+    pub(super) fn new(own: RowTexts, rows: HashMap<String, RowTexts>) -> Sources {
+        Sources {
+            own,
+            rows,
+            responses: Vec::new(),
+        }
+    }
+
+    /// The rows of `keys` in the run, as stored.
+    pub(super) fn rows(
+        conn: &Connection,
+        run: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, RowTexts>> {
+        let mut rows = HashMap::new();
+        for key in keys {
+            if let Some(row) = RowTexts::read(conn, run, key)? {
+                rows.insert(key.clone(), row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Notes a call's answer once it is stored: later calls of the sample may name it.
+    pub(super) fn push_response(&mut self, response: &str) {
+        self.responses.push(response.to_string());
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            own: Some(&self.own),
+            rows: &self.rows,
+            responses: &self.responses,
+        }
+    }
+}
+
+/// A call's prompt as stored: messages as JSON, the playbook text replaced by [`MARKER`] (with its
+/// view: the bullets left out when they are `row_shown`, the list its row keeps), a message made
+/// from a template kept as the template and its values, naming the texts the run holds elsewhere
+/// (checked: a message that would not come back exactly is stored as text), long texts by
+/// reference; the whole by reference when it is long.
 pub(super) fn stored_prompt(
     conn: &Connection,
     call: &CallRecord,
     row_shown: Option<&[String]>,
+    sources: &Sources,
 ) -> Result<(String, Option<String>)> {
     let mut messages = call.messages.clone();
     let mut view = None;
+    let mut holds_playbook = None;
     if let Some(PlaybookText { view: v, text }) = &call.playbook
         && let Some(system) = messages
             .first_mut()
             .filter(|m| m.content.contains(text.as_str()))
     {
         system.content = system.content.replacen(text.as_str(), MARKER, 1);
+        holds_playbook = Some(0);
         let row = v.bullets.is_some() && v.bullets.as_deref() == row_shown;
         let mut v = v.clone();
         if row {
@@ -61,8 +465,38 @@ pub(super) fn stored_prompt(
         }
         view = Some(serde_json::to_string(&StoredView { view: v, row })?);
     }
+    let cx = sources.context();
+    let mut candidates: Option<Vec<(Ref, String)>> = None;
+    let mut cache = BlobCache::new();
     let mut stored = Vec::with_capacity(messages.len());
-    for m in messages {
+    for (i, m) in messages.into_iter().enumerate() {
+        let recipe = call
+            .recipes
+            .get(i)
+            .and_then(Option::as_ref)
+            .filter(|_| holds_playbook != Some(i));
+        if let Some(recipe) = recipe {
+            let candidates = candidates.get_or_insert_with(|| cx.candidates());
+            let mut values = Vec::with_capacity(recipe.values.len());
+            for (name, value) in &recipe.values {
+                values.push((name.to_string(), encode_value(conn, value, candidates)?));
+            }
+            let message = StoredMessage {
+                role: m.role.clone(),
+                content: None,
+                text: None,
+                tpl: intern(conn, recipe.template.as_bytes())?,
+                v: Some(values),
+                ts: recipe.trim_start,
+            };
+            if message.tpl.is_some()
+                && decode_message(conn, &mut cache, &message, &cx)?.as_deref()
+                    == Some(m.content.as_str())
+            {
+                stored.push(message);
+                continue;
+            }
+        }
         let text = if m.content.len() > SHARED_TEXT {
             intern(conn, m.content.as_bytes())?
         } else {
@@ -72,27 +506,156 @@ pub(super) fn stored_prompt(
             role: m.role,
             content: text.is_none().then_some(m.content),
             text,
+            tpl: None,
+            v: None,
+            ts: false,
         });
     }
-    Ok((serde_json::to_string(&stored)?, view))
+    let json = serde_json::to_string(&stored)?;
+    if json.len() > SHARED_PROMPT
+        && let Some(hash) = intern(conn, json.as_bytes())?
+    {
+        return Ok((hash.to_string(), view));
+    }
+    Ok((json, view))
 }
 
-fn read_messages(conn: &Connection, json: &str) -> Result<Vec<Message>> {
-    let stored: Vec<StoredMessage> = serde_json::from_str(json).unwrap_or_default();
-    stored
-        .into_iter()
-        .map(|m| {
-            let content = match (m.content, m.text) {
-                (Some(c), _) => c,
-                (None, Some(hash)) => String::from_utf8_lossy(&fetch(conn, hash)?).into_owned(),
-                (None, None) => String::new(),
-            };
-            Ok(Message {
-                role: m.role,
+/// The stored messages of a prompt (in place, or by reference to a stored text).
+fn read_stored(conn: &Connection, prompt: &str) -> Result<Vec<StoredMessage>> {
+    if let Ok(hash) = prompt.parse::<i64>() {
+        return Ok(serde_json::from_slice(&fetch(conn, hash)?).unwrap_or_default());
+    }
+    Ok(serde_json::from_str(prompt).unwrap_or_default())
+}
+
+/// Every stored text a prompt refers to, at any depth.
+pub(super) fn prompt_blobs(conn: &Connection, prompt: &str, out: &mut Vec<i64>) -> Result<()> {
+    if let Ok(hash) = prompt.parse::<i64>() {
+        out.push(hash);
+    }
+    for m in read_stored(conn, prompt)? {
+        out.extend(m.text);
+        out.extend(m.tpl);
+        for (_, parts) in m.v.iter().flatten() {
+            out.extend(parts.iter().filter_map(|p| match p {
+                Part::Blob { b } => Some(*b),
+                _ => None,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a run's stored prompts back, call by call in the order they were made: references
+/// resolve against the sample's row, rows of the run by key, and the answers of the sample's
+/// earlier calls. The playbook text stays a [`MARKER`].
+pub(super) struct Decoder<'c> {
+    conn: &'c Connection,
+    run: String,
+    texts: HashMap<String, RowTexts>,
+    answers: HashMap<String, Vec<String>>,
+    cache: BlobCache,
+}
+
+impl<'c> Decoder<'c> {
+    pub(super) fn new(conn: &'c Connection, run: &str) -> Decoder<'c> {
+        Decoder {
+            conn,
+            run: run.to_string(),
+            texts: HashMap::new(),
+            answers: HashMap::new(),
+            cache: BlobCache::new(),
+        }
+    }
+
+    /// The messages of the next call of sample `key` (stored as `prompt`, answered `response`).
+    pub(super) fn messages(
+        &mut self,
+        prompt: &str,
+        key: &str,
+        response: &str,
+    ) -> Result<Vec<Message>> {
+        let stored = read_stored(self.conn, prompt)?;
+        let mut keys = vec![key.to_string()];
+        for m in &stored {
+            for (_, parts) in m.v.iter().flatten() {
+                keys.extend(parts.iter().filter_map(|p| match p {
+                    Part::Ref(Ref { k: Some(k), .. }) => Some(k.clone()),
+                    _ => None,
+                }));
+            }
+        }
+        for k in keys {
+            if !self.texts.contains_key(&k)
+                && let Some(row) = RowTexts::read(self.conn, &self.run, &k)?
+            {
+                self.texts.insert(k, row);
+            }
+        }
+        let earlier = self.answers.entry(key.to_string()).or_default();
+        let cx = Context {
+            own: self.texts.get(key),
+            rows: &self.texts,
+            responses: earlier,
+        };
+        let mut messages = Vec::with_capacity(stored.len());
+        for m in &stored {
+            let content = decode_message(self.conn, &mut self.cache, m, &cx)?.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "a stored prompt of run {}, sample {key}, names a text the run no longer holds",
+                    self.run
+                ))
+            })?;
+            messages.push(Message {
+                role: m.role.clone(),
                 content,
-            })
-        })
-        .collect()
+            });
+        }
+        earlier.push(response.to_string());
+        Ok(messages)
+    }
+}
+
+/// Schema 9 → 8: every prompt stored by template and references gets its messages back as text
+/// (long ones by reference, the playbook as its marker), the form version 8 reads.
+pub(super) fn prompts_to_version_8(conn: &Connection) -> Result<()> {
+    let runs: Vec<Option<String>> = conn
+        .prepare("SELECT DISTINCT run_id FROM llm_calls")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE llm_calls SET prompt = ?1 WHERE id = ?2")?;
+    for run in runs {
+        let run = run.unwrap_or_default();
+        let rows: Vec<(i64, String, String, String)> = conn
+            .prepare(
+                "SELECT id, prompt, coalesce(sample_key, ''), response FROM llm_calls
+                 WHERE coalesce(run_id, '') = ?1 ORDER BY id",
+            )?
+            .query_map([&run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut decoder = Decoder::new(conn, &run);
+        for (id, prompt, key, response) in rows {
+            let messages = decoder.messages(&prompt, &key, &response)?;
+            let mut stored = Vec::with_capacity(messages.len());
+            for m in messages {
+                let text = if m.content.len() > SHARED_TEXT {
+                    intern(conn, m.content.as_bytes())?
+                } else {
+                    None
+                };
+                stored.push(StoredMessage {
+                    role: m.role,
+                    content: text.is_none().then_some(m.content),
+                    text,
+                    tpl: None,
+                    v: None,
+                    ts: false,
+                });
+            }
+            update.execute(params![serde_json::to_string(&stored)?, id])?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -102,7 +665,7 @@ impl Store {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
                     c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}, c.outcome,
-                    coalesce(c.cached_tokens, 0)
+                    coalesce(c.cached_tokens, 0), c.sample_key
              FROM llm_calls c LEFT JOIN run_samples s ON s.run_id = c.run_id AND s.key = c.sample_key
              WHERE c.run_id = ?1 AND (?2 IS NULL OR c.sample_key = ?2) ORDER BY c.id",
             ids_sql("s.shown")
@@ -142,15 +705,18 @@ impl Store {
                         view,
                         text: String::new(),
                     }),
+                    recipes: Vec::new(),
                     outcome: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
                 },
                 r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(14)?.unwrap_or_default(),
             ))
         })?;
-        let mut calls = Vec::new();
-        for row in rows {
-            let (mut call, prompt) = row?;
-            call.messages = read_messages(&self.conn, &prompt)?;
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut decoder = Decoder::new(&self.conn, run);
+        let mut calls = Vec::with_capacity(rows.len());
+        for (mut call, prompt, key) in rows {
+            call.messages = decoder.messages(&prompt, &key, &call.response)?;
             calls.push(call);
         }
         let mut playbooks: HashMap<Option<i64>, Playbook> = HashMap::new();

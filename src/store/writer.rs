@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::rows::{BULLET_ROW_COLUMNS, SECTION_COLUMNS, bullet_from_row, section_from_row};
 use super::{Result, StoreError, now};
@@ -100,6 +101,10 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
             Change::Bullet { before, after, .. } => (to_json(before)?, to_json(after)?),
             Change::Section { before, after, .. } => (to_json(before)?, to_json(after)?),
         };
+        let after = match (&before, after) {
+            (Some(before), Some(after)) => Some(compact_after(rows.tx, before, after)?),
+            (_, after) => after,
+        };
         stmt.execute(params![
             revision,
             idx as i64,
@@ -119,6 +124,45 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
         ],
     )?;
     Ok((revision, summary))
+}
+
+/// A state after a change as stored: what changed from `before` (a JSON merge patch, RFC 7396,
+/// marked `{"~":1,` so readers know it; see `rows::OP_AFTER`) when SQLite's `json_patch` makes the
+/// whole state again from it, else whole. A counter moved costs tens of bytes, not the bullet.
+fn compact_after(tx: &rusqlite::Connection, before: &str, after: String) -> Result<String> {
+    let (Ok(Value::Object(old)), Ok(Value::Object(new))) = (
+        serde_json::from_str::<Value>(before),
+        serde_json::from_str::<Value>(&after),
+    ) else {
+        return Ok(after);
+    };
+    let mut patch = serde_json::Map::new();
+    for (key, value) in &new {
+        if old.get(key) != Some(value) {
+            patch.insert(key.clone(), value.clone());
+        }
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    let body = serde_json::to_string(&patch)?;
+    let stored = format!(
+        "{{\"~\":1{}{}",
+        if patch.is_empty() { "" } else { "," },
+        &body[1..]
+    );
+    if stored.len() >= after.len() {
+        return Ok(after);
+    }
+    let made: String = tx
+        .prepare_cached(r#"SELECT json_remove(json_patch(?1, ?2), '$."~"')"#)?
+        .query_row(params![before, stored], |r| r.get(0))?;
+    Ok(match serde_json::from_str::<Value>(&made) {
+        Ok(made) if made == Value::Object(new) => stored,
+        _ => after,
+    })
 }
 
 fn to_json<T: Serialize>(v: &Option<T>) -> Result<Option<String>> {

@@ -86,6 +86,8 @@ fn every_version_migrates_up_and_down_keeping_data() {
     assert!(tables(store.connection()).contains(&"trial_answers".to_string()));
     assert!(columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
     assert!(tables(store.connection()).contains(&"embeddings".to_string()));
+    // up to 9: prompts by template and reference, changes as patches (no table changes)
+    assert_eq!(store.migrate_to(9).unwrap(), vec![9]);
     let p = store.load_playbook("old").unwrap();
     assert_eq!(
         (p.bullets[0].content.as_str(), p.bullets[0].helpful),
@@ -115,10 +117,10 @@ fn every_version_migrates_up_and_down_keeping_data() {
     );
     assert!(store.load_playbook("old").unwrap().sections.is_empty());
     store.set_token_budget("old", Some(5000)).unwrap();
-    assert_eq!(store.migrate_to(3).unwrap(), vec![8, 7, 6, 5, 4]);
+    assert_eq!(store.migrate_to(3).unwrap(), vec![9, 8, 7, 6, 5, 4]);
     assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
     assert!(!columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
-    assert_eq!(store.migrate_to(8).unwrap(), vec![4, 5, 6, 7, 8]);
+    assert_eq!(store.migrate_to(9).unwrap(), vec![4, 5, 6, 7, 8, 9]);
     assert_eq!(
         store.token_budget("old").unwrap(),
         None,
@@ -158,7 +160,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![8, 7, 6, 5, 4, 3]);
+    assert_eq!(store.migrate_to(2).unwrap(), vec![9, 8, 7, 6, 5, 4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)
@@ -297,19 +299,23 @@ fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
         cost_usd: 0.0,
         attempts: 1,
         playbook: None,
+        recipes: Vec::new(),
         outcome: "ok".into(),
     };
     store
-        .record_calls(&run, "curator/1/1", std::slice::from_ref(&call))
+        .record_calls(&run, "curator/1/1", std::slice::from_ref(&call), &[])
         .unwrap();
     store
-        .record_calls(&run, "curator/1/2", std::slice::from_ref(&call))
+        .record_calls(&run, "curator/1/2", std::slice::from_ref(&call), &[])
         .unwrap();
     let blobs: i64 = store
         .connection()
         .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(blobs, 1, "the long text is stored once");
+    assert_eq!(
+        blobs, 2,
+        "the long text is stored once, and so is the prompt that names it"
+    );
     assert_eq!(
         store.run_calls(&run, None).unwrap()[1].messages,
         call.messages
@@ -329,4 +335,264 @@ fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
         let messages: Vec<ace::llm::Message> = serde_json::from_str(&p).unwrap();
         assert_eq!(messages, call.messages);
     }
+}
+
+/// A call as the roles make it from `prompt`, answered `response`.
+fn call_from(prompt: &ace::prompts::Prompt, response: &str) -> ace::llm::CallRecord {
+    ace::llm::CallRecord {
+        role: prompt.role,
+        prompt_version: prompt.version.clone(),
+        messages: prompt.messages.clone(),
+        response: response.into(),
+        model: "m".into(),
+        usage: Default::default(),
+        latency_ms: 1,
+        cost_usd: 0.0,
+        attempts: 1,
+        playbook: prompt.playbook.clone(),
+        recipes: prompt.recipes.clone(),
+        outcome: "ok".into(),
+    }
+}
+
+#[test]
+fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
+    use ace::adaptation::{SampleRecord, Split};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let run = store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let playbook = store.load_playbook("p").unwrap();
+    let question = "  A long question about the ZORB constant, with a trailing blank line?\n";
+    let reasoning = "Multiply the ZORB constant by itself,\nthen add \"one\".";
+    let generated =
+        serde_json::json!({"reasoning": reasoning, "bullet_ids": [], "final_answer": "42"});
+    let reflection = serde_json::json!({
+        "reasoning": "r",
+        "error_identification": "none",
+        "root_cause_analysis": "The answer squared the constant where the task asked for its cube.",
+        "correct_approach": "same",
+        "key_insight": "Cube the ZORB constant before adding one to it.",
+        "bullet_tags": []
+    });
+    let generator = ace::prompts::generator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: None,
+            counters: false,
+        },
+        question,
+        "",
+        None,
+    );
+    let reflector = ace::prompts::reflector(&ace::prompts::ReflectorPrompt {
+        question,
+        context: "",
+        reasoning,
+        answer: "42",
+        ground_truth: Some("43"),
+        feedback: "wrong: expected 43",
+        used: &[],
+        previous: None,
+    });
+    let sample = SampleRecord {
+        key: "train/1/1/0".into(),
+        split: Split::Train,
+        epoch: 1,
+        step: 1,
+        sample_id: "d.jsonl:1".into(),
+        question: question.into(),
+        answer: "42".into(),
+        ground_truth: Some("43".into()),
+        correct: false,
+        first_correct: false,
+        rounds: 1,
+        feedback: "wrong: expected 43".into(),
+        cited: Vec::new(),
+        reflection: Some(reflection.clone()),
+        shown: None,
+        unknown_ids: Vec::new(),
+    };
+    let calls = vec![
+        call_from(&generator, &generated.to_string()),
+        call_from(&reflector, &reflection.to_string()),
+    ];
+    store
+        .record_samples(&run, "p", &[(sample, calls.clone())])
+        .unwrap();
+    // the curator's prompt tells of the sample: its texts are named, not repeated
+    let summary = format!(
+        "[1] task: {}\nError: none\nRoot cause: {}\nCorrect approach: same\nKey insight: {}",
+        question.trim(),
+        reflection["root_cause_analysis"].as_str().unwrap(),
+        reflection["key_insight"].as_str().unwrap()
+    );
+    let curator = ace::prompts::curator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: None,
+            counters: true,
+        },
+        "bullets: 0\nunused so far (no tags): none",
+        &summary,
+    );
+    let curator_call = call_from(&curator, r#"{"reasoning":"x","operations":[]}"#);
+    store
+        .record_calls(
+            &run,
+            "curator/1/1",
+            std::slice::from_ref(&curator_call),
+            &["train/1/1/0".to_string()],
+        )
+        .unwrap();
+    let sent: Vec<Vec<ace::llm::Message>> = calls
+        .iter()
+        .chain(std::iter::once(&curator_call))
+        .map(|c| c.messages.clone())
+        .collect();
+    let read = |store: &Store| -> Vec<Vec<ace::llm::Message>> {
+        store
+            .run_calls(&run, None)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.messages)
+            .collect()
+    };
+    assert_eq!(read(&store), sent, "every prompt comes back exactly");
+    // neither the question nor the lessons are stored again: not in the calls, not in blobs
+    let holding = |store: &Store, text: &str| -> i64 {
+        store
+            .connection()
+            .query_row(
+                "SELECT (SELECT count(*) FROM llm_calls WHERE instr(prompt, ?1) > 0)
+                      + (SELECT count(*) FROM blobs WHERE instr(CAST(body AS TEXT), ?1) > 0)",
+                [text],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(holding(&store, "ZORB constant, with"), 0);
+    assert_eq!(holding(&store, "Cube the ZORB"), 0);
+    // down to 8, every prompt holds its texts again (the form version 8 reads), and back up
+    assert_eq!(store.migrate_to(8).unwrap(), vec![9]);
+    assert!(holding(&store, "ZORB constant, with") >= 3);
+    assert!(holding(&store, "Cube the ZORB") >= 1);
+    let prompts: Vec<String> = {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT prompt FROM llm_calls ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for p in &prompts {
+        let messages: Vec<serde_json::Value> = serde_json::from_str(p).unwrap();
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.get("content").is_some() || m["text"].is_i64()),
+            "{p}"
+        );
+    }
+    assert_eq!(store.migrate_to(9).unwrap(), vec![9]);
+    assert_eq!(read(&store), sent);
+}
+
+#[test]
+fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let out = apply(
+        &mut store,
+        "p",
+        batch(
+            "a",
+            vec![add("S", "a lesson worth keeping for a long time")],
+        ),
+    );
+    let id = added(&out)[0].clone();
+    let tagged = apply(&mut store, "p", batch("t", vec![tag(&id, 2, 1)]));
+    let stored = |store: &Store| -> String {
+        store
+            .connection()
+            .query_row(
+                "SELECT after FROM revision_ops WHERE revision_id = ?1",
+                [tagged.revision()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let patch = stored(&store);
+    assert!(patch.starts_with(r#"{"~":1,"#), "{patch}");
+    assert!(!patch.contains("worth keeping"), "{patch}");
+    // read back whole: at the revision, in its story, and reverted
+    let at = store.playbook_at(tagged.revision()).unwrap();
+    let b = at.bullet(&id).unwrap();
+    assert_eq!((b.helpful, b.harmful), (2, 1));
+    let story = store.bullet_story("p", &id).unwrap();
+    assert_eq!(
+        story.history.last().map(|h| (h.helpful, h.harmful)),
+        Some((2, 1))
+    );
+    store.migrate_to(8).unwrap();
+    let whole: serde_json::Value = serde_json::from_str(&stored(&store)).unwrap();
+    assert_eq!(whole["content"], "a lesson worth keeping for a long time");
+    assert_eq!(
+        (whole["helpful"].as_i64(), whole["harmful"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert!(whole.get("~").is_none());
+    store.migrate_to(9).unwrap();
+    // a batch's evidence keeps the curator's reasoning once, and has it at every version
+    let provenance = ace::approval::Provenance {
+        curator_reasoning: Some("the lesson generalises".into()),
+        ..Default::default()
+    };
+    let pending = store
+        .propose(
+            "p",
+            "k",
+            None,
+            "the lesson generalises",
+            &[("c-1".into(), tag(&id, 1, 0))],
+            &provenance,
+        )
+        .unwrap()
+        .unwrap();
+    let held: String = store
+        .connection()
+        .query_row(
+            "SELECT provenance FROM pending_batches WHERE id = ?1",
+            [pending],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!held.contains("generalises"), "{held}");
+    assert_eq!(store.pending_batch(pending).unwrap().provenance, provenance);
+    store.migrate_to(8).unwrap();
+    let held: serde_json::Value = store
+        .connection()
+        .query_row(
+            "SELECT provenance FROM pending_batches WHERE id = ?1",
+            [pending],
+            |r| r.get::<_, String>(0),
+        )
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(held["curator_reasoning"], "the lesson generalises");
+    store.migrate_to(9).unwrap();
+    store.revert(tagged.revision(), false, None).unwrap();
+    let b = store.load_playbook("p").unwrap();
+    let b = b.bullet(&id).unwrap();
+    assert_eq!((b.helpful, b.harmful), (0, 0));
 }
