@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::blobs::{ids_sql, store_ids, unpack_ids};
 use super::rows::{OP_AFTER, column, playbook_id};
-use super::transcripts::{RowTexts, Sources, prompt_blobs, stored_prompt};
+use super::transcripts::{Interner, RowTexts, Sources, prompt_blobs, stored_prompt};
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
     Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, RunTotals,
@@ -322,6 +322,7 @@ impl Store {
                      completion_tokens, latency_ms, cost_usd, attempts, created_at, playbook_view, outcome, cached_tokens)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
+            let mut blobs = Interner::default();
             let mut cite = tx.prepare_cached("INSERT OR IGNORE INTO bullet_citations (playbook_id, bullet_id, run_id, sample_key) VALUES (?1, ?2, ?3, ?4)")?;
             for (split, s, calls, related) in samples {
                 // the row keeps the list of bullets shown (the sample's, or its calls' first
@@ -366,7 +367,8 @@ impl Store {
                 };
                 let mut sources = Sources::new(own, Sources::rows(&tx, run, related)?);
                 for c in calls {
-                    let (prompt, view) = stored_prompt(&tx, c, shown.as_deref(), &sources)?;
+                    let (prompt, view) =
+                        stored_prompt(&tx, c, shown.as_deref(), &sources, &mut blobs)?;
                     sources.push_response(&c.response);
                     call_stmt.execute(params![
                         run,

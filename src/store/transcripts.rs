@@ -107,30 +107,101 @@ impl RowTexts {
     }
 }
 
+/// An earlier call's answer: its text, and the text fields of its JSON object (read once).
+pub(super) struct Answer {
+    text: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Answer {
+    fn new(text: &str) -> Answer {
+        let fields = match crate::llm::json::extract_object(text) {
+            Ok(Value::Object(fields)) => fields
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Answer {
+            text: text.to_string(),
+            fields,
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What a call's references resolve against: its own row, other rows of the run by key, and the
 /// answers of its sample's earlier calls.
 struct Context<'a> {
     own: Option<&'a RowTexts>,
     rows: &'a HashMap<String, RowTexts>,
-    responses: &'a [String],
+    responses: &'a [Answer],
 }
 
-fn answer_field(response: &str, name: &str) -> Option<String> {
-    crate::llm::json::extract_object(response)
-        .ok()?
-        .get(name)?
-        .as_str()
-        .map(str::to_string)
+const BLANK: Ref = Ref {
+    k: None,
+    s: None,
+    r: None,
+    c: None,
+    p: None,
+    t: false,
+};
+
+/// The references a row's texts can be named by (`key`: another row's).
+fn row_refs(key: Option<&String>, row: &RowTexts) -> Vec<Ref> {
+    let mut refs: Vec<Ref> = COLUMNS
+        .iter()
+        .map(|column| Ref {
+            k: key.cloned(),
+            s: Some((*column).into()),
+            ..BLANK
+        })
+        .collect();
+    if let Some(Value::Object(fields)) = &row.reflection {
+        for (name, value) in fields {
+            if value.is_string() {
+                refs.push(Ref {
+                    k: key.cloned(),
+                    r: Some(name.clone()),
+                    ..BLANK
+                });
+            }
+        }
+    }
+    refs
+}
+
+/// The references an answer (the sample's call `n`) can be named by.
+fn answer_refs(n: usize, answer: &Answer) -> Vec<Ref> {
+    std::iter::once(Ref {
+        c: Some(n),
+        ..BLANK
+    })
+    .chain(answer.fields.iter().map(|(name, _)| Ref {
+        c: Some(n),
+        p: Some(name.clone()),
+        ..BLANK
+    }))
+    .collect()
 }
 
 impl Context<'_> {
     fn resolve(&self, r: &Ref) -> Option<String> {
         let text = match (r.c, &r.k) {
             (Some(n), None) => {
-                let response = self.responses.get(n)?;
+                let answer = self.responses.get(n)?;
                 match &r.p {
-                    None => response.clone(),
-                    Some(name) => answer_field(response, name)?,
+                    None => answer.text.clone(),
+                    Some(name) => answer.field(name)?.to_string(),
                 }
             }
             (None, key) => {
@@ -149,63 +220,8 @@ impl Context<'_> {
         Some(if r.t { text.trim().to_string() } else { text })
     }
 
-    /// Every text the context can name, longest first (a reference stands for the longest text it
-    /// can), each with its reference; trimmed forms too.
-    fn candidates(&self) -> Vec<(Ref, String)> {
-        let blank = Ref {
-            k: None,
-            s: None,
-            r: None,
-            c: None,
-            p: None,
-            t: false,
-        };
-        let mut refs = Vec::new();
-        let mut row_refs = |key: Option<&String>, row: &RowTexts| {
-            for column in COLUMNS {
-                refs.push(Ref {
-                    k: key.cloned(),
-                    s: Some(column.into()),
-                    ..blank.clone()
-                });
-            }
-            if let Some(Value::Object(fields)) = &row.reflection {
-                for (name, value) in fields {
-                    if value.is_string() {
-                        refs.push(Ref {
-                            k: key.cloned(),
-                            r: Some(name.clone()),
-                            ..blank.clone()
-                        });
-                    }
-                }
-            }
-        };
-        if let Some(own) = self.own {
-            row_refs(None, own);
-        }
-        let mut keys: Vec<&String> = self.rows.keys().collect();
-        keys.sort();
-        for key in keys {
-            row_refs(Some(key), &self.rows[key]);
-        }
-        for (n, response) in self.responses.iter().enumerate() {
-            refs.push(Ref {
-                c: Some(n),
-                ..blank.clone()
-            });
-            if let Ok(Value::Object(fields)) = crate::llm::json::extract_object(response) {
-                for (name, value) in fields {
-                    if value.is_string() {
-                        refs.push(Ref {
-                            c: Some(n),
-                            p: Some(name),
-                            ..blank.clone()
-                        });
-                    }
-                }
-            }
-        }
+    /// The texts `refs` name here (empty ones left out), each with its reference; trimmed forms too.
+    fn named(&self, refs: Vec<Ref>) -> Vec<(Ref, String)> {
         let mut out = Vec::new();
         for r in refs {
             let Some(text) = self.resolve(&r) else {
@@ -223,7 +239,6 @@ impl Context<'_> {
             }
             out.push((r, text));
         }
-        out.sort_by_key(|(_, text)| std::cmp::Reverse(text.len()));
         out
     }
 }
@@ -243,7 +258,12 @@ fn occurrences(hay: &str, needle: &str) -> Vec<usize> {
 }
 
 /// A filled-in value as stored: the texts the run holds elsewhere named, long lines stored once.
-fn encode_value(conn: &Connection, value: &str, candidates: &[(Ref, String)]) -> Result<Vec<Part>> {
+fn encode_value(
+    conn: &Connection,
+    blobs: &mut Interner,
+    value: &str,
+    candidates: &[(Ref, String)],
+) -> Result<Vec<Part>> {
     if value.is_empty() {
         return Ok(Vec::new());
     }
@@ -258,6 +278,10 @@ fn encode_value(conn: &Connection, value: &str, candidates: &[(Ref, String)]) ->
                 next.push(part);
                 continue;
             };
+            if text.len() > hay.len() {
+                next.push(part);
+                continue;
+            }
             let found = occurrences(hay, text);
             if found.is_empty() {
                 next.push(part);
@@ -289,7 +313,7 @@ fn encode_value(conn: &Connection, value: &str, candidates: &[(Ref, String)]) ->
         };
         for line in text.split_inclusive('\n') {
             let shared = if line.len() >= SHARED_LINE {
-                intern(conn, line.as_bytes())?
+                blobs.intern(conn, line)?
             } else {
                 None
             };
@@ -305,6 +329,27 @@ fn encode_value(conn: &Connection, value: &str, candidates: &[(Ref, String)]) ->
 
 /// Blobs read while decoding, by hash.
 type BlobCache = HashMap<i64, String>;
+
+/// Texts stored in `blobs` by one writer (a transaction): each is written once, and a prompt is
+/// checked against them without reading them back.
+#[derive(Default)]
+pub(super) struct Interner {
+    texts: BlobCache,
+}
+
+impl Interner {
+    fn intern(&mut self, conn: &Connection, text: &str) -> Result<Option<i64>> {
+        let hash = crate::delta::content_hash(text.as_bytes()) as i64;
+        if self.texts.get(&hash).is_some_and(|t| t == text) {
+            return Ok(Some(hash));
+        }
+        let key = intern(conn, text.as_bytes())?;
+        if let Some(key) = key {
+            self.texts.insert(key, text.to_string());
+        }
+        Ok(key)
+    }
+}
 
 fn blob_text(conn: &Connection, cache: &mut BlobCache, hash: i64) -> Result<String> {
     if let Some(text) = cache.get(&hash) {
@@ -392,20 +437,32 @@ struct StoredView {
 }
 
 /// What a sample's calls are stored against: its row's texts, the rows its prompts drew on (a
-/// curator's batch), and the answers of its calls so far.
+/// curator's batch), and the answers of its calls so far; the texts they can name, longest first
+/// (a reference stands for the longest text it can).
 pub(super) struct Sources {
     own: RowTexts,
     rows: HashMap<String, RowTexts>,
-    responses: Vec<String>,
+    answers: Vec<Answer>,
+    candidates: Vec<(Ref, String)>,
 }
 
 impl Sources {
     pub(super) fn new(own: RowTexts, rows: HashMap<String, RowTexts>) -> Sources {
-        Sources {
+        let mut sources = Sources {
             own,
             rows,
-            responses: Vec::new(),
+            answers: Vec::new(),
+            candidates: Vec::new(),
+        };
+        let mut refs = row_refs(None, &sources.own);
+        let mut keys: Vec<&String> = sources.rows.keys().collect();
+        keys.sort();
+        for key in keys {
+            refs.extend(row_refs(Some(key), &sources.rows[key]));
         }
+        let named = sources.context().named(refs);
+        sources.add(named);
+        sources
     }
 
     /// The rows of `keys` in the run, as stored.
@@ -425,14 +482,29 @@ impl Sources {
 
     /// Notes a call's answer once it is stored: later calls of the sample may name it.
     pub(super) fn push_response(&mut self, response: &str) {
-        self.responses.push(response.to_string());
+        let n = self.answers.len();
+        self.answers.push(Answer::new(response));
+        let refs = answer_refs(n, &self.answers[n]);
+        let named = self.context().named(refs);
+        self.add(named);
+    }
+
+    /// Adds texts to name; a text already named keeps its first reference.
+    fn add(&mut self, named: Vec<(Ref, String)>) {
+        for (r, text) in named {
+            if !self.candidates.iter().any(|(_, t)| *t == text) {
+                self.candidates.push((r, text));
+            }
+        }
+        self.candidates
+            .sort_by_key(|(_, text)| std::cmp::Reverse(text.len()));
     }
 
     fn context(&self) -> Context<'_> {
         Context {
             own: Some(&self.own),
             rows: &self.rows,
-            responses: &self.responses,
+            responses: &self.answers,
         }
     }
 }
@@ -447,6 +519,7 @@ pub(super) fn stored_prompt(
     call: &CallRecord,
     row_shown: Option<&[String]>,
     sources: &Sources,
+    blobs: &mut Interner,
 ) -> Result<(String, Option<String>)> {
     let mut messages = call.messages.clone();
     let mut view = None;
@@ -466,8 +539,6 @@ pub(super) fn stored_prompt(
         view = Some(serde_json::to_string(&StoredView { view: v, row })?);
     }
     let cx = sources.context();
-    let mut candidates: Option<Vec<(Ref, String)>> = None;
-    let mut cache = BlobCache::new();
     let mut stored = Vec::with_capacity(messages.len());
     for (i, m) in messages.into_iter().enumerate() {
         let recipe = call
@@ -476,21 +547,23 @@ pub(super) fn stored_prompt(
             .and_then(Option::as_ref)
             .filter(|_| holds_playbook != Some(i));
         if let Some(recipe) = recipe {
-            let candidates = candidates.get_or_insert_with(|| cx.candidates());
             let mut values = Vec::with_capacity(recipe.values.len());
             for (name, value) in &recipe.values {
-                values.push((name.to_string(), encode_value(conn, value, candidates)?));
+                values.push((
+                    name.to_string(),
+                    encode_value(conn, blobs, value, &sources.candidates)?,
+                ));
             }
             let message = StoredMessage {
                 role: m.role.clone(),
                 content: None,
                 text: None,
-                tpl: intern(conn, recipe.template.as_bytes())?,
+                tpl: blobs.intern(conn, recipe.template)?,
                 v: Some(values),
                 ts: recipe.trim_start,
             };
             if message.tpl.is_some()
-                && decode_message(conn, &mut cache, &message, &cx)?.as_deref()
+                && decode_message(conn, &mut blobs.texts, &message, &cx)?.as_deref()
                     == Some(m.content.as_str())
             {
                 stored.push(message);
@@ -498,7 +571,7 @@ pub(super) fn stored_prompt(
             }
         }
         let text = if m.content.len() > SHARED_TEXT {
-            intern(conn, m.content.as_bytes())?
+            blobs.intern(conn, &m.content)?
         } else {
             None
         };
@@ -513,7 +586,7 @@ pub(super) fn stored_prompt(
     }
     let json = serde_json::to_string(&stored)?;
     if json.len() > SHARED_PROMPT
-        && let Some(hash) = intern(conn, json.as_bytes())?
+        && let Some(hash) = blobs.intern(conn, &json)?
     {
         return Ok((hash.to_string(), view));
     }
@@ -553,7 +626,7 @@ pub(super) struct Decoder<'c> {
     conn: &'c Connection,
     run: String,
     texts: HashMap<String, RowTexts>,
-    answers: HashMap<String, Vec<String>>,
+    answers: HashMap<String, Vec<Answer>>,
     cache: BlobCache,
 }
 
@@ -611,7 +684,7 @@ impl<'c> Decoder<'c> {
                 content,
             });
         }
-        earlier.push(response.to_string());
+        earlier.push(Answer::new(response));
         Ok(messages)
     }
 }

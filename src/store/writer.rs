@@ -102,7 +102,7 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
             Change::Section { before, after, .. } => (to_json(before)?, to_json(after)?),
         };
         let after = match (&before, after) {
-            (Some(before), Some(after)) => Some(compact_after(rows.tx, before, after)?),
+            (Some(before), Some(after)) => Some(compact_after(before, after)?),
             (_, after) => after,
         };
         stmt.execute(params![
@@ -127,9 +127,9 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
 }
 
 /// A state after a change as stored: what changed from `before` (a JSON merge patch, RFC 7396,
-/// marked `{"~":1,` so readers know it; see `rows::OP_AFTER`) when SQLite's `json_patch` makes the
-/// whole state again from it, else whole. A counter moved costs tens of bytes, not the bullet.
-fn compact_after(tx: &rusqlite::Connection, before: &str, after: String) -> Result<String> {
+/// marked `{"~":1,` so readers know it; see `rows::OP_AFTER`) when the patch makes the whole state
+/// again (checked as SQLite's `json_patch` applies it), else whole. A counter moved costs tens of bytes, not the bullet.
+fn compact_after(before: &str, after: String) -> Result<String> {
     let (Ok(Value::Object(old)), Ok(Value::Object(new))) = (
         serde_json::from_str::<Value>(before),
         serde_json::from_str::<Value>(&after),
@@ -156,13 +156,34 @@ fn compact_after(tx: &rusqlite::Connection, before: &str, after: String) -> Resu
     if stored.len() >= after.len() {
         return Ok(after);
     }
-    let made: String = tx
-        .prepare_cached(r#"SELECT json_remove(json_patch(?1, ?2), '$."~"')"#)?
-        .query_row(params![before, stored], |r| r.get(0))?;
-    Ok(match serde_json::from_str::<Value>(&made) {
-        Ok(made) if made == Value::Object(new) => stored,
-        _ => after,
+    let mut made = Value::Object(old);
+    merge_patch(&mut made, &Value::Object(patch));
+    Ok(if made == Value::Object(new) {
+        stored
+    } else {
+        after
     })
+}
+
+/// RFC 7396 merge patch, as SQLite's `json_patch` applies it: a patch object merges key by key
+/// (objects recursively, `null` removes), anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(into) = target {
+        for (key, value) in fields {
+            if value.is_null() {
+                into.remove(key);
+            } else {
+                merge_patch(into.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
 }
 
 fn to_json<T: Serialize>(v: &Option<T>) -> Result<Option<String>> {
