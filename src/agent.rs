@@ -128,13 +128,25 @@ pub struct Received {
     pub message: String,
 }
 
+/// A rendering with its JSON encoding and an entity tag for it (a hash of the bytes, quoted), so a
+/// client holding the same bytes is told so instead of sent them again.
+#[derive(Clone)]
+pub struct Encoded {
+    pub rendered: Arc<Rendered>,
+    pub body: bytes::Bytes,
+    pub etag: String,
+}
+
 /// The playbook, its index and renderings, as of one database state.
 struct Cached {
     /// The database's change marker and the playbook's row id when this was read.
     marker: ((i64, i64, i64), i64),
+    /// The reading connection's data version when the marker was last found unchanged: while it
+    /// stays the same nothing was written, and the marker need not be read again.
+    checked: i64,
     playbook: Arc<Playbook>,
     index: Option<Arc<Index>>,
-    renders: HashMap<RenderRequest, (Arc<Rendered>, bytes::Bytes)>,
+    renders: HashMap<RenderRequest, Encoded>,
 }
 
 /// The agents' side of one database.
@@ -177,15 +189,32 @@ impl Agents {
     async fn current(&self, name: &str) -> Result<(Arc<Playbook>, Arc<Index>)> {
         // a renamed, deleted or replaced playbook is not served from the cache: its row id is part
         // of the marker
+        // nothing committed since the last check: no blocking job, no query of the tables (an
+        // uncontended lock and one pragma; a busy reader takes the path below)
+        let version = self
+            .reader
+            .try_lock()
+            .ok()
+            .and_then(|s| s.data_version().ok());
+        if let Some(version) = version
+            && let Some(c) = self.cache.lock().unwrap().get(name)
+            && c.checked == version
+            && let Some(index) = &c.index
+        {
+            return Ok((c.playbook.clone(), index.clone()));
+        }
         let n = name.to_string();
-        let marker = blocking(&self.reader, move |s| {
-            Ok::<_, StoreError>((s.change_marker()?, s.playbook_key(&n)?))
+        let (checked, marker) = blocking(&self.reader, move |s| {
+            // read first: a write between the two shows as a changed version next time
+            let checked = s.data_version()?;
+            Ok::<_, StoreError>((checked, (s.change_marker()?, s.playbook_key(&n)?)))
         })
         .await?;
-        if let Some(c) = self.cache.lock().unwrap().get(name)
+        if let Some(c) = self.cache.lock().unwrap().get_mut(name)
             && c.marker == marker
             && let Some(index) = &c.index
         {
+            c.checked = checked;
             return Ok((c.playbook.clone(), index.clone()));
         }
         let n = name.to_string();
@@ -200,6 +229,7 @@ impl Agents {
             name.to_string(),
             Cached {
                 marker,
+                checked,
                 playbook: playbook.clone(),
                 index: Some(index.clone()),
                 renders: HashMap::new(),
@@ -209,16 +239,12 @@ impl Agents {
     }
 
     pub async fn render(&self, name: &str, req: RenderRequest) -> Result<Arc<Rendered>> {
-        Ok(self.render_encoded(name, req).await?.0)
+        Ok(self.render_encoded(name, req).await?.rendered)
     }
 
     /// [`Agents::render`] with its JSON encoding, both kept while the playbook is unchanged (an
     /// API read of a large playbook is then a copy of bytes).
-    pub async fn render_encoded(
-        &self,
-        name: &str,
-        req: RenderRequest,
-    ) -> Result<(Arc<Rendered>, bytes::Bytes)> {
+    pub async fn render_encoded(&self, name: &str, req: RenderRequest) -> Result<Encoded> {
         let format = req.format.clone().unwrap_or_else(|| "markdown".into());
         if !["markdown", "text", "json"].contains(&format.as_str()) {
             return Err(AgentError::BadRequest(format!(
@@ -227,7 +253,11 @@ impl Agents {
         }
         let encode = |r: Rendered| {
             let body = bytes::Bytes::from(serde_json::to_vec(&r).unwrap_or_default());
-            (Arc::new(r), body)
+            Encoded {
+                rendered: Arc::new(r),
+                etag: format!("\"{:016x}\"", crate::delta::content_hash(&body)),
+                body,
+            }
         };
         if let Some(rev) = req.revision {
             let n = name.to_string();
@@ -471,7 +501,8 @@ fn render(playbook: &Playbook, index: &Index, req: &RenderRequest, format: Strin
     let view: std::borrow::Cow<'_, Playbook> = match &chosen {
         Some(ids) => {
             // only the chosen bullets are copied (not the whole playbook), in playbook order
-            let keep: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+            let keep: std::collections::HashSet<&str, crate::prompts::retrieval::Fast> =
+                ids.iter().map(String::as_str).collect();
             std::borrow::Cow::Owned(Playbook {
                 name: playbook.name.clone(),
                 sections: playbook.sections.clone(),
@@ -506,14 +537,18 @@ fn render(playbook: &Playbook, index: &Index, req: &RenderRequest, format: Strin
     // answer again was most of a query's cost); a whole rendering is counted once and cached
     let tokens = match (&chosen, text.as_deref()) {
         (Some(ids), Some(_)) => {
-            let sections: std::collections::HashSet<&str> =
+            let sections: std::collections::HashSet<&str, crate::prompts::retrieval::Fast> =
                 view.active_bullets().map(|b| b.section.as_str()).collect();
             (ids.iter()
                 .filter_map(|id| index.bullet_tokens(id))
                 .sum::<u64>()
                 + sections
                     .iter()
-                    .map(|s| crate::prompts::section_cost(s))
+                    .map(|s| {
+                        index
+                            .section_tokens(s)
+                            .unwrap_or_else(|| crate::prompts::section_cost(s))
+                    })
                     .sum::<u64>()) as usize
         }
         (None, Some(t)) => crate::prompts::tokens(t),

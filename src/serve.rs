@@ -172,13 +172,35 @@ async fn playbooks(State(s): State<ServerState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "playbooks": s.agents.playbooks().await? })))
 }
 
+/// The rendering, or `304 Not Modified` when the request names its entity tag in `If-None-Match`
+/// (an agent that polls the playbook downloads it again only after it changed).
 async fn playbook(
     State(s): State<ServerState>,
     UrlPath(name): UrlPath<String>,
     Query(req): Query<RenderRequest>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
-    let (_, body) = s.agents.render_encoded(&name, req).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let encoded = s.agents.render_encoded(&name, req).await?;
+    let held = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == encoded.etag || t == "*");
+    let tags = [
+        (header::ETAG, encoded.etag.clone()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+    ];
+    if held {
+        return Ok((StatusCode::NOT_MODIFIED, tags).into_response());
+    }
+    Ok((
+        tags,
+        [(header::CONTENT_TYPE, "application/json")],
+        encoded.body,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,53 @@ async fn drain(mut r: reqwest::Response) -> Result<usize> {
     Ok(n)
 }
 
+/// `clients` clients each GET `url` `per_client` times back to back (with `If-None-Match: etag`
+/// when given, expecting 304, else 200); every latency, sorted, and the wall time.
+async fn readers(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    clients: usize,
+    per_client: usize,
+    etag: Option<String>,
+) -> Result<(Vec<Duration>, Duration)> {
+    let started = Instant::now();
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (http, url, token, etag) = (
+            http.clone(),
+            url.to_string(),
+            token.to_string(),
+            etag.clone(),
+        );
+        readers.spawn(async move {
+            let mut times = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let mut request = http.get(&url).bearer_auth(&token);
+                if let Some(etag) = &etag {
+                    request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+                }
+                let r = request.send().await?;
+                let expected = if etag.is_some() { 304 } else { 200 };
+                if r.status().as_u16() != expected {
+                    anyhow::bail!("GET answered {} (expected {expected})", r.status());
+                }
+                drain(r).await?;
+                times.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(times)
+        });
+    }
+    let mut times = Vec::new();
+    while let Some(r) = readers.join_next().await {
+        times.extend(r??);
+    }
+    let wall = started.elapsed();
+    times.sort();
+    Ok((times, wall))
+}
+
 pub fn run(args: &super::BenchArgs, out: &mut impl Write) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("ace-bench-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -105,31 +152,17 @@ fn measure(dir: &Path, args: &super::BenchArgs, out: &mut impl Write) -> Result<
         let url = format!("{base}/v1/playbooks/bench");
         // one warm-up read fills the server's cache, as a running server's would be
         let warm = http.get(&url).bearer_auth(&token).send().await?;
+        let etag = warm
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = warm.bytes().await?.len();
-        let started = Instant::now();
-        let mut readers = tokio::task::JoinSet::new();
-        for _ in 0..clients {
-            let (http, url, token) = (http.clone(), url.clone(), token.clone());
-            readers.spawn(async move {
-                let mut times = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
-                    let t = Instant::now();
-                    let r = http.get(&url).bearer_auth(&token).send().await?;
-                    if !r.status().is_success() {
-                        anyhow::bail!("GET answered {}", r.status());
-                    }
-                    drain(r).await?;
-                    times.push(t.elapsed());
-                }
-                Ok::<_, anyhow::Error>(times)
-            });
-        }
-        let mut times = Vec::new();
-        while let Some(r) = readers.join_next().await {
-            times.extend(r??);
-        }
-        let wall = started.elapsed();
-        times.sort();
+        let (times, wall) = readers(&http, &url, &token, clients, per_client, None).await?;
+        // agents that hold the current playbook and ask whether it changed (If-None-Match)
+        let etag = etag.ok_or_else(|| anyhow::anyhow!("the server sent no ETag"))?;
+        let (held_times, held_wall) =
+            readers(&http, &url, &token, clients, per_client, Some(etag)).await?;
         // what an agent asks for: the bullets relevant to its task within 2,000 tokens (a new
         // query each time, so nothing is served from the cache)
         let queries = tasks(clients * per_client.min(40), &words, 11);
@@ -196,13 +229,25 @@ fn measure(dir: &Path, args: &super::BenchArgs, out: &mut impl Write) -> Result<
             .await?
             .json()
             .await?;
-        Ok::<_, anyhow::Error>((bytes, times, wall, query_times, query_wall, accepted, refused, other, burst_wall, ready))
+        Ok::<_, anyhow::Error>((bytes, times, wall, held_times, held_wall, query_times, query_wall, accepted, refused, other, burst_wall, ready))
     });
     let rss = peak_rss_kib(pid);
     let _ = server.kill();
     let _ = server.wait();
-    let (bytes, times, wall, query_times, query_wall, accepted, refused, other, burst_wall, ready) =
-        measured?;
+    let (
+        bytes,
+        times,
+        wall,
+        held_times,
+        held_wall,
+        query_times,
+        query_wall,
+        accepted,
+        refused,
+        other,
+        burst_wall,
+        ready,
+    ) = measured?;
     let stored = ready["inbox"]["pending"].as_u64().unwrap_or(0);
     writeln!(
         out,
@@ -215,6 +260,16 @@ fn measure(dir: &Path, args: &super::BenchArgs, out: &mut impl Write) -> Result<
         percentile(&times, 0.5).as_secs_f64() * 1e3,
         percentile(&times, 0.99).as_secs_f64() * 1e3,
         times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    )?;
+    writeln!(
+        out,
+        "GET /v1/playbooks/bench with If-None-Match (the current ETag: 304, no body): {} requests from {clients} clients in {:.2} s ({:.0}/s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        held_times.len(),
+        held_wall.as_secs_f64(),
+        held_times.len() as f64 / held_wall.as_secs_f64(),
+        percentile(&held_times, 0.5).as_secs_f64() * 1e3,
+        percentile(&held_times, 0.99).as_secs_f64() * 1e3,
+        held_times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     )?;
     writeln!(
         out,

@@ -69,7 +69,8 @@ impl<'de> Deserialize<'de> for Retrieval {
 }
 
 /// Hashing of ids and words (short keys from our own playbooks): FNV-1a.
-type Fast = std::hash::BuildHasherDefault<super::render::Fnv>;
+/// A fast hasher for keys the playbook holds (bullet ids, words of bullets).
+pub type Fast = std::hash::BuildHasherDefault<super::render::Fnv>;
 
 /// A postings list as (doc, term frequency): runs of equal entries.
 fn runs(list: &[u32]) -> impl Iterator<Item = (u32, u32)> + '_ {
@@ -128,8 +129,9 @@ pub struct Index {
     live: usize,
     live_len: u64,
     live_tokens: u64,
-    /// Tokens of the section headers of the last synced playbook.
+    /// Tokens of the section headers of the last synced playbook, in all and by section.
     header_tokens: u64,
+    section_tokens: HashMap<String, u64, Fast>,
     revision: Option<i64>,
     synced: bool,
     /// Built for search only: bullets are not sized (see [`Index::words_only`]).
@@ -243,11 +245,12 @@ impl Index {
     /// After docs were added and dropped: section headers, document frequencies, compaction.
     fn settle(&mut self, playbook: &Playbook) {
         if !self.unsized_ {
-            self.header_tokens = playbook
+            self.section_tokens = playbook
                 .sections
                 .iter()
-                .map(|s| section_cost(&s.name))
-                .sum();
+                .map(|s| (s.name.clone(), section_cost(&s.name)))
+                .collect();
+            self.header_tokens = self.section_tokens.values().sum();
         }
         if self.docs.len() > 2 * self.live.max(1000) {
             self.compact();
@@ -339,6 +342,11 @@ impl Index {
 
     /// The playbook's size in the generator's rendering, in tokens (each bullet's line and each
     /// section's header).
+    /// A section header's size in tokens, as counted when the index was last synced.
+    pub fn section_tokens(&self, name: &str) -> Option<u64> {
+        self.section_tokens.get(name).copied()
+    }
+
     pub fn total_tokens(&self) -> u64 {
         self.live_tokens + self.header_tokens
     }

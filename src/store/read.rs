@@ -153,6 +153,15 @@ impl Store {
 
     /// Changes when anything the workbench shows changes: the newest revision, the newest queued batch,
     /// and how many queued ops are undecided. Cheap, for polling.
+    /// SQLite's `PRAGMA data_version` on this connection: it changes when another connection
+    /// (this process's or another's) commits, so an unchanged value means nothing was written
+    /// since it was last read. One read of the WAL index; no table is touched.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     pub fn change_marker(&self) -> Result<(i64, i64, i64)> {
         self.require_latest()?;
         Ok(self.conn.query_row(

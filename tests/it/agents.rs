@@ -202,6 +202,58 @@ async fn the_playbook_is_read_rendered_searched_and_one_bullet_fetched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_the_current_playbook_is_told_so_and_sent_it_again_once_it_changed() {
+    let api = Api::start(serve::DEFAULT_BODY_LIMIT).await;
+    let get = |tag: Option<String>| {
+        let mut r = api
+            .http
+            .get(format!("{}/v1/playbooks/world", api.base))
+            .bearer_auth(TOKEN);
+        if let Some(tag) = tag {
+            r = r.header("If-None-Match", tag);
+        }
+        r.send()
+    };
+    let first = get(None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let body = first.bytes().await.unwrap();
+    // the same tag: 304, no body; a list holding it, or a weak form of it, too
+    let again = get(Some(tag.clone())).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), tag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let listed = get(Some(format!("\"other\", W/{tag}"))).await.unwrap();
+    assert_eq!(listed.status(), 304);
+    // another tag, or another rendering, is sent whole
+    let stale = get(Some("\"0000\"".into())).await.unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap(), body);
+    let text = api
+        .http
+        .get(format!("{}/v1/playbooks/world?format=text", api.base))
+        .bearer_auth(TOKEN)
+        .header("If-None-Match", tag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    // a change made by another process: the old tag no longer matches
+    common::apply(
+        &mut api.store(),
+        "world",
+        common::batch("later", vec![common::add("OTHERS", "Check the units.")]),
+    );
+    let changed = get(Some(tag.clone())).await.unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), tag);
+    let json: Value = changed.json().await.unwrap();
+    assert!(json["text"].as_str().unwrap().contains("Check the units."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_gets_413_and_nothing_is_stored() {
     let api = Api::start(4096).await;
     let big = "x".repeat(10_000);
