@@ -505,6 +505,44 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
     }
     assert_eq!(store.migrate_to(9).unwrap(), vec![9]);
     assert_eq!(read(&store), sent);
+    // a second run stores the same prompts, sharing their stored texts; pruning the first run's
+    // calls keeps every text the second one names
+    let second = store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let again = SampleRecord {
+        key: "train/1/1/0".into(),
+        split: Split::Train,
+        epoch: 1,
+        step: 1,
+        sample_id: "d.jsonl:1".into(),
+        question: question.into(),
+        answer: "42".into(),
+        ground_truth: Some("43".into()),
+        correct: false,
+        first_correct: false,
+        rounds: 1,
+        feedback: "wrong: expected 43".into(),
+        cited: Vec::new(),
+        reflection: Some(reflection.clone()),
+        shown: None,
+        unknown_ids: Vec::new(),
+    };
+    store
+        .record_samples(&second, "p", &[(again, calls)])
+        .unwrap();
+    store.prune_calls(None, Some(&run), false).unwrap();
+    assert!(store.run_calls(&run, None).unwrap().is_empty());
+    let kept: Vec<Vec<ace::llm::Message>> = store
+        .run_calls(&second, None)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.messages)
+        .collect();
+    assert_eq!(kept, sent[..2]);
 }
 
 #[test]
