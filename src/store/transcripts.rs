@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::blobs::{fetch, ids_sql, intern, unpack_ids};
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 use crate::llm::{CallRecord, Message, PlaybookText, Role, Usage};
 use crate::playbook::{Playbook, View};
 use crate::prompts;
@@ -48,6 +48,14 @@ struct Ref {
     /// Trimmed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     t: bool,
+    /// For another row's text: a hash of it as named (a row written again later, by a batch redone
+    /// on resume, no longer passes for what the prompt held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    h: Option<u32>,
+}
+
+fn text_hash(text: &str) -> u32 {
+    crate::delta::content_hash(text.as_bytes()) as u32
 }
 
 /// A piece of a filled-in value: text in place, a stored text, or a text the run holds elsewhere.
@@ -154,6 +162,7 @@ const BLANK: Ref = Ref {
     c: None,
     p: None,
     t: false,
+    h: None,
 };
 
 /// The references a row's texts can be named by (`key`: another row's).
@@ -217,12 +226,23 @@ impl Context<'_> {
             }
             _ => return None,
         };
-        Some(if r.t { text.trim().to_string() } else { text })
+        let text = if r.t { text.trim().to_string() } else { text };
+        match r.h {
+            Some(h) if h != text_hash(&text) => None,
+            _ => Some(text),
+        }
     }
 
     /// The texts `refs` name here (empty ones left out), each with its reference; trimmed forms too.
     fn named(&self, refs: Vec<Ref>) -> Vec<(Ref, String)> {
         let mut out = Vec::new();
+        // another row's texts carry their hash
+        let sealed = |mut r: Ref, text: &str| {
+            if r.k.is_some() {
+                r.h = Some(text_hash(text));
+            }
+            r
+        };
         for r in refs {
             let Some(text) = self.resolve(&r) else {
                 continue;
@@ -235,9 +255,9 @@ impl Context<'_> {
                     t: true,
                     ..r.clone()
                 };
-                out.push((trimmed, text.trim().to_string()));
+                out.push((sealed(trimmed, text.trim()), text.trim().to_string()));
             }
-            out.push((r, text));
+            out.push((sealed(r, &text), text));
         }
         out
     }
@@ -673,12 +693,14 @@ impl<'c> Decoder<'c> {
         };
         let mut messages = Vec::with_capacity(stored.len());
         for m in &stored {
-            let content = decode_message(self.conn, &mut self.cache, m, &cx)?.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "a stored prompt of run {}, sample {key}, names a text the run no longer holds",
+            // a batch redone on resume writes its samples' rows again; a prompt of the first try
+            // that named them is not shown with texts it never held
+            let content = decode_message(self.conn, &mut self.cache, m, &cx)?.unwrap_or_else(|| {
+                format!(
+                    "[not shown: this message named texts of run {}, sample {key} and its batch, that were written again after it was sent (a batch redone on resume)]",
                     self.run
-                ))
-            })?;
+                )
+            });
             messages.push(Message {
                 role: m.role.clone(),
                 content,

@@ -546,6 +546,107 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
 }
 
 #[test]
+fn a_prompt_naming_a_sample_answered_again_later_says_so_instead_of_showing_other_texts() {
+    use ace::adaptation::{SampleRecord, Split};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let run = store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let playbook = store.load_playbook("p").unwrap();
+    let sample = |insight: &str| SampleRecord {
+        key: "train/1/1/0".into(),
+        split: Split::Train,
+        epoch: 1,
+        step: 1,
+        sample_id: "d.jsonl:1".into(),
+        question: "What does the ZORB constant multiply, and by how much?".into(),
+        answer: "42".into(),
+        ground_truth: Some("43".into()),
+        correct: false,
+        first_correct: false,
+        rounds: 1,
+        feedback: "wrong".into(),
+        cited: Vec::new(),
+        reflection: Some(serde_json::json!({ "key_insight": insight })),
+        shown: None,
+        unknown_ids: Vec::new(),
+    };
+    let first = "Cube the ZORB constant before adding one to it.";
+    store
+        .record_samples(&run, "p", &[(sample(first), Vec::new())])
+        .unwrap();
+    let curator = ace::prompts::curator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: None,
+            counters: true,
+        },
+        "bullets: 0",
+        &format!(
+            "[1] task: What does the ZORB constant multiply, and by how much?\nKey insight: {first}"
+        ),
+    );
+    let call = call_from(&curator, r#"{"reasoning":"x","operations":[]}"#);
+    store
+        .record_calls(
+            &run,
+            "curator/1/1",
+            std::slice::from_ref(&call),
+            &["train/1/1/0".to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        store.run_calls(&run, None).unwrap()[0].messages,
+        call.messages
+    );
+    // the batch is redone: the sample's row is written again with another lesson
+    store
+        .record_samples(
+            &run,
+            "p",
+            &[(
+                sample("Square it, a different lesson altogether."),
+                Vec::new(),
+            )],
+        )
+        .unwrap();
+    let read = store.run_calls(&run, None).unwrap();
+    let user = &read[0].messages[1].content;
+    assert!(!user.contains("Square it"), "{user}");
+    assert!(user.contains("written again after it was sent"), "{user}");
+    // the redo's own curator call replaces it and is shown as sent
+    let again = ace::prompts::curator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: None,
+            counters: true,
+        },
+        "bullets: 0",
+        "[1] task: What does the ZORB constant multiply, and by how much?\nKey insight: Square it, a different lesson altogether.",
+    );
+    let call = call_from(&again, r#"{"reasoning":"x","operations":[]}"#);
+    store
+        .record_calls(
+            &run,
+            "curator/1/1",
+            std::slice::from_ref(&call),
+            &["train/1/1/0".to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        store.run_calls(&run, None).unwrap()[0].messages,
+        call.messages
+    );
+}
+
+#[test]
 fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
