@@ -31,6 +31,71 @@ pub(super) fn fetch(conn: &Connection, hash: i64) -> Result<Vec<u8>> {
         .ok_or_else(|| StoreError::Corrupt(format!("stored text {hash} is missing")))
 }
 
+/// Marks a text stored compressed (raw DEFLATE after it): no UTF-8 text starts with this byte.
+const DEFLATED: u8 = 0xFF;
+
+/// Texts at least this long are stored compressed when that makes them smaller.
+const COMPRESS_FROM: usize = 256;
+
+/// A decompressed text may not exceed this (a corrupt body is an error, not an allocation).
+const TEXT_LIMIT: usize = 64 << 20;
+
+fn text_body(text: &str) -> Vec<u8> {
+    if text.len() >= COMPRESS_FROM {
+        let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
+        if packed.len() + 1 < text.len() {
+            let mut body = Vec::with_capacity(packed.len() + 1);
+            body.push(DEFLATED);
+            body.extend(packed);
+            return body;
+        }
+    }
+    text.as_bytes().to_vec()
+}
+
+/// The text a body holds (see [`intern_text`]).
+pub fn body_text(body: &[u8]) -> Result<String> {
+    match body.split_first() {
+        Some((&DEFLATED, packed)) => {
+            let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(packed, TEXT_LIMIT)
+                .map_err(|e| StoreError::Corrupt(format!("a stored text does not inflate: {e}")))?;
+            String::from_utf8(raw)
+                .map_err(|_| StoreError::Corrupt("a stored text is not UTF-8".into()))
+        }
+        _ => Ok(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+/// Stores `text` once, compressed when long (its key is the hash of the text itself); its key,
+/// or `None` if another text holds its hash (then the caller stores it in place).
+pub(super) fn intern_text(conn: &Connection, text: &str) -> Result<Option<i64>> {
+    let hash = content_hash(text.as_bytes()) as i64;
+    conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, body) VALUES (?1, ?2)")?
+        .execute(params![hash, text_body(text)])?;
+    let stored: Vec<u8> = conn
+        .prepare_cached("SELECT body FROM blobs WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))?;
+    Ok((body_text(&stored).ok().as_deref() == Some(text)).then_some(hash))
+}
+
+/// The text stored under `hash` by [`intern_text`] (or [`intern`], uncompressed).
+pub(super) fn fetch_text(conn: &Connection, hash: i64) -> Result<String> {
+    body_text(&fetch(conn, hash)?)
+}
+
+/// Schema 9 → 8: every compressed text stored whole again (version 8 reads bodies as they are).
+pub(super) fn inflate_all(conn: &Connection) -> Result<()> {
+    let packed: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT hash, body FROM blobs WHERE substr(body, 1, 1) = x'FF'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE blobs SET body = ?2 WHERE hash = ?1")?;
+    for (hash, body) in packed {
+        update.execute(params![hash, body_text(&body)?.into_bytes()])?;
+    }
+    Ok(())
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

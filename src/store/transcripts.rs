@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::blobs::{fetch, ids_sql, intern, unpack_ids};
+use super::blobs::{fetch_text, ids_sql, inflate_all, intern_text, unpack_ids};
 use super::{Result, Store};
 use crate::llm::{CallRecord, Message, PlaybookText, Role, Usage};
 use crate::playbook::{Playbook, View};
@@ -30,9 +30,9 @@ const SHARED_PROMPT: usize = 48;
 /// Texts of the run a stored prompt can name instead of holding: they are stored anyway.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Ref {
-    /// Another row of the run, by key (else the call's own row).
+    /// Another row of the run: its place in the prompt's list of rows (else the call's own row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    k: Option<String>,
+    k: Option<usize>,
     /// A column of the row: `question`, `answer`, `ground_truth` or `feedback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     s: Option<String>,
@@ -48,14 +48,6 @@ struct Ref {
     /// Trimmed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     t: bool,
-    /// For another row's text: a hash of it as named (a row written again later, by a batch redone
-    /// on resume, no longer passes for what the prompt held).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    h: Option<u32>,
-}
-
-fn text_hash(text: &str) -> u32 {
-    crate::delta::content_hash(text.as_bytes()) as u32
 }
 
 /// A piece of a filled-in value: text in place, a stored text, or a text the run holds elsewhere.
@@ -80,6 +72,25 @@ pub(super) struct RowTexts {
 const COLUMNS: [&str; 4] = ["question", "answer", "ground_truth", "feedback"];
 
 impl RowTexts {
+    /// A hash of the texts a prompt may name: another row named by a prompt carries it, so a row
+    /// written again later (a batch redone on resume) no longer passes for what the prompt held.
+    fn digest(&self) -> u32 {
+        let reflection = self
+            .reflection
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let text = [
+            self.question.as_str(),
+            &self.answer,
+            self.ground_truth.as_deref().unwrap_or("\u{0}"),
+            &self.feedback,
+            &reflection,
+        ]
+        .join("\u{1}");
+        crate::delta::content_hash(text.as_bytes()) as u32
+    }
+
     fn column(&self, name: &str) -> Option<&str> {
         match name {
             "question" => Some(&self.question),
@@ -147,11 +158,11 @@ impl Answer {
     }
 }
 
-/// What a call's references resolve against: its own row, other rows of the run by key, and the
-/// answers of its sample's earlier calls.
+/// What a call's references resolve against: its own row, the other rows its prompt names (by
+/// place; `None`: gone or written again since), and the answers of its sample's earlier calls.
 struct Context<'a> {
     own: Option<&'a RowTexts>,
-    rows: &'a HashMap<String, RowTexts>,
+    rows: Vec<Option<&'a RowTexts>>,
     responses: &'a [Answer],
 }
 
@@ -162,15 +173,14 @@ const BLANK: Ref = Ref {
     c: None,
     p: None,
     t: false,
-    h: None,
 };
 
 /// The references a row's texts can be named by (`key`: another row's).
-fn row_refs(key: Option<&String>, row: &RowTexts) -> Vec<Ref> {
+fn row_refs(key: Option<usize>, row: &RowTexts) -> Vec<Ref> {
     let mut refs: Vec<Ref> = COLUMNS
         .iter()
         .map(|column| Ref {
-            k: key.cloned(),
+            k: key,
             s: Some((*column).into()),
             ..BLANK
         })
@@ -179,7 +189,7 @@ fn row_refs(key: Option<&String>, row: &RowTexts) -> Vec<Ref> {
         for (name, value) in fields {
             if value.is_string() {
                 refs.push(Ref {
-                    k: key.cloned(),
+                    k: key,
                     r: Some(name.clone()),
                     ..BLANK
                 });
@@ -215,7 +225,7 @@ impl Context<'_> {
             }
             (None, key) => {
                 let row = match key {
-                    Some(key) => self.rows.get(key)?,
+                    Some(at) => (*self.rows.get(*at)?)?,
                     None => self.own?,
                 };
                 match (&r.s, &r.r) {
@@ -226,23 +236,12 @@ impl Context<'_> {
             }
             _ => return None,
         };
-        let text = if r.t { text.trim().to_string() } else { text };
-        match r.h {
-            Some(h) if h != text_hash(&text) => None,
-            _ => Some(text),
-        }
+        Some(if r.t { text.trim().to_string() } else { text })
     }
 
     /// The texts `refs` name here (empty ones left out), each with its reference; trimmed forms too.
     fn named(&self, refs: Vec<Ref>) -> Vec<(Ref, String)> {
         let mut out = Vec::new();
-        // another row's texts carry their hash
-        let sealed = |mut r: Ref, text: &str| {
-            if r.k.is_some() {
-                r.h = Some(text_hash(text));
-            }
-            r
-        };
         for r in refs {
             let Some(text) = self.resolve(&r) else {
                 continue;
@@ -255,9 +254,9 @@ impl Context<'_> {
                     t: true,
                     ..r.clone()
                 };
-                out.push((sealed(trimmed, text.trim()), text.trim().to_string()));
+                out.push((trimmed, text.trim().to_string()));
             }
-            out.push((sealed(r, &text), text));
+            out.push((r, text));
         }
         out
     }
@@ -363,7 +362,7 @@ impl Interner {
         if self.texts.get(&hash).is_some_and(|t| t == text) {
             return Ok(Some(hash));
         }
-        let key = intern(conn, text.as_bytes())?;
+        let key = intern_text(conn, text)?;
         if let Some(key) = key {
             self.texts.insert(key, text.to_string());
         }
@@ -375,7 +374,7 @@ fn blob_text(conn: &Connection, cache: &mut BlobCache, hash: i64) -> Result<Stri
     if let Some(text) = cache.get(&hash) {
         return Ok(text.clone());
     }
-    let text = String::from_utf8_lossy(&fetch(conn, hash)?).into_owned();
+    let text = fetch_text(conn, hash)?;
     cache.insert(hash, text.clone());
     Ok(text)
 }
@@ -461,13 +460,14 @@ struct StoredView {
 /// (a reference stands for the longest text it can).
 pub(super) struct Sources {
     own: RowTexts,
-    rows: HashMap<String, RowTexts>,
+    /// The other rows, by key in order: a reference names a row by its place here.
+    rows: Vec<(String, RowTexts)>,
     answers: Vec<Answer>,
     candidates: Vec<(Ref, String)>,
 }
 
 impl Sources {
-    pub(super) fn new(own: RowTexts, rows: HashMap<String, RowTexts>) -> Sources {
+    pub(super) fn new(own: RowTexts, rows: Vec<(String, RowTexts)>) -> Sources {
         let mut sources = Sources {
             own,
             rows,
@@ -475,10 +475,8 @@ impl Sources {
             candidates: Vec::new(),
         };
         let mut refs = row_refs(None, &sources.own);
-        let mut keys: Vec<&String> = sources.rows.keys().collect();
-        keys.sort();
-        for key in keys {
-            refs.extend(row_refs(Some(key), &sources.rows[key]));
+        for (at, (_, row)) in sources.rows.iter().enumerate() {
+            refs.extend(row_refs(Some(at), row));
         }
         let named = sources.context().named(refs);
         sources.add(named);
@@ -490,14 +488,25 @@ impl Sources {
         conn: &Connection,
         run: &str,
         keys: &[String],
-    ) -> Result<HashMap<String, RowTexts>> {
-        let mut rows = HashMap::new();
+    ) -> Result<Vec<(String, RowTexts)>> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let mut rows = Vec::new();
         for key in keys {
-            if let Some(row) = RowTexts::read(conn, run, key)? {
-                rows.insert(key.clone(), row);
+            if let Some(row) = RowTexts::read(conn, run, &key)? {
+                rows.push((key, row));
             }
         }
         Ok(rows)
+    }
+
+    /// The other rows as a stored prompt lists them: key and digest.
+    fn listed(&self) -> Vec<(String, u32)> {
+        self.rows
+            .iter()
+            .map(|(key, row)| (key.clone(), row.digest()))
+            .collect()
     }
 
     /// Notes a call's answer once it is stored: later calls of the sample may name it.
@@ -523,7 +532,7 @@ impl Sources {
     fn context(&self) -> Context<'_> {
         Context {
             own: Some(&self.own),
-            rows: &self.rows,
+            rows: self.rows.iter().map(|(_, row)| Some(row)).collect(),
             responses: &self.answers,
         }
     }
@@ -604,7 +613,20 @@ pub(super) fn stored_prompt(
             ts: false,
         });
     }
-    let json = serde_json::to_string(&stored)?;
+    let names_rows = stored.iter().any(|m| {
+        m.v.iter()
+            .flatten()
+            .flat_map(|(_, parts)| parts)
+            .any(|p| matches!(p, Part::Ref(Ref { k: Some(_), .. })))
+    });
+    let json = if names_rows {
+        serde_json::to_string(&WithRows {
+            rows: sources.listed(),
+            m: stored,
+        })?
+    } else {
+        serde_json::to_string(&stored)?
+    };
     if json.len() > SHARED_PROMPT
         && let Some(hash) = blobs.intern(conn, &json)?
     {
@@ -614,11 +636,28 @@ pub(super) fn stored_prompt(
 }
 
 /// The stored messages of a prompt (in place, or by reference to a stored text).
-fn read_stored(conn: &Connection, prompt: &str) -> Result<Vec<StoredMessage>> {
-    if let Ok(hash) = prompt.parse::<i64>() {
-        return Ok(serde_json::from_slice(&fetch(conn, hash)?).unwrap_or_default());
+/// A stored prompt that names other rows of the run: the rows (key and [`RowTexts::digest`], in
+/// the order references name them) and the messages.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct WithRows {
+    rows: Vec<(String, u32)>,
+    m: Vec<StoredMessage>,
+}
+
+/// The other rows a stored prompt names, and its messages (in place, or by reference to a stored
+/// text; a list of messages alone, or [`WithRows`]).
+fn read_stored(conn: &Connection, prompt: &str) -> Result<WithRows> {
+    let text = match prompt.parse::<i64>() {
+        Ok(hash) => fetch_text(conn, hash)?,
+        Err(_) => prompt.to_string(),
+    };
+    if text.trim_start().starts_with('{') {
+        return Ok(serde_json::from_str(&text).unwrap_or_default());
     }
-    Ok(serde_json::from_str(prompt).unwrap_or_default())
+    Ok(WithRows {
+        rows: Vec::new(),
+        m: serde_json::from_str(&text).unwrap_or_default(),
+    })
 }
 
 /// Every stored text a prompt refers to, at any depth.
@@ -626,7 +665,7 @@ pub(super) fn prompt_blobs(conn: &Connection, prompt: &str, out: &mut Vec<i64>) 
     if let Ok(hash) = prompt.parse::<i64>() {
         out.push(hash);
     }
-    for m in read_stored(conn, prompt)? {
+    for m in read_stored(conn, prompt)?.m {
         out.extend(m.text);
         out.extend(m.tpl);
         for (_, parts) in m.v.iter().flatten() {
@@ -668,27 +707,22 @@ impl<'c> Decoder<'c> {
         key: &str,
         response: &str,
     ) -> Result<Vec<Message>> {
-        let stored = read_stored(self.conn, prompt)?;
-        let mut keys = vec![key.to_string()];
-        for m in &stored {
-            for (_, parts) in m.v.iter().flatten() {
-                keys.extend(parts.iter().filter_map(|p| match p {
-                    Part::Ref(Ref { k: Some(k), .. }) => Some(k.clone()),
-                    _ => None,
-                }));
-            }
-        }
-        for k in keys {
-            if !self.texts.contains_key(&k)
-                && let Some(row) = RowTexts::read(self.conn, &self.run, &k)?
+        let WithRows { rows, m: stored } = read_stored(self.conn, prompt)?;
+        for k in std::iter::once(key).chain(rows.iter().map(|(k, _)| k.as_str())) {
+            if !self.texts.contains_key(k)
+                && let Some(row) = RowTexts::read(self.conn, &self.run, k)?
             {
-                self.texts.insert(k, row);
+                self.texts.insert(k.to_string(), row);
             }
         }
         let earlier = self.answers.entry(key.to_string()).or_default();
+        // a row written again since (a batch redone on resume) is not what the prompt named
         let cx = Context {
             own: self.texts.get(key),
-            rows: &self.texts,
+            rows: rows
+                .iter()
+                .map(|(k, digest)| self.texts.get(k).filter(|row| row.digest() == *digest))
+                .collect(),
             responses: earlier,
         };
         let mut messages = Vec::with_capacity(stored.len());
@@ -712,8 +746,11 @@ impl<'c> Decoder<'c> {
 }
 
 /// Schema 9 → 8: every prompt stored by template and references gets its messages back as text
-/// (long ones by reference, the playbook as its marker), the form version 8 reads.
+/// (long ones by reference, the playbook as its marker) and no stored text stays compressed: the
+/// form version 8 reads.
 pub(super) fn prompts_to_version_8(conn: &Connection) -> Result<()> {
+    // version 8 reads stored texts as they are: none compressed
+    inflate_all(conn)?;
     let runs: Vec<Option<String>> = conn
         .prepare("SELECT DISTINCT run_id FROM llm_calls")?
         .query_map([], |r| r.get(0))?
@@ -734,7 +771,7 @@ pub(super) fn prompts_to_version_8(conn: &Connection) -> Result<()> {
             let mut stored = Vec::with_capacity(messages.len());
             for m in messages {
                 let text = if m.content.len() > SHARED_TEXT {
-                    intern(conn, m.content.as_bytes())?
+                    super::blobs::intern(conn, m.content.as_bytes())?
                 } else {
                     None
                 };

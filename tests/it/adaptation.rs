@@ -147,15 +147,17 @@ async fn approved_bullets_are_fed_back_and_the_loop_learns() {
             .collect()
     };
     assert!(stored.iter().all(|p| !p.contains(world::ZORB)));
-    // the system prompt, the same text in every call, is stored once and referred to
+    // the system prompt, the same text in every call, is stored once (compressed) and referred to
     let texts: Vec<String> = {
         let mut stmt = store
             .connection()
-            .prepare("SELECT CAST(body AS TEXT) FROM blobs WHERE CAST(body AS TEXT) LIKE '%ACE Generator%'")
+            .prepare("SELECT body FROM blobs")
             .unwrap();
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
             .unwrap()
             .map(Result::unwrap)
+            .filter_map(|body| ace::store::blobs::body_text(&body).ok())
+            .filter(|text| text.contains("ACE Generator"))
             .collect()
     };
     assert_eq!(texts.len(), 1, "one system text for every generator call");
