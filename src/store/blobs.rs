@@ -70,11 +70,21 @@ pub fn body_text(body: &[u8]) -> Result<String> {
 /// or `None` if another text holds its hash (then the caller stores it in place).
 pub(super) fn intern_text(conn: &Connection, text: &str) -> Result<Option<i64>> {
     let hash = content_hash(text.as_bytes()) as i64;
-    conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, body) VALUES (?1, ?2)")?
-        .execute(params![hash, text_body(text)])?;
-    let stored: Vec<u8> = conn
-        .prepare_cached("SELECT body FROM blobs WHERE hash = ?1")?
-        .query_row([hash], |r| r.get(0))?;
+    let held = |conn: &Connection| -> Result<Option<Vec<u8>>> {
+        Ok(conn
+            .prepare_cached("SELECT body FROM blobs WHERE hash = ?1")?
+            .query_row([hash], |r| r.get(0))
+            .optional()?)
+    };
+    // compressed only when not stored yet
+    let stored = match held(conn)? {
+        Some(body) => body,
+        None => {
+            conn.prepare_cached("INSERT INTO blobs (hash, body) VALUES (?1, ?2)")?
+                .execute(params![hash, text_body(text)])?;
+            return Ok(Some(hash));
+        }
+    };
     Ok((body_text(&stored).ok().as_deref() == Some(text)).then_some(hash))
 }
 

@@ -27,6 +27,9 @@ const SHARED_LINE: usize = 64;
 /// key: calls of one role whose texts are all references share one stored prompt.
 const SHARED_PROMPT: usize = 48;
 
+/// A stored prompt's list of the rows it names longer than this is stored (compressed) in `blobs`.
+const LONG_ROWS: usize = 512;
+
 /// Texts of the run a stored prompt can name instead of holding: they are stored anyway.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Ref {
@@ -619,20 +622,33 @@ pub(super) fn stored_prompt(
             .flat_map(|(_, parts)| parts)
             .any(|p| matches!(p, Part::Ref(Ref { k: Some(_), .. })))
     });
-    let json = if names_rows {
-        serde_json::to_string(&WithRows {
-            rows: sources.listed(),
-            m: stored,
-        })?
+    // the messages are stored once (calls that name only texts held elsewhere share them); the
+    // rows a call names are its own, kept in place
+    let json = serde_json::to_string(&stored)?;
+    let shared = if json.len() > SHARED_PROMPT {
+        blobs.intern(conn, &json)?
     } else {
-        serde_json::to_string(&stored)?
+        None
     };
-    if json.len() > SHARED_PROMPT
-        && let Some(hash) = blobs.intern(conn, &json)?
-    {
-        return Ok((hash.to_string(), view));
-    }
-    Ok((json, view))
+    Ok(match (names_rows, shared) {
+        (false, Some(hash)) => (hash.to_string(), view),
+        (false, None) => (json, view),
+        (true, shared) => {
+            let with = serde_json::to_string(&WithRows {
+                rows: sources.listed(),
+                m: match shared {
+                    Some(hash) => Messages::Stored(hash),
+                    None => Messages::InPlace(stored),
+                },
+            })?;
+            // a large batch's list of rows is stored compressed
+            match (with.len() > LONG_ROWS).then(|| blobs.intern(conn, &with)) {
+                Some(Ok(Some(hash))) => (hash.to_string(), view),
+                Some(Err(e)) => return Err(e),
+                _ => (with, view),
+            }
+        }
+    })
 }
 
 /// The stored messages of a prompt (in place, or by reference to a stored text).
@@ -641,31 +657,69 @@ pub(super) fn stored_prompt(
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct WithRows {
     rows: Vec<(String, u32)>,
+    m: Messages,
+}
+
+/// A prompt's messages, in place or as the key of their JSON in `blobs`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Messages {
+    InPlace(Vec<StoredMessage>),
+    Stored(i64),
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        Messages::InPlace(Vec::new())
+    }
+}
+
+/// A stored prompt read: the other rows it names and its messages.
+struct Read {
+    rows: Vec<(String, u32)>,
     m: Vec<StoredMessage>,
+    /// The stored texts the prompt's own structure is kept in.
+    held_in: Vec<i64>,
 }
 
 /// The other rows a stored prompt names, and its messages (in place, or by reference to a stored
 /// text; a list of messages alone, or [`WithRows`]).
-fn read_stored(conn: &Connection, prompt: &str) -> Result<WithRows> {
+fn read_stored(conn: &Connection, prompt: &str) -> Result<Read> {
+    let mut held_in = Vec::new();
     let text = match prompt.parse::<i64>() {
-        Ok(hash) => fetch_text(conn, hash)?,
+        Ok(hash) => {
+            held_in.push(hash);
+            fetch_text(conn, hash)?
+        }
         Err(_) => prompt.to_string(),
     };
-    if text.trim_start().starts_with('{') {
-        return Ok(serde_json::from_str(&text).unwrap_or_default());
+    if !text.trim_start().starts_with('{') {
+        return Ok(Read {
+            rows: Vec::new(),
+            m: serde_json::from_str(&text).unwrap_or_default(),
+            held_in,
+        });
     }
-    Ok(WithRows {
-        rows: Vec::new(),
-        m: serde_json::from_str(&text).unwrap_or_default(),
+    let with: WithRows = serde_json::from_str(&text).unwrap_or_default();
+    let m = match with.m {
+        Messages::InPlace(m) => m,
+        Messages::Stored(hash) => {
+            held_in.push(hash);
+            serde_json::from_str(&fetch_text(conn, hash)?).unwrap_or_default()
+        }
+    };
+    Ok(Read {
+        rows: with.rows,
+        m,
+        held_in,
     })
 }
 
 /// Every stored text a prompt refers to, at any depth.
 pub(super) fn prompt_blobs(conn: &Connection, prompt: &str, out: &mut Vec<i64>) -> Result<()> {
-    if let Ok(hash) = prompt.parse::<i64>() {
-        out.push(hash);
-    }
-    for m in read_stored(conn, prompt)?.m {
+    let read = read_stored(conn, prompt)?;
+    out.extend(read.held_in);
+    for m in read.m {
         out.extend(m.text);
         out.extend(m.tpl);
         for (_, parts) in m.v.iter().flatten() {
@@ -707,7 +761,9 @@ impl<'c> Decoder<'c> {
         key: &str,
         response: &str,
     ) -> Result<Vec<Message>> {
-        let WithRows { rows, m: stored } = read_stored(self.conn, prompt)?;
+        let Read {
+            rows, m: stored, ..
+        } = read_stored(self.conn, prompt)?;
         for k in std::iter::once(key).chain(rows.iter().map(|(k, _)| k.as_str())) {
             if !self.texts.contains_key(k)
                 && let Some(row) = RowTexts::read(self.conn, &self.run, k)?
