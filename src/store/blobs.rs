@@ -53,7 +53,7 @@ fn text_body(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
 }
 
-/// The text a body holds (see [`intern_text`]).
+/// The text a stored body holds: as it is, or inflated when it is marked compressed.
 pub fn body_text(body: &[u8]) -> Result<String> {
     match body.split_first() {
         Some((&DEFLATED, packed)) => {

@@ -1,6 +1,14 @@
 //! Model calls as stored. A prompt's playbook text is not stored: a marker stands in its place and
 //! the call's `playbook_view` (revision, bullets shown, rendering) rebuilds it exactly, so a run's
 //! transcripts grow with its samples and answers, not with the playbook.
+//!
+//! Nor are the texts the run stores anyway: a message made from a template ([`crate::llm::Recipe`])
+//! is kept as the template and its values, and a value names ([`Ref`]) the sample's question,
+//! ground truth or feedback, an earlier call's answer or a field of it, or a text of another row the
+//! prompt tells of (a curator's batch) instead of holding it. What is written is read back at once
+//! and must equal what was sent, else the message is stored as text. Templates, long lines and the
+//! messages' JSON go to `blobs` once (long ones compressed), so calls that differ only in what they
+//! name share them.
 
 use std::collections::HashMap;
 
