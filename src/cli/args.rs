@@ -385,6 +385,20 @@ pub enum RunsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The model calls of a run as they were sent and answered, rebuilt from what is stored
+    Calls {
+        /// The run (`ace runs list`)
+        run: String,
+        /// Only this sample's calls (its key, e.g. `train/1/3/0`, or `curator/1/3`)
+        #[arg(long)]
+        sample: Option<String>,
+        /// Print the playbook text of each prompt too (else one line says what it held)
+        #[arg(long)]
+        full: bool,
+        /// Print JSON (the playbook text included)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -160,6 +160,26 @@ pub(super) fn runs(db: &Path, cmd: RunsCmd, out: &mut impl Write) -> Result<()> 
                 print::run_summary(out, &summary)
             }
         }
+        RunsCmd::Calls {
+            run,
+            sample,
+            full,
+            json,
+        } => {
+            let calls = store.run_transcript(&run, sample.as_deref())?;
+            if json {
+                let rows: Vec<_> = calls
+                    .iter()
+                    .map(|(key, call)| {
+                        let mut v = serde_json::to_value(call).unwrap_or_default();
+                        v["sample"] = serde_json::Value::String(key.clone());
+                        v
+                    })
+                    .collect();
+                return print::json(out, &rows);
+            }
+            print::transcript(out, &run, &calls, full)
+        }
     }
 }
 
@@ -180,7 +200,7 @@ pub(super) fn overview(db: &Path, out: &mut impl Write) -> Result<()> {
         "\ncommands:\n  ace workbench                 (on a terminal, plain `ace` opens it; `ace demo` with a scripted model)\n  \
          ace playbook list|create|show|import|export\n  ace delta apply FILE --playbook NAME\n  \
          ace revisions list|show N|revert N\n  ace train --playbook NAME --dataset FILE [--approve wait|auto|queue]\n  \
-         ace queue list|show N|approve N|reject N|edit N\n  ace runs list|show RUN\n  ace doctor                    (the model configuration, checked)\n  \
+         ace queue list|show N|approve N|reject N|edit N\n  ace runs list|show RUN|calls RUN\n  ace doctor                    (the model configuration, checked)\n  \
          ace db migrate|rollback --to N|status\n  ace --help for everything"
     )?;
     Ok(())

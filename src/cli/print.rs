@@ -575,6 +575,68 @@ pub fn run_list(
     Ok(())
 }
 
+/// A run's model calls: each with its sample, role, prompt version, model, tokens and outcome, then
+/// its messages and answer (the playbook text replaced by one line saying what it held, unless
+/// `full`).
+pub fn transcript(
+    out: &mut impl Write,
+    run: &str,
+    calls: &[(String, crate::llm::CallRecord)],
+    full: bool,
+) -> Result<()> {
+    if calls.is_empty() {
+        writeln!(
+            out,
+            "run {run} has no model calls recorded (or they were pruned)"
+        )?;
+        return Ok(());
+    }
+    for (i, (key, c)) in calls.iter().enumerate() {
+        writeln!(
+            out,
+            "── call {} · {key} · {} · {} · {} · {} in / {} out tokens · {} ms · {} attempt(s) · {}",
+            i + 1,
+            c.role.as_str(),
+            c.prompt_version,
+            c.model,
+            c.usage.prompt_tokens,
+            c.usage.completion_tokens,
+            c.latency_ms,
+            c.attempts,
+            if c.outcome.is_empty() {
+                "ok"
+            } else {
+                &c.outcome
+            },
+        )?;
+        for (n, m) in c.messages.iter().enumerate() {
+            let mut content = m.content.clone();
+            if let Some(shown) = c.playbook.as_ref().filter(|_| n == 0 && !full)
+                && !shown.text.is_empty()
+            {
+                let what = match &shown.view.bullets {
+                    Some(ids) => format!("{} bullets chosen", ids.len()),
+                    None => "the whole playbook".to_string(),
+                };
+                let note = format!(
+                    "[playbook at revision {}: {what}, {} counters, {} characters; --full prints it]",
+                    shown.view.revision.map_or("-".into(), |r| r.to_string()),
+                    if shown.view.counters {
+                        "with"
+                    } else {
+                        "without"
+                    },
+                    shown.text.chars().count()
+                );
+                content = content.replacen(&shown.text, &note, 1);
+            }
+            writeln!(out, "[{}]\n{content}", m.role)?;
+        }
+        writeln!(out, "[answer]\n{}\n", c.response)?;
+    }
+    Ok(())
+}
+
 pub fn run_summary(out: &mut impl Write, s: &RunSummary) -> Result<()> {
     let r = &s.run;
     writeln!(

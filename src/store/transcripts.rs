@@ -858,6 +858,20 @@ impl Store {
     /// Model calls of a run (all, or one sample's), oldest first, with their prompts as sent: the
     /// playbook text each carried is rebuilt from its revision.
     pub fn run_calls(&self, run: &str, sample_key: Option<&str>) -> Result<Vec<CallRecord>> {
+        Ok(self
+            .run_transcript(run, sample_key)?
+            .into_iter()
+            .map(|(_, call)| call)
+            .collect())
+    }
+
+    /// [`Store::run_calls`], each call with the key of the sample (or curator step) it belongs to.
+    pub fn run_transcript(
+        &self,
+        run: &str,
+        sample_key: Option<&str>,
+    ) -> Result<Vec<(String, CallRecord)>> {
+        self.run(run)?;
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.role, c.prompt_version, c.prompt, c.response, c.model, c.prompt_tokens, c.completion_tokens,
                     c.latency_ms, c.cost_usd, c.attempts, c.playbook_view, {}, c.outcome,
@@ -913,10 +927,10 @@ impl Store {
         let mut calls = Vec::with_capacity(rows.len());
         for (mut call, prompt, key) in rows {
             call.messages = decoder.messages(&prompt, &key, &call.response)?;
-            calls.push(call);
+            calls.push((key, call));
         }
         let mut playbooks: HashMap<Option<i64>, Playbook> = HashMap::new();
-        for call in &mut calls {
+        for (_, call) in &mut calls {
             let Some(shown) = call.playbook.as_mut() else {
                 continue;
             };

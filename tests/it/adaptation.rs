@@ -998,6 +998,21 @@ async fn old_call_records_are_pruned_with_what_it_frees_and_lock_files_go_with_t
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    // the calls read back as sent: the playbook text summed up in a line unless --full
+    let calls = ace(&["runs", "calls", &run]);
+    assert!(calls.starts_with("── call 1 · train/"), "{calls}");
+    assert!(calls.contains("[playbook at revision"), "{calls}");
+    assert!(calls.contains("zorb of"), "the tasks are shown: {calls}");
+    let full = ace(&["runs", "calls", &run, "--full"]);
+    assert!(!full.contains("[playbook at revision") && full.len() > calls.len());
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ace(&["runs", "calls", &run, "--json"])).unwrap();
+    let key = listed[0]["sample"].as_str().unwrap().to_string();
+    let one: Vec<serde_json::Value> =
+        serde_json::from_str(&ace(&["runs", "calls", &run, "--sample", &key, "--json"])).unwrap();
+    assert!(!one.is_empty() && one.len() < listed.len());
+    assert!(one.iter().all(|c| c["sample"] == key.as_str()));
+    assert_eq!(one[0]["messages"], listed[0]["messages"]);
     // a recent run is kept by default; a dry run says what would go and deletes nothing
     assert!(ace(&["db", "prune"]).contains("0 run(s): 0 calls"));
     let dry = ace(&["db", "prune", "--older-than", "0", "--dry-run"]);
@@ -1020,6 +1035,7 @@ async fn old_call_records_are_pruned_with_what_it_frees_and_lock_files_go_with_t
     assert!(!done.contains(" 0 calls"), "{done}");
     let store = Store::open(&db).unwrap();
     assert!(store.run_calls(&run, None).unwrap().is_empty());
+    assert!(ace(&["runs", "calls", &run]).contains("no model calls recorded"));
     let blobs: i64 = store
         .connection()
         .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
