@@ -317,11 +317,9 @@ fn encode_value(
                 next.push(part);
                 continue;
             }
+            // matches do not overlap
             let mut from = 0;
             for at in found {
-                if at < from {
-                    continue;
-                }
                 if at > from {
                     next.push(Part::Text(hay[from..at].to_string()));
                 }
@@ -428,6 +426,20 @@ struct StoredMessage {
     /// Trimmed at the start too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     ts: bool,
+}
+
+impl StoredMessage {
+    /// A message kept as its text: by `key` in `blobs` when it was stored there, else in place.
+    fn text(m: Message, key: Option<i64>) -> StoredMessage {
+        StoredMessage {
+            role: m.role,
+            content: key.is_none().then_some(m.content),
+            text: key,
+            tpl: None,
+            v: None,
+            ts: false,
+        }
+    }
 }
 
 fn decode_message(
@@ -610,19 +622,12 @@ pub(super) fn stored_prompt(
                 continue;
             }
         }
-        let text = if m.content.len() > SHARED_TEXT {
+        let key = if m.content.len() > SHARED_TEXT {
             blobs.intern(conn, &m.content)?
         } else {
             None
         };
-        stored.push(StoredMessage {
-            role: m.role,
-            content: text.is_none().then_some(m.content),
-            text,
-            tpl: None,
-            v: None,
-            ts: false,
-        });
+        stored.push(StoredMessage::text(m, key));
     }
     let names_rows = stored.iter().any(|m| {
         m.v.iter()
@@ -834,19 +839,12 @@ pub(super) fn prompts_to_version_8(conn: &Connection) -> Result<()> {
             let messages = decoder.messages(&prompt, &key, &response)?;
             let mut stored = Vec::with_capacity(messages.len());
             for m in messages {
-                let text = if m.content.len() > SHARED_TEXT {
+                let key = if m.content.len() > SHARED_TEXT {
                     super::blobs::intern(conn, m.content.as_bytes())?
                 } else {
                     None
                 };
-                stored.push(StoredMessage {
-                    role: m.role,
-                    content: text.is_none().then_some(m.content),
-                    text,
-                    tpl: None,
-                    v: None,
-                    ts: false,
-                });
+                stored.push(StoredMessage::text(m, key));
             }
             update.execute(params![serde_json::to_string(&stored)?, id])?;
         }
