@@ -764,3 +764,55 @@ fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
     let b = b.bullet(&id).unwrap();
     assert_eq!((b.helpful, b.harmful), (0, 0));
 }
+
+#[test]
+fn a_damaged_compressed_text_is_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let run = store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let call = ace::llm::CallRecord {
+        role: ace::llm::Role::Curator,
+        prompt_version: "curator-v1-test".into(),
+        messages: vec![
+            ace::llm::Message::system("You are the ACE Curator. ".repeat(40)),
+            ace::llm::Message::user("short"),
+        ],
+        response: "{}".into(),
+        model: "m".into(),
+        usage: Default::default(),
+        latency_ms: 1,
+        cost_usd: 0.0,
+        attempts: 1,
+        playbook: None,
+        recipes: Vec::new(),
+        outcome: "ok".into(),
+    };
+    store
+        .record_calls(&run, "curator/1/1", std::slice::from_ref(&call), &[])
+        .unwrap();
+    assert_eq!(
+        store.run_calls(&run, None).unwrap()[0].messages,
+        call.messages
+    );
+    // the long system text is stored compressed; damage it on disk
+    let damaged = store
+        .connection()
+        .execute(
+            "UPDATE blobs SET body = x'FF0102030405' WHERE substr(body, 1, 1) = x'FF'",
+            [],
+        )
+        .unwrap();
+    assert!(damaged > 0);
+    let err = store.run_calls(&run, None).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("does not inflate"), "{err}");
+    // nothing else changed: the playbook and the run read as before
+    assert_eq!(store.load_playbook("p").unwrap().sections.len(), 1);
+    assert_eq!(store.run(&run).unwrap().playbook, "p");
+}
