@@ -276,32 +276,8 @@ fn processes_opening_a_new_database_at_once_migrate_it_once() {
 #[test]
 fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
-    store.create_playbook("p", &["S"]).unwrap();
-    let run = store
-        .create_run(&ace::adaptation::RunConfig {
-            playbook: "p".into(),
-            ..Default::default()
-        })
-        .unwrap();
-    let system = "You are the ACE Curator. ".repeat(20);
-    let call = ace::llm::CallRecord {
-        role: ace::llm::Role::Curator,
-        prompt_version: "curator-v1-test".into(),
-        messages: vec![
-            ace::llm::Message::system(system.clone()),
-            ace::llm::Message::user("short"),
-        ],
-        response: "{}".into(),
-        model: "m".into(),
-        usage: Default::default(),
-        latency_ms: 1,
-        cost_usd: 0.0,
-        attempts: 1,
-        playbook: None,
-        recipes: Vec::new(),
-        outcome: "ok".into(),
-    };
+    let (mut store, run) = store_with_run(dir.path());
+    let call = text_call("You are the ACE Curator. ".repeat(20));
     store
         .record_calls(&run, "curator/1/1", std::slice::from_ref(&call), &[])
         .unwrap();
@@ -337,6 +313,70 @@ fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
     }
 }
 
+/// A database with playbook `p` (one section, `S`) and a run of it.
+fn store_with_run(dir: &std::path::Path) -> (Store, String) {
+    let mut store = Store::open(&dir.join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    let run = new_run(&mut store);
+    (store, run)
+}
+
+fn new_run(store: &mut Store) -> String {
+    store
+        .create_run(&ace::adaptation::RunConfig {
+            playbook: "p".into(),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// A curator's call made of plain text (no template): a system message and a short user one.
+fn text_call(system: String) -> ace::llm::CallRecord {
+    ace::llm::CallRecord {
+        role: ace::llm::Role::Curator,
+        prompt_version: "curator-v1-test".into(),
+        messages: vec![
+            ace::llm::Message::system(system),
+            ace::llm::Message::user("short"),
+        ],
+        response: "{}".into(),
+        model: "m".into(),
+        usage: Default::default(),
+        latency_ms: 1,
+        cost_usd: 0.0,
+        attempts: 1,
+        playbook: None,
+        recipes: Vec::new(),
+        outcome: "ok".into(),
+    }
+}
+
+/// Sample `train/1/1/0`, answered 42 where 43 was right.
+fn sample_row(
+    question: &str,
+    feedback: &str,
+    reflection: serde_json::Value,
+) -> ace::adaptation::SampleRecord {
+    ace::adaptation::SampleRecord {
+        key: "train/1/1/0".into(),
+        split: ace::adaptation::Split::Train,
+        epoch: 1,
+        step: 1,
+        sample_id: "d.jsonl:1".into(),
+        question: question.into(),
+        answer: "42".into(),
+        ground_truth: Some("43".into()),
+        correct: false,
+        first_correct: false,
+        rounds: 1,
+        feedback: feedback.into(),
+        cited: Vec::new(),
+        reflection: Some(reflection),
+        shown: None,
+        unknown_ids: Vec::new(),
+    }
+}
+
 /// A call as the roles make it from `prompt`, answered `response`.
 fn call_from(prompt: &ace::prompts::Prompt, response: &str) -> ace::llm::CallRecord {
     ace::llm::CallRecord {
@@ -357,16 +397,8 @@ fn call_from(prompt: &ace::prompts::Prompt, response: &str) -> ace::llm::CallRec
 
 #[test]
 fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
-    use ace::adaptation::{SampleRecord, Split};
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
-    store.create_playbook("p", &["S"]).unwrap();
-    let run = store
-        .create_run(&ace::adaptation::RunConfig {
-            playbook: "p".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    let (mut store, run) = store_with_run(dir.path());
     let playbook = store.load_playbook("p").unwrap();
     let question = "  A long question about the ZORB constant, with a trailing blank line?\n";
     let reasoning = "Multiply the ZORB constant by itself,\nthen add \"one\".";
@@ -401,24 +433,7 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
         used: &[],
         previous: None,
     });
-    let sample = SampleRecord {
-        key: "train/1/1/0".into(),
-        split: Split::Train,
-        epoch: 1,
-        step: 1,
-        sample_id: "d.jsonl:1".into(),
-        question: question.into(),
-        answer: "42".into(),
-        ground_truth: Some("43".into()),
-        correct: false,
-        first_correct: false,
-        rounds: 1,
-        feedback: "wrong: expected 43".into(),
-        cited: Vec::new(),
-        reflection: Some(reflection.clone()),
-        shown: None,
-        unknown_ids: Vec::new(),
-    };
+    let sample = sample_row(question, "wrong: expected 43", reflection.clone());
     let calls = vec![
         call_from(&generator, &generated.to_string()),
         call_from(&reflector, &reflection.to_string()),
@@ -536,30 +551,8 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
     assert_eq!(read(&store), sent);
     // a second run stores the same prompts, sharing their stored texts; pruning the first run's
     // calls keeps every text the second one names
-    let second = store
-        .create_run(&ace::adaptation::RunConfig {
-            playbook: "p".into(),
-            ..Default::default()
-        })
-        .unwrap();
-    let again = SampleRecord {
-        key: "train/1/1/0".into(),
-        split: Split::Train,
-        epoch: 1,
-        step: 1,
-        sample_id: "d.jsonl:1".into(),
-        question: question.into(),
-        answer: "42".into(),
-        ground_truth: Some("43".into()),
-        correct: false,
-        first_correct: false,
-        rounds: 1,
-        feedback: "wrong: expected 43".into(),
-        cited: Vec::new(),
-        reflection: Some(reflection.clone()),
-        shown: None,
-        unknown_ids: Vec::new(),
-    };
+    let second = new_run(&mut store);
+    let again = sample_row(question, "wrong: expected 43", reflection.clone());
     store
         .record_samples(&second, "p", &[(again, calls)])
         .unwrap();
@@ -576,60 +569,46 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
 
 #[test]
 fn a_prompt_naming_a_sample_answered_again_later_says_so_instead_of_showing_other_texts() {
-    use ace::adaptation::{SampleRecord, Split};
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
-    store.create_playbook("p", &["S"]).unwrap();
-    let run = store
-        .create_run(&ace::adaptation::RunConfig {
-            playbook: "p".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    let (mut store, run) = store_with_run(dir.path());
     let playbook = store.load_playbook("p").unwrap();
-    let sample = |insight: &str| SampleRecord {
-        key: "train/1/1/0".into(),
-        split: Split::Train,
-        epoch: 1,
-        step: 1,
-        sample_id: "d.jsonl:1".into(),
-        question: "What does the ZORB constant multiply, and by how much?".into(),
-        answer: "42".into(),
-        ground_truth: Some("43".into()),
-        correct: false,
-        first_correct: false,
-        rounds: 1,
-        feedback: "wrong".into(),
-        cited: Vec::new(),
-        reflection: Some(serde_json::json!({ "key_insight": insight })),
-        shown: None,
-        unknown_ids: Vec::new(),
+    let sample = |insight: &str| {
+        sample_row(
+            "What does the ZORB constant multiply, and by how much?",
+            "wrong",
+            serde_json::json!({ "key_insight": insight }),
+        )
     };
     let first = "Cube the ZORB constant before adding one to it.";
     store
         .record_samples(&run, "p", &[(sample(first), Vec::new())])
         .unwrap();
-    let curator = ace::prompts::curator(
-        &playbook,
-        ace::playbook::View {
-            revision: playbook.revision,
-            bullets: None,
-            counters: true,
-        },
-        "bullets: 0",
-        &format!(
-            "[1] task: What does the ZORB constant multiply, and by how much?\nKey insight: {first}"
-        ),
-    );
-    let call = call_from(&curator, r#"{"reasoning":"x","operations":[]}"#);
-    store
-        .record_calls(
-            &run,
-            "curator/1/1",
-            std::slice::from_ref(&call),
-            &["train/1/1/0".to_string()],
-        )
-        .unwrap();
+    // the curator's call that tells of the sample's lesson, recorded
+    let curate = |store: &mut Store, insight: &str| {
+        let prompt = ace::prompts::curator(
+            &playbook,
+            ace::playbook::View {
+                revision: playbook.revision,
+                bullets: None,
+                counters: true,
+            },
+            "bullets: 0",
+            &format!(
+                "[1] task: What does the ZORB constant multiply, and by how much?\nKey insight: {insight}"
+            ),
+        );
+        let call = call_from(&prompt, r#"{"reasoning":"x","operations":[]}"#);
+        store
+            .record_calls(
+                &run,
+                "curator/1/1",
+                std::slice::from_ref(&call),
+                &["train/1/1/0".to_string()],
+            )
+            .unwrap();
+        call
+    };
+    let call = curate(&mut store, first);
     assert_eq!(
         store.run_calls(&run, None).unwrap()[0].messages,
         call.messages
@@ -650,25 +629,7 @@ fn a_prompt_naming_a_sample_answered_again_later_says_so_instead_of_showing_othe
     assert!(!user.contains("Square it"), "{user}");
     assert!(user.contains("written again after it was sent"), "{user}");
     // the redo's own curator call replaces it and is shown as sent
-    let again = ace::prompts::curator(
-        &playbook,
-        ace::playbook::View {
-            revision: playbook.revision,
-            bullets: None,
-            counters: true,
-        },
-        "bullets: 0",
-        "[1] task: What does the ZORB constant multiply, and by how much?\nKey insight: Square it, a different lesson altogether.",
-    );
-    let call = call_from(&again, r#"{"reasoning":"x","operations":[]}"#);
-    store
-        .record_calls(
-            &run,
-            "curator/1/1",
-            std::slice::from_ref(&call),
-            &["train/1/1/0".to_string()],
-        )
-        .unwrap();
+    let call = curate(&mut store, "Square it, a different lesson altogether.");
     assert_eq!(
         store.run_calls(&run, None).unwrap()[0].messages,
         call.messages
@@ -768,31 +729,8 @@ fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
 #[test]
 fn a_damaged_compressed_text_is_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
-    store.create_playbook("p", &["S"]).unwrap();
-    let run = store
-        .create_run(&ace::adaptation::RunConfig {
-            playbook: "p".into(),
-            ..Default::default()
-        })
-        .unwrap();
-    let call = ace::llm::CallRecord {
-        role: ace::llm::Role::Curator,
-        prompt_version: "curator-v1-test".into(),
-        messages: vec![
-            ace::llm::Message::system("You are the ACE Curator. ".repeat(40)),
-            ace::llm::Message::user("short"),
-        ],
-        response: "{}".into(),
-        model: "m".into(),
-        usage: Default::default(),
-        latency_ms: 1,
-        cost_usd: 0.0,
-        attempts: 1,
-        playbook: None,
-        recipes: Vec::new(),
-        outcome: "ok".into(),
-    };
+    let (mut store, run) = store_with_run(dir.path());
+    let call = text_call("You are the ACE Curator. ".repeat(40));
     store
         .record_calls(&run, "curator/1/1", std::slice::from_ref(&call), &[])
         .unwrap();
