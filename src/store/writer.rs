@@ -98,12 +98,8 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
     for (idx, (op_index, change)) in applied.changes.iter().enumerate() {
         let op_index = op_index.map(|i| i as i64);
         let (before, after) = match change {
-            Change::Bullet { before, after, .. } => (to_json(before)?, to_json(after)?),
-            Change::Section { before, after, .. } => (to_json(before)?, to_json(after)?),
-        };
-        let after = match (&before, after) {
-            (Some(before), Some(after)) => Some(compact_after(before, after)?),
-            (_, after) => after,
+            Change::Bullet { before, after, .. } => stored_states(before, after)?,
+            Change::Section { before, after, .. } => stored_states(before, after)?,
         };
         stmt.execute(params![
             revision,
@@ -129,11 +125,9 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
 /// A state after a change as stored: what changed from `before` (a JSON merge patch, RFC 7396,
 /// marked `{"~":1,` so readers know it; see `rows::OP_AFTER`) when the patch makes the whole state
 /// again (checked as SQLite's `json_patch` applies it), else whole. A counter moved costs tens of bytes, not the bullet.
-fn compact_after(before: &str, after: String) -> Result<String> {
-    let (Ok(Value::Object(old)), Ok(Value::Object(new))) = (
-        serde_json::from_str::<Value>(before),
-        serde_json::from_str::<Value>(&after),
-    ) else {
+fn compact_after(old: Value, new: Value) -> Result<String> {
+    let after = serde_json::to_string(&new)?;
+    let (Value::Object(old), Value::Object(new)) = (old, new) else {
         return Ok(after);
     };
     let mut patch = serde_json::Map::new();
@@ -186,8 +180,25 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn to_json<T: Serialize>(v: &Option<T>) -> Result<Option<String>> {
-    Ok(v.as_ref().map(serde_json::to_string).transpose()?)
+/// A change's states as stored: JSON, the state after as a patch where [`compact_after`] makes one.
+fn stored_states<T: Serialize>(
+    before: &Option<T>,
+    after: &Option<T>,
+) -> Result<(Option<String>, Option<String>)> {
+    Ok(match (before, after) {
+        (Some(before), Some(after)) => {
+            let before = serde_json::to_value(before)?;
+            let stored = serde_json::to_string(&before)?;
+            (
+                Some(stored),
+                Some(compact_after(before, serde_json::to_value(after)?)?),
+            )
+        }
+        _ => (
+            before.as_ref().map(serde_json::to_string).transpose()?,
+            after.as_ref().map(serde_json::to_string).transpose()?,
+        ),
+    })
 }
 
 impl SqlRows<'_> {
