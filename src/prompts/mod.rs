@@ -67,35 +67,39 @@ fn body(text: &'static str) -> (&'static str, &'static str) {
 /// The version id recorded with every call: role, declared version and a hash of the template text,
 /// e.g. `generator-v2-3f2a9c1e`, so an edited template can never pass for the old one.
 pub fn version(role: Role) -> String {
-    static VERSIONS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let versions = VERSIONS.get_or_init(|| {
+    compiled(role).version.clone()
+}
+
+/// What each role's templates give once: the version id and the answer's schema.
+struct Compiled {
+    version: String,
+    schema: Value,
+}
+
+fn compiled(role: Role) -> &'static Compiled {
+    static COMPILED: std::sync::OnceLock<Vec<Compiled>> = std::sync::OnceLock::new();
+    let all = COMPILED.get_or_init(|| {
         Role::ALL
             .iter()
             .map(|&role| {
                 let t = template(role);
                 let (declared, _) = body(t.system);
                 let hash = content_hash(format!("{}{}{}", t.system, t.user, t.schema).as_bytes());
-                format!("{}-{declared}-{:08x}", role.as_str(), hash as u32)
+                Compiled {
+                    version: format!("{}-{declared}-{:08x}", role.as_str(), hash as u32),
+                    schema: serde_json::from_str(t.schema).unwrap_or(Value::Null),
+                }
             })
             .collect()
     });
-    let at = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
-    versions[at].clone()
+    &all[Role::ALL.iter().position(|r| *r == role).unwrap_or(0)]
 }
 
 /// The JSON schema of a role's answer.
 pub fn schema(role: Role) -> OutputSchema {
-    static SCHEMAS: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
-    let schemas = SCHEMAS.get_or_init(|| {
-        Role::ALL
-            .iter()
-            .map(|&role| serde_json::from_str(template(role).schema).unwrap_or(Value::Null))
-            .collect()
-    });
-    let at = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
     OutputSchema {
         name: format!("ace_{}", role.as_str()),
-        schema: schemas[at].clone(),
+        schema: compiled(role).schema.clone(),
     }
 }
 
