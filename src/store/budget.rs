@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{OP_AFTER, change_columns, parse_change, playbook_id};
+use super::rows::{OP_AFTER, OP_BEFORE, change_columns, parse_change, playbook_id};
 use super::{Result, Store, StoreError, classify};
 use crate::prompts::{change_cost, playbook_tokens};
 
@@ -15,7 +15,7 @@ const REPLAY_LIMIT: i64 = 20_000;
 /// What the revisions of playbook `id` after `from` up to `to` did to its size, in tokens.
 pub(super) fn replay_changes(conn: &Connection, id: i64, from: i64, to: i64) -> Result<i64> {
     let mut stmt = conn.prepare_cached(
-        &format!("SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+        &format!("SELECT o.kind, o.key, {OP_BEFORE}, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
          WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx"),
     )?;
     let mut total = 0i64;

@@ -81,6 +81,13 @@ pub const MIGRATIONS: &[Migration] = &[
         down: include_str!("migrations/0009_compact.down.sql"),
         before_down: Some(super::transcripts::prompts_to_version_8),
     },
+    Migration {
+        version: 10,
+        name: "texts in arrival order, states and reflections by what differs",
+        up: include_str!("migrations/0010_lean.up.sql"),
+        down: include_str!("migrations/0010_lean.down.sql"),
+        before_down: None,
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -16,10 +16,11 @@ use crate::refine::SizeEffect;
 
 /// A sample behind a proposal as its run recorded it (`None` if the run holds no such sample).
 fn recorded_evidence(conn: &rusqlite::Connection, run: &str, key: &str) -> Option<Evidence> {
-    conn.prepare_cached(
-        "SELECT sample_id, question, answer, ground_truth, correct, feedback, cited, reflection
+    conn.prepare_cached(&format!(
+        "SELECT sample_id, question, answer, ground_truth, correct, feedback, cited, {}
          FROM run_samples WHERE run_id = ?1 AND key = ?2",
-    )
+        super::rows::reflection_sql("run_samples")
+    ))
     .ok()?
     .query_row(params![run, key], |r| {
         Ok(Evidence {

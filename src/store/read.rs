@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::rows::{
-    BULLET_ROW_COLUMNS, OP_AFTER, SECTION_COLUMNS, bullet_from_row, change_columns, column,
-    load_changes, parse_change, playbook_id, section_from_row,
+    BULLET_ROW_COLUMNS, OP_AFTER, OP_BEFORE, SECTION_COLUMNS, bullet_from_row, change_columns,
+    column, load_changes, parse_change, playbook_id, section_from_row,
 };
 use super::{CACHE_KIB, Result, Store, StoreError};
 use crate::delta::{Change, ChangeSummary, Replay, Source};
@@ -275,7 +275,7 @@ impl Store {
     pub fn playbook_at(&self, id: i64) -> Result<Playbook> {
         let target = self.revision(id)?.revision;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+            "SELECT o.kind, o.key, {OP_BEFORE}, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = (SELECT playbook_id FROM revisions WHERE id = ?1) AND r.id <= ?1
              ORDER BY r.id, o.idx"
         ))?;
@@ -394,7 +394,7 @@ impl Store {
             return Ok(None);
         }
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+            "SELECT o.kind, o.key, {OP_BEFORE}, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id, o.idx"
         ))?;
         let mut changes = Vec::with_capacity(count as usize);

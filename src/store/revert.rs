@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::rows::{OP_AFTER, SECTION_COLUMNS, load_changes, section_from_row};
+use super::rows::{OP_AFTER, OP_BEFORE, SECTION_COLUMNS, load_changes, section_from_row};
 use super::writer;
 use super::{Result, Store, StoreError, classify};
 use crate::delta::{ApplyOutcome, Change, DeltaBatch, Source};
@@ -223,7 +223,7 @@ fn renamed_since(
     name: &str,
 ) -> Result<Option<String>> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT o.before, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+        "SELECT {OP_BEFORE}, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
           WHERE r.playbook_id = ?1 AND o.revision_id > ?2 AND o.kind = 'section'
             AND o.before IS NOT NULL AND o.after IS NOT NULL
           ORDER BY o.revision_id, o.idx"

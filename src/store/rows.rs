@@ -121,15 +121,39 @@ pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
     }
 }
 
+/// The state before a recorded change (`revision_ops o`), in SQL: a bullet's state that kept most
+/// of the state it was created with is stored as what differs from it (a JSON merge patch marked
+/// `{"~":2,"@":[revision, idx],` naming the op that created the bullet, whose state after is always
+/// whole; see `writer`), and made whole here.
+macro_rules! op_before {
+    () => {
+        r#"(CASE WHEN substr(o.before, 1, 6) = '{"~":2' THEN json_remove(json_patch((SELECT c.after FROM revision_ops c WHERE c.revision_id = json_extract(o.before, '$."@"[0]') AND c.idx = json_extract(o.before, '$."@"[1]')), o.before), '$."~"', '$."@"') ELSE o.before END)"#
+    };
+}
+pub(super) const OP_BEFORE: &str = op_before!();
+
 /// The state after a recorded change (`revision_ops o`), in SQL: a change that kept most of a
-/// state is stored as what changed (a JSON merge patch of `before`, marked `{"~":1,`; see
+/// state is stored as what changed (a JSON merge patch of the state before, marked `{"~":1,`; see
 /// `writer`), and made whole here.
-pub(super) const OP_AFTER: &str = r#"(CASE WHEN substr(o.after, 1, 6) = '{"~":1' THEN json_remove(json_patch(o.before, o.after), '$."~"') ELSE o.after END)"#;
+pub(super) const OP_AFTER: &str = concat!(
+    r#"(CASE WHEN substr(o.after, 1, 6) = '{"~":1' THEN json_remove(json_patch("#,
+    op_before!(),
+    r#", o.after), '$."~"') ELSE o.after END)"#
+);
+
+/// A sample's reflection (`row` is the `run_samples` row's name or alias), in SQL: one stored as
+/// what differs from the answer of the sample's reflector call (marked `{"~":3,"~c":ID,`, the
+/// call's row id; see `runs`) is made whole here.
+pub(super) fn reflection_sql(row: &str) -> String {
+    format!(
+        r#"(CASE WHEN substr({row}.reflection, 1, 6) = '{{"~":3' THEN json_remove(json_patch((SELECT c.response FROM llm_calls c WHERE c.id = json_extract({row}.reflection, '$."~c"') AND c.run_id = {row}.run_id AND c.sample_key = {row}.key), {row}.reflection), '$."~"', '$."~c"') ELSE {row}.reflection END)"#
+    )
+}
 
 /// The recorded changes of a revision, in order.
 pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT o.kind, o.key, o.before, {OP_AFTER} FROM revision_ops o WHERE o.revision_id = ?1 ORDER BY o.idx"
+        "SELECT o.kind, o.key, {OP_BEFORE}, {OP_AFTER} FROM revision_ops o WHERE o.revision_id = ?1 ORDER BY o.idx"
     ))?;
     let rows = stmt.query_map([revision], change_columns)?;
     let mut changes = Vec::new();

@@ -7,14 +7,14 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::blobs::{ids_sql, store_ids, unpack_ids};
-use super::rows::{OP_AFTER, column, playbook_id};
+use super::rows::{OP_AFTER, OP_BEFORE, column, playbook_id, reflection_sql};
 use super::transcripts::{Interner, RowTexts, Sources, prompt_blobs, stored_prompt};
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
     Accuracy, Checkpoint, RoleTotals, RunConfig, RunRecord, RunStatus, RunSummary, RunTotals,
     SampleRecord, Split,
 };
-use crate::llm::CallRecord;
+use crate::llm::{CallRecord, Role};
 
 /// Holds a run for this process until dropped (see [`Store::claim_run`]).
 #[derive(Debug)]
@@ -366,6 +366,7 @@ impl Store {
                     reflection: s.reflection.clone(),
                 };
                 let mut sources = Sources::new(own, Sources::rows(&tx, run, related)?);
+                let mut call_ids = Vec::with_capacity(calls.len());
                 for c in calls {
                     let (prompt, view) =
                         stored_prompt(&tx, c, shown.as_deref(), &sources, &mut blobs)?;
@@ -389,6 +390,41 @@ impl Store {
                         (c.usage.cached_prompt_tokens > 0)
                             .then_some(c.usage.cached_prompt_tokens as i64),
                     ])?;
+                    call_ids.push(tx.last_insert_rowid());
+                }
+                // the reflection as what differs from the answer of the reflector call it came
+                // from, read back as every reader reads it (else it stays whole)
+                if let Some(patch) = s
+                    .reflection
+                    .as_ref()
+                    .and_then(|r| reflection_patch(calls, &call_ids, r))
+                {
+                    let set = |text: &str| -> Result<()> {
+                        tx.prepare_cached(
+                            "UPDATE run_samples SET reflection = ?3 WHERE run_id = ?1 AND key = ?2",
+                        )?
+                        .execute(params![run, s.key, text])?;
+                        Ok(())
+                    };
+                    set(&patch)?;
+                    let back: Option<String> = tx
+                        .prepare_cached(&format!(
+                            "SELECT {} FROM run_samples s WHERE s.run_id = ?1 AND s.key = ?2",
+                            reflection_sql("s")
+                        ))?
+                        .query_row(params![run, s.key], |r| r.get(0))
+                        .ok()
+                        .flatten();
+                    let same = back
+                        .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+                        .is_some_and(|b| Some(&b) == s.reflection.as_ref());
+                    if !same {
+                        set(&s
+                            .reflection
+                            .as_ref()
+                            .map(Value::to_string)
+                            .unwrap_or_default())?;
+                    }
                 }
                 for id in &s.cited {
                     cite.execute(params![pb, id, run, s.key])?;
@@ -501,8 +537,9 @@ impl Store {
 
     pub fn run_samples(&self, run: &str) -> Result<Vec<SampleRecord>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, reflection, {}, unknown_ids
+            "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, {}, {}, unknown_ids
              FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
+            reflection_sql("run_samples"),
             ids_sql("shown")
         ))?;
         let rows = stmt.query_map([run], |r| {
@@ -567,8 +604,8 @@ impl Store {
         };
         // The run's TAG revisions have batch ids `{run}:tags:{batch}`; sum their counter moves.
         let (helpful, harmful): (i64, i64) = self.conn.query_row(
-            &format!("SELECT coalesce(sum(json_extract({OP_AFTER}, '$.helpful') - json_extract(o.before, '$.helpful')), 0),
-                    coalesce(sum(json_extract({OP_AFTER}, '$.harmful') - json_extract(o.before, '$.harmful')), 0)
+            &format!("SELECT coalesce(sum(json_extract({OP_AFTER}, '$.helpful') - json_extract({OP_BEFORE}, '$.helpful')), 0),
+                    coalesce(sum(json_extract({OP_AFTER}, '$.harmful') - json_extract({OP_BEFORE}, '$.harmful')), 0)
              FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.batch_id >= ?1 AND r.batch_id < ?2 AND o.kind = 'bullet' AND o.before IS NOT NULL AND o.after IS NOT NULL"),
             params![format!("{id}:tags:"), format!("{id}:tags;")],
@@ -680,6 +717,15 @@ impl Store {
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
+        // reflections stored as what differs from a call's answer are made whole first
+        tx.execute(
+            &format!(
+                "UPDATE run_samples SET reflection = {} WHERE run_id IN (SELECT id FROM prune_runs)
+                 AND substr(reflection, 1, 6) = '{{\"~\":3'",
+                reflection_sql("run_samples")
+            ),
+            [],
+        )?;
         tx.execute(
             "DELETE FROM llm_calls WHERE run_id IN (SELECT id FROM prune_runs)",
             [],
@@ -736,4 +782,24 @@ impl Store {
         self.conn.execute_batch("VACUUM")?;
         Ok((before, size(&self.conn)?))
     }
+}
+
+/// A reflection as what differs from the answer of the sample's reflector call it came from (the
+/// last one whose answer is a JSON object), marked `{"~":3,"~c":ID,…}` with the call's row id (see
+/// `rows::reflection_sql`); `None` when no such answer makes it shorter.
+fn reflection_patch(calls: &[CallRecord], ids: &[i64], reflection: &Value) -> Option<String> {
+    calls
+        .iter()
+        .zip(ids)
+        .rev()
+        .filter(|(c, _)| c.role == Role::Reflector)
+        .find_map(|(c, id)| {
+            let answer: Value = serde_json::from_str(&c.response).ok()?;
+            super::writer::marked_patch(
+                &answer,
+                reflection,
+                &format!("\"~\":3,\"~c\":{id}"),
+                &["~", "~c"],
+            )
+        })
 }

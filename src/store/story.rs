@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::rows::{OP_AFTER, column, playbook_id};
+use super::rows::{OP_AFTER, OP_BEFORE, column, playbook_id};
 use super::{Result, Store, StoreError};
 use crate::delta::Source;
 use crate::playbook::BulletStatus;
@@ -46,7 +46,7 @@ impl Store {
     pub fn bullet_story(&self, playbook: &str, bullet_id: &str) -> Result<BulletStory> {
         let pb = playbook_id(&self.conn, playbook)?;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.id, r.created_at, r.source, o.before IS NULL, {OP_AFTER}, o.before, r.author,
+            "SELECT r.id, r.created_at, r.source, o.before IS NULL, {OP_AFTER}, {OP_BEFORE}, r.author,
                     (SELECT b.decided_by FROM pending_batches b JOIN pending_ops po ON po.batch_id = b.id
                       WHERE b.revision_id = r.id AND po.status = 'edited'
                         AND (json_extract(po.edited_op, '$.bullet_id') = o.key

@@ -118,10 +118,11 @@ impl RowTexts {
 
     fn read(conn: &Connection, run: &str, key: &str) -> Result<Option<RowTexts>> {
         Ok(conn
-            .prepare_cached(
-                "SELECT question, coalesce(answer, ''), ground_truth, coalesce(feedback, ''), reflection
+            .prepare_cached(&format!(
+                "SELECT question, coalesce(answer, ''), ground_truth, coalesce(feedback, ''), {}
                  FROM run_samples WHERE run_id = ?1 AND key = ?2",
-            )?
+                super::rows::reflection_sql("run_samples")
+            ))?
             .query_row(params![run, key], |r| {
                 Ok(RowTexts {
                     question: r.get(0)?,
@@ -469,13 +470,38 @@ fn decode_message(
     }
 }
 
-/// A view as stored: with its bullets, or saying they are the ones its sample row lists.
+/// A view as stored: with its bullets, or saying they are the ones its sample row lists. Short
+/// names since schema 10 (`{"r":7,"row":true}`); the long ones version 9 wrote still read.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredView {
-    #[serde(flatten)]
-    view: View,
+    #[serde(rename = "r", alias = "revision", default)]
+    revision: Option<i64>,
+    #[serde(
+        rename = "b",
+        alias = "bullets",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    bullets: Option<Vec<String>>,
+    #[serde(
+        rename = "c",
+        alias = "counters",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    counters: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     row: bool,
+}
+
+impl StoredView {
+    fn view(self) -> View {
+        View {
+            revision: self.revision,
+            bullets: self.bullets,
+            counters: self.counters,
+        }
+    }
 }
 
 /// What a sample's calls are stored against: its row's texts, the rows its prompts drew on (a
@@ -588,7 +614,12 @@ pub(super) fn stored_prompt(
         if row {
             v.bullets = None;
         }
-        view = Some(serde_json::to_string(&StoredView { view: v, row })?);
+        view = Some(serde_json::to_string(&StoredView {
+            revision: v.revision,
+            bullets: v.bullets,
+            counters: v.counters,
+            row,
+        })?);
     }
     let cx = sources.context();
     let mut stored = Vec::with_capacity(messages.len());
@@ -884,8 +915,9 @@ impl Store {
                 .get::<_, Option<String>>(10)?
                 .and_then(|t| serde_json::from_str::<StoredView>(&t).ok())
                 .map(|stored| {
-                    let mut view = stored.view;
-                    if stored.row {
+                    let row = stored.row;
+                    let mut view = stored.view();
+                    if row {
                         view.bullets = r
                             .get::<_, Option<Vec<u8>>>(11)
                             .ok()

@@ -98,8 +98,10 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
     for (idx, (op_index, change)) in applied.changes.iter().enumerate() {
         let op_index = op_index.map(|i| i as i64);
         let (before, after) = match change {
-            Change::Bullet { before, after, .. } => stored_states(before, after)?,
-            Change::Section { before, after, .. } => stored_states(before, after)?,
+            Change::Bullet {
+                id, before, after, ..
+            } => stored_states(before, after, || creation(rows.tx, rows.playbook_id, id))?,
+            Change::Section { before, after, .. } => stored_states(before, after, || Ok(None))?,
         };
         stmt.execute(params![
             revision,
@@ -122,46 +124,50 @@ pub(super) fn finish(applied: Applied<SqlRows<'_>>) -> Result<(i64, ChangeSummar
     Ok((revision, summary))
 }
 
-/// A state after a change as stored: what changed from `before` (a JSON merge patch, RFC 7396,
-/// marked `{"~":1,` so readers know it; see `rows::OP_AFTER`) when the patch makes the whole state
-/// again (checked as SQLite's `json_patch` applies it), else whole. A counter moved costs tens of bytes, not the bullet.
-fn compact_after(old: Value, new: Value) -> Result<String> {
-    let after = serde_json::to_string(&new)?;
-    let (Value::Object(old), Value::Object(new)) = (old, new) else {
-        return Ok(after);
+/// `new` as a JSON merge patch (RFC 7396) of `old`, marked with `mark` (e.g. `"~":1`, then any other
+/// fields the reader needs), when that is shorter than `new` whole and makes it again exactly
+/// (checked as SQLite's `json_patch` applies it). Readers take the marked fields off after
+/// patching, so `old` must hold none of them.
+pub(super) fn marked_patch(old: &Value, new: &Value, mark: &str, marks: &[&str]) -> Option<String> {
+    let (Value::Object(old_fields), Value::Object(new_fields)) = (old, new) else {
+        return None;
     };
+    if marks
+        .iter()
+        .any(|m| old_fields.contains_key(*m) || new_fields.contains_key(*m))
+    {
+        return None;
+    }
     let mut patch = serde_json::Map::new();
-    for (key, value) in &new {
-        if old.get(key) != Some(value) {
+    for (key, value) in new_fields {
+        if old_fields.get(key) != Some(value) {
             patch.insert(key.clone(), value.clone());
         }
     }
-    for key in old.keys() {
-        if !new.contains_key(key) {
+    for key in old_fields.keys() {
+        if !new_fields.contains_key(key) {
             patch.insert(key.clone(), Value::Null);
         }
     }
-    let body = serde_json::to_string(&patch)?;
+    let body = serde_json::to_string(&patch).ok()?;
     let stored = format!(
-        "{{\"~\":1{}{}",
+        "{{{mark}{}{}",
         if patch.is_empty() { "" } else { "," },
         &body[1..]
     );
-    if stored.len() >= after.len() {
-        return Ok(after);
+    // the whole state's length, without writing it out
+    let whole = serde_json::to_vec(new).map(|v| v.len()).unwrap_or(0);
+    if stored.len() >= whole {
+        return None;
     }
-    let mut made = Value::Object(old);
+    let mut made = old.clone();
     merge_patch(&mut made, &Value::Object(patch));
-    Ok(if made == Value::Object(new) {
-        stored
-    } else {
-        after
-    })
+    (made == *new).then_some(stored)
 }
 
 /// RFC 7396 merge patch, as SQLite's `json_patch` applies it: a patch object merges key by key
 /// (objects recursively, `null` removes), anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
+pub(super) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(fields) = patch else {
         *target = patch.clone();
         return;
@@ -180,19 +186,57 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// A change's states as stored: JSON, the state after as a patch where [`compact_after`] makes one.
+/// Where a bullet's state was first recorded whole: the op that created it (its revision, index and
+/// state after, which is never stored as a patch), if this playbook's history holds one.
+fn creation(
+    tx: &Transaction<'_>,
+    playbook_id: i64,
+    key: &str,
+) -> Result<Option<(i64, i64, Value)>> {
+    let found: Option<(i64, i64, String)> = tx
+        .prepare_cached(
+            "SELECT o.revision_id, o.idx, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE o.key = ?1 AND o.before IS NULL AND o.kind = 'bullet' AND r.playbook_id = ?2
+             ORDER BY o.revision_id DESC, o.idx DESC LIMIT 1",
+        )?
+        .query_row(params![key, playbook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(match found {
+        Some((revision, idx, after_text)) => serde_json::from_str(&after_text)
+            .ok()
+            .map(|after| (revision, idx, after)),
+        None => None,
+    })
+}
+
+/// A change's states as stored, JSON: a bullet's state before as what differs from the state it was
+/// created with (`{"~":2,"@":[revision, idx],…}`, see `rows::OP_BEFORE`), the state after as what
+/// differs from the state before (`{"~":1,…}`, see `rows::OP_AFTER`), each only where that is
+/// shorter and exact; else whole.
 fn stored_states<T: Serialize>(
     before: &Option<T>,
     after: &Option<T>,
+    created: impl FnOnce() -> Result<Option<(i64, i64, Value)>>,
 ) -> Result<(Option<String>, Option<String>)> {
     Ok(match (before, after) {
         (Some(before), Some(after)) => {
             let before = serde_json::to_value(before)?;
-            let stored = serde_json::to_string(&before)?;
-            (
-                Some(stored),
-                Some(compact_after(before, serde_json::to_value(after)?)?),
-            )
+            let after = serde_json::to_value(after)?;
+            let stored_after = match marked_patch(&before, &after, "\"~\":1", &["~"]) {
+                Some(patch) => patch,
+                None => serde_json::to_string(&after)?,
+            };
+            let stored_before = created()?
+                .and_then(|(revision, idx, base)| {
+                    marked_patch(
+                        &base,
+                        &before,
+                        &format!("\"~\":2,\"@\":[{revision},{idx}]"),
+                        &["~", "@"],
+                    )
+                })
+                .map_or_else(|| serde_json::to_string(&before), Ok)?;
+            (Some(stored_before), Some(stored_after))
         }
         _ => (
             before.as_ref().map(serde_json::to_string).transpose()?,

@@ -239,21 +239,21 @@ fn db_commands_migrate_and_roll_back() {
     let err = fails(&db, &["db", "status"]);
     assert!(err.contains("no database at"), "{err}");
     assert!(!db.exists());
-    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 9"));
+    assert!(ok(&db, &["db", "migrate"]).contains("migrated from version 0 to 10"));
     // a rollback drops data: without a terminal it needs --yes, and it keeps a copy first
     let err = fails(&db, &["db", "rollback", "--to", "1"]);
     assert!(err.contains("not confirmed; nothing changed"), "{err}");
-    assert!(ok(&db, &["db", "status"]).contains("schema version 9"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 10"));
     let out = ok(&db, &["db", "rollback", "--to", "1", "--yes"]);
-    assert!(out.contains("rolled back from version 9 to 1"), "{out}");
+    assert!(out.contains("rolled back from version 10 to 1"), "{out}");
     assert!(out.contains("saved a copy of the database as"), "{out}");
-    assert!(dir.path().join("ace.db.v9.bak").exists());
+    assert!(dir.path().join("ace.db.v10.bak").exists());
     assert!(ok(&db, &["db", "status"]).contains("schema version 1"));
     let err = fails(&db, &["db", "rollback", "--to", "2", "--yes"]);
     assert!(err.contains("rollback only goes down"), "{err}");
     // an ordinary command brings an older database up to date on open
     ok(&db, &["playbook", "list"]);
-    assert!(ok(&db, &["db", "status"]).contains("schema version 9"));
+    assert!(ok(&db, &["db", "status"]).contains("schema version 10"));
 }
 
 #[test]

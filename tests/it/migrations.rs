@@ -88,6 +88,9 @@ fn every_version_migrates_up_and_down_keeping_data() {
     assert!(tables(store.connection()).contains(&"embeddings".to_string()));
     // up to 9: prompts by template and reference, changes as patches (no table changes)
     assert_eq!(store.migrate_to(9).unwrap(), vec![9]);
+    // up to 10: texts in the order they arrive, found by hash; creating ops indexed by key
+    assert_eq!(store.migrate_to(10).unwrap(), vec![10]);
+    assert_eq!(columns(store.connection(), "blobs"), ["id", "hash", "body"]);
     let p = store.load_playbook("old").unwrap();
     assert_eq!(
         (p.bullets[0].content.as_str(), p.bullets[0].helpful),
@@ -117,10 +120,10 @@ fn every_version_migrates_up_and_down_keeping_data() {
     );
     assert!(store.load_playbook("old").unwrap().sections.is_empty());
     store.set_token_budget("old", Some(5000)).unwrap();
-    assert_eq!(store.migrate_to(3).unwrap(), vec![9, 8, 7, 6, 5, 4]);
+    assert_eq!(store.migrate_to(3).unwrap(), vec![10, 9, 8, 7, 6, 5, 4]);
     assert!(!columns(store.connection(), "sections").contains(&"status".to_string()));
     assert!(!columns(store.connection(), "playbooks").contains(&"token_budget".to_string()));
-    assert_eq!(store.migrate_to(9).unwrap(), vec![4, 5, 6, 7, 8, 9]);
+    assert_eq!(store.migrate_to(10).unwrap(), vec![4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(
         store.token_budget("old").unwrap(),
         None,
@@ -160,7 +163,7 @@ fn every_version_migrates_up_and_down_keeping_data() {
         )
         .unwrap();
     // … down to 2: the section status and the queue go, revisions and bullets stay
-    assert_eq!(store.migrate_to(2).unwrap(), vec![9, 8, 7, 6, 5, 4, 3]);
+    assert_eq!(store.migrate_to(2).unwrap(), vec![10, 9, 8, 7, 6, 5, 4, 3]);
     assert!(!tables(store.connection()).contains(&"pending_batches".to_string()));
     assert!(tables(store.connection()).contains(&"revisions".to_string()));
     // down to 1: revisions go, bullets stay (with the counters they had)
@@ -524,7 +527,7 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
     assert!(compressed(&store) > 0);
     // down to 8, every prompt holds its texts again and no stored text is compressed (the form
     // version 8 reads), and back up
-    assert_eq!(store.migrate_to(8).unwrap(), vec![9]);
+    assert_eq!(store.migrate_to(8).unwrap(), vec![10, 9]);
     assert_eq!(compressed(&store), 0);
     assert!(holding(&store, "ZORB constant, with") >= 3);
     assert!(holding(&store, "Cube the ZORB") >= 1);
@@ -547,7 +550,7 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
             "{p}"
         );
     }
-    assert_eq!(store.migrate_to(9).unwrap(), vec![9]);
+    assert_eq!(store.migrate_to(LATEST_VERSION).unwrap(), vec![9, 10]);
     assert_eq!(read(&store), sent);
     // a second run stores the same prompts, sharing their stored texts; pruning the first run's
     // calls keeps every text the second one names
@@ -681,7 +684,7 @@ fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
         (Some(2), Some(1))
     );
     assert!(whole.get("~").is_none());
-    store.migrate_to(9).unwrap();
+    store.migrate_to(LATEST_VERSION).unwrap();
     // a batch's evidence keeps the curator's reasoning once, and has it at every version
     let provenance = ace::approval::Provenance {
         curator_reasoning: Some("the lesson generalises".into()),
@@ -719,7 +722,7 @@ fn counter_changes_are_stored_as_patches_and_made_whole_on_the_way_down() {
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap();
     assert_eq!(held["curator_reasoning"], "the lesson generalises");
-    store.migrate_to(9).unwrap();
+    store.migrate_to(LATEST_VERSION).unwrap();
     store.revert(tagged.revision(), false, None).unwrap();
     let b = store.load_playbook("p").unwrap();
     let b = b.bullet(&id).unwrap();
@@ -753,4 +756,246 @@ fn a_damaged_compressed_text_is_a_clear_error_and_changes_nothing() {
     // nothing else changed: the playbook and the run read as before
     assert_eq!(store.load_playbook("p").unwrap().sections.len(), 1);
     assert_eq!(store.run(&run).unwrap().playbook, "p");
+}
+
+#[test]
+fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, run) = store_with_run(dir.path());
+    let raw = |store: &Store, sql: &str| -> String {
+        store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    // the reflector's answer tagged an id the attempt never used and carried a field of its own;
+    // the reflection kept is what the loop made of it
+    let answer = serde_json::json!({
+        "reasoning": "The attempt squared the constant.",
+        "error_identification": "Squared where the task asked for a cube.",
+        "root_cause_analysis": "The ZORB rule was read as a square.",
+        "correct_approach": "Cube the constant, then add one.",
+        "key_insight": "Cube the ZORB constant before adding one to it.",
+        "bullet_tags": [{"id": "s-00099", "tag": "harmful"}],
+        "confidence": "high"
+    });
+    let mut reflection = answer.clone();
+    reflection["bullet_tags"] = serde_json::json!([]);
+    reflection["unknown_ids"] = serde_json::json!(["s-00099"]);
+    reflection.as_object_mut().unwrap().remove("confidence");
+    let reflector = ace::prompts::reflector(&ace::prompts::ReflectorPrompt {
+        question: "q",
+        context: "",
+        reasoning: "r",
+        answer: "42",
+        ground_truth: Some("43"),
+        feedback: "wrong",
+        used: &[],
+        previous: None,
+    });
+    let sample = sample_row("What is ZORB?", "wrong", reflection.clone());
+    // the generator was shown a part of the playbook; a first reflector answer was unusable,
+    // then came the one the reflection came from
+    let playbook = store.load_playbook("p").unwrap();
+    let generator = ace::prompts::generator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: Some(vec!["s-00001".into()]),
+            counters: false,
+        },
+        "What is ZORB?",
+        "",
+        None,
+    );
+    let retry = ace::prompts::generator(
+        &playbook,
+        ace::playbook::View {
+            revision: playbook.revision,
+            bullets: Some(vec!["s-00002".into()]),
+            counters: false,
+        },
+        "What is ZORB?",
+        "",
+        None,
+    );
+    let calls = vec![
+        call_from(
+            &generator,
+            r#"{"reasoning":"r","bullet_ids":[],"final_answer":"42"}"#,
+        ),
+        call_from(
+            &retry,
+            r#"{"reasoning":"r","bullet_ids":[],"final_answer":"43"}"#,
+        ),
+        call_from(&reflector, "I think the answer is wrong."),
+        call_from(&reflector, &answer.to_string()),
+    ];
+    // a second sample whose reflector answered inside a code fence: its reflection stays whole
+    let mut fenced = sample_row("What else?", "wrong", reflection.clone());
+    fenced.key = "train/1/1/1".into();
+    let fenced_calls = vec![call_from(&reflector, &format!("```json\n{answer}\n```"))];
+    store
+        .record_samples(&run, "p", &[(sample, calls), (fenced, fenced_calls)])
+        .unwrap();
+    let stored = raw(
+        &store,
+        "SELECT reflection FROM run_samples WHERE key = 'train/1/1/0'",
+    );
+    assert!(stored.starts_with(r#"{"~":3,"#), "{stored}");
+    assert!(!stored.contains("Cube the ZORB"), "{stored}");
+    let whole = raw(
+        &store,
+        "SELECT reflection FROM run_samples WHERE key = 'train/1/1/1'",
+    );
+    assert!(whole.contains("Cube the ZORB"), "{whole}");
+    let read = |store: &Store| -> Vec<Option<serde_json::Value>> {
+        store
+            .run_samples(&run)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.reflection)
+            .collect()
+    };
+    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    // a batch's evidence names the sample (it is as its run recorded it) and reads it back whole
+    let evidence = store
+        .run_samples(&run)
+        .unwrap()
+        .into_iter()
+        .map(|s| ace::approval::Evidence {
+            key: s.key,
+            sample_id: s.sample_id,
+            question: s.question,
+            answer: s.answer,
+            ground_truth: s.ground_truth,
+            correct: s.correct,
+            feedback: s.feedback,
+            cited: s.cited,
+            reflection: s.reflection.and_then(|r| serde_json::from_value(r).ok()),
+        })
+        .collect::<Vec<_>>();
+    let provenance = ace::approval::Provenance {
+        run: Some(run.clone()),
+        samples: evidence.clone(),
+        ..Default::default()
+    };
+    let pending = store
+        .propose(
+            "p",
+            "k",
+            Some(&run),
+            "why",
+            &[("c-1".into(), add("S", "Cube the ZORB constant."))],
+            &provenance,
+        )
+        .unwrap()
+        .unwrap();
+    let held = raw(&store, "SELECT provenance FROM pending_batches");
+    assert!(!held.contains("Cube the ZORB"), "{held}");
+    assert_eq!(
+        store.pending_batch(pending).unwrap().provenance.samples,
+        evidence
+    );
+
+    // a bullet's state before a change is what differs from the state it was created with
+    let out = apply(
+        &mut store,
+        "p",
+        batch(
+            "a",
+            vec![add(
+                "S",
+                "A lesson long enough to be worth not storing again.",
+            )],
+        ),
+    );
+    let id = added(&out)[0].clone();
+    apply(&mut store, "p", batch("t1", vec![tag(&id, 1, 0)]));
+    let second = apply(&mut store, "p", batch("t2", vec![tag(&id, 2, 1)]));
+    let before = |store: &Store| -> String {
+        raw(
+            store,
+            &format!(
+                "SELECT before FROM revision_ops WHERE revision_id = {}",
+                second.revision()
+            ),
+        )
+    };
+    let b = before(&store);
+    assert!(b.starts_with(r#"{"~":2,"@":["#), "{b}");
+    assert!(!b.contains("worth not storing"), "{b}");
+    let at = store.playbook_at(second.revision()).unwrap();
+    assert_eq!(at.bullet(&id).map(|b| (b.helpful, b.harmful)), Some((3, 1)));
+    let story = store.bullet_story("p", &id).unwrap();
+    assert_eq!(
+        story
+            .history
+            .iter()
+            .map(|h| (h.helpful, h.harmful))
+            .collect::<Vec<_>>(),
+        vec![(0, 0), (1, 0), (3, 1)]
+    );
+
+    // down to 9: every reflection, state and view is whole again, and reads the same
+    let views = |store: &Store| -> Vec<Option<ace::playbook::View>> {
+        store
+            .run_calls(&run, None)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.playbook.map(|p| p.view))
+            .collect()
+    };
+    let views_before = views(&store);
+    assert!(
+        views_before
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| v.bullets.is_some()))
+    );
+    let short = raw(
+        &store,
+        "SELECT group_concat(playbook_view, ' ') FROM llm_calls WHERE playbook_view IS NOT NULL",
+    );
+    assert!(short.starts_with(r#"{"r":"#), "{short}");
+    assert_eq!(store.migrate_to(9).unwrap(), vec![10]);
+    let stored_views: Vec<serde_json::Value> = raw(
+        &store,
+        "SELECT json_group_array(json(playbook_view)) FROM llm_calls WHERE playbook_view IS NOT NULL",
+    )
+    .parse::<serde_json::Value>()
+    .map(|v| v.as_array().unwrap().clone())
+    .unwrap();
+    assert_eq!(
+        stored_views,
+        vec![
+            serde_json::json!({"row": true, "revision": playbook.revision, "counters": false}),
+            serde_json::json!({"revision": playbook.revision, "bullets": ["s-00002"], "counters": false}),
+        ],
+        "the names version 9 reads"
+    );
+    let whole: serde_json::Value = serde_json::from_str(&raw(
+        &store,
+        "SELECT reflection FROM run_samples WHERE key = 'train/1/1/0'",
+    ))
+    .unwrap();
+    assert_eq!(whole, reflection);
+    let b: serde_json::Value = serde_json::from_str(&before(&store)).unwrap();
+    assert_eq!(
+        b["content"],
+        "A lesson long enough to be worth not storing again."
+    );
+    assert_eq!((b["helpful"].as_i64(), b.get("~")), (Some(1), None));
+    assert_eq!(
+        columns(store.connection(), "blobs"),
+        ["hash", "body"],
+        "version 9's table"
+    );
+    assert_eq!(store.migrate_to(LATEST_VERSION).unwrap(), vec![10]);
+    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    assert_eq!(views(&store), views_before);
+    // pruning the run's calls keeps its reflections, made whole first
+    store.prune_calls(None, Some(&run), false).unwrap();
+    assert!(store.run_calls(&run, None).unwrap().is_empty());
+    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    // reverting the second tag takes the counters back
+    store.revert(second.revision(), false, None).unwrap();
+    let p = store.load_playbook("p").unwrap();
+    assert_eq!(p.bullet(&id).map(|b| (b.helpful, b.harmful)), Some((1, 0)));
 }
