@@ -102,6 +102,12 @@ fn read_provenance(
 }
 
 fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
+    load_batch_with(conn, id, true)
+}
+
+/// A queued batch with its ops; its evidence too when `evidence` (deciding needs the ops alone, and
+/// the evidence reads every sample's record).
+fn load_batch_with(conn: &rusqlite::Connection, id: i64, evidence: bool) -> Result<PendingBatch> {
     let row = conn
         .query_row(
             "SELECT b.id, p.name, b.key, b.run_id, b.status, b.reasoning, b.provenance, b.created_at, b.decided_by, b.revision_id,
@@ -117,7 +123,11 @@ fn load_batch(conn: &rusqlite::Connection, id: i64) -> Result<PendingBatch> {
                     status: column(r, 4, false)?,
                     reasoning: r.get(5)?,
                     // Evidence is for people: unreadable evidence shows as none rather than hiding the batch.
-                    provenance: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).map(|v| read_provenance(conn, v, &r.get::<_, String>(5).unwrap_or_default())).unwrap_or_default(),
+                    provenance: if evidence {
+                        r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()).map(|v| read_provenance(conn, v, &r.get::<_, String>(5).unwrap_or_default())).unwrap_or_default()
+                    } else {
+                        Provenance::default()
+                    },
                     created_at: r.get(7)?,
                     decided_by: r.get(8)?,
                     revision: r.get(9)?,
@@ -280,7 +290,8 @@ impl Store {
         author: &str,
         source: Source,
     ) -> Result<DecideOutcome> {
-        let batch = self.pending_batch(id)?;
+        self.require_latest()?;
+        let batch = load_batch_with(&self.conn, id, false)?;
         let Some(budget) = self.token_budget(&batch.playbook)? else {
             return self.decide_all_as(id, true, None, author, source);
         };
@@ -305,7 +316,7 @@ impl Store {
         guard: Option<Guard>,
     ) -> Result<DecideOutcome> {
         let tx = self.begin()?;
-        let batch = load_batch(&tx, id)?;
+        let batch = load_batch_with(&tx, id, false)?;
         if batch.status != BatchStatus::Pending {
             return Err(StoreError::Queue(format!(
                 "queued batch {id} was already decided ({})",
@@ -345,7 +356,7 @@ impl Store {
                 params![id, *idx as i64, status.as_str(), edited, reason, author, at],
             )?;
         }
-        let batch = load_batch(&tx, id)?;
+        let batch = load_batch_with(&tx, id, false)?;
         if batch.ops.iter().any(|o| o.status == OpStatus::Pending) {
             tx.commit().map_err(classify)?;
             return Ok(DecideOutcome {
@@ -429,7 +440,8 @@ impl Store {
         author: &str,
         source: Source,
     ) -> Result<DecideOutcome> {
-        let batch = self.pending_batch(id)?;
+        self.require_latest()?;
+        let batch = load_batch_with(&self.conn, id, false)?;
         let decisions: Vec<(usize, Decision)> = batch
             .ops
             .iter()

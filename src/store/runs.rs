@@ -332,31 +332,6 @@ impl Store {
                         .iter()
                         .find_map(|c| c.playbook.as_ref().and_then(|p| p.view.bullets.clone()))
                 });
-                sample_stmt.execute(params![
-                    run,
-                    s.key,
-                    split,
-                    s.epoch,
-                    s.step as i64,
-                    s.sample_id,
-                    s.question,
-                    s.answer,
-                    s.ground_truth,
-                    s.correct,
-                    s.first_correct,
-                    s.rounds,
-                    s.feedback,
-                    serde_json::to_string(&s.cited)?,
-                    s.reflection.as_ref().map(Value::to_string),
-                    at,
-                    shown
-                        .as_deref()
-                        .map(|ids| store_ids(&tx, ids))
-                        .transpose()?,
-                    (!s.unknown_ids.is_empty())
-                        .then(|| serde_json::to_string(&s.unknown_ids))
-                        .transpose()?,
-                ])?;
                 clear_calls.execute(params![run, s.key])?;
                 let own = RowTexts {
                     question: s.question.clone(),
@@ -393,39 +368,39 @@ impl Store {
                     call_ids.push(tx.last_insert_rowid());
                 }
                 // the reflection as what differs from the answer of the reflector call it came
-                // from, read back as every reader reads it (else it stays whole)
-                if let Some(patch) = s
-                    .reflection
-                    .as_ref()
-                    .and_then(|r| reflection_patch(calls, &call_ids, r))
-                {
-                    let set = |text: &str| -> Result<()> {
-                        tx.prepare_cached(
-                            "UPDATE run_samples SET reflection = ?3 WHERE run_id = ?1 AND key = ?2",
-                        )?
-                        .execute(params![run, s.key, text])?;
-                        Ok(())
-                    };
-                    set(&patch)?;
-                    let back: Option<String> = tx
-                        .prepare_cached(&format!(
-                            "SELECT {} FROM run_samples s WHERE s.run_id = ?1 AND s.key = ?2",
-                            reflection_sql("s")
-                        ))?
-                        .query_row(params![run, s.key], |r| r.get(0))
-                        .ok()
-                        .flatten();
-                    let same = back
-                        .and_then(|b| serde_json::from_str::<Value>(&b).ok())
-                        .is_some_and(|b| Some(&b) == s.reflection.as_ref());
-                    if !same {
-                        set(&s
-                            .reflection
-                            .as_ref()
-                            .map(Value::to_string)
-                            .unwrap_or_default())?;
-                    }
-                }
+                // from, where that reads back exactly (else whole)
+                let reflection = match &s.reflection {
+                    Some(r) => Some(match reflection_patch(&tx, calls, &call_ids, r)? {
+                        Some(patch) => patch,
+                        None => r.to_string(),
+                    }),
+                    None => None,
+                };
+                sample_stmt.execute(params![
+                    run,
+                    s.key,
+                    split,
+                    s.epoch,
+                    s.step as i64,
+                    s.sample_id,
+                    s.question,
+                    s.answer,
+                    s.ground_truth,
+                    s.correct,
+                    s.first_correct,
+                    s.rounds,
+                    s.feedback,
+                    serde_json::to_string(&s.cited)?,
+                    reflection,
+                    at,
+                    shown
+                        .as_deref()
+                        .map(|ids| store_ids(&tx, ids))
+                        .transpose()?,
+                    (!s.unknown_ids.is_empty())
+                        .then(|| serde_json::to_string(&s.unknown_ids))
+                        .transpose()?,
+                ])?;
                 for id in &s.cited {
                     cite.execute(params![pb, id, run, s.key])?;
                 }
@@ -786,20 +761,42 @@ impl Store {
 
 /// A reflection as what differs from the answer of the sample's reflector call it came from (the
 /// last one whose answer is a JSON object), marked `{"~":3,"~c":ID,…}` with the call's row id (see
-/// `rows::reflection_sql`); `None` when no such answer makes it shorter.
-fn reflection_patch(calls: &[CallRecord], ids: &[i64], reflection: &Value) -> Option<String> {
-    calls
-        .iter()
-        .zip(ids)
-        .rev()
-        .filter(|(c, _)| c.role == Role::Reflector)
-        .find_map(|(c, id)| {
-            let answer: Value = serde_json::from_str(&c.response).ok()?;
-            super::writer::marked_patch(
-                &answer,
-                reflection,
-                &format!("\"~\":3,\"~c\":{id}"),
-                &["~", "~c"],
-            )
-        })
+/// `rows::reflection_sql`); `None` when no such answer makes it shorter, or when SQLite's
+/// `json_patch` would not make it again exactly from that answer.
+fn reflection_patch(
+    conn: &rusqlite::Connection,
+    calls: &[CallRecord],
+    ids: &[i64],
+    reflection: &Value,
+) -> Result<Option<String>> {
+    for (c, id) in calls.iter().zip(ids).rev() {
+        if c.role != Role::Reflector {
+            continue;
+        }
+        let Ok(answer) = serde_json::from_str::<Value>(&c.response) else {
+            continue;
+        };
+        let Some(patch) = super::writer::marked_patch(
+            &answer,
+            reflection,
+            &format!("\"~\":3,\"~c\":{id}"),
+            &["~", "~c"],
+        ) else {
+            continue;
+        };
+        // as the readers make it whole (`rows::reflection_sql`)
+        let made: Option<String> = conn
+            .prepare_cached(r#"SELECT json_remove(json_patch(?1, ?2), '$."~"', '$."~c"')"#)?
+            .query_row(params![c.response, patch], |r| r.get(0))
+            .ok()
+            .flatten();
+        if made
+            .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+            .as_ref()
+            == Some(reflection)
+        {
+            return Ok(Some(patch));
+        }
+    }
+    Ok(None)
 }
