@@ -404,6 +404,14 @@ impl Store {
             }
             revision = Some(applied);
         }
+        if let Some(revision) = revision {
+            // the revision's reason is the batch's reasoning: stored once, read from the batch
+            // (`read::REVISION_COLUMNS`)
+            tx.execute(
+                "UPDATE revisions SET reason = NULL WHERE id = ?1 AND reason = ?2",
+                params![revision, batch.reasoning],
+            )?;
+        }
         tx.execute(
             "UPDATE pending_batches SET status = ?2, decided_at = ?3, decided_by = ?4, revision_id = ?5 WHERE id = ?1",
             params![

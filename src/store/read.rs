@@ -51,7 +51,9 @@ pub struct RevisionDetail {
     pub changes: Vec<Change>,
 }
 
-const REVISION_COLUMNS: &str = "r.id, p.name, r.parent_id, r.batch_id, r.source, r.author, r.reason, r.reverts, \
+const REVISION_COLUMNS: &str = "r.id, p.name, r.parent_id, r.batch_id, r.source, r.author, \
+     coalesce(r.reason, (SELECT b.reasoning FROM pending_batches b WHERE r.batch_id LIKE 'queue-%' \
+       AND b.id = CAST(substr(r.batch_id, 7) AS INTEGER) AND b.revision_id = r.id)), r.reverts, \
      r.created_at, r.n_added, r.n_changed, r.n_removed, r.n_tagged, r.n_sections";
 
 fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {

@@ -894,6 +894,36 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
         store.pending_batch(pending).unwrap().provenance.samples,
         evidence
     );
+    // approved, its revision's reason is the batch's reasoning, stored once
+    let from_queue = store
+        .decide_all(pending, true, None, "alice")
+        .unwrap()
+        .revision
+        .unwrap();
+    let reason = |store: &Store| -> Option<String> {
+        store
+            .connection()
+            .query_row(
+                "SELECT reason FROM revisions WHERE id = ?1",
+                [from_queue],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(reason(&store), None);
+    assert_eq!(
+        store
+            .revision(from_queue)
+            .unwrap()
+            .revision
+            .reason
+            .as_deref(),
+        Some("why")
+    );
+    assert_eq!(
+        store.revisions(Some("p"), 1).unwrap()[0].reason.as_deref(),
+        Some("why")
+    );
 
     // a bullet's state before a change is what differs from the state it was created with
     let out = apply(
@@ -982,6 +1012,7 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
         "A lesson long enough to be worth not storing again."
     );
     assert_eq!((b["helpful"].as_i64(), b.get("~")), (Some(1), None));
+    assert_eq!(reason(&store).as_deref(), Some("why"));
     assert_eq!(
         columns(store.connection(), "blobs"),
         ["hash", "body"],
@@ -989,6 +1020,15 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
     );
     assert_eq!(store.migrate_to(LATEST_VERSION).unwrap(), vec![10]);
     assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    assert_eq!(
+        store
+            .revision(from_queue)
+            .unwrap()
+            .revision
+            .reason
+            .as_deref(),
+        Some("why")
+    );
     assert_eq!(views(&store), views_before);
     // pruning the run's calls keeps its reflections, made whole first
     store.prune_calls(None, Some(&run), false).unwrap();

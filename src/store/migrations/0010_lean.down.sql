@@ -12,6 +12,10 @@ UPDATE revision_ops SET before = json_remove(json_patch(
         before), '$."~"', '$."@"')
  WHERE substr(before, 1, 6) = '{"~":2';
 DROP INDEX revision_ops_created;
+-- A revision made from a queued batch holds the batch's reasoning again.
+UPDATE revisions SET reason = (SELECT b.reasoning FROM pending_batches b
+        WHERE b.id = CAST(substr(revisions.batch_id, 7) AS INTEGER) AND b.revision_id = revisions.id)
+ WHERE reason IS NULL AND batch_id LIKE 'queue-%';
 -- Views of the playbook a prompt carried get their long names back.
 UPDATE llm_calls SET playbook_view = json_remove(json_set(playbook_view,
         '$.revision', json_extract(playbook_view, '$.r'),

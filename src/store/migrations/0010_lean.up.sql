@@ -7,7 +7,9 @@
 --   bullet's text again; the creating ops are indexed by key;
 -- * a sample's reflection may be what differs from the answer of its reflector call (marked
 --   {"~":3,"~c":ID,...}: the call's row id in `llm_calls`; see `rows::reflection_sql`), so the
---   reflection is not stored twice; pruning a run's calls makes its reflections whole first.
+--   reflection is not stored twice; pruning a run's calls makes its reflections whole first;
+-- * a revision made from a queued batch keeps no reason of its own when it is the batch's reasoning
+--   (NULL; read from the batch, see `read::REVISION_COLUMNS`);
 -- * a call's `playbook_view` uses short names ({"r":7,"c":true,"row":true}).
 -- Version 9 reads none of these; going down makes them whole again.
 CREATE TABLE blobs_v10 (
