@@ -648,8 +648,9 @@ impl<S: RunStore> Loop<S> {
         .await
     }
 
-    /// Stores samples with their model calls and citations (one transaction).
-    pub async fn record(&self, done: &[Outcome]) -> Result<(), LoopError> {
+    /// Stores samples with their model calls and citations (one transaction). The calls move to
+    /// the store (each generator prompt holds the playbook text shown: not copied, and not kept).
+    pub async fn record(&self, done: &mut [Outcome]) -> Result<(), LoopError> {
         if let Some(o) = done.iter().find(|o| !o.record.unknown_ids.is_empty())
             && !self
                 .told_unknown
@@ -664,8 +665,8 @@ impl<S: RunStore> Loop<S> {
             });
         }
         let records: Vec<_> = done
-            .iter()
-            .map(|o| (o.record.clone(), o.calls.clone()))
+            .iter_mut()
+            .map(|o| (o.record.clone(), std::mem::take(&mut o.calls)))
             .collect();
         let (run, pb) = (self.ctx.run.clone(), self.ctx.config.playbook.clone());
         db(&self.store, move |s| s.record_samples(&run, &pb, &records)).await
@@ -800,8 +801,8 @@ impl<S: RunStore> Loop<S> {
                 )
             })
             .collect();
-        let done = self.run_samples(playbook, index, items, false).await?;
-        self.record(&done).await?;
+        let mut done = self.run_samples(playbook, index, items, false).await?;
+        self.record(&mut done).await?;
         let correct = done.iter().filter(|o| o.record.correct).count() as u64;
         Ok((correct, done.len() as u64))
     }

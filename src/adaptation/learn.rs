@@ -46,10 +46,10 @@ impl<S: RunStore> Loop<S> {
                     )
                 })
                 .collect();
-            let done = self
+            let mut done = self
                 .run_samples(playbook.clone(), index.clone(), items, true)
                 .await?;
-            self.record(&done).await?;
+            self.record(&mut done).await?;
             outcomes.extend(done);
             i += take;
             if i < indices.len() {
@@ -207,7 +207,7 @@ impl<S: RunStore> Loop<S> {
             run: Some(self.ctx.run.clone()),
             sample: Some(format!("curator/{epoch}/{step}")),
         };
-        let out = match roles::curate(
+        let mut out = match roles::curate(
             self.ctx.models.curator.as_ref(),
             &input,
             &trace,
@@ -241,7 +241,7 @@ impl<S: RunStore> Loop<S> {
             }
         };
         let (run, key) = (self.ctx.run.clone(), format!("curator/{epoch}/{step}"));
-        let calls = out.calls.clone();
+        let calls = std::mem::take(&mut out.calls);
         db(&self.store, move |s| {
             s.record_calls(&run, &key, &calls, &related)
         })

@@ -262,8 +262,8 @@ async fn attempt(
         } else {
             match roles::generate(ctx.models.generator.as_ref(), &input, &trace, &ctx.cancel).await
             {
-                Ok(out) => {
-                    calls.extend(out.calls.iter().cloned());
+                Ok(mut out) => {
+                    calls.append(&mut out.calls);
                     answer = out.final_answer.clone();
                     for id in out.unknown_ids {
                         if !unknown.contains(&id) {
