@@ -773,9 +773,13 @@ fn reflection_patch(
         if c.role != Role::Reflector {
             continue;
         }
+        // an answer that names a field twice is read one way by serde and maybe another by SQLite
         let Ok(answer) = serde_json::from_str::<Value>(&c.response) else {
             continue;
         };
+        if serde_json::from_str::<Distinct>(&c.response).is_err() {
+            continue;
+        }
         let Some(patch) = super::writer::marked_patch(
             &answer,
             reflection,
@@ -799,4 +803,58 @@ fn reflection_patch(
         }
     }
     Ok(None)
+}
+
+/// JSON whose objects name each field once, at any depth (deserializing fails otherwise).
+struct Distinct;
+
+impl<'de> serde::Deserialize<'de> for Distinct {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Distinct;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Distinct, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key) {
+                        return Err(serde::de::Error::custom("a field named twice"));
+                    }
+                    map.next_value::<Distinct>()?;
+                }
+                Ok(Distinct)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Distinct, A::Error> {
+                while seq.next_element::<Distinct>()?.is_some() {}
+                Ok(Distinct)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Distinct, E> {
+                Ok(Distinct)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }

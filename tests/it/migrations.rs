@@ -1039,3 +1039,75 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
     let p = store.load_playbook("p").unwrap();
     assert_eq!(p.bullet(&id).map(|b| (b.helpful, b.harmful)), Some((1, 0)));
 }
+
+#[test]
+fn a_reflection_whose_answer_sqlite_would_read_otherwise_is_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, run) = store_with_run(dir.path());
+    let reflector = ace::prompts::reflector(&ace::prompts::ReflectorPrompt {
+        question: "q",
+        context: "",
+        reasoning: "r",
+        answer: "a",
+        ground_truth: None,
+        feedback: "f",
+        used: &[],
+        previous: None,
+    });
+    let insight = "Check the units before adding the two amounts together.";
+    // answers as a model may write them: a repeated field, a field named like the marks, escapes
+    // and a number written unusually, pretty-printed
+    let answers = [
+        format!(r#"{{"key_insight": "first", "key_insight": "{insight}", "bullet_tags": []}}"#),
+        format!(r#"{{"~": 1, "key_insight": "{insight}", "bullet_tags": []}}"#),
+        format!(
+            "{{\n  \"key_insight\": \"{}\",\n  \"confidence\": 1.50e1,\n  \"bullet_tags\": []\n}}",
+            insight.replace("units", "\\u0075nits \\\"SI\\\"")
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        // what the loop keeps: the answer as parsed, without the extra field
+        let mut reflection: serde_json::Value = serde_json::from_str(answer).unwrap();
+        reflection.as_object_mut().unwrap().remove("confidence");
+        reflection["reasoning"] = serde_json::json!("kept apart");
+        let mut sample = sample_row("q", "f", reflection);
+        sample.key = format!("train/1/1/{i}");
+        rows.push((sample, vec![call_from(&reflector, answer)]));
+    }
+    store.record_samples(&run, "p", &rows).unwrap();
+    let back: Vec<Option<serde_json::Value>> = store
+        .run_samples(&run)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reflection)
+        .collect();
+    let sent: Vec<Option<serde_json::Value>> =
+        rows.iter().map(|(s, _)| s.reflection.clone()).collect();
+    assert_eq!(back, sent);
+    let stored: Vec<String> = {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT reflection FROM run_samples ORDER BY key")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // the repeated field and the mark-like field keep the reflection whole; the escapes and the
+    // number read the same either way
+    assert!(!stored[0].starts_with(r#"{"~""#), "{}", stored[0]);
+    assert!(!stored[1].starts_with(r#"{"~":3"#), "{}", stored[1]);
+    assert!(stored[2].starts_with(r#"{"~":3"#), "{}", stored[2]);
+    // and all of them come back the same after going down to 9 and up again
+    store.migrate_to(9).unwrap();
+    store.migrate_to(LATEST_VERSION).unwrap();
+    let again: Vec<Option<serde_json::Value>> = store
+        .run_samples(&run)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reflection)
+        .collect();
+    assert_eq!(again, sent);
+}
