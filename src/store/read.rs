@@ -277,7 +277,9 @@ impl Store {
     pub fn playbook_at(&self, id: i64) -> Result<Playbook> {
         let target = self.revision(id)?.revision;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT o.kind, o.key, {OP_BEFORE}, {OP_AFTER} FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+            // a bullet's state before is not needed (a section's is never a patch of another op's)
+            "SELECT o.kind, o.key, CASE WHEN o.kind = 'section' THEN o.before END, {OP_AFTER}
+             FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
              WHERE r.playbook_id = (SELECT playbook_id FROM revisions WHERE id = ?1) AND r.id <= ?1
              ORDER BY r.id, o.idx"
         ))?;

@@ -121,24 +121,31 @@ pub(super) fn playbook_id(conn: &Connection, name: &str) -> Result<i64> {
     }
 }
 
+/// A bullet's state before a change made whole from the state it was created with, its marks
+/// (`"~"`, `"@"`) still on: the readers below take them off once.
+macro_rules! op_before_marked {
+    () => {
+        r#"(CASE WHEN substr(o.before, 1, 6) = '{"~":2' THEN json_patch((SELECT c.after FROM revision_ops c WHERE c.revision_id = json_extract(o.before, '$."@"[0]') AND c.idx = json_extract(o.before, '$."@"[1]')), o.before) ELSE o.before END)"#
+    };
+}
+
 /// The state before a recorded change (`revision_ops o`), in SQL: a bullet's state that kept most
 /// of the state it was created with is stored as what differs from it (a JSON merge patch marked
 /// `{"~":2,"@":[revision, idx],` naming the op that created the bullet, whose state after is always
 /// whole; see `writer`), and made whole here.
-macro_rules! op_before {
-    () => {
-        r#"(CASE WHEN substr(o.before, 1, 6) = '{"~":2' THEN json_remove(json_patch((SELECT c.after FROM revision_ops c WHERE c.revision_id = json_extract(o.before, '$."@"[0]') AND c.idx = json_extract(o.before, '$."@"[1]')), o.before), '$."~"', '$."@"') ELSE o.before END)"#
-    };
-}
-pub(super) const OP_BEFORE: &str = op_before!();
+pub(super) const OP_BEFORE: &str = concat!(
+    r#"(CASE WHEN substr(o.before, 1, 6) = '{"~":2' THEN json_remove("#,
+    op_before_marked!(),
+    r#", '$."~"', '$."@"') ELSE o.before END)"#
+);
 
 /// The state after a recorded change (`revision_ops o`), in SQL: a change that kept most of a
 /// state is stored as what changed (a JSON merge patch of the state before, marked `{"~":1,`; see
-/// `writer`), and made whole here.
+/// `writer`), and made whole here (with the state before, in one pass).
 pub(super) const OP_AFTER: &str = concat!(
     r#"(CASE WHEN substr(o.after, 1, 6) = '{"~":1' THEN json_remove(json_patch("#,
-    op_before!(),
-    r#", o.after), '$."~"') ELSE o.after END)"#
+    op_before_marked!(),
+    r#", o.after), '$."~"', '$."@"') ELSE o.after END)"#
 );
 
 /// A sample's reflection (`row` is the `run_samples` row's name or alias), in SQL: one stored as

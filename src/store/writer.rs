@@ -195,8 +195,12 @@ fn creation(
 ) -> Result<Option<(i64, i64, Value)>> {
     let found: Option<(i64, i64, String)> = tx
         .prepare_cached(
-            "SELECT o.revision_id, o.idx, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
-             WHERE o.key = ?1 AND o.before IS NULL AND o.kind = 'bullet' AND r.playbook_id = ?2
+            // the values come through a subquery: a parameter compared in a WHERE that a partial
+            // index answers makes SQLite prepare the statement again at every new value
+            "WITH v(key, playbook) AS (SELECT ?1, ?2)
+             SELECT o.revision_id, o.idx, o.after FROM revision_ops o JOIN revisions r ON r.id = o.revision_id
+             WHERE o.key = (SELECT key FROM v) AND o.before IS NULL AND o.kind = 'bullet'
+               AND r.playbook_id = (SELECT playbook FROM v)
              ORDER BY o.revision_id DESC, o.idx DESC LIMIT 1",
         )?
         .query_row(params![key, playbook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
