@@ -155,15 +155,28 @@ pub(super) fn marked_patch(old: &Value, new: &Value, mark: &str, marks: &[&str])
         if patch.is_empty() { "" } else { "," },
         &body[1..]
     );
-    // the whole state's length, without writing it out
-    let whole = serde_json::to_vec(new).map(|v| v.len()).unwrap_or(0);
-    if stored.len() >= whole {
+    // a patch this short is shorter than any state worth patching; else measure the whole
+    if stored.len() > SHORT_PATCH && stored.len() >= serde_json::to_vec(new).ok()?.len() {
         return None;
     }
-    let mut made = old.clone();
-    merge_patch(&mut made, &Value::Object(patch));
-    (made == *new).then_some(stored)
+    // a patch setting no object and no null makes `new` again by construction (each differing
+    // field replaced, each missing one removed); else it is applied and compared
+    let plain = new_fields
+        .iter()
+        .filter(|(key, value)| old_fields.get(*key) != Some(*value))
+        .all(|(_, value)| !value.is_null() && !value.is_object());
+    if !plain {
+        let mut made = old.clone();
+        merge_patch(&mut made, &Value::Object(patch));
+        if made != *new {
+            return None;
+        }
+    }
+    Some(stored)
 }
+
+/// A patch at most this long is taken without measuring the whole it stands for.
+const SHORT_PATCH: usize = 48;
 
 /// RFC 7396 merge patch, as SQLite's `json_patch` applies it: a patch object merges key by key
 /// (objects recursively, `null` removes), anything else replaces.
@@ -424,5 +437,54 @@ impl PlaybookRows for SqlRows<'_> {
             .execute("DELETE FROM sections WHERE id = ?1", [id])?;
         self.section_ids.remove(name);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn made(old: &Value, stored: &str, marks: &[&str]) -> Value {
+        let mut v = old.clone();
+        merge_patch(&mut v, &serde_json::from_str(stored).unwrap());
+        for m in marks {
+            v.as_object_mut().unwrap().remove(*m);
+        }
+        v
+    }
+
+    #[test]
+    fn a_patch_is_kept_only_when_it_makes_the_state_again() {
+        let old = json!({"id": "s-00001", "content": "a long enough lesson to be worth a patch", "helpful": 1,
+                         "metadata": {"a": 1, "b": 2}, "note": "x"});
+        // counters and a removed field: plain, kept
+        let new = json!({"id": "s-00001", "content": "a long enough lesson to be worth a patch", "helpful": 2,
+                         "metadata": {"a": 1, "b": 2}});
+        let stored = marked_patch(&old, &new, "\"~\":1", &["~"]).unwrap();
+        assert_eq!(made(&old, &stored, &["~"]), new);
+        // a nested object losing a field: merging would keep it, so no patch
+        let mut nested = new.clone();
+        nested["metadata"] = json!({"a": 1});
+        assert_eq!(marked_patch(&old, &nested, "\"~\":1", &["~"]), None);
+        // a nested object gaining one merges right: kept, and checked
+        let mut gained = new.clone();
+        gained["metadata"] = json!({"a": 1, "b": 2, "c": 3});
+        let stored = marked_patch(&old, &gained, "\"~\":1", &["~"]).unwrap();
+        assert_eq!(made(&old, &stored, &["~"]), gained);
+        // a field set to null would be removed by the patch: no patch
+        let mut null = new.clone();
+        null["content"] = Value::Null;
+        assert_eq!(marked_patch(&old, &null, "\"~\":1", &["~"]), None);
+        // a state holding a mark's name is never patched
+        let mut marked = new.clone();
+        marked["~"] = json!(1);
+        assert_eq!(marked_patch(&old, &marked, "\"~\":1", &["~"]), None);
+        // a patch longer than a short mark and no shorter than the whole is not used
+        let long = "y".repeat(60);
+        assert_eq!(
+            marked_patch(&json!({"b": 2}), &json!({ "a": long }), "\"~\":1", &["~"]),
+            None
+        );
     }
 }
