@@ -19,7 +19,7 @@ fn recorded_evidence(conn: &rusqlite::Connection, run: &str, key: &str) -> Optio
     conn.prepare_cached(&format!(
         "SELECT sample_id, question, answer, ground_truth, correct, feedback, cited, {}
          FROM run_samples WHERE run_id = ?1 AND key = ?2",
-        super::rows::reflection_sql("run_samples")
+        super::rows::REFLECTION
     ))
     .ok()?
     .query_row(params![run, key], |r| {

@@ -287,9 +287,8 @@ impl Store {
         let mut bullets: HashMap<String, Bullet> = HashMap::new();
         let rows = stmt.query_map([id], change_columns)?;
         for row in rows {
+            // a bullet's state before is not read (NULL), a section's is (renames)
             let (kind, key, before, after) = row?;
-            // A bullet's before state is not needed; parse it only for sections (renames).
-            let before = if kind == "section" { before } else { None };
             match parse_change(&kind, key, before.as_deref(), after.as_deref())? {
                 Change::Section {
                     name,

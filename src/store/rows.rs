@@ -148,14 +148,10 @@ pub(super) const OP_AFTER: &str = concat!(
     r#", o.after), '$."~"', '$."@"') ELSE o.after END)"#
 );
 
-/// A sample's reflection (`row` is the `run_samples` row's name or alias), in SQL: one stored as
-/// what differs from the answer of the sample's reflector call (marked `{"~":3,"~c":ID,`, the
-/// call's row id; see `runs`) is made whole here.
-pub(super) fn reflection_sql(row: &str) -> String {
-    format!(
-        r#"(CASE WHEN substr({row}.reflection, 1, 6) = '{{"~":3' THEN json_remove(json_patch((SELECT c.response FROM llm_calls c WHERE c.id = json_extract({row}.reflection, '$."~c"') AND c.run_id = {row}.run_id AND c.sample_key = {row}.key), {row}.reflection), '$."~"', '$."~c"') ELSE {row}.reflection END)"#
-    )
-}
+/// A sample's reflection (a `run_samples` row), in SQL: one stored as what differs from the answer
+/// of the sample's reflector call (marked `{"~":3,"~c":ID,`, the call's row id; see `runs`) is made
+/// whole here.
+pub(super) const REFLECTION: &str = r#"(CASE WHEN substr(run_samples.reflection, 1, 6) = '{"~":3' THEN json_remove(json_patch((SELECT c.response FROM llm_calls c WHERE c.id = json_extract(run_samples.reflection, '$."~c"') AND c.run_id = run_samples.run_id AND c.sample_key = run_samples.key), run_samples.reflection), '$."~"', '$."~c"') ELSE run_samples.reflection END)"#;
 
 /// The recorded changes of a revision, in order.
 pub(super) fn load_changes(conn: &Connection, revision: i64) -> Result<Vec<Change>> {

@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::blobs::{ids_sql, store_ids, unpack_ids};
-use super::rows::{OP_AFTER, OP_BEFORE, column, playbook_id, reflection_sql};
+use super::rows::{OP_AFTER, OP_BEFORE, REFLECTION, column, playbook_id};
 use super::transcripts::{Interner, RowTexts, Sources, prompt_blobs, stored_prompt};
 use super::{Result, Store, StoreError, classify, now};
 use crate::adaptation::{
@@ -514,7 +514,7 @@ impl Store {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT key, split, epoch, step, sample_id, question, answer, ground_truth, correct, first_correct, rounds, feedback, cited, {}, {}, unknown_ids
              FROM run_samples WHERE run_id = ?1 AND split != 'curator' ORDER BY split, epoch, step, key",
-            reflection_sql("run_samples"),
+            REFLECTION,
             ids_sql("shown")
         ))?;
         let rows = stmt.query_map([run], |r| {
@@ -697,7 +697,7 @@ impl Store {
             &format!(
                 "UPDATE run_samples SET reflection = {} WHERE run_id IN (SELECT id FROM prune_runs)
                  AND substr(reflection, 1, 6) = '{{\"~\":3'",
-                reflection_sql("run_samples")
+                REFLECTION
             ),
             [],
         )?;
@@ -761,7 +761,7 @@ impl Store {
 
 /// A reflection as what differs from the answer of the sample's reflector call it came from (the
 /// last one whose answer is a JSON object), marked `{"~":3,"~c":ID,…}` with the call's row id (see
-/// `rows::reflection_sql`); `None` when no such answer makes it shorter, or when SQLite's
+/// `rows::REFLECTION`); `None` when no such answer makes it shorter, or when SQLite's
 /// `json_patch` would not make it again exactly from that answer.
 fn reflection_patch(
     conn: &rusqlite::Connection,
@@ -788,7 +788,7 @@ fn reflection_patch(
         ) else {
             continue;
         };
-        // as the readers make it whole (`rows::reflection_sql`)
+        // as the readers make it whole (`rows::REFLECTION`)
         let made: Option<String> = conn
             .prepare_cached(r#"SELECT json_remove(json_patch(?1, ?2), '$."~"', '$."~c"')"#)?
             .query_row(params![c.response, patch], |r| r.get(0))

@@ -121,7 +121,7 @@ impl RowTexts {
             .prepare_cached(&format!(
                 "SELECT question, coalesce(answer, ''), ground_truth, coalesce(feedback, ''), {}
                  FROM run_samples WHERE run_id = ?1 AND key = ?2",
-                super::rows::reflection_sql("run_samples")
+                super::rows::REFLECTION
             ))?
             .query_row(params![run, key], |r| {
                 Ok(RowTexts {

@@ -6,7 +6,7 @@
 --   state after is always whole; see `rows::OP_BEFORE`), so a counter moved does not store the
 --   bullet's text again; the creating ops are indexed by key;
 -- * a sample's reflection may be what differs from the answer of its reflector call (marked
---   {"~":3,"~c":ID,...}: the call's row id in `llm_calls`; see `rows::reflection_sql`), so the
+--   {"~":3,"~c":ID,...}: the call's row id in `llm_calls`; see `rows::REFLECTION`), so the
 --   reflection is not stored twice; pruning a run's calls makes its reflections whole first;
 -- * a revision made from a queued batch keeps no reason of its own when it is the batch's reasoning
 --   (NULL; read from the batch, see `read::REVISION_COLUMNS`);
