@@ -7,10 +7,28 @@ use ace::store::{LATEST_VERSION, MIGRATIONS, Store, StoreError};
 use rusqlite::Connection;
 
 fn tables(conn: &Connection) -> Vec<String> {
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
+    texts(
+        conn,
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+}
+
+/// The first column of every row `sql` selects, as text.
+fn texts(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
+        .collect()
+}
+
+/// Each sample's reflection of `run`, as the store reads it back.
+fn reflections(store: &Store, run: &str) -> Vec<Option<serde_json::Value>> {
+    store
+        .run_samples(run)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reflection)
         .collect()
 }
 
@@ -300,16 +318,7 @@ fn prompts_stored_by_reference_get_their_text_back_on_the_way_down() {
         call.messages
     );
     store.migrate_to(4).unwrap();
-    let prompts: Vec<String> = {
-        let mut stmt = store
-            .connection()
-            .prepare("SELECT prompt FROM llm_calls")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let prompts = texts(store.connection(), "SELECT prompt FROM llm_calls");
     for p in prompts {
         let messages: Vec<ace::llm::Message> = serde_json::from_str(&p).unwrap();
         assert_eq!(messages, call.messages);
@@ -531,16 +540,10 @@ fn prompts_name_the_texts_the_run_holds_and_come_back_whole_at_every_version() {
     assert_eq!(compressed(&store), 0);
     assert!(holding(&store, "ZORB constant, with") >= 3);
     assert!(holding(&store, "Cube the ZORB") >= 1);
-    let prompts: Vec<String> = {
-        let mut stmt = store
-            .connection()
-            .prepare("SELECT prompt FROM llm_calls ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let prompts = texts(
+        store.connection(),
+        "SELECT prompt FROM llm_calls ORDER BY id",
+    );
     for p in &prompts {
         let messages: Vec<serde_json::Value> = serde_json::from_str(p).unwrap();
         assert!(
@@ -846,15 +849,7 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
         "SELECT reflection FROM run_samples WHERE key = 'train/1/1/1'",
     );
     assert!(whole.contains("Cube the ZORB"), "{whole}");
-    let read = |store: &Store| -> Vec<Option<serde_json::Value>> {
-        store
-            .run_samples(&run)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.reflection)
-            .collect()
-    };
-    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    assert_eq!(reflections(&store, &run), vec![Some(reflection.clone()); 2]);
     // a batch's evidence names the sample (it is as its run recorded it) and reads it back whole
     let evidence = store
         .run_samples(&run)
@@ -1019,7 +1014,7 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
         "version 9's table"
     );
     assert_eq!(store.migrate_to(LATEST_VERSION).unwrap(), vec![10]);
-    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    assert_eq!(reflections(&store, &run), vec![Some(reflection.clone()); 2]);
     assert_eq!(
         store
             .revision(from_queue)
@@ -1033,7 +1028,7 @@ fn reflections_and_states_before_a_change_store_what_differs_and_come_back_whole
     // pruning the run's calls keeps its reflections, made whole first
     store.prune_calls(None, Some(&run), false).unwrap();
     assert!(store.run_calls(&run, None).unwrap().is_empty());
-    assert_eq!(read(&store), vec![Some(reflection.clone()); 2]);
+    assert_eq!(reflections(&store, &run), vec![Some(reflection.clone()); 2]);
     // reverting the second tag takes the counters back
     store.revert(second.revision(), false, None).unwrap();
     let p = store.load_playbook("p").unwrap();
@@ -1076,25 +1071,14 @@ fn a_reflection_whose_answer_sqlite_would_read_otherwise_is_stored_whole() {
         rows.push((sample, vec![call_from(&reflector, answer)]));
     }
     store.record_samples(&run, "p", &rows).unwrap();
-    let back: Vec<Option<serde_json::Value>> = store
-        .run_samples(&run)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.reflection)
-        .collect();
+    let back = reflections(&store, &run);
     let sent: Vec<Option<serde_json::Value>> =
         rows.iter().map(|(s, _)| s.reflection.clone()).collect();
     assert_eq!(back, sent);
-    let stored: Vec<String> = {
-        let mut stmt = store
-            .connection()
-            .prepare("SELECT reflection FROM run_samples ORDER BY key")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let stored = texts(
+        store.connection(),
+        "SELECT reflection FROM run_samples ORDER BY key",
+    );
     // the repeated field and the mark-like field keep the reflection whole; the escapes and the
     // number read the same either way
     assert!(!stored[0].starts_with(r#"{"~""#), "{}", stored[0]);
@@ -1103,11 +1087,6 @@ fn a_reflection_whose_answer_sqlite_would_read_otherwise_is_stored_whole() {
     // and all of them come back the same after going down to 9 and up again
     store.migrate_to(9).unwrap();
     store.migrate_to(LATEST_VERSION).unwrap();
-    let again: Vec<Option<serde_json::Value>> = store
-        .run_samples(&run)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.reflection)
-        .collect();
+    let again = reflections(&store, &run);
     assert_eq!(again, sent);
 }
