@@ -174,12 +174,7 @@ pub fn playbook_impact(
 ) -> Result<()> {
     let store = Store::open(db)?;
     let before = Arc::new(store.load_playbook(name)?);
-    let run = store
-        .runs()?
-        .into_iter()
-        .rev()
-        .find(|r| r.playbook == name && !r.config.traces)
-        .map(|r| r.id);
+    let run = store.last_run(name)?.map(|r| r.id);
     let (samples, source, env) = samples_for(&store, run.as_deref(), &[], &args)?;
     drop(store);
     let bullets: Vec<crate::playbook::Bullet> = before.active_bullets().cloned().collect();

@@ -216,6 +216,15 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// The newest run of `playbook` that answered samples of a dataset (not a run learning from
+    /// agents' traces): where a trial or an impact takes its samples from.
+    pub fn last_run(&self, playbook: &str) -> Result<Option<RunRecord>> {
+        Ok(self
+            .runs()?
+            .into_iter()
+            .find(|r| r.playbook == playbook && !r.config.traces))
+    }
+
     /// Every run's calls, tokens, cost, wall time and accuracy (last train epoch, best validation,
     /// test, online so far), by run id.
     pub fn run_totals(&self) -> Result<std::collections::HashMap<String, RunTotals>> {

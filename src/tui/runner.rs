@@ -207,12 +207,7 @@ impl Runner {
             let result: Result<crate::adaptation::trial::TrialReport, String> = async {
                 let (before, run) = blocking(&store, move |s| {
                     let before = s.load_playbook(&name)?;
-                    let run = s
-                        .runs()?
-                        .into_iter()
-                        .rev()
-                        .find(|r| r.playbook == name && !r.config.traces)
-                        .map(|r| r.config);
+                    let run = s.last_run(&name)?.map(|r| r.config);
                     Ok::<_, StoreError>((before, run))
                 })
                 .await

@@ -1545,3 +1545,32 @@ async fn the_gate_applies_a_right_lesson_and_holds_one_that_hurts() {
     assert_eq!(pending.len(), 1);
     assert!(s.trials(pending[0].id).unwrap()[0].report.delta_points() < 0.0);
 }
+
+#[test]
+fn a_trial_takes_its_samples_from_the_playbooks_newest_dataset_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ace.db")).unwrap();
+    store.create_playbook("p", &["S"]).unwrap();
+    store.create_playbook("other", &["S"]).unwrap();
+    assert!(store.last_run("p").unwrap().is_none());
+    let run = |store: &mut Store, playbook: &str, dataset: &str, traces: bool| {
+        store
+            .create_run(&RunConfig {
+                playbook: playbook.into(),
+                dataset: dataset.into(),
+                traces,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    run(&mut store, "p", "old.jsonl", false);
+    let newest = run(&mut store, "p", "new.jsonl", false);
+    // a later run of another playbook, and one learning from agents' traces, are not it
+    run(&mut store, "other", "x.jsonl", false);
+    run(&mut store, "p", "", true);
+    let last = store.last_run("p").unwrap().unwrap();
+    assert_eq!(
+        (last.id, last.config.dataset),
+        (newest, std::path::PathBuf::from("new.jsonl"))
+    );
+}
