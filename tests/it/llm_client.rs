@@ -348,15 +348,7 @@ async fn the_concurrency_limit_holds() {
 #[tokio::test]
 async fn the_ledger_counts_tokens_and_cost_per_role() {
     let s = server(vec![ok_rule()]).await;
-    let mut prices = PriceTable::default();
-    prices.0.insert(
-        "scripted".into(),
-        ace::llm::ledger::Price {
-            input_per_mtok: 1_000_000.0,
-            output_per_mtok: 0.0,
-            cached_input_per_mtok: None,
-        },
-    );
+    let prices = price_table("scripted", 1_000_000.0, 0.0, None);
     let mut cfg = EndpointConfig::new(s.base_url(), "m");
     cfg.min_backoff = Duration::from_millis(10);
     let ledger = Ledger::default();
@@ -489,15 +481,7 @@ async fn a_cost_a_litellm_proxy_reports_wins_over_the_price_table() {
     let mut rule = ok_rule();
     rule.response_cost = Some(0.0123);
     let s = server(vec![rule]).await;
-    let mut prices = PriceTable::default();
-    prices.0.insert(
-        "scripted".into(),
-        ace::llm::ledger::Price {
-            input_per_mtok: 1_000_000.0,
-            output_per_mtok: 1_000_000.0,
-            cached_input_per_mtok: None,
-        },
-    );
+    let prices = price_table("scripted", 1_000_000.0, 1_000_000.0, None);
     let ledger = Ledger::default();
     let c = OpenAiClient::new(
         EndpointConfig::new(s.base_url(), "m"),
@@ -515,15 +499,7 @@ fn built_in_prices_cover_common_models_and_the_configuration_overrides_them() {
     let table = PriceTable::default().with_built_ins();
     let mini = table.price("gpt-4o-mini-2024-07-18").unwrap();
     assert_eq!((mini.input_per_mtok, mini.output_per_mtok), (0.15, 0.60));
-    let mut mine = PriceTable::default();
-    mine.0.insert(
-        "gpt-4o-mini".into(),
-        ace::llm::ledger::Price {
-            input_per_mtok: 9.0,
-            output_per_mtok: 9.0,
-            cached_input_per_mtok: None,
-        },
-    );
+    let mine = price_table("gpt-4o-mini", 9.0, 9.0, None);
     assert_eq!(
         mine.with_built_ins()
             .price("gpt-4o-mini")
@@ -538,15 +514,7 @@ async fn prompt_tokens_from_the_servers_cache_are_counted_apart_and_priced_at_th
     let mut rule = ok_rule();
     rule.cached_tokens = Some(10);
     let s = server(vec![rule]).await;
-    let mut prices = PriceTable::default();
-    prices.0.insert(
-        "scripted".into(),
-        ace::llm::ledger::Price {
-            input_per_mtok: 1_000_000.0,
-            output_per_mtok: 0.0,
-            cached_input_per_mtok: Some(0.0),
-        },
-    );
+    let prices = price_table("scripted", 1_000_000.0, 0.0, Some(0.0));
     let c = OpenAiClient::new(
         EndpointConfig::new(s.base_url(), "m"),
         Ledger::default(),
@@ -561,4 +529,18 @@ async fn prompt_tokens_from_the_servers_cache_are_counted_apart_and_priced_at_th
         r.cost_usd,
         r.usage.prompt_tokens
     );
+}
+
+/// A price table holding one model's price (dollars a million tokens).
+fn price_table(model: &str, input: f64, output: f64, cached: Option<f64>) -> PriceTable {
+    let mut table = PriceTable::default();
+    table.0.insert(
+        model.into(),
+        ace::llm::ledger::Price {
+            input_per_mtok: input,
+            output_per_mtok: output,
+            cached_input_per_mtok: cached,
+        },
+    );
+    table
 }
