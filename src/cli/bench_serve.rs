@@ -79,8 +79,16 @@ async fn readers(
             Ok::<_, anyhow::Error>(times)
         });
     }
+    gather(readers, started).await
+}
+
+/// Every latency the clients measured, sorted, and the wall time since `started`.
+async fn gather(
+    mut clients: tokio::task::JoinSet<Result<Vec<Duration>>>,
+    started: Instant,
+) -> Result<(Vec<Duration>, Duration)> {
     let mut times = Vec::new();
-    while let Some(r) = readers.join_next().await {
+    while let Some(r) = clients.join_next().await {
         times.extend(r??);
     }
     let wall = started.elapsed();
@@ -193,12 +201,7 @@ fn measure(dir: &Path, args: &super::BenchArgs, out: &mut impl Write) -> Result<
                 Ok::<_, anyhow::Error>(times)
             });
         }
-        let mut query_times = Vec::new();
-        while let Some(r) = tasks_q.join_next().await {
-            query_times.extend(r??);
-        }
-        let query_wall = started.elapsed();
-        query_times.sort();
+        let (query_times, query_wall) = gather(tasks_q, started).await?;
         // a burst of traces, `clients` at a time
         let post = format!("{base}/v1/playbooks/bench/traces");
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(clients));
